@@ -1,0 +1,178 @@
+"""The ``kubecost-worker`` command line. Thin: parse, build the config, call the pipeline, report.
+
+Every ``KCW_*`` setting is also a flag of the main command (``kubecost-worker --thanos-url URL backfill ...``);
+a flag wins over the environment. Exit status 0 on success, 1 when work failed, 2 on invalid usage or
+configuration, always with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from typing import Any
+
+import click
+import structlog
+
+from . import logs
+from .config import SETTINGS, Config, load_config
+from .errors import ConfigError, WorkerError
+
+log = structlog.get_logger(__name__)
+
+
+def parse_time(raw: str) -> int:
+    """ISO-8601 (UTC unless it says otherwise) or unix seconds -> unix seconds."""
+    raw = raw.strip()
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    try:
+        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"expected ISO-8601 UTC (2026-01-31T10:00:00Z) or unix seconds, got {raw!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return int(parsed.timestamp())
+
+
+class TimeParam(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_time(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _settings_options(command):
+    for setting in reversed(list(SETTINGS.values())):
+        command = click.option(setting.flag, setting.env, default=None, metavar="VALUE",
+                               help=f"{setting.help} [env {setting.env}]")(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@_settings_options
+@click.pass_context
+def cli(ctx: click.Context, **flags: str | None) -> None:
+    """Kubecost metrics in Thanos -> hourly Kubernetes expenses in ClickHouse."""
+    ctx.obj = {**os.environ, **{env: value for env, value in flags.items() if value is not None}}
+
+
+def _config(ctx: click.Context, *require: str) -> Config:
+    config = load_config(ctx.obj, require=require)
+    logs.configure(config.log_format, config.log_level)
+    return config
+
+
+@cli.command()
+@click.option("--resume", is_flag=True, help="Re-run a migration that was started but never finished.")
+@click.pass_context
+def migrate(ctx: click.Context, resume: bool) -> None:
+    """Apply pending schema migrations (idempotent)."""
+    from .sink import migrations
+    from .sink.clickhouse import connect
+
+    config = _config(ctx)
+    applied = migrations.migrate(connect(config.clickhouse_url), resume=resume)
+    click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
+
+
+@cli.command()
+@click.option("--tenant", "tenants", multiple=True, help="Tenant (cloud account id); repeat; default: all tenants.")
+@click.option("--start", required=True, type=TimeParam(), help="Start, ISO-8601 UTC or unix seconds.")
+@click.option("--end", required=True, type=TimeParam(), help="End (exclusive), ISO-8601 UTC or unix seconds.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.pass_context
+def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None) -> None:
+    """Process every whole hour in [start, end) for the given tenants."""
+    from tqdm import tqdm
+
+    from .pipeline import hours_between
+    from .sink import migrations
+
+    if end <= start:
+        raise click.BadParameter("--end must be after --start")
+    overrides = {"KCW_TENANTS": ",".join(tenants)} if tenants else {}
+    ctx.obj = {**ctx.obj, **overrides}
+    config = _config(ctx, "KCW_THANOS_URL")
+    pipeline = _pipeline(config)
+    if not migrations.is_up_to_date(pipeline.sink.client):
+        raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
+    hours = hours_between(start, end)
+    all_tenants = pipeline.tenants()
+    jobs = [(tenant, hour) for hour in hours for tenant in all_tenants]
+    started = time.perf_counter()
+    rows = failed = 0
+    total_cost = 0.0
+    show = sys.stderr.isatty() if progress is None else progress
+    for tenant, hour in tqdm(jobs, disable=not show, unit="tenant-hour", file=sys.stderr):
+        try:
+            record = pipeline.run_hour(tenant, hour, reason="backfill")
+        except WorkerError:
+            failed += 1
+            continue
+        rows += record.rows_written
+        total_cost += record.total_cost
+    seconds = time.perf_counter() - started
+    click.echo(f"backfill: {len(jobs) - failed}/{len(jobs)} tenant-hours ({len(all_tenants)} tenants x "
+               f"{len(hours)} hours), {rows} rows, total cost {total_cost:.4f}, {seconds:.1f} s, {failed} failed")
+    if failed:
+        raise WorkerError(f"{failed} of {len(jobs)} tenant-hours failed (see the log)")
+
+
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--tenants", "tenant_count", default=2, show_default=True, type=click.IntRange(1), help="Tenants.")
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1), help="Nodes per tenant.")
+@click.option("--pods", default=20, show_default=True, type=click.IntRange(1), help="Pods per tenant.")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1), help="Hours simulated.")
+@click.option("--end", type=TimeParam(), default=None, help="End of the last hour (default: the last full hour).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+def simulate(out_dir: str, tenant_count: int, nodes: int, pods: int, hours: int, end: int | None, seed: int) -> None:
+    """Write a synthetic multi-tenant cluster as OpenMetrics plus its ground truth."""
+    from .simulate import write_simulation
+
+    end = end if end is not None else int(time.time()) // 3600 * 3600
+    end -= end % 3600
+    tenants = [f"sim-tenant-{i + 1:04d}" for i in range(tenant_count)]
+    written = write_simulation(out_dir, tenants, end - hours * 3600, hours, nodes=nodes, pods=pods, seed=seed)
+    click.echo(f"simulate: {written['samples']} samples of {written['series']} series for {tenant_count} tenants x "
+               f"{hours} hours -> {written['openmetrics']}, ground truth -> {written['ground_truth']}")
+
+
+def _pipeline(config: Config):
+    from .pipeline import Pipeline
+    from .sink.clickhouse import ClickHouseSink
+    from .source.thanos import ThanosClient, ThanosSettings
+
+    return Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), ClickHouseSink.open(config.clickhouse_url))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="kubecost-worker", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("kubecost-worker: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"kubecost-worker: {exc.format_message()}", err=True)
+        return 2
+    except ConfigError as exc:
+        click.echo(f"kubecost-worker: {exc}", err=True)
+        return 2
+    except WorkerError as exc:
+        click.echo(f"kubecost-worker: {exc}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Configuration: one frozen object, loaded from a mapping (the environment merged with CLI flags).
+
+Every setting is an environment variable ``KCW_*`` and a CLI flag of the same name (``--thanos-url``).
+``load_config`` validates everything at once and raises ``ConfigError`` listing every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+# A tenant id is data from outside that ends up in PromQL and in file names of logs: it must be plain.
+# Cloud account ids are UUIDs or provider account numbers; this alphabet covers them with room to spare.
+TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}")
+
+
+def is_safe_tenant_id(value: str) -> bool:
+    return isinstance(value, str) and TENANT_ID_PATTERN.fullmatch(value) is not None
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
+def _parse_tenants(raw: str) -> tuple[str, ...]:
+    tenants = tuple(t.strip() for t in raw.split(",") if t.strip())
+    bad = [t for t in tenants if not is_safe_tenant_id(t)]
+    if bad:
+        raise ValueError(f"tenant ids outside the safe alphabet [A-Za-z0-9_.:@+=-]: {bad!r}")
+    return tenants
+
+
+def _parse_headers(raw: str) -> tuple[tuple[str, str], ...]:
+    """``Name=value,Other=value`` (also ``Name: value``); e.g. ``THANOS-TENANT=acme``."""
+    headers = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=") if "=" in item else item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9-]+", name.strip()):
+            raise ValueError(f"expected Name=value, got {item!r}")
+        headers.append((name.strip(), value.strip()))
+    return tuple(headers)
+
+
+def _parse_http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s):// URL, got {raw!r}")
+    return raw.strip().rstrip("/")
+
+
+def _parse_clickhouse_url(raw: str) -> str:
+    raw = raw.strip()
+    parts = urlsplit(raw)
+    if parts.scheme == "chdb":
+        # chdb://relative does not work with clickhouse-connect: insist on chdb:///absolute/path.
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(f"expected chdb:///absolute/path, got {raw!r}")
+        return raw
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return raw
+    raise ValueError(f"expected chdb:///absolute/path or http(s)://user:pass@host:port/database, got {raw!r}")
+
+
+def _parse_existing_file(raw: str) -> str:
+    if not Path(raw).is_file():
+        raise ValueError(f"no such file: {raw!r}")
+    return raw
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.strip().lower() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return raw.strip().lower()
+
+    return parse
+
+
+def _parse_tenant_label(raw: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", raw):
+        raise ValueError(f"not a Prometheus label name: {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    empty: Any = None  # the value of an empty (unset) optional setting
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.removeprefix("KCW_").lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, validated. Field names match the settings below."""
+
+    thanos_url: str | None
+    thanos_token_file: str | None
+    thanos_ca_file: str | None
+    thanos_timeout_seconds: float
+    thanos_headers: tuple[tuple[str, str], ...]
+    thanos_dedup: bool | None
+    thanos_partial_response: bool
+    thanos_retries: int
+    tenant_label: str
+    tenants: tuple[str, ...]
+    data_dir: str
+    clickhouse_url: str
+    step_seconds: int
+    log_format: str
+    log_level: str
+
+    @property
+    def is_embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in (
+        Setting("KCW_THANOS_URL", _parse_http_url, "", "Base URL of Thanos Query or Prometheus."),
+        Setting("KCW_THANOS_TOKEN_FILE", _parse_existing_file, "", "File holding a bearer token for Thanos."),
+        Setting("KCW_THANOS_CA_FILE", _parse_existing_file, "", "CA bundle to verify Thanos's TLS certificate."),
+        Setting("KCW_THANOS_TIMEOUT_SECONDS", _parse_positive_float, "60", "Timeout of one Thanos request."),
+        Setting("KCW_THANOS_HEADERS", _parse_headers, "", "Extra headers, e.g. THANOS-TENANT=acme,X-Scope-OrgID=acme.", ()),
+        Setting("KCW_THANOS_DEDUP", _parse_bool, "", "Thanos dedup parameter (unset: server default)."),
+        Setting("KCW_THANOS_PARTIAL_RESPONSE", _parse_bool, "false",
+                "Thanos partial_response parameter; a partial answer is an error either way."),
+        Setting("KCW_THANOS_RETRIES", _parse_positive_int, "5", "Attempts per Thanos request before giving up."),
+        Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
+        Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
+        Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),
+        Setting("KCW_CLICKHOUSE_URL", _parse_clickhouse_url, "",
+                "chdb:///absolute/path (embedded) or http(s)://user:pass@host:port/database; "
+                "default: chdb under KCW_DATA_DIR."),
+        Setting("KCW_STEP_SECONDS", _parse_positive_int, "60", "Scrape resolution of the kubecost series."),
+        Setting("KCW_LOG_FORMAT", _parse_choice("text", "json"), "text", "Log lines as text or JSON."),
+        Setting("KCW_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "info", "Log level."),
+    )
+}
+
+
+def load_config(mapping: Mapping[str, str | None], require: tuple[str, ...] = ()) -> Config:
+    """Build the configuration from ``mapping`` (typically ``os.environ`` merged with flags).
+
+    ``require`` names settings the calling command cannot do without (``KCW_THANOS_URL`` for anything that
+    reads metrics). All problems are collected and raised together in one ``ConfigError``.
+    """
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for env, setting in SETTINGS.items():
+        raw = mapping.get(env)
+        raw = setting.default if raw is None else str(raw)
+        if env in require and raw.strip() == "":
+            problems.append(f"{env} is required ({setting.help})")
+            values[env] = None
+            continue
+        if raw.strip() == "":
+            values[env] = setting.empty
+            continue
+        try:
+            values[env] = setting.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{env}: {exc}")
+            values[env] = None
+    step = values.get("KCW_STEP_SECONDS")
+    if isinstance(step, int) and 3600 % step:
+        problems.append(f"KCW_STEP_SECONDS: must divide an hour evenly, got {step}")
+    if problems:
+        raise ConfigError(problems)
+
+    data_dir = os.path.abspath(values["KCW_DATA_DIR"])
+    clickhouse_url = values["KCW_CLICKHOUSE_URL"] or f"chdb://{os.path.join(data_dir, 'clickhouse')}"
+    kwargs = {env.removeprefix("KCW_").lower(): value for env, value in values.items()}
+    kwargs.update(data_dir=data_dir, clickhouse_url=clickhouse_url)
+    return Config(**kwargs)

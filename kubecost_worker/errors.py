@@ -1,0 +1,25 @@
+"""The two kinds of failure, decided once where the failure enters (the source or sink boundary).
+
+Everything above the boundary only asks "retry later?" (``TransientError``) or "retrying cannot help"
+(``TerminalError``): a rerun message is retried or dead-lettered, a CLI run exits non-zero with the reason.
+"""
+
+
+class WorkerError(Exception):
+    """Base of the errors this service raises on purpose."""
+
+
+class TransientError(WorkerError):
+    """Retrying later may succeed: Thanos or ClickHouse unavailable, a timeout, a partial response."""
+
+
+class TerminalError(WorkerError):
+    """Retrying cannot succeed: invalid input, a rejected query, a schema problem."""
+
+
+class ConfigError(TerminalError):
+    """Invalid configuration; ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration: " + "; ".join(self.problems))

@@ -1,0 +1,9 @@
+"""Model: the pure cost math. Plain series in (``series.HourInput``), plain rows out (``allocation``).
+
+Nothing here does I/O or reads the clock, so every number can be checked by hand.
+"""
+
+from .allocation import ExpenseRow, HourResult, MetricSample, compute_hour
+from .series import HourInput, Series
+
+__all__ = ["ExpenseRow", "HourInput", "HourResult", "MetricSample", "Series", "compute_hour"]

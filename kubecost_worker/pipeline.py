@@ -1,0 +1,71 @@
+"""One tenant-hour, end to end: source -> model -> sink. Everything else (CLI, scheduler, reruns) calls this."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from .config import Config, is_safe_tenant_id
+from .errors import TerminalError, WorkerError
+from .model import compute_hour
+from .sink.clickhouse import ClickHouseSink, RunRecord, now, utc
+from .source.extract import discover_tenants, fetch_hour
+from .source.thanos import ThanosClient
+
+log = structlog.get_logger(__name__)
+HOUR = 3600
+
+
+@dataclass
+class Pipeline:
+    config: Config
+    thanos: ThanosClient
+    sink: ClickHouseSink
+
+    def tenants(self) -> list[str]:
+        """The configured tenants, else those Thanos knows (ids outside the safe alphabet are skipped)."""
+        if self.config.tenants:
+            return list(self.config.tenants)
+        found = discover_tenants(self.thanos, self.config.tenant_label)
+        unsafe = [t for t in found if not is_safe_tenant_id(t)]
+        if unsafe:
+            log.warning("skipping tenant ids outside the safe alphabet", tenants=unsafe[:10], count=len(unsafe))
+        return [t for t in found if is_safe_tenant_id(t)]
+
+    def run_hour(self, tenant: str, hour: int, reason: str = "backfill") -> RunRecord:
+        """Process one tenant-hour; the ledger records the outcome. Raises on failure after recording it."""
+        if hour % HOUR:
+            raise TerminalError(f"hour {hour} is not on an hour boundary")
+        run = RunRecord(tenant, hour, uuid.uuid4(), "running", reason, started_at=now())
+        bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
+        self.sink.record(run)
+        try:
+            hour_input = fetch_hour(self.thanos, self.config.tenant_label, tenant, hour, hour + HOUR,
+                                    self.config.step_seconds)
+            result = compute_hour(hour_input, self.config.tenant_label)
+            if result.unpriced_nodes:
+                bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
+            done = self.sink.write_hour(run, result)
+        except WorkerError as exc:
+            bound.error("tenant-hour failed", error=str(exc), transient=not isinstance(exc, TerminalError))
+            self._record_failure(run, exc)
+            raise
+        bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
+                   samples=done.samples_seen)
+        return done
+
+    def _record_failure(self, run: RunRecord, exc: Exception) -> None:
+        failed = RunRecord(run.cloud_account_id, run.hour, run.run_id, "failed", run.reason, run.started_at,
+                           finished_at=now(), error=f"{type(exc).__name__}: {exc}")
+        try:
+            self.sink.record(failed)
+        except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
+            log.warning("could not record the failure", run_id=str(run.run_id), error=str(record_exc))
+
+
+def hours_between(start: int, end: int) -> list[int]:
+    """The whole hours in ``[start, end)``: each hour that starts at or after ``start`` and ends by ``end``."""
+    first = -(-start // HOUR) * HOUR
+    return list(range(first, end - HOUR + 1, HOUR))

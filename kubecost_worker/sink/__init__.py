@@ -1,0 +1,1 @@
+"""Sink: ClickHouse tables, migrations and the run ledger."""

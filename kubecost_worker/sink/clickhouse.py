@@ -1,0 +1,209 @@
+"""Sink: writing a tenant-hour's rows into ClickHouse so that reruns replace them exactly.
+
+One code path, clickhouse-connect, for the embedded chDB (``chdb:///path``) and a ClickHouse server
+(``http(s)://...``). The write protocol of one run:
+
+1. ledger row ``running`` (run id, start time);
+2. insert the expense rows and metric samples, tagged with the run id (invisible: no view selects them);
+3. ledger row ``succeeded``: from this single-row insert on, ``k8s_expenses_current`` shows the new run's
+   rows instead of the previous run's; a reader sees the old hour or the new one, never a mix;
+4. delete the rows of runs that can no longer become current (superseded or failed runs of that hour).
+
+A crash anywhere leaves at worst invisible rows of an unfinished run, removed by the next success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import clickhouse_connect
+import structlog
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+
+from ..errors import TerminalError, TransientError
+from ..model.allocation import ExpenseRow, HourResult, MetricSample
+
+log = structlog.get_logger(__name__)
+
+EXPENSE_COLUMNS = [
+    "cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node",
+    "running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours",
+    "cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost", "total_cost",
+    "labels", "run_id", "inserted_at",
+]
+METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "run_id"]
+# ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
+# (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210).
+TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 252, 999}
+# A run still 'running' after this long is taken for dead (its process was killed) and may be cleaned up.
+STALE_RUN = dt.timedelta(hours=2)
+
+
+def utc(ts: int | float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@contextlib.contextmanager
+def classified(action: str) -> Iterator[None]:
+    """Turn ClickHouse failures into ``TransientError`` / ``TerminalError``, once, here."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise TransientError(f"ClickHouse unavailable while {action}: {exc}") from exc
+    except DatabaseError as exc:
+        code = getattr(exc, "code", None) or _code_in(str(exc))
+        kind = TransientError if code in TRANSIENT_CODES else TerminalError
+        raise kind(f"ClickHouse error while {action}: {str(exc).strip()[:500]}") from exc
+    except ClickHouseError as exc:
+        raise TransientError(f"ClickHouse error while {action}: {str(exc).strip()[:500]}") from exc
+    except (ConnectionError, TimeoutError) as exc:
+        raise TransientError(f"ClickHouse unavailable while {action}: {exc}") from exc
+
+
+def _code_in(message: str) -> int | None:
+    marker = "Code: "
+    at = message.find(marker)
+    if at < 0:
+        return None
+    digits = "".join(c for c in message[at + len(marker): at + len(marker) + 6] if c.isdigit())
+    return int(digits) if digits else None
+
+
+def connect(url: str) -> Any:
+    """A clickhouse-connect client for ``chdb:///abs/path`` or ``http(s)://user:pass@host:port/db``."""
+    with classified("connecting"):
+        if url.startswith("chdb:"):
+            os.makedirs(url.removeprefix("chdb://"), exist_ok=True)
+        return clickhouse_connect.get_client(dsn=url)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    cloud_account_id: str
+    hour: int
+    run_id: uuid.UUID
+    status: str
+    reason: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    rows_written: int = 0
+    total_cost: float = 0.0
+    samples_seen: int = 0
+    error: str = ""
+
+
+class ClickHouseSink:
+    def __init__(self, client: Any):
+        self.client = client
+
+    @classmethod
+    def open(cls, url: str) -> "ClickHouseSink":
+        return cls(connect(url))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    # -- the ledger --------------------------------------------------------------------------------------------
+
+    def record(self, run: RunRecord) -> None:
+        with classified(f"recording run {run.run_id} as {run.status}"):
+            self.client.insert(
+                "k8s_expense_runs",
+                [[run.cloud_account_id, utc(run.hour), run.run_id, run.status, run.reason, run.started_at,
+                  run.finished_at, run.rows_written, run.total_cost, run.samples_seen, run.error[:2000], now()]],
+                column_names=["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
+                              "rows_written", "total_cost", "samples_seen", "error", "recorded_at"],
+            )
+
+    # -- one tenant-hour ---------------------------------------------------------------------------------------
+
+    def write_hour(self, run: RunRecord, result: HourResult) -> RunRecord:
+        """Insert the rows of a run, commit it, clean up older runs; returns the succeeded record."""
+        inserted_at = now()
+        with classified(f"inserting {len(result.rows)} rows"):
+            if result.rows:
+                self.client.insert("k8s_expenses", _expense_columns(result.rows, run.run_id, inserted_at),
+                                   column_names=EXPENSE_COLUMNS, column_oriented=True)
+            if result.metric_samples:
+                self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
+                                   column_names=METRIC_COLUMNS, column_oriented=True)
+        done = RunRecord(run.cloud_account_id, run.hour, run.run_id, "succeeded", run.reason, run.started_at,
+                         finished_at=now(), rows_written=len(result.rows), total_cost=result.total_cost,
+                         samples_seen=result.samples_seen)
+        self.record(done)
+        self.remove_obsolete_runs(run.cloud_account_id, run.hour)
+        return done
+
+    def remove_obsolete_runs(self, tenant: str, hour: int) -> int:
+        """Delete the rows of the hour's runs that can no longer become current; returns how many runs.
+
+        Kept: the current (latest succeeded) run, and runs still 'running' that started recently (another
+        consumer may be writing them and commit after us; its success then cleans up ours).
+        """
+        with classified("finding obsolete runs"):
+            obsolete = self.client.query(
+                """
+                SELECT run_id FROM k8s_expense_runs
+                WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}
+                GROUP BY run_id
+                HAVING run_id != (
+                        SELECT argMax(run_id, recorded_at) FROM k8s_expense_runs
+                        WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}
+                          AND status = 'succeeded')
+                   AND (argMax(status, recorded_at) != 'running' OR min(started_at) < {stale:DateTime64(3, 'UTC')})
+                """,
+                parameters={"tenant": tenant, "hour": utc(hour), "stale": now() - STALE_RUN},
+            ).result_rows
+        run_ids = [r[0] for r in obsolete]
+        if not run_ids:
+            return 0
+        with classified("deleting obsolete runs"):
+            for table in ("k8s_expenses", "kubecost_metrics_hourly"):
+                self.client.command(
+                    f"DELETE FROM {table} WHERE cloud_account_id = {{tenant:String}} "
+                    "AND hour = {hour:DateTime('UTC')} AND run_id IN {runs:Array(UUID)}",
+                    parameters={"tenant": tenant, "hour": utc(hour), "runs": run_ids},
+                )
+        log.info("removed obsolete runs", tenant=tenant, hour=utc(hour).isoformat(), runs=len(run_ids))
+        return len(run_ids)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        with classified("querying"):
+            return self.client.query(sql, parameters=parameters or {}).result_rows
+
+
+def _expense_columns(rows: list[ExpenseRow], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:
+    hours = {r.hour: utc(r.hour) for r in rows}
+    columns: list[list] = [[] for _ in EXPENSE_COLUMNS]
+    for r in rows:
+        values = (r.cloud_account_id, r.cluster_id, hours[r.hour], r.namespace, r.workload_kind, r.workload_name,
+                  r.pod, r.node, r.running_minutes, r.cpu_core_hours, r.ram_byte_hours, r.gpu_hours,
+                  r.pv_byte_hours, r.cpu_cost, r.ram_cost, r.gpu_cost, r.pv_cost, r.network_cost, r.lb_cost,
+                  r.management_cost, r.total_cost, r.labels, run_id, inserted_at)
+        for column, value in zip(columns, values):
+            column.append(value)
+    return columns
+
+
+def _metric_columns(samples: list[MetricSample], run_id: uuid.UUID) -> list[list]:
+    return [
+        [s.cloud_account_id for s in samples],
+        [utc(s.hour) for s in samples],
+        [s.metric for s in samples],
+        [s.labels for s in samples],
+        [s.value for s in samples],
+        [s.samples for s in samples],
+        [run_id] * len(samples),
+    ]

@@ -1,0 +1,132 @@
+"""Versioned SQL migrations: ``migrations/NNNN_name.sql``, applied in order, tracked in ``schema_migrations``.
+
+Each file holds idempotent DDL (``IF NOT EXISTS``) separated by ``;``. The runner records ``started`` before a
+migration and ``applied`` after it, and refuses to go on when the files have a gap, when an applied
+migration's file changed or disappeared, or when a migration was started but not finished (a crash
+mid-migration): that state needs a look (``migrate --resume`` re-runs it, which idempotent DDL allows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TerminalError
+from .clickhouse import classified, now
+
+FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+TRACKING_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    status     Enum8('started' = 1, 'applied' = 2),
+    at         DateTime64(6, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (version, at)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def statements(self) -> list[str]:
+        without_comments = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+def migrations_dir() -> Path:
+    """``KCW_MIGRATIONS_DIR``, else the checkout's ``migrations/``, else the installed copy."""
+    candidates = [os.environ.get("KCW_MIGRATIONS_DIR"), Path(__file__).resolve().parents[2] / "migrations",
+                  Path(sys.prefix) / "share" / "kubecost-worker" / "migrations"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    raise TerminalError("no migrations directory found (set KCW_MIGRATIONS_DIR)")
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix != ".sql":
+            continue
+        match = FILE_NAME.match(path.name)
+        if not match:
+            raise TerminalError(f"migration file name not of the form NNNN_name.sql: {path.name}")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise TerminalError(f"migrations have a gap: expected {expected:04d}, found {migration.version:04d}")
+    return found
+
+
+def applied_state(client: Any) -> dict[int, tuple[str, str]]:
+    """version -> (status, checksum) from the latest tracking row of each version."""
+    with classified("reading schema_migrations"):
+        client.command(TRACKING_DDL)
+        rows = client.query(
+            "SELECT version, argMax(status, at), argMax(checksum, at) FROM schema_migrations GROUP BY version"
+        ).result_rows
+    return {int(v): (str(status), checksum) for v, status, checksum in rows}
+
+
+def pending(client: Any, migrations: list[Migration], resume: bool = False) -> list[Migration]:
+    """The migrations still to apply; raises ``TerminalError`` on any inconsistent state."""
+    state = applied_state(client)
+    by_version = {m.version: m for m in migrations}
+    for version, (status, checksum) in sorted(state.items()):
+        migration = by_version.get(version)
+        if migration is None:
+            raise TerminalError(f"migration {version:04d} is recorded in the database but its file is missing")
+        if checksum != migration.checksum:
+            raise TerminalError(f"migration {version:04d}_{migration.name} changed after it was applied")
+        if status == "started" and not resume:
+            raise TerminalError(f"migration {version:04d}_{migration.name} was started but never finished; "
+                                "check the schema, then run `kubecost-worker migrate --resume`")
+    applied = sorted(v for v, (status, _) in state.items() if status == "applied")
+    if applied != list(range(1, len(applied) + 1)):
+        raise TerminalError(f"applied migrations have a gap: {applied}")
+    return [m for m in migrations if state.get(m.version, ("", ""))[0] != "applied"]
+
+
+def migrate(client: Any, directory: Path | None = None, resume: bool = False) -> list[str]:
+    """Apply every pending migration in order; returns the names applied (empty when up to date)."""
+    migrations = load_migrations(directory or migrations_dir())
+    done = []
+    for migration in pending(client, migrations, resume=resume):
+        _track(client, migration, "started")
+        for statement in migration.statements:
+            with classified(f"applying migration {migration.version:04d}_{migration.name}"):
+                client.command(statement)
+        _track(client, migration, "applied")
+        done.append(f"{migration.version:04d}_{migration.name}")
+    return done
+
+
+def _track(client: Any, migration: Migration, status: str) -> None:
+    with classified("recording a migration"):
+        client.insert("schema_migrations", [[migration.version, migration.name, migration.checksum, status, now()]],
+                      column_names=["version", "name", "checksum", "status", "at"])
+
+
+def is_up_to_date(client: Any, directory: Path | None = None) -> bool:
+    migrations = load_migrations(directory or migrations_dir())
+    try:
+        return not pending(client, migrations)
+    except TerminalError:
+        return False

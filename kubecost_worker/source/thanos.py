@@ -1,0 +1,199 @@
+"""A small client of the Prometheus HTTP API as Thanos Query serves it.
+
+Failures are classified here, once: connection errors, timeouts, 429, 5xx and partial responses
+(``warnings``) are ``TransientError`` and retried with backoff (honouring ``Retry-After``); a query the server
+rejects (400/422 with ``status: error``) is ``TerminalError``. Nothing partial is ever returned as complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import structlog
+import tenacity
+
+from ..config import Config
+from ..errors import TerminalError, TransientError
+
+log = structlog.get_logger(__name__)
+
+# Prometheus and Thanos refuse a range query that would return more than 11,000 points per series.
+MAX_POINTS_PER_SERIES = 11_000
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+class ThanosUnavailable(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return min(max(float(raw), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        return None  # an HTTP date: rare from Thanos; fall back to our own backoff
+
+
+class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
+    def __init__(self, backoff: tenacity.wait.wait_base):
+        self.backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, ThanosUnavailable) and exc.retry_after is not None:
+            return exc.retry_after
+        return self.backoff(retry_state)
+
+
+@dataclass(frozen=True)
+class ThanosSettings:
+    url: str
+    timeout_seconds: float = 60.0
+    headers: tuple[tuple[str, str], ...] = ()
+    token_file: str | None = None
+    ca_file: str | None = None
+    dedup: bool | None = None
+    partial_response: bool = False
+    retries: int = 5
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 20.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> "ThanosSettings":
+        if not config.thanos_url:
+            raise TerminalError("KCW_THANOS_URL is not set")
+        return cls(
+            url=config.thanos_url,
+            timeout_seconds=config.thanos_timeout_seconds,
+            headers=config.thanos_headers,
+            token_file=config.thanos_token_file,
+            ca_file=config.thanos_ca_file,
+            dedup=config.thanos_dedup,
+            partial_response=config.thanos_partial_response,
+            retries=config.thanos_retries,
+        )
+
+
+class ThanosClient:
+    def __init__(self, settings: ThanosSettings, session: requests.Session | None = None):
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.session.headers.update(dict(settings.headers))
+        if settings.ca_file:
+            self.session.verify = settings.ca_file
+        self.requests_made = 0
+        self._get = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(settings.retries),
+            wait=_WaitRetryAfterOrBackoff(
+                tenacity.wait_exponential_jitter(initial=settings.backoff_initial_seconds, max=settings.backoff_max_seconds)
+            ),
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        ).wraps(self._get_once)
+
+    @staticmethod
+    def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+        log.warning("thanos request failed, retrying", attempt=retry_state.attempt_number,
+                    error=str(retry_state.outcome.exception()), sleep=round(retry_state.upcoming_sleep, 2))
+
+    # -- the API ------------------------------------------------------------------------------------------
+
+    def query(self, promql: str, at: float) -> list[dict[str, Any]]:
+        """Instant query; returns ``data.result`` (a vector, or a matrix for a range selector)."""
+        return self._get("/api/v1/query", {"query": promql, "time": _fmt_time(at)})["result"]
+
+    def query_range(self, promql: str, start: float, end: float, step: int) -> list[dict[str, Any]]:
+        """Range query over ``[start, end]``, split so no request asks more than 11,000 points per series."""
+        merged: dict[tuple, dict[str, Any]] = {}
+        for chunk_start, chunk_end in split_range(start, end, step):
+            params = {"query": promql, "start": _fmt_time(chunk_start), "end": _fmt_time(chunk_end), "step": str(step)}
+            for series in self._get("/api/v1/query_range", params)["result"]:
+                key = tuple(sorted(series["metric"].items()))
+                if key in merged:
+                    merged[key]["values"].extend(series["values"])
+                else:
+                    merged[key] = {"metric": series["metric"], "values": list(series["values"])}
+        return list(merged.values())
+
+    def label_values(self, label: str) -> list[str]:
+        return list(self._get(f"/api/v1/label/{label}/values", {}))
+
+    # -- one HTTP request ---------------------------------------------------------------------------------
+
+    def _params(self, params: dict[str, str]) -> dict[str, str]:
+        extra = {"partial_response": "true" if self.settings.partial_response else "false"}
+        if self.settings.dedup is not None:
+            extra["dedup"] = "true" if self.settings.dedup else "false"
+        return {**params, **extra}
+
+    def _auth_headers(self) -> dict[str, str]:
+        if not self.settings.token_file:
+            return {}
+        # Read each time: projected service-account tokens rotate under a running pod.
+        with open(self.settings.token_file) as f:
+            return {"Authorization": f"Bearer {f.read().strip()}"}
+
+    def _get_once(self, path: str, params: dict[str, str]) -> Any:
+        url = self.settings.url + path
+        self.requests_made += 1
+        started = time.perf_counter()
+        try:
+            response = self.session.get(url, params=self._params(params), headers=self._auth_headers(),
+                                        timeout=self.settings.timeout_seconds)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TerminalError(f"{path}: {type(exc).__name__}: {exc}") from exc
+        log.debug("thanos request", path=path, status=response.status_code,
+                  seconds=round(time.perf_counter() - started, 3), bytes=len(response.content))
+        return self._parse(path, response)
+
+    @staticmethod
+    def _parse(path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if status == 429 or status >= 500:
+            reason = body.get("error") if isinstance(body, dict) else response.text[:200]
+            raise ThanosUnavailable(f"{path}: HTTP {status}: {reason}", _retry_after(response))
+        if not isinstance(body, dict) or "status" not in body:
+            raise ThanosUnavailable(f"{path}: HTTP {status}: not a Prometheus API response: {response.text[:200]!r}")
+        if body["status"] != "success":
+            error = f"{path}: HTTP {status}: {body.get('errorType')}: {body.get('error')}"
+            if body.get("errorType") in ("timeout", "canceled", "unavailable", "internal"):
+                raise ThanosUnavailable(error)
+            raise TerminalError(error)
+        if body.get("warnings"):
+            # Thanos answers with warnings when a store did not answer (partial response): never complete.
+            raise ThanosUnavailable(f"{path}: partial response: {'; '.join(map(str, body['warnings']))[:500]}")
+        if "data" not in body:
+            raise ThanosUnavailable(f"{path}: success without data")
+        return body["data"]
+
+
+def split_range(start: float, end: float, step: int) -> list[tuple[float, float]]:
+    """Chunks of ``[start, end]`` with at most ``MAX_POINTS_PER_SERIES`` evaluation points each."""
+    if end < start:
+        raise ValueError("end before start")
+    span = (MAX_POINTS_PER_SERIES - 1) * step
+    chunks = []
+    chunk_start = start
+    while chunk_start <= end:
+        chunk_end = min(chunk_start + span, end)
+        chunks.append((chunk_start, chunk_end))
+        chunk_start = chunk_end + step
+    return chunks
+
+
+def _fmt_time(t: float) -> str:
+    return f"{t:.3f}"
