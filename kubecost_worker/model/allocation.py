@@ -352,7 +352,7 @@ class _ClusterHour:
             cost = timeline.product_integral(capacity, s.samples, t0, t1) / GIB
             byte_hours = timeline.integral(capacity, t0, t1)
             paid_byte_hours, paid_cost = paid.get(volume, (0.0, 0.0))
-            if cost - paid_cost > 0:
+            if cost - paid_cost > 1e-9 * cost:  # float residue of a fully claimed volume is not a row
                 row = self.row(UNMOUNTED, "persistentvolume", volume)
                 row.pv_cost += cost - paid_cost
                 row.pv_byte_hours += max(0.0, byte_hours - paid_byte_hours)

@@ -61,12 +61,17 @@ def classified(action: str) -> Iterator[None]:
         raise TransientError(f"ClickHouse unavailable while {action}: {exc}") from exc
     except DatabaseError as exc:
         code = getattr(exc, "code", None) or _code_in(str(exc))
-        kind = TransientError if code in TRANSIENT_CODES else TerminalError
+        kind = TransientError if code in TRANSIENT_CODES or _chdb_path_busy(str(exc)) else TerminalError
         raise kind(f"ClickHouse error while {action}: {str(exc).strip()[:500]}") from exc
     except ClickHouseError as exc:
         raise TransientError(f"ClickHouse error while {action}: {str(exc).strip()[:500]}") from exc
     except (ConnectionError, TimeoutError) as exc:
         raise TransientError(f"ClickHouse unavailable while {action}: {exc}") from exc
+
+
+def _chdb_path_busy(message: str) -> bool:
+    """chDB reports a path locked by another process (code 76 on stderr) as a failure to open the engine."""
+    return "Unable to open the chdb engine" in message and "already initialized with path" not in message
 
 
 def _code_in(message: str) -> int | None:

@@ -1,0 +1,188 @@
+"""ClickHouse sink and migrations on chDB, through the same clickhouse-connect code path a server uses."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from kubecost_worker.errors import TerminalError, TransientError
+from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
+from kubecost_worker.sink import migrations
+from kubecost_worker.sink.clickhouse import EXPENSE_COLUMNS, METRIC_COLUMNS, ClickHouseSink, RunRecord, connect, now
+
+from .conftest import ROOT, ch_client
+
+H0 = 1_767_225_600
+
+
+def result_with(pods: dict[str, float], tenant="t-1", hour=H0) -> HourResult:
+    rows = [ExpenseRow(tenant, "c1", hour, "default", "deployment", "api", pod, "n1", cpu_cost=cost,
+                       cpu_core_hours=1.0, labels={"team": "a"}) for pod, cost in pods.items()]
+    samples = [MetricSample(tenant, hour, "kubecost_savings_cpu_allocation", {"daemonset": "false"}, 1.5, 60)]
+    return HourResult(rows, samples, samples_seen=100, unpriced_nodes=[])
+
+
+def commit(sink: ClickHouseSink, result: HourResult) -> RunRecord:
+    tenant, hour = result.rows[0].cloud_account_id, result.rows[0].hour
+    run = RunRecord(tenant, hour, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(run)
+    return sink.write_hour(run, result)
+
+
+@pytest.fixture
+def sink(ch_url):
+    with ch_client(ch_url) as client:
+        migrations.migrate(client)
+        yield ClickHouseSink(client)
+
+
+def current(sink, tenant="t-1"):
+    return sorted(sink.query("SELECT pod, cpu_cost FROM k8s_expenses_current WHERE cloud_account_id = {t:String}",
+                             {"t": tenant}))
+
+
+def test_migrations_apply_once_and_twice_change_nothing(ch_url):
+    with ch_client(ch_url) as client:
+        first = migrations.migrate(client)
+        schema = client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
+                              "ORDER BY table, name").result_rows
+        assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
+                         "0004_current_views"]
+        assert migrations.migrate(client) == []
+        assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
+                            "ORDER BY table, name").result_rows == schema
+        assert migrations.is_up_to_date(client)
+
+
+def test_schema_matches_what_the_code_inserts(sink):
+    columns = {(t, c) for t, c in sink.query("SELECT table, name FROM system.columns WHERE database = currentDatabase()")}
+    assert {("k8s_expenses", c) for c in EXPENSE_COLUMNS} <= columns
+    assert {("kubecost_metrics_hourly", c) for c in METRIC_COLUMNS} <= columns
+    assert {("k8s_expenses_current", c) for c in EXPENSE_COLUMNS} <= columns
+    done = commit(sink, result_with({"a": 1.25}))
+    row = sink.query("SELECT * FROM k8s_expenses_current")
+    assert len(row) == 1 and done.rows_written == 1 and done.total_cost == pytest.approx(1.25)
+    stored = dict(zip([c for c, in sink.query("SELECT name FROM system.columns WHERE table = 'k8s_expenses_current' "
+                                               "AND database = currentDatabase() ORDER BY position")], row[0]))
+    assert stored["labels"] == {"team": "a"} and stored["total_cost"] == pytest.approx(1.25)
+    assert sink.query("SELECT metric, value, labels FROM kubecost_metrics_current") == [
+        ("kubecost_savings_cpu_allocation", 1.5, {"daemonset": "false"})]
+
+
+def test_rerun_replaces_rows_exactly_and_leaves_no_stale_rows(sink):
+    commit(sink, result_with({"a": 1.0, "b": 2.0, "c": 3.0}))
+    commit(sink, result_with({"a": 1.0, "b": 2.0, "c": 3.0}))
+    assert current(sink) == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    commit(sink, result_with({"a": 1.5}))  # the rerun found fewer pods
+    assert current(sink) == [("a", 1.5)]
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)]  # older runs deleted underneath
+    assert sink.query("SELECT count() FROM kubecost_metrics_hourly") == [(1,)]
+
+
+def test_rows_of_an_unfinished_run_are_invisible(sink):
+    commit(sink, result_with({"a": 1.0}))
+    crashed = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(crashed)
+    from kubecost_worker.sink.clickhouse import _expense_columns
+
+    # the process dies after inserting its rows, before recording success
+    sink.client.insert("k8s_expenses", _expense_columns(result_with({"a": 9.0, "z": 9.0}).rows, crashed.run_id, now()),
+                       column_names=EXPENSE_COLUMNS, column_oriented=True)
+    assert current(sink) == [("a", 1.0)]
+    commit(sink, result_with({"a": 2.0}))
+    assert current(sink) == [("a", 2.0)]
+
+
+def test_tenants_and_hours_are_independent(sink):
+    commit(sink, result_with({"a": 1.0}, tenant="t-1"))
+    commit(sink, result_with({"b": 2.0}, tenant="t-2"))
+    commit(sink, result_with({"c": 3.0}, tenant="t-1", hour=H0 + 3600))
+    commit(sink, result_with({"d": 4.0}, tenant="t-2"))
+    assert current(sink, "t-1") == [("a", 1.0), ("c", 3.0)]
+    assert current(sink, "t-2") == [("d", 4.0)]
+
+
+def _write(directory, files: dict[str, str]):
+    directory.mkdir(exist_ok=True)
+    for name, sql in files.items():
+        (directory / name).write_text(sql)
+    return directory
+
+
+def test_runner_refuses_gaps_changes_and_half_applied_state(ch_url, tmp_path):
+    ok = "CREATE TABLE IF NOT EXISTS t{n} (a UInt8) ENGINE = MergeTree ORDER BY a;"
+    gap = _write(tmp_path / "gap", {"0001_a.sql": ok.format(n=1), "0003_c.sql": ok.format(n=3)})
+    with pytest.raises(TerminalError, match="gap"):
+        migrations.load_migrations(gap)
+    good = _write(tmp_path / "good", {"0001_a.sql": ok.format(n=1), "0002_b.sql": ok.format(n=2)})
+    with ch_client(ch_url) as client:
+        assert migrations.migrate(client, good) == ["0001_a", "0002_b"]
+        (good / "0002_b.sql").write_text(ok.format(n=2) + "\n-- edited")
+        with pytest.raises(TerminalError, match="changed after it was applied"):
+            migrations.migrate(client, good)
+        (good / "0002_b.sql").write_text(ok.format(n=2))
+        # a crash between 'started' and 'applied'
+        (good / "0003_c.sql").write_text(ok.format(n=3))
+        m3 = migrations.load_migrations(good)[2]
+        migrations._track(client, m3, "started")
+        with pytest.raises(TerminalError, match="started but never finished"):
+            migrations.migrate(client, good)
+        assert not migrations.is_up_to_date(client, good)
+        assert migrations.migrate(client, good, resume=True) == ["0003_c"]
+        assert migrations.migrate(client, good) == []
+        (good / "0002_b.sql").unlink()
+        with pytest.raises(TerminalError):
+            migrations.migrate(client, good)
+
+
+def test_migration_files_are_idempotent_ddl():
+    for migration in migrations.load_migrations(ROOT / "migrations"):
+        for statement in migration.statements:
+            assert "IF NOT EXISTS" in statement.upper(), (migration.name, statement[:80])
+
+
+def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
+    url = f"chdb://{tmp_path / 'locked'}"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from kubecost_worker.sink.clickhouse import connect
+        client = connect({url!r}); client.command("SELECT 1")
+        print("open", flush=True); time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(TransientError, match="ClickHouse"):
+            connect(url).command("SELECT 1")
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.2)
+    with ch_client(url) as client:  # free again once the other process is gone
+        assert client.command("SELECT 1") == 1
+
+
+def test_clickhouse_server_via_testcontainers():
+    docker = pytest.importorskip("docker")
+    try:
+        docker.from_env(timeout=2).ping()
+    except Exception as exc:  # no Docker engine on this machine
+        pytest.skip(f"no Docker engine to run a ClickHouse server container: {type(exc).__name__}")
+    from testcontainers.community.clickhouse import ClickHouseContainer  # pragma: no cover
+
+    with ClickHouseContainer("clickhouse/clickhouse-server:24.8") as server:  # pragma: no cover
+        url = f"http://{server.username}:{server.password}@{server.get_container_host_ip()}:" \
+              f"{server.get_exposed_port(8123)}/{server.dbname}"
+        client = connect(url)
+        migrations.migrate(client)
+        commit(ClickHouseSink(client), result_with({"a": 1.0}))
+        assert ClickHouseSink(client).query("SELECT pod, cpu_cost FROM k8s_expenses_current") == [("a", 1.0)]
+
+
+def test_shutil_available():
+    assert shutil.which("promtool"), "promtool is needed by the end-to-end tests: apt-get install prometheus"
