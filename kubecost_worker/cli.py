@@ -91,39 +91,64 @@ def migrate(ctx: click.Context, resume: bool) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None) -> None:
     """Process every whole hour in [start, end) for the given tenants."""
-    from tqdm import tqdm
-
-    from .pipeline import hours_between
+    from .pipeline import backfill as run_backfill, hours_between
     from .sink import migrations
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
-    overrides = {"KCW_TENANTS": ",".join(tenants)} if tenants else {}
-    ctx.obj = {**ctx.obj, **overrides}
+    if tenants:
+        ctx.obj = {**ctx.obj, "KCW_TENANTS": ",".join(tenants)}
     config = _config(ctx, "KCW_THANOS_URL")
     pipeline = _pipeline(config)
     if not migrations.is_up_to_date(pipeline.sink.client):
         raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
-    hours = hours_between(start, end)
-    all_tenants = pipeline.tenants()
-    jobs = [(tenant, hour) for hour in hours for tenant in all_tenants]
-    started = time.perf_counter()
-    rows = failed = 0
-    total_cost = 0.0
     show = sys.stderr.isatty() if progress is None else progress
-    for tenant, hour in tqdm(jobs, disable=not show, unit="tenant-hour", file=sys.stderr):
-        try:
-            record = pipeline.run_hour(tenant, hour, reason="backfill")
-        except WorkerError:
-            failed += 1
-            continue
-        rows += record.rows_written
-        total_cost += record.total_cost
-    seconds = time.perf_counter() - started
-    click.echo(f"backfill: {len(jobs) - failed}/{len(jobs)} tenant-hours ({len(all_tenants)} tenants x "
-               f"{len(hours)} hours), {rows} rows, total cost {total_cost:.4f}, {seconds:.1f} s, {failed} failed")
-    if failed:
-        raise WorkerError(f"{failed} of {len(jobs)} tenant-hours failed (see the log)")
+    summary = run_backfill(pipeline, pipeline.tenants(), hours_between(start, end), progress=show)
+    click.echo(summary.line())
+    if summary.failed:
+        raise WorkerError(f"{summary.failed} of {summary.done + summary.failed} tenant-hours failed (see the log)")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table", show_default=True)
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str) -> None:
+    """Run one SQL query on the configured ClickHouse (handy for the embedded chDB) and print the rows."""
+    from .sink.clickhouse import ClickHouseSink
+
+    config = _config(ctx)
+    result = ClickHouseSink.open(config.clickhouse_url).client.query(query)
+    click.echo(format_rows(list(result.column_names), result.result_rows, fmt))
+
+
+def format_rows(names: list[str], rows: list[tuple], fmt: str = "table") -> str:
+    if fmt == "json":
+        import json
+
+        return "\n".join(json.dumps(dict(zip(names, row)), default=str) for row in rows)
+    cells = [names] + [[f"{v:.6f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    if fmt == "tsv":
+        return "\n".join("\t".join(line) for line in cells)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(names))]
+    numeric = [bool(rows) and all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(names))]
+    return "\n".join("  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(line, widths, numeric)).rstrip()
+                     for line in cells)
+
+
+@cli.command()
+@click.option("--workdir", default=".demo", show_default=True, type=click.Path(file_okay=False),
+              help="Scratch directory (emptied first): simulation, Prometheus TSDB, embedded ClickHouse.")
+@click.option("--tenants", "tenant_count", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1))
+@click.option("--pods", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1))
+def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> None:
+    """Simulate a cluster, serve it from a local Prometheus, run the worker into embedded ClickHouse, report."""
+    from .demo import run_demo
+
+    logs.configure("text", "warning")
+    run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -63,6 +65,42 @@ class Pipeline:
             self.sink.record(failed)
         except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
             log.warning("could not record the failure", run_id=str(run.run_id), error=str(record_exc))
+
+
+@dataclass
+class BackfillSummary:
+    tenants: int
+    hours: int
+    done: int = 0
+    failed: int = 0
+    rows: int = 0
+    total_cost: float = 0.0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        jobs = self.done + self.failed
+        return (f"backfill: {self.done}/{jobs} tenant-hours ({self.tenants} tenants x {self.hours} hours), "
+                f"{self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, {self.failed} failed")
+
+
+def backfill(pipeline: Pipeline, tenants: list[str], hours: list[int], progress: bool = False) -> BackfillSummary:
+    """Run every tenant-hour, hour by hour; a failed tenant-hour is recorded and the others go on."""
+    from tqdm import tqdm
+
+    summary = BackfillSummary(tenants=len(tenants), hours=len(hours))
+    started = time.perf_counter()
+    jobs = [(tenant, hour) for hour in hours for tenant in tenants]
+    for tenant, hour in tqdm(jobs, disable=not progress, unit="tenant-hour", file=sys.stderr):
+        try:
+            record = pipeline.run_hour(tenant, hour, reason="backfill")
+        except WorkerError:
+            summary.failed += 1
+            continue
+        summary.done += 1
+        summary.rows += record.rows_written
+        summary.total_cost += record.total_cost
+    summary.seconds = time.perf_counter() - started
+    return summary
 
 
 def hours_between(start: int, end: int) -> list[int]:

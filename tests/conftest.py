@@ -18,7 +18,6 @@ from kubecost_worker.localprom import LocalPrometheus, backfill
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(sys.executable).parent / "kubecost-worker"
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture
