@@ -48,7 +48,8 @@ def _parse_positive_float(raw: str) -> float:
 
 
 def _parse_tenants(raw: str) -> tuple[str, ...]:
-    tenants = tuple(t.strip() for t in raw.split(",") if t.strip())
+    # Only spaces around commas are dropped: a newline or quote inside an id is an error, not trimmed away.
+    tenants = tuple(t.strip(" ") for t in raw.split(",") if t.strip(" "))
     bad = [t for t in tenants if not is_safe_tenant_id(t)]
     if bad:
         raise ValueError(f"tenant ids outside the safe alphabet [A-Za-z0-9_.:@+=-]: {bad!r}")

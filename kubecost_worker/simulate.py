@@ -456,7 +456,7 @@ class _Builder:
                 self.add_pod(namespace="batch", name=name, uid=uid, node=self.random_node(),
                              start=h * n + s, end=h * n + e, owner=("Job", job),
                              workload=("cronjob", "report"),
-                             labels={"app": "report", "job_name": job},
+                             labels={"app": "report", "team": "reporting", "job_name": job},
                              containers=[self.container(uid, "report", 1.0, 2 * GiB)], role="cronjob")
         fixed += 3
 
@@ -470,7 +470,7 @@ class _Builder:
         node0 = self.node_names[0]
         self.add_pod(namespace="kube-system", name=f"kube-proxy-{node0}", uid=uid, node=node0, start=0,
                      end=total, owner=("Node", node0), workload=("__unallocated__", "__unallocated__"),
-                     labels={"component": "kube-proxy", "tier": "node"},
+                     labels={"app": "kube-proxy", "team": "platform", "tier": "node"},
                      containers=[self.container(uid, "kube-proxy", 0.1, 64 * MiB)], role="node-owned")
         fixed += 2
 
@@ -989,10 +989,13 @@ class Simulation:
                         best = c
                 parts[best[1]]["network_cost"].append(cost)
 
+        by_hour: dict[int, list[tuple]] = defaultdict(list)
+        for key in parts:
+            by_hour[key[0]].append(key)
         out: list[dict] = []
         for h in range(self.hours):
             rows: list[dict] = []
-            for key in [k for k in parts if k[0] == h]:
+            for key in by_hour.get(h, []):
                 _, ns, kind, name, pod, node = key
                 row = self._row(t, h, ns, kind, name, pod, node, dict(meta[key]))
                 for fld, vals in parts[key].items():
