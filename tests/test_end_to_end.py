@@ -181,3 +181,35 @@ def test_cli_reports_configuration_errors_all_at_once(tmp_path):
         assert problem in line
     bad_time = run_worker("backfill", "--start", "yesterday", "--end", "1", env={"KCW_THANOS_URL": "http://x"})
     assert bad_time.returncode == 2 and "ISO-8601" in bad_time.stderr
+
+
+def test_thanos_faults_are_retried_and_a_partial_hour_is_never_stored(cluster, ch_url):
+    """Through a fault-injecting proxy: transient faults are retried and the hour succeeds; a fault that
+    does not clear fails the hour (ledger 'failed', nothing visible); once it clears the hour succeeds."""
+    from .faultproxy import RESET, Status, partial, FaultProxy
+
+    tenant_args = ("--tenant", TENANTS[0])
+    with FaultProxy(cluster.url) as proxy:
+        env = {**cluster.worker_env(ch_url), "KCW_THANOS_URL": proxy.url, "KCW_THANOS_RETRIES": "3",
+               "KCW_THANOS_TIMEOUT_SECONDS": "5"}
+        assert run_worker("migrate", env=env).returncode == 0
+        proxy.default = partial(["store eu-1 did not answer"])
+        failed = run_worker("backfill", *tenant_args, "--start", iso(START), "--end", iso(END), env=env)
+        assert failed.returncode == 1 and "tenant-hours failed" in failed.stderr
+        assert proxy.count == HOURS * 3  # every hour tried 3 times
+        with ch_client(ch_url) as client:
+            assert client.query("SELECT count() FROM k8s_expenses_current").result_rows == [(0,)]
+            statuses = client.query("SELECT argMax(status, recorded_at) AS s, any(error) FROM k8s_expense_runs "
+                                    "WHERE status != 'running' GROUP BY run_id").result_rows
+        assert len(statuses) == HOURS and all(s == "failed" and "partial response" in e for s, e in statuses)
+
+        proxy.default = "pass"
+        proxy.script(Status(503, {"status": "error", "errorType": "unavailable", "error": "overloaded"}),
+                     Status(429, "slow down", {"Retry-After": "1"}), RESET)
+        # three faults in a row on the first request: 4 attempts let it through
+        ok = run_worker("backfill", *tenant_args, "--start", iso(START), "--end", iso(END),
+                        env={**env, "KCW_THANOS_RETRIES": "4"})
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert proxy.pending == 0
+    truth = [r for r in cluster.truth if r["cloud_account_id"] == TENANTS[0]]
+    assert_matches_truth(ch_url, truth)

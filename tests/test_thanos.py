@@ -13,7 +13,6 @@ injected by a small HTTP proxy (``tests/faultproxy.py``) in front of it, all on 
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -71,7 +70,8 @@ def _minutes(start: int, end: int, offset: int = 0, every: int = 60) -> list[int
     return list(range(start + offset, end + 1, every))
 
 
-NODE = {"instance": "10.0.0.1:9003", "instance_type": "m5.large", "region": "eu-west-1", "provider_id": "i-1", "arch": "amd64"}
+NODE = {"instance": "10.0.0.1:9003", "instance_type": "m5.large", "region": "eu-west-1", "provider_id": "i-1",
+        "arch": "amd64"}
 
 SEED = [
     _series("long_series", {"job": "long"}, _minutes(L0, L_END), lambda i, t: i),
@@ -174,11 +174,6 @@ def by_labels(result: list[dict]) -> dict[tuple, list]:
     return out
 
 
-def seeded(name: str, tenant: str | None = None) -> list[tuple[dict[str, str], list[tuple[int, float]]]]:
-    return [(labels, samples) for n, labels, samples in SEED
-            if n == name and (tenant is None or labels.get(TENANT_LABEL) == tenant)]
-
-
 # =====================================================================================================
 # 1. split_range and query_range over long windows
 # =====================================================================================================
@@ -230,10 +225,9 @@ def test_split_range_rejects_end_before_start():
         split_range(100, 99, 60)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: split_range never returns for step <= 0 (no check; the loop never "
-                                       "advances) -- see the report; should raise ValueError")
 def test_split_range_rejects_a_non_positive_step():
-    # In a subprocess with a memory limit: the bug is an endless loop that appends to a list.
+    # In a subprocess with a memory limit and a timeout: without the check the loop never advances and
+    # appends to a list forever.
     code = (
         "import resource\n"
         "resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))\n"
@@ -380,6 +374,8 @@ TRANSIENT_CASES = {
     "connection closed without a response": ([CLOSE], 2),
     "connection reset": ([RESET], 2),
     "partial response with warnings": ([partial(WARNINGS)], 2),
+    "success without data": ([Status(200, {"status": "success"})], 2),
+    "a body cut short": ([TRUNCATE], 2),
     "a bit of everything": ([Status(503), RESET, CLOSE, partial(WARNINGS)], 5),
 }
 
@@ -458,6 +454,43 @@ def test_a_query_the_real_server_rejects_is_terminal_and_not_retried(proxy, prom
     assert client.requests_made == proxy.count == 1
 
 
+def test_a_nan_retry_after_falls_back_to_the_backoff(prom, proxy):
+    expected = by_labels(direct(prom, "/api/v1/query", query=FAULT_QUERY, time=T0 + 1800)["result"])
+    client = make_client(proxy.url)
+    proxy.script(Status(503, "busy", {"Retry-After": "nan"}))
+    assert by_labels(client.query(FAULT_QUERY, T0 + 1800)) == expected
+    assert client.requests_made == proxy.count == 2
+
+
+@pytest.mark.parametrize("body", [{"status": "success", "data": {}}, {"status": "success", "data": None},
+                                  {"status": "success", "data": {"resultType": "matrix", "result": None}}],
+                         ids=["data without result", "data null", "result null"])
+def test_a_malformed_success_body_is_transient(prom, proxy, body):
+    expected = by_labels(direct(prom, "/api/v1/query", query=FAULT_QUERY, time=T0 + 1800)["result"])
+    client = make_client(proxy.url)
+    proxy.script(Status(200, body))
+    assert by_labels(client.query(FAULT_QUERY, T0 + 1800)) == expected
+    assert client.requests_made == proxy.count == 2
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:9", "htp://127.0.0.1:9", "http://"])
+def test_a_misconfigured_url_is_terminal_and_not_retried(url):
+    client = make_client(url)
+    with pytest.raises(TerminalError) as raised:
+        client.query("up", T0)
+    assert not isinstance(raised.value, TransientError)
+    assert client.requests_made == 1
+
+
+def test_connection_refused_is_transient():
+    from kubecost_worker.localprom import free_port
+
+    client = make_client(f"http://127.0.0.1:{free_port()}", retries=2)
+    with pytest.raises(TransientError):
+        client.query("up", T0)
+    assert client.requests_made == 2
+
+
 @pytest.mark.parametrize("retries", [1, 3])
 def test_always_503_gives_transient_error_after_the_configured_attempts(proxy, retries):
     client = make_client(proxy.url, retries=retries)
@@ -469,10 +502,9 @@ def test_always_503_gives_transient_error_after_the_configured_attempts(proxy, r
     assert time.monotonic() - started < 2  # the small backoff was used
 
 
-@pytest.mark.xfail(strict=True, raises=TerminalError,
-                   reason="BUG: a body cut short (ChunkedEncodingError) is classified TerminalError, not retried "
-                          "-- see the report")
-def test_a_truncated_body_is_transient(prom, proxy):
+def test_a_body_cut_short_is_transient(prom, proxy):
+    """Headers with the full Content-Length, half the body, then EOF: requests raises ChunkedEncodingError,
+    which is not a ConnectionError but must still be retried."""
     expected = by_labels(direct(prom, "/api/v1/query_range", query=FAULT_QUERY, start=W_START, end=W_END,
                                 step=60)["result"])
     client = make_client(proxy.url)
@@ -545,6 +577,24 @@ def test_fetch_hour_window_edges_and_own_timestamps(prom):
     # stops at minute 20: no sample after it (no 5-minute lookback), each sample exactly as seeded
     assert pods["stopper"] == [(float(t), 0.25 + i) for i, t in enumerate(range(T0, STOP + 1, 60))]
     assert max(t for t, _ in pods["stopper"]) == STOP
+
+
+def test_fetch_hour_keeps_the_window_even_if_the_server_returns_more(prom, proxy):
+    """A server whose range is wider (closed at both ends, or ignoring the 1 ms) must not leak the next hour's
+    sample at ``end`` nor one before ``start - step`` into the hour."""
+    start, end, step = T0, T0 + 3600, 60
+
+    def widen(body: dict) -> dict:
+        for item in body["data"]["result"]:
+            if item["metric"].get("node") == "n1" and item["metric"]["__name__"] == "node_cpu_hourly_cost":
+                item["values"] = [[start - step - 60, "1"], *item["values"], [end, "2"], [end + 60, "3"]]
+        return body
+
+    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", start, end, step)
+    proxy.script(Rewrite(widen))
+    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", start, end, step)
+    assert proxy.count == 1
+    assert hour == clean
 
 
 def test_query_range_would_have_applied_the_lookback(prom):

@@ -7,6 +7,7 @@ rejects (400/422 with ``status: error``) is ``TerminalError``. Nothing partial i
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ log = structlog.get_logger(__name__)
 # Prometheus and Thanos refuse a range query that would return more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
 MAX_RETRY_AFTER_SECONDS = 60.0
+# Request failures that retrying cannot fix: the URL or a header is wrong. Every other failure is transient.
+MISCONFIGURED = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                 requests.exceptions.InvalidHeader, requests.exceptions.URLRequired)
 
 
 class ThanosUnavailable(TransientError):
@@ -36,9 +40,12 @@ def _retry_after(response: requests.Response) -> float | None:
     if raw is None:
         return None
     try:
-        return min(max(float(raw), 0.0), MAX_RETRY_AFTER_SECONDS)
+        seconds = float(raw)
     except ValueError:
         return None  # an HTTP date: rare from Thanos; fall back to our own backoff
+    if math.isnan(seconds):
+        return None  # "nan" parses as a float, and time.sleep(nan) raises
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
@@ -92,7 +99,8 @@ class ThanosClient:
         self._get = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retries),
             wait=_WaitRetryAfterOrBackoff(
-                tenacity.wait_exponential_jitter(initial=settings.backoff_initial_seconds, max=settings.backoff_max_seconds)
+                tenacity.wait_exponential(multiplier=settings.backoff_initial_seconds, max=settings.backoff_max_seconds)
+                + tenacity.wait_random(0, settings.backoff_initial_seconds)
             ),
             retry=tenacity.retry_if_exception_type(TransientError),
             before_sleep=self._log_retry,
@@ -148,10 +156,10 @@ class ThanosClient:
         try:
             response = self.session.get(url, params=self._params(params), headers=self._auth_headers(),
                                         timeout=self.settings.timeout_seconds)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
-        except requests.RequestException as exc:
+        except MISCONFIGURED as exc:
             raise TerminalError(f"{path}: {type(exc).__name__}: {exc}") from exc
+        except requests.RequestException as exc:  # connection refused or reset, timeout, a body cut short...
+            raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
         log.debug("thanos request", path=path, status=response.status_code,
                   seconds=round(time.perf_counter() - started, 3), bytes=len(response.content))
         return self._parse(path, response)
@@ -176,13 +184,18 @@ class ThanosClient:
         if body.get("warnings"):
             # Thanos answers with warnings when a store did not answer (partial response): never complete.
             raise ThanosUnavailable(f"{path}: partial response: {'; '.join(map(str, body['warnings']))[:500]}")
-        if "data" not in body:
+        data = body.get("data")
+        if data is None:
             raise ThanosUnavailable(f"{path}: success without data")
-        return body["data"]
+        if path.startswith("/api/v1/query") and not (isinstance(data, dict) and isinstance(data.get("result"), list)):
+            raise ThanosUnavailable(f"{path}: success without a result list: {str(data)[:200]}")
+        return data
 
 
 def split_range(start: float, end: float, step: int) -> list[tuple[float, float]]:
     """Chunks of ``[start, end]`` with at most ``MAX_POINTS_PER_SERIES`` evaluation points each."""
+    if step <= 0:
+        raise ValueError(f"step must be positive, got {step}")
     if end < start:
         raise ValueError("end before start")
     span = (MAX_POINTS_PER_SERIES - 1) * step
