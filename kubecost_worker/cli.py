@@ -115,10 +115,11 @@ def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int,
 @click.pass_context
 def sql(ctx: click.Context, query: str, fmt: str) -> None:
     """Run one SQL query on the configured ClickHouse (handy for the embedded chDB) and print the rows."""
-    from .sink.clickhouse import ClickHouseSink
+    from .sink.clickhouse import ClickHouseSink, classified
 
     config = _config(ctx)
-    result = ClickHouseSink.open(config.clickhouse_url).client.query(query)
+    with classified("running the query"):
+        result = ClickHouseSink.open(config.clickhouse_url).client.query(query)
     click.echo(format_rows(list(result.column_names), result.result_rows, fmt))
 
 
@@ -195,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except WorkerError as exc:
         click.echo(f"kubecost-worker: {exc}", err=True)
+        return 1
+    except Exception as exc:  # a bug, not an expected failure: still one line, the traceback at debug level
+        log.debug("unexpected error", exc_info=True)
+        click.echo(f"kubecost-worker: unexpected {type(exc).__name__}: {str(exc).strip()[:500]}", err=True)
         return 1
     return 0
 

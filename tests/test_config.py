@@ -1,0 +1,85 @@
+"""Configuration: typed, frozen, validated at once; and the CLI's exit codes and one-line reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from kubecost_worker.config import SETTINGS, load_config
+from kubecost_worker.errors import ConfigError
+
+from .conftest import run_worker
+
+
+@pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("YES", True), ("on", True),
+                                           ("false", False), ("0", False), ("no", False), ("Off", False)])
+def test_booleans_are_parsed_properly(raw, expected):
+    assert load_config({"KCW_THANOS_PARTIAL_RESPONSE": raw}).thanos_partial_response is expected
+    assert load_config({"KCW_THANOS_DEDUP": raw}).thanos_dedup is expected
+
+
+def test_defaults_and_frozen():
+    config = load_config({})
+    assert config.tenant_label == "tenant_id" and config.tenants == () and config.thanos_dedup is None
+    assert config.clickhouse_url.startswith("chdb:///") and config.clickhouse_url.endswith("/.kcw-data/clickhouse")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.tenant_label = "x"
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        load_config({"KCW_THANOS_DEDUP": "maybe", "KCW_TENANTS": 'ok,bad"}', "KCW_CLICKHOUSE_URL": "mysql://x",
+                     "KCW_STEP_SECONDS": "7", "KCW_THANOS_HEADERS": "no-separator", "KCW_TENANT_LABEL": "1x",
+                     "KCW_THANOS_TIMEOUT_SECONDS": "-1", "KCW_LOG_FORMAT": "xml"}, require=("KCW_THANOS_URL",))
+    problems = raised.value.problems
+    assert len(problems) == 9
+    for name in ("KCW_THANOS_URL", "KCW_THANOS_DEDUP", "KCW_TENANTS", "KCW_CLICKHOUSE_URL", "KCW_STEP_SECONDS",
+                 "KCW_THANOS_HEADERS", "KCW_TENANT_LABEL", "KCW_THANOS_TIMEOUT_SECONDS", "KCW_LOG_FORMAT"):
+        assert any(p.startswith(name) for p in problems), name
+
+
+def test_values_are_typed():
+    config = load_config({"KCW_THANOS_URL": "https://thanos.example:9090/", "KCW_TENANTS": " a-1 , b:2 ,",
+                          "KCW_THANOS_HEADERS": "THANOS-TENANT=acme, X-Scope-OrgID: acme",
+                          "KCW_CLICKHOUSE_URL": "https://u:p@ch:8443/costs", "KCW_STEP_SECONDS": "30"})
+    assert config.thanos_url == "https://thanos.example:9090"
+    assert config.tenants == ("a-1", "b:2")
+    assert config.thanos_headers == (("THANOS-TENANT", "acme"), ("X-Scope-OrgID", "acme"))
+    assert config.step_seconds == 30 and not config.is_embedded_clickhouse
+
+
+def test_every_setting_is_a_flag():
+    help_text = run_worker("--help").stdout
+    for setting in SETTINGS.values():
+        assert setting.flag in help_text, setting.flag
+
+
+def test_a_flag_wins_over_the_environment(tmp_path):
+    result = run_worker("--step-seconds", "7", "migrate", env={"KCW_STEP_SECONDS": "60",
+                                                                "KCW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "KCW_STEP_SECONDS: must divide an hour evenly, got 7" in result.stderr
+
+
+def test_sql_command_and_its_errors(tmp_path):
+    env = {"KCW_DATA_DIR": str(tmp_path)}
+    assert run_worker("migrate", env=env).returncode == 0
+    ok = run_worker("sql", "SELECT count() AS n FROM k8s_expenses_current", "--format", "tsv", env=env)
+    assert ok.returncode == 0 and ok.stdout.split() == ["n", "0"]
+    bad = run_worker("sql", "SELECT nonsense", env=env)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "UNKNOWN_IDENTIFIER" in bad.stderr
+
+
+def test_backfill_refuses_an_unmigrated_schema(tmp_path):
+    result = run_worker("backfill", "--tenant", "a", "--start", "0", "--end", "3600",
+                        env={"KCW_DATA_DIR": str(tmp_path), "KCW_THANOS_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 1 and "kubecost-worker migrate" in result.stderr
+
+
+def test_simulate_command_writes_openmetrics_and_ground_truth(tmp_path):
+    result = run_worker("simulate", "--out", str(tmp_path / "sim"), "--tenants", "1", "--hours", "1", "--pods", "5",
+                        "--end", "2026-01-01T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "sim" / "metrics.om").read_text()
+    assert text.endswith("# EOF\n") and 'tenant_id="sim-tenant-0001"' in text
+    assert (tmp_path / "sim" / "ground_truth.jsonl").read_text().count("\n") > 5
