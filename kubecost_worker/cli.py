@@ -152,6 +152,177 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
     run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
 
 
+def _shared_broker(config: Config, command: str) -> None:
+    if config.broker_url.startswith("memory:"):
+        raise click.UsageError(f"`{command}` needs a broker shared between processes (KCW_BROKER_URL=amqp://...); "
+                               "with the embedded memory:// broker one process does everything: use `run`, "
+                               "`once` or `backfill`")
+
+
+def _worker_parts(ctx: click.Context, eager: bool):
+    """Config, broker and job handler shared by run, consume and once."""
+    from .jobs.broker import Broker
+    from .jobs.consumer import JobHandler
+
+    config = _config(ctx, "KCW_THANOS_URL")
+    broker = Broker.from_config(config)
+    pipeline = _pipeline(config) if eager else None
+    handler = JobHandler(config, broker, (lambda: pipeline) if eager else (lambda: _pipeline(config)))
+    return config, broker, handler
+
+
+@cli.command()
+@click.pass_context
+def consume(ctx: click.Context) -> None:
+    """Process jobs from the queue until SIGTERM (reconnects after broker restarts)."""
+    from .jobs.consumer import JobConsumer, stop_gracefully
+
+    config, broker, handler = _worker_parts(ctx, eager=False)
+    _shared_broker(config, "consume")
+    consumer = JobConsumer(broker, handler, config.prefetch)
+    stop_gracefully(consumer, config.shutdown_grace_seconds)
+    log.info("consuming", queue=broker.jobs.name, prefetch=config.prefetch)
+    consumer.run()
+    click.echo(f"consume: stopped; {dict(handler.outcomes)}")
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Scheduler and consumer in one process (the embedded mode: chDB and memory:// need it)."""
+    from .jobs.consumer import JobConsumer, stop_gracefully
+    from .jobs.scheduler import Scheduler, tick_flag
+    from .sink import migrations
+
+    config, broker, handler = _worker_parts(ctx, eager=True)
+    pipeline = handler.pipeline()
+    migrations.migrate(pipeline.sink.client)
+    scheduler = Scheduler(pipeline, broker)
+    flag, aps = tick_flag(config.schedule_minute)
+
+    def maybe_tick(channel) -> None:
+        if flag.is_set():
+            flag.clear()
+            scheduler.tick(channel)
+
+    consumer = JobConsumer(broker, handler, config.prefetch, on_iteration=maybe_tick)
+    stop_gracefully(consumer, config.shutdown_grace_seconds)
+    log.info("running: scheduler and consumer", schedule_minute=config.schedule_minute, broker=broker.url.split("@")[-1])
+    try:
+        consumer.run()
+    finally:
+        aps.shutdown(wait=False)
+    click.echo(f"run: stopped; {dict(handler.outcomes)}")
+
+
+@cli.command()
+@click.pass_context
+def schedule(ctx: click.Context) -> None:
+    """Producer only: enqueue the due tenant-hours now and then hourly (consumers run elsewhere)."""
+    from .jobs.broker import Broker
+    from .jobs.scheduler import Scheduler, run_blocking
+
+    config = _config(ctx, "KCW_THANOS_URL")
+    _shared_broker(config, "schedule")
+    run_blocking(Scheduler(_pipeline(config), Broker.from_config(config)), config.schedule_minute)
+
+
+@cli.command()
+@click.pass_context
+def once(ctx: click.Context) -> None:
+    """Enqueue everything due, process it, exit (for a Kubernetes CronJob)."""
+    from .jobs.consumer import drain
+    from .jobs.scheduler import Scheduler
+    from .sink import migrations
+
+    config, broker, handler = _worker_parts(ctx, eager=True)
+    pipeline = handler.pipeline()
+    if not migrations.is_up_to_date(pipeline.sink.client):
+        raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
+    jobs = Scheduler(pipeline, broker).tick()
+    outcomes = drain(broker, handler)
+    failed = sum(n for outcome, n in outcomes.items() if outcome.startswith("dead"))
+    click.echo(f"once: {len(jobs)} jobs enqueued; {outcomes.get('done', 0)} done, {outcomes.get('retried', 0)} "
+               f"retries, {failed} dead-lettered")
+    if failed:
+        raise WorkerError(f"{failed} jobs were dead-lettered (see the log)")
+
+
+@cli.command()
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant (cloud account id); repeat.")
+@click.option("--start", required=True, type=TimeParam(), help="Start, on an hour, ISO-8601 UTC or unix seconds.")
+@click.option("--end", required=True, type=TimeParam(), help="End (exclusive), on an hour.")
+@click.pass_context
+def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int) -> None:
+    """Publish rerun jobs for the tenants and range (validated before anything is published)."""
+    from .jobs.broker import Broker
+    from .jobs.messages import HOUR, InvalidJob, Job, validate
+
+    config = _config(ctx)
+    _shared_broker(config, "rerun")
+    requested = int(time.time())
+    try:
+        ranges = [validate(Job(t, start, end, "rerun", requested), config.max_rerun_hours) for t in tenants]
+    except InvalidJob as exc:
+        raise click.BadParameter(str(exc))
+    broker = Broker.from_config(config)
+    jobs = [Job(r.cloud_account_id, h, h + HOUR, "rerun", requested) for r in ranges for h in r.hours]
+    for job in jobs:
+        broker.publish(job)
+    broker.close()
+    click.echo(f"rerun: published {len(jobs)} tenant-hour jobs ({len(tenants)} tenants x {len(jobs) // len(tenants)} hours)")
+
+
+@cli.command()
+@click.option("--tenant", default=None, help="Only this tenant.")
+@click.pass_context
+def status(ctx: click.Context, tenant: str | None) -> None:
+    """Per tenant from the run ledger: the last complete hour, the gaps and the failures."""
+    from .jobs.status import summarize
+    from .sink.clickhouse import ClickHouseSink
+
+    config = _config(ctx)
+    sink = ClickHouseSink.open(config.clickhouse_url)
+    click.echo(summarize(sink.ledger_summary(tenant)))
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect and replay dead letters (RabbitMQ)."""
+
+
+@dlq.command("list")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.pass_context
+def dlq_list(ctx: click.Context, limit: int) -> None:
+    """Print dead letters with their reasons; they stay in the queue."""
+    from .jobs.broker import Broker
+    from .jobs.deadletters import list_dead
+
+    config = _config(ctx)
+    _shared_broker(config, "dlq list")
+    broker = Broker.from_config(config)
+    for line in list_dead(broker, limit):
+        click.echo(line)
+    broker.close()
+
+
+@dlq.command("replay")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.pass_context
+def dlq_replay(ctx: click.Context, limit: int) -> None:
+    """Move dead letters back to the job queue with a fresh retry budget."""
+    from .jobs.broker import Broker
+    from .jobs.deadletters import replay_dead
+
+    config = _config(ctx)
+    _shared_broker(config, "dlq replay")
+    broker = Broker.from_config(config)
+    replayed = replay_dead(broker, limit)
+    broker.close()
+    click.echo(f"dlq replay: {replayed} messages back in {broker.jobs.name}")
+
+
 @cli.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--tenants", "tenant_count", default=2, show_default=True, type=click.IntRange(1), help="Tenants.")

@@ -47,6 +47,40 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {raw!r}")
+    return value
+
+
+def _parse_minute(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 59:
+        raise ValueError(f"expected a minute 0-59, got {raw!r}")
+    return value
+
+
+def _parse_delays(raw: str) -> tuple[int, ...]:
+    delays = tuple(_parse_positive_int(part.strip()) for part in raw.split(",") if part.strip())
+    if not delays:
+        raise ValueError("expected comma-separated seconds, e.g. 30,120,600")
+    return delays
+
+
+def _parse_broker_url(raw: str) -> str:
+    scheme = urlsplit(raw.strip()).scheme
+    if scheme not in ("memory", "amqp", "amqps", "pyamqp"):
+        raise ValueError(f"expected memory:// or amqp://user:pass@host:5672/vhost, got {raw!r}")
+    return raw.strip()
+
+
+def _parse_queue_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,40}", raw):
+        raise ValueError(f"expected a short lower-case name, got {raw!r}")
+    return raw
+
+
 def _parse_tenants(raw: str) -> tuple[str, ...]:
     # Only spaces around commas are dropped: a newline or quote inside an id is an error, not trimmed away.
     tenants = tuple(t.strip(" ") for t in raw.split(",") if t.strip(" "))
@@ -142,6 +176,17 @@ class Config:
     step_seconds: int
     log_format: str
     log_level: str
+    broker_url: str
+    queue_prefix: str
+    prefetch: int
+    max_retries: int
+    retry_delays_seconds: tuple[int, ...]
+    max_rerun_hours: int
+    schedule_minute: int
+    lag_minutes: int
+    max_catchup_hours: int
+    recheck_hours: int
+    shutdown_grace_seconds: float
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -169,6 +214,23 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_STEP_SECONDS", _parse_positive_int, "60", "Scrape resolution of the kubecost series."),
         Setting("KCW_LOG_FORMAT", _parse_choice("text", "json"), "text", "Log lines as text or JSON."),
         Setting("KCW_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "info", "Log level."),
+        Setting("KCW_BROKER_URL", _parse_broker_url, "memory://",
+                "memory:// (one process does everything) or amqp://user:pass@host:5672/vhost (RabbitMQ)."),
+        Setting("KCW_QUEUE_PREFIX", _parse_queue_prefix, "kcw", "Prefix of the queue names (kcw.jobs, kcw.dead...)."),
+        Setting("KCW_PREFETCH", _parse_positive_int, "1", "Messages a consumer takes ahead of the one it processes."),
+        Setting("KCW_MAX_RETRIES", _parse_non_negative_int, "5",
+                "Retries of a transiently failing job before it is dead-lettered."),
+        Setting("KCW_RETRY_DELAYS_SECONDS", _parse_delays, "30,120,600,1800",
+                "Growing delays between retries (the last one repeats)."),
+        Setting("KCW_MAX_RERUN_HOURS", _parse_positive_int, "744", "Longest range one job message may cover."),
+        Setting("KCW_SCHEDULE_MINUTE", _parse_minute, "5", "Minute of each hour the scheduler ticks."),
+        Setting("KCW_LAG_MINUTES", _parse_non_negative_int, "5",
+                "An hour is due only when it closed at least this long ago (Thanos Receive ingests late)."),
+        Setting("KCW_MAX_CATCHUP_HOURS", _parse_positive_int, "72", "How far back a tick looks for missing hours."),
+        Setting("KCW_RECHECK_HOURS", _parse_non_negative_int, "3",
+                "Recent hours whose sample count is re-checked for late data each tick."),
+        Setting("KCW_SHUTDOWN_GRACE_SECONDS", _parse_positive_float, "30",
+                "On SIGTERM, how long the current job may take before the process exits without acking it."),
     )
 }
 

@@ -7,14 +7,18 @@ themselves only after the subprocess has exited, and close it (``ch_client``) be
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from kubecost_worker.localprom import LocalPrometheus, backfill
+from kubecost_worker.simulate import write_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(sys.executable).parent / "kubecost-worker"
@@ -58,3 +62,27 @@ def run_worker(*args: str, env: dict[str, str] | None = None, timeout: float = 6
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KCW_")}
     full_env.update(env or {})
     return subprocess.run([str(WORKER), *args], env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def iso(t: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class Cluster:
+    """A simulated cluster served by a real Prometheus."""
+
+    def __init__(self, root: Path, tenants: list[str], start: int, hours: int, pods: int = 20, seed: int = 0):
+        self.tenants, self.start, self.hours = tenants, start, hours
+        self.sim = write_simulation(root / "sim", tenants, start, hours, nodes=3, pods=pods, seed=seed)
+        backfill(Path(self.sim["openmetrics"]), root / "tsdb")
+        self.prometheus = LocalPrometheus(root / "tsdb")
+        self.url = self.prometheus.start()
+        self.truth = [json.loads(line) for line in Path(self.sim["ground_truth"]).read_text().splitlines() if line]
+
+    def worker_env(self, ch_url: str) -> dict[str, str]:
+        return {"KCW_THANOS_URL": self.url, "KCW_CLICKHOUSE_URL": ch_url}
+
+    def instant(self, promql: str, at: float) -> list[dict]:
+        body = requests.get(f"{self.url}/api/v1/query", params={"query": promql, "time": at}, timeout=30).json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]

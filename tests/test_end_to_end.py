@@ -7,20 +7,15 @@ additions differs between the simulator and the model, which moves the last bits
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
-import requests
 
 from kubecost_worker.demo import compare_with_ground_truth
-from kubecost_worker.localprom import LocalPrometheus, backfill
-from kubecost_worker.simulate import write_simulation
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
-from .conftest import ch_client, run_worker
+from .conftest import Cluster, ch_client, iso, run_worker
 
 pytestmark = pytest.mark.slow
 TENANTS = ["e2e-tenant-a", "e2e-tenant-b"]
@@ -30,32 +25,9 @@ END = int(time.time()) // 3600 * 3600 - 3600  # a closed hour, safely in the pas
 START = END - HOURS * 3600
 
 
-def iso(t: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-class Cluster:
-    """A simulated cluster served by a real Prometheus."""
-
-    def __init__(self, root: Path, pods: int, seed: int):
-        self.sim = write_simulation(root / "sim", TENANTS, START, HOURS, nodes=3, pods=pods, seed=seed)
-        backfill(Path(self.sim["openmetrics"]), root / "tsdb")
-        self.prometheus = LocalPrometheus(root / "tsdb")
-        self.url = self.prometheus.start()
-        self.truth = [json.loads(line) for line in Path(self.sim["ground_truth"]).read_text().splitlines() if line]
-
-    def worker_env(self, ch_url: str) -> dict[str, str]:
-        return {"KCW_THANOS_URL": self.url, "KCW_CLICKHOUSE_URL": ch_url}
-
-    def instant(self, promql: str, at: float) -> list[dict]:
-        body = requests.get(f"{self.url}/api/v1/query", params={"query": promql, "time": at}, timeout=30).json()
-        assert body["status"] == "success", body
-        return body["data"]["result"]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("cluster"), pods=20, seed=7)
+    c = Cluster(tmp_path_factory.mktemp("cluster"), TENANTS, START, HOURS, pods=20, seed=7)
     yield c
     c.prometheus.stop()
 
@@ -63,7 +35,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smaller_cluster(tmp_path_factory):
     """The same tenants and hours with fewer pods: what a rerun finds after the data changed."""
-    c = Cluster(tmp_path_factory.mktemp("smaller"), pods=8, seed=8)
+    c = Cluster(tmp_path_factory.mktemp("smaller"), TENANTS, START, HOURS, pods=8, seed=8)
     yield c
     c.prometheus.stop()
 

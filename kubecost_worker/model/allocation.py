@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import timeline
-from .series import COUNTERS, LABEL_METRICS, HourInput, Series, deduplicate
+from .series import COUNTERS, LABEL_METRICS, SENTINEL_METRICS, HourInput, Series, deduplicate
 from .workload import Owners, resolve_workload
 
 GIB = float(2**30)
@@ -63,6 +63,7 @@ class HourResult:
     metric_samples: list["MetricSample"]
     samples_seen: int
     unpriced_nodes: list[str]
+    coverage: int = 0
 
     @property
     def total_cost(self) -> float:
@@ -109,7 +110,8 @@ def compute_hour(inp: HourInput, tenant_label: str = "tenant_id") -> HourResult:
         rows.extend(cluster.rows())
         unpriced.extend(cluster.unpriced_nodes)
     return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp, tenant_label),
-                      samples_seen=inp.sample_count, unpriced_nodes=unpriced)
+                      samples_seen=inp.sample_count(), unpriced_nodes=unpriced,
+                      coverage=inp.sample_count(SENTINEL_METRICS))
 
 
 # -- Clusters ------------------------------------------------------------------------------------------------

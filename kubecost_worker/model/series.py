@@ -27,9 +27,10 @@ class HourInput:
     def of(self, metric: str) -> list[Series]:
         return list(self.series.get(metric, ()))
 
-    @property
-    def sample_count(self) -> int:
-        return sum(len(s.samples) for group in self.series.values() for s in group)
+    def sample_count(self, metrics: tuple[str, ...] | None = None) -> int:
+        """Raw samples inside ``[start, end)`` (duplicates included, as Thanos would count them)."""
+        return sum(1 for metric, group in self.series.items() if metrics is None or metric in metrics
+                   for s in group for t, _ in s.samples if self.start <= t < self.end)
 
 
 # The labels that identify a series of each metric. Two series equal on these are one series seen twice
@@ -69,6 +70,10 @@ LABEL_METRICS = ("kube_pod_labels", "kube_namespace_labels")
 NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
 COUNTERS = {"kubecost_pod_network_egress_bytes_total"}
+# Counted per hour in the run ledger and re-counted in Thanos by the scheduler: when the count grew, late
+# samples arrived (remote-write retries) and the hour is computed again. Node prices and pod running series
+# are in every useful scrape and arrive in the same remote-write batches as the rest.
+SENTINEL_METRICS = ("node_cpu_hourly_cost", "kube_pod_container_status_running")
 
 
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:

@@ -103,6 +103,7 @@ class RunRecord:
     rows_written: int = 0
     total_cost: float = 0.0
     samples_seen: int = 0
+    coverage: int = 0
     error: str = ""
 
 
@@ -125,9 +126,10 @@ class ClickHouseSink:
             self.client.insert(
                 "k8s_expense_runs",
                 [[run.cloud_account_id, utc(run.hour), run.run_id, run.status, run.reason, run.started_at,
-                  run.finished_at, run.rows_written, run.total_cost, run.samples_seen, run.error[:2000], now()]],
+                  run.finished_at, run.rows_written, run.total_cost, run.samples_seen, run.coverage,
+                  run.error[:2000], now()]],
                 column_names=["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
-                              "rows_written", "total_cost", "samples_seen", "error", "recorded_at"],
+                              "rows_written", "total_cost", "samples_seen", "coverage", "error", "recorded_at"],
             )
 
     # -- one tenant-hour ---------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class ClickHouseSink:
                                    column_names=METRIC_COLUMNS, column_oriented=True)
         done = RunRecord(run.cloud_account_id, run.hour, run.run_id, "succeeded", run.reason, run.started_at,
                          finished_at=now(), rows_written=len(result.rows), total_cost=result.total_cost,
-                         samples_seen=result.samples_seen)
+                         samples_seen=result.samples_seen, coverage=result.coverage)
         self.record(done)
         self.remove_obsolete_runs(run.cloud_account_id, run.hour)
         return done
@@ -159,7 +161,7 @@ class ClickHouseSink:
             obsolete = self.client.query(
                 """
                 SELECT run_id FROM k8s_expense_runs
-                WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}
+                WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')} AND status != 'queued'
                 GROUP BY run_id
                 HAVING run_id != (
                         SELECT argMax(run_id, recorded_at) FROM k8s_expense_runs
@@ -182,11 +184,46 @@ class ClickHouseSink:
         log.info("removed obsolete runs", tenant=tenant, hour=utc(hour).isoformat(), runs=len(run_ids))
         return len(run_ids)
 
+    # -- reading the ledger ------------------------------------------------------------------------------------
+
+    def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, "HourState"]:
+        from ..jobs.planning import HourState
+
+        rows = self.query(
+            """
+            SELECT toUnixTimestamp(hour), countIf(status = 'succeeded') > 0,
+                   argMaxIf(coverage, recorded_at, status = 'succeeded'), argMax(status, recorded_at),
+                   max(recorded_at)
+            FROM k8s_expense_runs
+            WHERE cloud_account_id = {tenant:String}
+              AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}
+            GROUP BY hour
+            """, {"tenant": tenant, "first": utc(first_hour), "last": utc(last_hour)})
+        return {int(h): HourState(int(coverage) if ok else None, str(status), _aware(at))
+                for h, ok, coverage, status, at in rows}
+
+    def ledger_summary(self, tenant: str | None = None) -> list[tuple]:
+        """Per tenant-hour: (tenant, hour, succeeded ever, latest status, latest error, latest run's rows and cost)."""
+        where = "WHERE cloud_account_id = {tenant:String}" if tenant else ""
+        return self.query(
+            f"""
+            SELECT cloud_account_id, toUnixTimestamp(hour), countIf(status = 'succeeded') > 0,
+                   argMax(status, recorded_at), argMaxIf(error, recorded_at, status = 'failed'),
+                   argMaxIf(rows_written, recorded_at, status = 'succeeded'),
+                   argMaxIf(total_cost, recorded_at, status = 'succeeded')
+            FROM k8s_expense_runs {where}
+            GROUP BY cloud_account_id, hour ORDER BY cloud_account_id, hour
+            """, {"tenant": tenant} if tenant else {})
+
     # -- reading -----------------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
         with classified("querying"):
             return self.client.query(sql, parameters=parameters or {}).result_rows
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _expense_columns(rows: list[ExpenseRow], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:

@@ -1,0 +1,155 @@
+"""Consuming jobs: each message is processed, retried later, or dead-lettered, and acked only after that.
+
+Errors are classified once, where they enter (``TransientError`` / ``TerminalError``); here they only decide
+the message's fate:
+- invalid message or terminal error: dead-letter at once with the reason, ack, go on;
+- transient error: back through the delay queue of the next attempt (growing delays), ack; after
+  ``KCW_MAX_RETRIES`` retries, dead-letter;
+- success: ack, after every hour of the job is committed.
+A crash before the ack leaves the message unacked: the broker delivers it again, and reprocessing an hour
+replaces it exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import structlog
+from kombu.mixins import ConsumerMixin
+
+from ..config import Config
+from ..errors import TerminalError, TransientError
+from .broker import ATTEMPT, Broker
+from .messages import InvalidJob, parse
+
+log = structlog.get_logger(__name__)
+
+
+class JobHandler:
+    def __init__(self, config: Config, broker: Broker, pipeline_factory: Callable[[], Any]):
+        self.config = config
+        self.broker = broker
+        self._pipeline_factory = pipeline_factory
+        self._pipeline = None
+        self.outcomes: Counter[str] = Counter()
+
+    def pipeline(self) -> Any:
+        # Opened on first use: a ClickHouse that is down at start-up is a transient error of the first job,
+        # not a crash of the consumer.
+        if self._pipeline is None:
+            self._pipeline = self._pipeline_factory()
+        return self._pipeline
+
+    def handle(self, message: Any, channel: Any = None) -> str:
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        attempt = _attempt(message.headers)
+        try:
+            job = parse(body, self.config.max_rerun_hours)
+        except InvalidJob as exc:
+            return self._dead(message, body, str(exc), "invalid", attempt, channel)
+        bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
+        try:
+            for hour in job.hours:
+                self.pipeline().run_hour(job.cloud_account_id, hour, job.reason)
+        except TransientError as exc:
+            if attempt >= self.config.max_retries:
+                return self._dead(message, body, str(exc), "transient", attempt, channel)
+            delay = self.broker.retry_later(body, attempt + 1, channel)
+            message.ack()
+            bound.warning("job failed, retrying later", error=str(exc), delay_seconds=delay)
+            return self._count("retried")
+        except TerminalError as exc:
+            return self._dead(message, body, str(exc), "terminal", attempt, channel)
+        except Exception as exc:  # a bug: dead-letter it rather than loop on it forever
+            bound.exception("job failed unexpectedly")
+            return self._dead(message, body, f"{type(exc).__name__}: {exc}", "unexpected", attempt, channel)
+        message.ack()
+        return self._count("done")
+
+    def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
+        self.broker.dead_letter(body, error, kind, attempt, channel)
+        message.ack()
+        log.error("job dead-lettered", kind=kind, error=error[:300], attempts=attempt, body=body[:200])
+        return self._count(f"dead-{kind}")
+
+    def _count(self, outcome: str) -> str:
+        self.outcomes[outcome] += 1
+        return outcome
+
+
+def _attempt(headers: dict[str, Any] | None) -> int:
+    try:
+        return max(0, int((headers or {}).get(ATTEMPT, 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
+class JobConsumer(ConsumerMixin):
+    """``consume``: long-running; reconnects after broker restarts (kombu's ConsumerMixin)."""
+
+    def __init__(self, broker: Broker, handler: JobHandler, prefetch: int,
+                 on_iteration: Callable[[Any], None] | None = None):
+        self.broker = broker
+        self.connection = broker.connection
+        self.handler = handler
+        self.prefetch = prefetch
+        self._on_iteration = on_iteration
+        self._channel = None
+
+    def get_consumers(self, Consumer, channel):  # noqa: N803 (kombu's signature)
+        self._channel = channel
+        self.broker.declare(channel)
+        return [Consumer(queues=[self.broker.jobs], on_message=self._on_message, prefetch_count=self.prefetch,
+                         accept=["application/json"])]
+
+    def _on_message(self, message: Any) -> None:
+        self.handler.handle(message, self._channel)
+
+    def on_connection_revived(self) -> None:
+        log.info("connected to the broker", url=self.broker.connection.as_uri())
+
+    def on_iteration(self) -> None:
+        if self._channel is not None:
+            self.broker.release_due(self._channel)
+            if self._on_iteration:
+                self._on_iteration(self._channel)
+
+
+def drain(broker: Broker, handler: JobHandler, before_each: Callable[[], None] | None = None) -> Counter[str]:
+    """``once``: process jobs until the queue is empty and no in-process retry is waiting."""
+    while True:
+        if before_each:
+            before_each()
+        broker.release_due()
+        message = broker.get(broker.jobs)
+        if message is not None:
+            handler.handle(message)
+            continue
+        due = broker.next_delayed_due()
+        if due is None:
+            return handler.outcomes
+        time.sleep(min(max(due - time.monotonic(), 0.05), 5.0))
+
+
+def stop_gracefully(consumer: JobConsumer, grace_seconds: float) -> None:
+    """SIGTERM/SIGINT: take no new message; exit once the current one is done, or after the grace period
+    without acking it (the broker then delivers it again)."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("stopping: finishing the current job", signal=signal.Signals(signum).name, grace_seconds=grace_seconds)
+        consumer.should_stop = True
+
+        def force_exit() -> None:
+            time.sleep(grace_seconds)
+            log.warning("grace period over: exiting without acking the current job")
+            os._exit(128 + signum)
+
+        threading.Thread(target=force_exit, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

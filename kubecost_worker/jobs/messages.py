@@ -1,0 +1,110 @@
+"""The one unit of work: a tenant-hour job, as a JSON message.
+
+    {"cloud_account_id": "acme-prod", "start": "2026-11-26T10:00:00Z", "end": "2026-11-26T11:00:00Z",
+     "reason": "rerun", "requested_at": "2026-11-26T11:07:12Z"}
+
+``start``/``end`` are ISO-8601 UTC (unix seconds are accepted too), on hour boundaries, ``start < end``; a
+message may cover several hours (a rerun range) up to ``KCW_MAX_RERUN_HOURS``. Anything else is a
+``TerminalError`` naming the problem: the message goes to the dead-letter queue at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import is_safe_tenant_id
+from ..errors import TerminalError
+
+HOUR = 3600
+FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
+REASON = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_MESSAGE_BYTES = 4096
+
+
+class InvalidJob(TerminalError):
+    """A message that can never be processed."""
+
+
+def iso(ts: int | float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(name: str, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise InvalidJob(f"{name} must be an ISO-8601 UTC time or unix seconds, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidJob(f"{name} is not an ISO-8601 time: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise InvalidJob(f"{name} has no time zone (write it in UTC with a Z): {value[:40]!r}")
+        seconds = parsed.timestamp()
+        return int(seconds) if seconds.is_integer() else seconds  # a fractional start fails the hour check
+    raise InvalidJob(f"{name} must be an ISO-8601 UTC time or unix seconds, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Job:
+    cloud_account_id: str
+    start: int
+    end: int
+    reason: str
+    requested_at: int
+
+    @property
+    def hours(self) -> list[int]:
+        return list(range(self.start, self.end, HOUR))
+
+    def to_json(self) -> bytes:
+        return json.dumps({"cloud_account_id": self.cloud_account_id, "start": iso(self.start), "end": iso(self.end),
+                           "reason": self.reason, "requested_at": iso(self.requested_at)}).encode()
+
+    def describe(self) -> str:
+        return f"{self.cloud_account_id} [{iso(self.start)}, {iso(self.end)}) {self.reason}"
+
+
+def validate(job: Job, max_hours: int) -> Job:
+    if not is_safe_tenant_id(job.cloud_account_id):
+        raise InvalidJob(f"cloud_account_id outside the safe alphabet: {job.cloud_account_id[:80]!r}")
+    for name in ("start", "end"):
+        if getattr(job, name) % HOUR:
+            raise InvalidJob(f"{name} is not on an hour boundary: {getattr(job, name)}")
+    if job.start >= job.end:
+        raise InvalidJob(f"start must be before end: {iso(job.start)} >= {iso(job.end)}")
+    if (job.end - job.start) // HOUR > max_hours:
+        raise InvalidJob(f"range of {(job.end - job.start) // HOUR} hours is longer than KCW_MAX_RERUN_HOURS={max_hours}")
+    if not REASON.fullmatch(job.reason):
+        raise InvalidJob(f"reason must be a short lower-case word, got {job.reason[:40]!r}")
+    return job
+
+
+def parse(body: bytes | str, max_hours: int) -> Job:
+    """A validated ``Job`` from a message body, or ``InvalidJob`` saying exactly what is wrong."""
+    if isinstance(body, str):
+        body = body.encode()
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise InvalidJob(f"message of {len(body)} bytes is larger than {MAX_MESSAGE_BYTES}")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJob(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidJob(f"expected a JSON object, got {type(data).__name__}")
+    missing = [f for f in FIELDS if f not in data]
+    unknown = sorted(set(data) - set(FIELDS))
+    if missing or unknown:
+        raise InvalidJob("; ".join(filter(None, [missing and f"missing fields: {', '.join(missing)}",
+                                                 unknown and f"unknown fields: {', '.join(unknown)[:200]}"])))
+    tenant, reason = data["cloud_account_id"], data["reason"]
+    if not isinstance(tenant, str) or not isinstance(reason, str):
+        raise InvalidJob("cloud_account_id and reason must be strings")
+    job = Job(tenant, _timestamp("start", data["start"]), _timestamp("end", data["end"]), reason,
+              _timestamp("requested_at", data["requested_at"]))
+    return validate(job, max_hours)

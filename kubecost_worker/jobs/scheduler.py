@@ -1,0 +1,109 @@
+"""The hourly tick: find the due tenant-hours (``planning.plan``) and enqueue them as jobs.
+
+APScheduler 3.11 drives it: a cron trigger at ``KCW_SCHEDULE_MINUTE`` past every hour, ``max_instances=1`` and
+``coalesce=True`` (a tick that overran, or ticks missed while the process slept, run once). A second scheduler
+by mistake only enqueues duplicates, and processing a tenant-hour twice replaces it exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any, Callable
+
+import structlog
+
+from ..errors import WorkerError
+from ..model.series import SENTINEL_METRICS
+from ..sink.clickhouse import STALE_RUN, RunRecord, now as utc_now
+from ..source.extract import hourly_counts
+from .broker import Broker
+from .messages import HOUR, Job
+from .planning import catchup_window, plan
+
+log = structlog.get_logger(__name__)
+PRESENCE_METRICS = ("node_cpu_hourly_cost",)  # cheap: one series per node
+
+
+class Scheduler:
+    def __init__(self, pipeline: Any, broker: Broker, clock: Callable[[], float] = time.time):
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self.broker = broker
+        self.clock = clock
+        # Pending records older than this are not trusted: an in-memory queue died with its process.
+        self.started_at = utc_now()
+
+    def _trusted_after(self) -> dt.datetime:
+        stale = utc_now() - STALE_RUN
+        return max(stale, self.started_at) if self.broker.is_memory else stale
+
+    def due_jobs(self) -> list[Job]:
+        config = self.config
+        now = self.clock()
+        window = catchup_window(now, config.lag_minutes, config.max_catchup_hours)
+        recheck = window[-config.recheck_hours:] if config.recheck_hours else []
+        jobs = []
+        for tenant in self.pipeline.tenants():
+            thanos, sink = self.pipeline.thanos, self.pipeline.sink
+            presence = hourly_counts(thanos, config.tenant_label, tenant, PRESENCE_METRICS, window[0], window[-1])
+            recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
+                                            recheck[-1]) if recheck else {})
+            states = sink.hour_states(tenant, window[0], window[-1])
+            for hour, reason in plan(window, presence, recheck_counts, states, self._trusted_after()):
+                jobs.append(Job(tenant, hour, hour + HOUR, reason, int(now)))
+        return jobs
+
+    def tick(self, channel: Any = None) -> list[Job]:
+        """Enqueue every due tenant-hour; returns the jobs. Failures are logged, the next tick tries again."""
+        started = time.perf_counter()
+        try:
+            jobs = self.due_jobs()
+            for job in jobs:
+                self.broker.publish(job, channel)
+                self.pipeline.sink.record(RunRecord(job.cloud_account_id, job.start, uuid.uuid4(), "queued",
+                                                    job.reason, started_at=utc_now()))
+        except WorkerError as exc:
+            log.error("scheduler tick failed", error=str(exc))
+            return []
+        log.info("scheduler tick", enqueued=len(jobs), seconds=round(time.perf_counter() - started, 3),
+                 reasons=dict(Counter(j.reason for j in jobs)))
+        return jobs
+
+
+def hourly_trigger(minute: int):
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger(minute=minute, timezone=dt.timezone.utc)
+
+
+def run_blocking(scheduler: Scheduler, minute: int) -> None:
+    """``schedule``: a tick now, then every hour at ``minute``, until SIGTERM/SIGINT."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    aps = BlockingScheduler(timezone=dt.timezone.utc)
+    aps.add_job(scheduler.tick, hourly_trigger(minute), id="tick", max_instances=1, coalesce=True,
+                misfire_grace_time=3000, next_run_time=dt.datetime.now(dt.timezone.utc))
+    signal.signal(signal.SIGTERM, lambda *_: aps.shutdown(wait=False))
+    try:
+        aps.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+def tick_flag(minute: int) -> tuple[threading.Event, Any]:
+    """For ``run``: APScheduler only raises a flag; the consumer loop runs the tick itself, so the embedded
+    ClickHouse is only ever used from one thread."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    flag = threading.Event()
+    flag.set()  # a tick at start-up: catch up at once
+    aps = BackgroundScheduler(timezone=dt.timezone.utc)
+    aps.add_job(flag.set, hourly_trigger(minute), id="tick", max_instances=1, coalesce=True, misfire_grace_time=3000)
+    aps.start()
+    return flag, aps
+

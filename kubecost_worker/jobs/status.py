@@ -1,0 +1,39 @@
+"""``kubecost-worker status``: the run ledger summarised per tenant."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from .messages import HOUR, iso
+
+
+def _ranges(hours: list[int]) -> list[str]:
+    """[h, h+1h, h+2h, h+5h] -> ["h..h+3h (3 h)", "h+5h (1 h)"] as ISO times."""
+    out = []
+    for _, run in groupby(enumerate(hours), key=lambda pair: pair[1] - pair[0] * HOUR):
+        block = [h for _, h in run]
+        out.append(f"[{iso(block[0])}, {iso(block[-1] + HOUR)}) {len(block)} h")
+    return out
+
+
+def summarize(rows: list[tuple]) -> str:
+    """``rows``: (tenant, hour, succeeded ever, latest status, latest error, rows, cost) per tenant-hour."""
+    if not rows:
+        return "status: the run ledger is empty"
+    lines = []
+    for tenant, items in groupby(rows, key=lambda r: r[0]):
+        items = list(items)
+        done = [h for _, h, ok, *_ in items if ok]
+        last_complete = max(done) if done else None
+        known = {h for _, h, *_ in items}
+        first = min(known)
+        missing = [h for h in range(first, (last_complete or first) + HOUR, HOUR) if h not in set(done)]
+        failures = [(h, error) for _, h, ok, latest, error, *_ in items if latest == "failed"]
+        pending = [h for _, h, ok, latest, *_ in items if latest in ("queued", "running") and not ok]
+        lines.append(f"{tenant}: last complete hour {iso(last_complete) if last_complete is not None else 'none'}, "
+                     f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, {len(pending)} pending")
+        for block in _ranges(missing):
+            lines.append(f"  gap      {block}")
+        for hour, error in failures[:20]:
+            lines.append(f"  failed   {iso(hour)}: {error[:160]}")
+    return "\n".join(lines)

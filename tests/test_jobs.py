@@ -1,0 +1,219 @@
+"""Jobs through kombu's memory:// transport in one process (the embedded mode), with a real Prometheus and
+chDB: bad messages, transient faults of Thanos and of ClickHouse, retries and dead letters, the scheduler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import pytest
+from clickhouse_connect.driver.exceptions import OperationalError
+
+from kubecost_worker.config import load_config
+from kubecost_worker.demo import compare_with_ground_truth, stored_rows
+from kubecost_worker.jobs.broker import ATTEMPTS, ERROR, ERROR_KIND, Broker
+from kubecost_worker.jobs.consumer import JobHandler, drain
+from kubecost_worker.jobs.messages import Job, iso
+from kubecost_worker.jobs.scheduler import Scheduler
+from kubecost_worker.pipeline import Pipeline
+from kubecost_worker.sink import migrations
+from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
+
+from .conftest import Cluster, ch_client
+from .faultproxy import FaultProxy, Status
+
+pytestmark = pytest.mark.slow
+TENANTS = ["jobs-tenant-a", "jobs-tenant-b"]
+HOURS = 3
+END = int(time.time()) // 3600 * 3600
+START = END - HOURS * 3600
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("jobs"), TENANTS, START, HOURS, pods=10, seed=3)
+    yield c
+    c.prometheus.stop()
+
+
+class World:
+    """Config, broker, pipeline and handler of one in-process worker."""
+
+    def __init__(self, thanos_url: str, ch_url: str, **settings: str):
+        self.config = load_config({"KCW_THANOS_URL": thanos_url, "KCW_CLICKHOUSE_URL": ch_url,
+                                   "KCW_BROKER_URL": "memory://", "KCW_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:10]}",
+                                   "KCW_RETRY_DELAYS_SECONDS": "1", "KCW_MAX_RETRIES": "2", "KCW_THANOS_RETRIES": "1",
+                                   "KCW_LAG_MINUTES": "0", "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), **settings})
+        self.broker = Broker.from_config(self.config)
+        self.sink = ClickHouseSink.open(self.config.clickhouse_url)
+        migrations.migrate(self.sink.client)
+        self.pipeline = Pipeline(self.config, ThanosClient(ThanosSettings.from_config(self.config)), self.sink)
+        self.handler = JobHandler(self.config, self.broker, lambda: self.pipeline)
+
+    def dead_letters(self) -> list[tuple[dict, bytes]]:
+        out = []
+        while (message := self.broker.get(self.broker.dead)) is not None:
+            out.append((dict(message.headers), message.body if isinstance(message.body, bytes) else message.body.encode()))
+            message.ack()
+        return out
+
+    def succeeded(self) -> list[tuple[str, int]]:
+        return sorted(self.sink.query("SELECT cloud_account_id, toUnixTimestamp(hour) FROM k8s_expense_runs "
+                                      "WHERE status = 'succeeded'"))
+
+    def close(self):
+        self.sink.close()
+        self.broker.close()
+
+
+@pytest.fixture
+def world_factory(ch_url):
+    made = []
+
+    def make(thanos_url: str, **settings: str) -> World:
+        made.append(World(thanos_url, ch_url, **settings))
+        return made[-1]
+
+    yield make
+    for world in made:
+        world.close()
+
+
+def job(tenant=TENANTS[0], start=START, end=START + 3600, reason="rerun") -> Job:
+    return Job(tenant, start, end, reason, int(time.time()))
+
+
+def truth_for(cluster, tenant, hours):
+    return [r for r in cluster.truth if r["cloud_account_id"] == tenant and r["hour"] in hours]
+
+
+def test_bad_messages_are_dead_lettered_with_their_reason_and_the_good_one_is_processed(cluster, world_factory):
+    world = world_factory(cluster.url)
+    good = json.loads(job().to_json())
+    bad = {
+        b"{not json": "not JSON",
+        json.dumps({k: v for k, v in good.items() if k != "end"}).encode(): "missing fields: end",
+        json.dumps({**good, "priority": 1}).encode(): "unknown fields: priority",
+        json.dumps({**good, "end": good["start"]}).encode(): "start must be before end",
+        json.dumps({**good, "start": iso(START + 60)}).encode(): "not on an hour boundary",
+        json.dumps({**good, "end": iso(START + 800 * 3600)}).encode(): "longer than KCW_MAX_RERUN_HOURS",
+        json.dumps({**good, "cloud_account_id": 'a"} or {tenant_id=~".+'}).encode(): "safe alphabet",
+    }
+    for body in bad:
+        world.broker.publish_raw(body)
+    world.broker.publish(job())
+    outcomes = drain(world.broker, world.handler)
+    assert outcomes == {"dead-invalid": len(bad), "done": 1}
+    dead = world.dead_letters()
+    assert [body for _, body in dead] == list(bad)
+    for (headers, _), reason in zip(dead, bad.values()):
+        assert reason in headers[ERROR] and headers[ERROR_KIND] == "invalid" and headers[ATTEMPTS] == 0
+    assert world.succeeded() == [(TENANTS[0], START)]
+    accuracy = compare_with_ground_truth(stored_rows(world.sink), truth_for(cluster, TENANTS[0], {START}))
+    assert accuracy.exact and accuracy.max_rel_error < 1e-9
+
+
+def test_transient_thanos_faults_are_retried_with_a_delay_then_succeed(cluster, world_factory):
+    with FaultProxy(cluster.url) as proxy:
+        world = world_factory(proxy.url)
+        unavailable = Status(503, {"status": "error", "errorType": "unavailable", "error": "store down"})
+        proxy.script(unavailable, unavailable)  # the first two attempts of the job fail
+        world.broker.publish(job(end=START + 2 * 3600))
+        started = time.monotonic()
+        outcomes = drain(world.broker, world.handler)
+        assert outcomes == {"retried": 2, "done": 1}
+        assert time.monotonic() - started >= 2  # two 1-second delays
+    assert world.dead_letters() == []
+    assert world.succeeded() == [(TENANTS[0], START), (TENANTS[0], START + 3600)]
+    statuses = world.sink.query("SELECT status, count() FROM k8s_expense_runs GROUP BY status ORDER BY status")
+    assert dict(statuses) == {"running": 4, "succeeded": 2, "failed": 2}
+    assert compare_with_ground_truth(stored_rows(world.sink),
+                                     truth_for(cluster, TENANTS[0], {START, START + 3600})).exact
+
+
+def test_a_fault_that_does_not_clear_dead_letters_the_job_and_stores_nothing(cluster, world_factory):
+    with FaultProxy(cluster.url) as proxy:
+        world = world_factory(proxy.url)
+        proxy.default = Status(200, {"status": "success", "data": {"resultType": "matrix", "result": []},
+                                     "warnings": ["partial response: store eu-1 unreachable"]})
+        world.broker.publish(job())
+        outcomes = drain(world.broker, world.handler)
+    assert outcomes == {"retried": 2, "dead-transient": 1}
+    (headers, body), = world.dead_letters()
+    assert headers[ERROR_KIND] == "transient" and "partial response" in headers[ERROR] and headers[ATTEMPTS] == 2
+    assert json.loads(body)["cloud_account_id"] == TENANTS[0]
+    assert world.sink.query("SELECT count() FROM k8s_expenses_current") == [(0,)]
+    assert world.sink.query("SELECT countIf(status = 'failed'), countIf(status = 'succeeded') FROM k8s_expense_runs") \
+        == [(3, 0)]
+
+
+class FlakyClickHouse:
+    """Fault injection in front of a real chDB client: calls fail while ``down`` is set, or one insert into
+    ``fail_insert_into`` fails after the rows before it were written."""
+
+    def __init__(self, client):
+        self._client = client
+        self.down = False
+        self.fail_insert_into: str | None = None
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name not in ("insert", "query", "command"):
+            return attribute
+
+        def call(*args, **kwargs):
+            if self.down:
+                raise OperationalError("connection refused (injected)")
+            if name == "insert" and args and args[0] == self.fail_insert_into:
+                self.fail_insert_into = None
+                raise OperationalError("server went away mid-write (injected)")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_clickhouse_failing_mid_write_leaves_nothing_partial_and_the_retry_succeeds(cluster, world_factory):
+    world = world_factory(cluster.url)
+    flaky = FlakyClickHouse(world.sink.client)
+    world.sink.client = flaky
+    world.broker.publish(job())
+    # the expense rows are written, then the metric samples insert fails: the run never commits
+    flaky.fail_insert_into = "kubecost_metrics_hourly"
+    world.broker.release_due()
+    first = world.broker.get(world.broker.jobs)
+    assert world.handler.handle(first) == "retried"
+    assert world.sink.query("SELECT count() FROM k8s_expenses") != [(0,)]  # rows of the broken run exist...
+    assert world.sink.query("SELECT count() FROM k8s_expenses_current") == [(0,)]  # ...and are invisible
+    # now the server is gone entirely while the retry arrives, then comes back
+    flaky.down = True
+    time.sleep(1.05)
+    world.broker.release_due()
+    second = world.broker.get(world.broker.jobs)
+    assert world.handler.handle(second) == "retried"
+    flaky.down = False
+    assert drain(world.broker, world.handler)["done"] == 1
+    assert compare_with_ground_truth(stored_rows(world.sink), truth_for(cluster, TENANTS[0], {START})).exact
+    runs_with_rows = world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses")
+    assert runs_with_rows == [(1,)]  # the broken run's rows were removed when the retry committed
+
+
+def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(cluster, world_factory):
+    world = world_factory(cluster.url)
+    scheduler = Scheduler(world.pipeline, world.broker)
+    first = scheduler.tick()
+    assert sorted((j.cloud_account_id, j.start, j.reason) for j in first) == sorted(
+        [(t, h, "scheduled" if h == END - 3600 else "catch-up") for t in TENANTS for h in range(START, END, 3600)])
+    assert scheduler.tick() == []  # queued and trusted: not enqueued again
+    assert drain(world.broker, world.handler) == {"done": len(TENANTS) * HOURS}
+    assert scheduler.tick() == []
+    assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
+    # a worker restarted with an in-memory queue does not trust the old 'queued' records: here the hour's
+    # runs are gone from the ledger (as if the process died after the tick), only 'queued' is left
+    world.sink.client.command("ALTER TABLE k8s_expense_runs DELETE WHERE status != 'queued' "
+                              "AND hour = {h:DateTime('UTC')} SETTINGS mutations_sync = 1",
+                              parameters={"h": dt.datetime.fromtimestamp(START, dt.timezone.utc)})
+    again = Scheduler(world.pipeline, world.broker).tick()
+    assert sorted((j.cloud_account_id, j.start) for j in again) == [(t, START) for t in TENANTS]
