@@ -217,3 +217,34 @@ def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(clust
                               parameters={"h": dt.datetime.fromtimestamp(START, dt.timezone.utc)})
     again = Scheduler(world.pipeline, world.broker).tick()
     assert sorted((j.cloud_account_id, j.start) for j in again) == [(t, START) for t in TENANTS]
+
+
+def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, world_factory, tmp_path):
+    """The worker first sees the last hour with its second half missing (remote-write still retrying), then
+    Thanos holds all of it: the next tick notices the grown sample count and the hour is computed again."""
+    from pathlib import Path
+
+    from kubecost_worker.localprom import LocalPrometheus, backfill
+
+    last = END - 3600
+    thinned = tmp_path / "thinned.om"
+    with open(cluster.sim["openmetrics"]) as source, open(thinned, "w") as out:
+        for line in source:
+            if not line.startswith("#") and last + 1800 <= int(line.rsplit(" ", 1)[1]) < END:
+                continue
+            out.write(line)
+    backfill(thinned, tmp_path / "tsdb")
+    with LocalPrometheus(tmp_path / "tsdb") as early_url:
+        world = world_factory(early_url, KCW_RECHECK_HOURS="2")
+        Scheduler(world.pipeline, world.broker).tick()
+        assert drain(world.broker, world.handler) == {"done": len(TENANTS) * HOURS}
+        early = compare_with_ground_truth(stored_rows(world.sink), cluster.truth)
+        assert early.max_rel_error > 0.01  # the last hour was computed from half of its samples
+        assert Scheduler(world.pipeline, world.broker).tick() == []  # nothing new yet
+    world.pipeline.thanos = ThanosClient(ThanosSettings.from_config(load_config({"KCW_THANOS_URL": cluster.url})))
+    late = Scheduler(world.pipeline, world.broker).tick()
+    assert sorted((j.cloud_account_id, j.start, j.reason) for j in late) == [(t, last, "late-data") for t in TENANTS]
+    assert drain(world.broker, world.handler) == {"done": len(TENANTS)}
+    converged = compare_with_ground_truth(stored_rows(world.sink), cluster.truth)
+    assert converged.exact and converged.max_rel_error < 1e-9
+    assert Scheduler(world.pipeline, world.broker).tick() == []

@@ -99,6 +99,22 @@ def test_rows_of_an_unfinished_run_are_invisible(sink):
     assert current(sink) == [("a", 2.0)]
 
 
+def test_abandoned_runs_are_removed_once_stale(sink, monkeypatch):
+    from kubecost_worker.sink import clickhouse
+    from kubecost_worker.sink.clickhouse import _expense_columns
+
+    commit(sink, result_with({"a": 1.0}))
+    crashed = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(crashed)
+    sink.client.insert("k8s_expenses", _expense_columns(result_with({"a": 9.0}).rows, crashed.run_id, now()),
+                       column_names=EXPENSE_COLUMNS, column_oriented=True)
+    assert sink.remove_abandoned_runs(H0) == 0  # recent: maybe another consumer is still writing it
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(2,)]
+    monkeypatch.setattr(clickhouse, "STALE_RUN", clickhouse.dt.timedelta(0))
+    assert sink.remove_abandoned_runs(H0) == 1
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)] and current(sink) == [("a", 1.0)]
+
+
 def test_tenants_and_hours_are_independent(sink):
     commit(sink, result_with({"a": 1.0}, tenant="t-1"))
     commit(sink, result_with({"b": 2.0}, tenant="t-2"))

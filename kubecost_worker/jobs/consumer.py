@@ -121,7 +121,9 @@ class JobConsumer(ConsumerMixin):
 
 
 def drain(broker: Broker, handler: JobHandler, before_each: Callable[[], None] | None = None) -> Counter[str]:
-    """``once``: process jobs until the queue is empty and no in-process retry is waiting."""
+    """``once``: process jobs until the queue is empty and no in-process retry is waiting; returns the
+    outcomes of this call."""
+    before = Counter(handler.outcomes)
     while True:
         if before_each:
             before_each()
@@ -132,7 +134,7 @@ def drain(broker: Broker, handler: JobHandler, before_each: Callable[[], None] |
             continue
         due = broker.next_delayed_due()
         if due is None:
-            return handler.outcomes
+            return handler.outcomes - before
         time.sleep(min(max(due - time.monotonic(), 0.05), 5.0))
 
 

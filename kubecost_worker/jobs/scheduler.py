@@ -63,6 +63,8 @@ class Scheduler:
         started = time.perf_counter()
         try:
             jobs = self.due_jobs()
+            window = catchup_window(self.clock(), self.config.lag_minutes, self.config.max_catchup_hours)
+            self.pipeline.sink.remove_abandoned_runs(window[0])
             for job in jobs:
                 self.broker.publish(job, channel)
                 self.pipeline.sink.record(RunRecord(job.cloud_account_id, job.start, uuid.uuid4(), "queued",

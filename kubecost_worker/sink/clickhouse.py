@@ -184,6 +184,20 @@ class ClickHouseSink:
         log.info("removed obsolete runs", tenant=tenant, hour=utc(hour).isoformat(), runs=len(run_ids))
         return len(run_ids)
 
+    def remove_abandoned_runs(self, since_hour: int) -> int:
+        """Clean up after crashes: rows of runs that never committed, in hours from ``since_hour`` on.
+
+        Such rows are invisible (no view selects them) and normally removed when their hour is next written;
+        this finds hours that will not be written again. Returns the number of hours cleaned."""
+        hours = self.query(
+            """
+            SELECT DISTINCT cloud_account_id, toUnixTimestamp(hour) FROM k8s_expenses
+            WHERE hour >= {since:DateTime('UTC')} AND (cloud_account_id, hour, run_id) NOT IN
+                  (SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs
+                   WHERE hour >= {since:DateTime('UTC')})
+            """, {"since": utc(since_hour)})
+        return sum(self.remove_obsolete_runs(tenant, int(hour)) > 0 for tenant, hour in hours)
+
     # -- reading the ledger ------------------------------------------------------------------------------------
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, "HourState"]:
