@@ -1,0 +1,113 @@
+"""Consumer throughput: tenant-hours per minute with 1 and 2 `kubecost-worker consume` processes on RabbitMQ.
+
+    .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2]
+
+Simulates the cluster, serves it from a local Prometheus, publishes one job per tenant-hour with
+`kubecost-worker rerun`, starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
+per path) and times from their start until every job is done (counted from their JSON log lines).
+Needs RabbitMQ on 127.0.0.1:5672 (guest/guest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubecost_worker.localprom import LocalPrometheus, backfill  # noqa: E402
+from kubecost_worker.simulate import write_simulation  # noqa: E402
+
+WORKER = Path(sys.executable).parent / "kubecost-worker"
+AMQP = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def run_consumers(count: int, env: dict[str, str], workdir: Path, jobs: int) -> float:
+    done = 0
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    def watch(stream) -> None:
+        nonlocal done
+        for line in stream:
+            if '"tenant-hour done"' in line:
+                with lock:
+                    done += 1
+                    if done >= jobs:
+                        all_done.set()
+
+    started = time.perf_counter()
+    processes = []
+    for i in range(count):
+        process_env = {**env, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'consumer-{count}-{i}'}"}
+        subprocess.run([str(WORKER), "migrate"], env=process_env, check=True, capture_output=True)
+        process = subprocess.Popen([str(WORKER), "consume"], env=process_env, stderr=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, text=True)
+        threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
+        processes.append(process)
+    try:
+        if not all_done.wait(timeout=600):
+            raise SystemExit(f"only {done} of {jobs} jobs done in 600 s")
+        return time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--pods", type=int, default=20)
+    parser.add_argument("--consumers", default="1,2")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
+    end = int(time.time()) // 3600 * 3600
+    start = end - args.hours * 3600
+    tenants = [f"bench-tenant-{i + 1:03d}" for i in range(args.tenants)]
+    sim = write_simulation(workdir / "sim", tenants, start, args.hours, pods=args.pods)
+    backfill(Path(sim["openmetrics"]), workdir / "tsdb")
+    jobs = args.tenants * args.hours
+    rows = []
+    with LocalPrometheus(workdir / "tsdb") as url:
+        for count in (int(c) for c in args.consumers.split(",")):
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")},
+                   "KCW_THANOS_URL": url, "KCW_BROKER_URL": AMQP, "KCW_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+                   "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1"}
+            rerun = [str(WORKER), "rerun", "--start", str(start), "--end", str(end)]
+            for tenant in tenants:
+                rerun += ["--tenant", tenant]
+            subprocess.run(rerun, env=env, check=True, capture_output=True)
+            seconds = run_consumers(count, env, workdir, jobs)
+            rows.append((count, jobs, seconds, jobs / seconds * 60))
+            _delete_queues(env["KCW_QUEUE_PREFIX"])
+    print(json.dumps({"tenants": args.tenants, "hours": args.hours, "pods_per_tenant": args.pods}))
+    print(f"{'consumers':>9}  {'tenant-hours':>12}  {'seconds':>8}  {'tenant-hours/min':>16}")
+    for count, n, seconds, rate in rows:
+        print(f"{count:>9}  {n:>12}  {seconds:>8.1f}  {rate:>16.0f}")
+
+
+def _delete_queues(prefix: str) -> None:
+    from kubecost_worker.jobs.broker import Broker
+
+    broker = Broker(AMQP, prefix)
+    channel = broker.connection.default_channel
+    for queue in (broker.jobs, broker.dead, *broker.delays.values()):
+        queue(channel).delete()
+    broker.close()
+
+
+if __name__ == "__main__":
+    main()
