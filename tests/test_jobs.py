@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import uuid
 
@@ -248,3 +249,40 @@ def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, wor
     converged = compare_with_ground_truth(stored_rows(world.sink), cluster.truth)
     assert converged.exact and converged.max_rel_error < 1e-9
     assert Scheduler(world.pipeline, world.broker).tick() == []
+
+
+def test_run_command_catches_up_at_start_and_stops_on_sigterm(cluster, tmp_path):
+    """`kubecost-worker run` (scheduler + consumer, memory://): a tick at start-up enqueues every due hour, the
+    consumer processes them, SIGTERM stops it cleanly; the stored hours equal the ground truth."""
+    import signal
+    import subprocess
+    import threading
+
+    from .conftest import WORKER
+
+    ch_url = f"chdb://{tmp_path / 'ch'}"
+    env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0",
+           "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), "KCW_LOG_FORMAT": "json"}
+    process = subprocess.Popen([str(WORKER), "run"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    done = threading.Event()
+    lines: list[str] = []
+
+    def watch():
+        for line in process.stderr:
+            lines.append(line)
+            if sum('"tenant-hour done"' in x for x in lines) == len(TENANTS) * HOURS:
+                done.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        assert done.wait(120), "".join(lines[-20:])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert "run: stopped" in process.stdout.read()
+    with ch_client(ch_url) as client:
+        assert compare_with_ground_truth(stored_rows(ClickHouseSink(client)), cluster.truth).exact
+        assert client.query("SELECT count() FROM k8s_expense_runs WHERE status = 'succeeded'").result_rows == [
+            (len(TENANTS) * HOURS,)]
