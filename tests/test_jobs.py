@@ -286,3 +286,72 @@ def test_run_command_catches_up_at_start_and_stops_on_sigterm(cluster, tmp_path)
         assert compare_with_ground_truth(stored_rows(ClickHouseSink(client)), cluster.truth).exact
         assert client.query("SELECT count() FROM k8s_expense_runs WHERE status = 'succeeded'").result_rows == [
             (len(TENANTS) * HOURS,)]
+
+
+def test_a_locked_chdb_path_makes_the_job_wait_and_succeed_once_free(cluster, tmp_path):
+    """The embedded ClickHouse is held by another process (a second worker by mistake): the consumer's
+    first attempt cannot open it (transient: retried later), the next one after the path is free succeeds."""
+    import subprocess
+    import sys
+    import textwrap
+
+    ch_url = f"chdb://{tmp_path / 'locked'}"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from kubecost_worker.sink.clickhouse import connect
+        from kubecost_worker.sink import migrations
+        client = connect({ch_url!r}); migrations.migrate(client)
+        print("open", flush=True); time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": ch_url, "KCW_BROKER_URL": "memory://",
+                              "KCW_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:10]}", "KCW_RETRY_DELAYS_SECONDS": "1"})
+        broker = Broker.from_config(config)
+        handler = JobHandler(config, broker, lambda: Pipeline(
+            config, ThanosClient(ThanosSettings.from_config(config)), ClickHouseSink.open(config.clickhouse_url)))
+        broker.publish(job())
+        assert handler.handle(broker.get(broker.jobs)) == "retried"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert drain(broker, handler) == {"done": 1}
+    sink = handler.pipeline().sink
+    try:
+        assert compare_with_ground_truth(stored_rows(sink), truth_for(cluster, TENANTS[0], {START})).exact
+    finally:
+        sink.close()
+
+
+def test_two_schedulers_by_mistake_only_duplicate_work(cluster, world_factory):
+    world = world_factory(cluster.url)
+    first, second = Scheduler(world.pipeline, world.broker), Scheduler(world.pipeline, world.broker)
+    # both tick before either has recorded anything: every hour is enqueued twice
+    jobs = first.due_jobs() + second.due_jobs()
+    for j in jobs:
+        world.broker.publish(j)
+    assert len(jobs) == 2 * len(TENANTS) * HOURS
+    assert drain(world.broker, world.handler) == {"done": len(jobs)}
+    assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
+    assert world.sink.query("SELECT count() FROM (SELECT cloud_account_id, hour FROM k8s_expenses_current "
+                            "GROUP BY 1, 2 HAVING uniqExact(run_id) != 1)") == [(0,)]
+    assert world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses") == [(len(TENANTS) * HOURS,)]
+
+
+def test_status_reports_last_complete_hour_gaps_and_failures(cluster, world_factory):
+    from kubecost_worker.jobs.status import summarize
+
+    world = world_factory(cluster.url)
+    for hour in (START, START + 2 * 3600):
+        world.pipeline.run_hour(TENANTS[0], hour)
+    world.broker.publish(job(start=START + 3600, end=START + 7200))
+    with FaultProxy(cluster.url) as proxy:
+        proxy.default = Status(503, "down")
+        world.pipeline.thanos = ThanosClient(ThanosSettings(proxy.url, retries=1))
+        with pytest.raises(Exception):
+            world.pipeline.run_hour(TENANTS[0], START + 3600)
+    text = summarize(world.sink.ledger_summary(TENANTS[0]))
+    assert text.splitlines()[0].startswith(f"{TENANTS[0]}: last complete hour {iso(START + 2 * 3600)}, 2 hours done, "
+                                           "1 missing, 1 failing")
+    assert f"gap      [{iso(START + 3600)}, {iso(START + 7200)}) 1 h" in text
+    assert f"failed   {iso(START + 3600)}" in text and "503" in text
