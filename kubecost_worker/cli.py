@@ -152,11 +152,19 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
     run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
 
 
-def _shared_broker(config: Config, command: str) -> None:
+def _require_shared_broker(config: Config, command: str) -> None:
     if config.broker_url.startswith("memory:"):
         raise click.UsageError(f"`{command}` needs a broker shared between processes (KCW_BROKER_URL=amqp://...); "
                                "with the embedded memory:// broker one process does everything: use `run`, "
                                "`once` or `backfill`")
+
+
+def _shared_broker(config: Config, command: str):
+    """The broker, for commands that only make sense with one shared between processes (RabbitMQ)."""
+    from .jobs.broker import Broker
+
+    _require_shared_broker(config, command)
+    return Broker.from_config(config)
 
 
 def _worker_parts(ctx: click.Context, eager: bool):
@@ -178,7 +186,7 @@ def consume(ctx: click.Context) -> None:
     from .jobs.consumer import JobConsumer, stop_gracefully
 
     config, broker, handler = _worker_parts(ctx, eager=False)
-    _shared_broker(config, "consume")
+    _require_shared_broker(config, "consume")
     consumer = JobConsumer(broker, handler, config.prefetch)
     stop_gracefully(consumer, config.shutdown_grace_seconds)
     log.info("consuming", queue=broker.jobs.name, prefetch=config.prefetch)
@@ -219,12 +227,10 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def schedule(ctx: click.Context) -> None:
     """Producer only: enqueue the due tenant-hours now and then hourly (consumers run elsewhere)."""
-    from .jobs.broker import Broker
     from .jobs.scheduler import Scheduler, run_blocking
 
     config = _config(ctx, "KCW_THANOS_URL")
-    _shared_broker(config, "schedule")
-    run_blocking(Scheduler(_pipeline(config), Broker.from_config(config)), config.schedule_minute)
+    run_blocking(Scheduler(_pipeline(config), _shared_broker(config, "schedule")), config.schedule_minute)
 
 
 @cli.command()
@@ -255,17 +261,15 @@ def once(ctx: click.Context) -> None:
 @click.pass_context
 def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int) -> None:
     """Publish rerun jobs for the tenants and range (validated before anything is published)."""
-    from .jobs.broker import Broker
     from .jobs.messages import HOUR, InvalidJob, Job, validate
 
     config = _config(ctx)
-    _shared_broker(config, "rerun")
+    broker = _shared_broker(config, "rerun")
     requested = int(time.time())
     try:
         ranges = [validate(Job(t, start, end, "rerun", requested), config.max_rerun_hours) for t in tenants]
     except InvalidJob as exc:
         raise click.BadParameter(str(exc))
-    broker = Broker.from_config(config)
     jobs = [Job(r.cloud_account_id, h, h + HOUR, "rerun", requested) for r in ranges for h in r.hours]
     for job in jobs:
         broker.publish(job)
@@ -296,12 +300,9 @@ def dlq() -> None:
 @click.pass_context
 def dlq_list(ctx: click.Context, limit: int) -> None:
     """Print dead letters with their reasons; they stay in the queue."""
-    from .jobs.broker import Broker
     from .jobs.deadletters import list_dead
 
-    config = _config(ctx)
-    _shared_broker(config, "dlq list")
-    broker = Broker.from_config(config)
+    broker = _shared_broker(_config(ctx), "dlq list")
     for line in list_dead(broker, limit):
         click.echo(line)
     broker.close()
@@ -312,12 +313,9 @@ def dlq_list(ctx: click.Context, limit: int) -> None:
 @click.pass_context
 def dlq_replay(ctx: click.Context, limit: int) -> None:
     """Move dead letters back to the job queue with a fresh retry budget."""
-    from .jobs.broker import Broker
     from .jobs.deadletters import replay_dead
 
-    config = _config(ctx)
-    _shared_broker(config, "dlq replay")
-    broker = Broker.from_config(config)
+    broker = _shared_broker(_config(ctx), "dlq replay")
     replayed = replay_dead(broker, limit)
     broker.close()
     click.echo(f"dlq replay: {replayed} messages back in {broker.jobs.name}")

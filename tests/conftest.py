@@ -7,6 +7,7 @@ themselves only after the subprocess has exited, and close it (``ch_client``) be
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -86,3 +87,20 @@ class Cluster:
         body = requests.get(f"{self.url}/api/v1/query", params={"query": promql, "time": at}, timeout=30).json()
         assert body["status"] == "success", body
         return body["data"]["result"]
+
+
+def bad_job_messages(good: dict, max_rerun_hours: int) -> dict[bytes, str]:
+    """Malformed job bodies of every kind, each with the reason its dead letter must carry."""
+    start = int(dt.datetime.fromisoformat(good["start"].replace("Z", "+00:00")).timestamp())
+    return {
+        b"{not json": "not JSON",
+        b"\xff\xfe not utf-8": "not JSON",
+        json.dumps({k: v for k, v in good.items() if k != "end"}).encode(): "missing fields: end",
+        json.dumps({**good, "priority": 1}).encode(): "unknown fields: priority",
+        json.dumps({**good, "end": good["start"]}).encode(): "start must be before end",
+        json.dumps({**good, "start": iso(start + 60)}).encode(): "not on an hour boundary",
+        json.dumps({**good, "end": iso(start + (max_rerun_hours + 1) * 3600)}).encode():
+            f"longer than KCW_MAX_RERUN_HOURS={max_rerun_hours}",
+        json.dumps({**good, "cloud_account_id": 'a"} or {tenant_id=~".+'}).encode(): "safe alphabet",
+        json.dumps({**good, "reason": "x" * 5000}).encode(): "larger than 4096",
+    }

@@ -23,7 +23,7 @@ from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import Cluster, ch_client
+from .conftest import Cluster, bad_job_messages, ch_client
 from .faultproxy import FaultProxy, Status
 
 pytestmark = pytest.mark.slow
@@ -94,15 +94,7 @@ def truth_for(cluster, tenant, hours):
 def test_bad_messages_are_dead_lettered_with_their_reason_and_the_good_one_is_processed(cluster, world_factory):
     world = world_factory(cluster.url)
     good = json.loads(job().to_json())
-    bad = {
-        b"{not json": "not JSON",
-        json.dumps({k: v for k, v in good.items() if k != "end"}).encode(): "missing fields: end",
-        json.dumps({**good, "priority": 1}).encode(): "unknown fields: priority",
-        json.dumps({**good, "end": good["start"]}).encode(): "start must be before end",
-        json.dumps({**good, "start": iso(START + 60)}).encode(): "not on an hour boundary",
-        json.dumps({**good, "end": iso(START + 800 * 3600)}).encode(): "longer than KCW_MAX_RERUN_HOURS",
-        json.dumps({**good, "cloud_account_id": 'a"} or {tenant_id=~".+'}).encode(): "safe alphabet",
-    }
+    bad = bad_job_messages(good, max_rerun_hours=744)
     for body in bad:
         world.broker.publish_raw(body)
     world.broker.publish(job())

@@ -27,7 +27,7 @@ from kubecost_worker.jobs.broker import ATTEMPTS, ERROR, ERROR_KIND, Broker
 from kubecost_worker.jobs.messages import Job
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
-from .conftest import WORKER, Cluster, ch_client, iso, run_worker
+from .conftest import WORKER, Cluster, bad_job_messages, ch_client, iso, run_worker
 from .faultproxy import STALL, FaultProxy, Rewrite, Status
 from .tcprelay import TcpRelay
 
@@ -427,17 +427,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_then_listed_and_replay
     ch = rig.ch_url("ch")
     rig.migrate(ch)
     good = json.loads(job().to_json())
-    bad = {
-        b"{not json": "not JSON",
-        json.dumps({k: v for k, v in good.items() if k != "end"}).encode(): "missing fields: end",
-        json.dumps({**good, "priority": 1}).encode(): "unknown fields: priority",
-        json.dumps({**good, "end": good["start"]}).encode(): "start must be before end",
-        json.dumps({**good, "start": iso(START + 60)}).encode(): "not on an hour boundary",
-        json.dumps({**good, "end": iso(START + 25 * HOUR)}).encode(): "longer than KCW_MAX_RERUN_HOURS=24",
-        json.dumps({**good, "cloud_account_id": HOSTILE}).encode(): "safe alphabet",
-        b"\xff\xfe not utf-8": "not JSON",
-        json.dumps({**good, "reason": "x" * 5000}).encode(): "larger than 4096",
-    }
+    bad = bad_job_messages(good, max_rerun_hours=24)
     for body in bad:
         rig.broker.publish_raw(body)
     rig.broker.publish(job())
