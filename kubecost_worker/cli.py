@@ -195,16 +195,20 @@ def consume(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--serve", is_flag=True, help="Also serve the read API (an embedded chDB path opens in one process).")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, serve: bool) -> None:
     """Scheduler and consumer in one process (the embedded mode: chDB and memory:// need it)."""
     from .jobs.consumer import JobConsumer, stop_gracefully
     from .jobs.scheduler import Scheduler, tick_flag
     from .sink import migrations
 
+    if serve:
+        _config(ctx, "KCW_CLUSTER_SECRET")
     config, broker, handler = _worker_parts(ctx, eager=True)
     pipeline = handler.pipeline()
     migrations.migrate(pipeline.sink.client)
+    api = _start_api_thread(config, pipeline.sink) if serve else None
     scheduler = Scheduler(pipeline, broker)
     flag, aps = tick_flag(config.schedule_minute)
 
@@ -220,7 +224,43 @@ def run(ctx: click.Context) -> None:
         consumer.run()
     finally:
         aps.shutdown(wait=False)
+        if api is not None:
+            api.should_exit = True
     click.echo(f"run: stopped; {dict(handler.outcomes)}")
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve the read API (Metroculus's kubecost endpoints and a breakdown) from ClickHouse."""
+    import uvicorn
+
+    from .sink.clickhouse import ClickHouseSink
+
+    config = _config(ctx, "KCW_CLUSTER_SECRET")
+    sink = ClickHouseSink.open(config.clickhouse_url)
+    log.info("serving the read API", host=config.api_host, port=config.api_port)
+    uvicorn.run(_api(config, sink), host=config.api_host, port=config.api_port, log_level="warning",
+                access_log=False)
+
+
+def _api(config: Config, sink):
+    from .api.app import create_app
+
+    return create_app(sink.query, config.cluster_secret, config.api_max_days)
+
+
+def _start_api_thread(config: Config, sink):
+    """uvicorn in a thread beside the consumer (it installs no signal handlers off the main thread)."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(_api(config, sink), host=config.api_host, port=config.api_port,
+                                           log_level="warning", access_log=False))
+    threading.Thread(target=server.run, name="api", daemon=True).start()
+    log.info("serving the read API", host=config.api_host, port=config.api_port)
+    return server
 
 
 @cli.command()

@@ -54,6 +54,13 @@ def _parse_non_negative_int(raw: str) -> int:
     return value
 
 
+def _parse_port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError(f"expected a port 1-65535, got {raw!r}")
+    return value
+
+
 def _parse_minute(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 59:
@@ -187,6 +194,10 @@ class Config:
     max_catchup_hours: int
     recheck_hours: int
     shutdown_grace_seconds: float
+    api_host: str
+    api_port: int
+    cluster_secret: str | None
+    api_max_days: int
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -231,6 +242,10 @@ SETTINGS: dict[str, Setting] = {
                 "Recent hours whose sample count is re-checked for late data each tick."),
         Setting("KCW_SHUTDOWN_GRACE_SECONDS", _parse_positive_float, "30",
                 "On SIGTERM, how long the current job may take before the process exits without acking it."),
+        Setting("KCW_API_HOST", str, "127.0.0.1", "Address the read API listens on (0.0.0.0 in a container)."),
+        Setting("KCW_API_PORT", _parse_port, "8080", "Port of the read API."),
+        Setting("KCW_CLUSTER_SECRET", str, "", "The Secret header clients must send to the read API."),
+        Setting("KCW_API_MAX_DAYS", _parse_positive_int, "366", "Longest window one API request may ask for."),
     )
 }
 

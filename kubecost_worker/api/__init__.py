@@ -1,0 +1,1 @@
+"""The HTTP read layer (Metroculus-compatible endpoints) over the stored expenses."""

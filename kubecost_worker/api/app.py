@@ -1,0 +1,254 @@
+"""The read layer: Metroculus's three kubecost endpoints, and a breakdown, served from ClickHouse.
+
+FastAPI (on Starlette, served by uvicorn): typed routes, an OpenAPI document generated from the code (which the
+schema-driven fuzz tests read), and exception handlers that let every error keep Metroculus's exact shape:
+
+    {"error": {"status_code": 400, "error_code": "OM0006", "reason": "Invalid end_date", "params": ["end_date"]}}
+
+Check order: unknown path (404 OM0002) or method (405 OM0003), then the ``Secret`` header (401 OM0007 when
+missing or empty, 403 OM0005 when wrong; compared in constant time), then the parameters in the order the
+endpoint declares them (400 OM0008 when missing, OM0006 when invalid).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Annotated, Any, Callable
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import WorkerError
+from . import queries
+
+PREFIX = "/metroculus/v2"
+UNIX_SECONDS = r"^[0-9]{1,11}$"
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, reason: str, params: list[str] | None = None):
+        self.status, self.code, self.reason, self.params = status, code, reason, params or []
+
+
+def missing(name: str) -> ApiError:
+    return ApiError(400, "OM0008", f"{name} is not provided", [name])
+
+
+def invalid(name: str) -> ApiError:
+    return ApiError(400, "OM0006", f"Invalid {name}", [name])
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse({"error": {"status_code": error.status, "error_code": error.code, "reason": error.reason,
+                                   "params": error.params}}, status_code=error.status)
+
+
+# -- response schemas (for the OpenAPI document; existing clients ignore extra keys) ---------------------------
+
+class Point(BaseModel):
+    timestamp: int
+    value: float
+    labels: dict[str, str]
+
+
+class ErrorBody(BaseModel):
+    status_code: int
+    error_code: str
+    reason: str
+    params: list[str]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Window(BaseModel):
+    cloud_account_id: str
+    start_date: int
+    end_date: int
+
+
+class MetricsResponse(Window):
+    metrics: dict[str, list[Point]]
+
+
+class CostSummary(BaseModel):
+    cpu_cost: float
+    ram_cost: float
+    gpu_cost: float
+    pv_cost: float
+    network_cost: float
+    load_balancer_cost: float
+    management_cost: float
+    idle_cost: float
+
+
+class ClusterCostsResponse(Window):
+    total_cost: float
+    data_points: list[Point]
+    summary: CostSummary
+
+
+class SavingsResponse(Window):
+    cpu_savings: list[Point]
+    memory_savings: list[Point]
+
+
+class ExpenseRow(BaseModel, extra="allow"):
+    timestamp: int
+    cpu_cost: float
+    ram_cost: float
+    gpu_cost: float
+    pv_cost: float
+    network_cost: float
+    lb_cost: float
+    total_cost: float
+    cpu_core_hours: float
+    ram_byte_hours: float
+
+
+class ExpensesResponse(Window):
+    aggregate: str
+    step: str
+    rows: list[ExpenseRow]
+
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 503)}
+# Constraints are documented (json_schema_extra) but checked by the handlers themselves, so that the checks run in
+# Metroculus's order (authorization first) and fail with its error codes, not with FastAPI's 422.
+SecretHeader = Annotated[str | None, Header(alias="Secret", description="The cluster secret")]
+TimeParam = Annotated[str | None, Query(description="unix seconds", json_schema_extra={"pattern": UNIX_SECONDS})]
+TenantParam = Annotated[str | None, Query(description="cloud account id",
+                                          json_schema_extra={"minLength": 1, "maxLength": 256})]
+
+
+def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, max_days: int = 366) -> FastAPI:
+    """``query(sql, params) -> rows`` runs SQL on ClickHouse (the sink's ``query``)."""
+    app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
+                  docs_url=None, redoc_url=None)
+    expected_secret = cluster_secret.encode()
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            return error_response(ApiError(405, "OM0003", f"{request.method} method not allowed", [request.method]))
+        return error_response(ApiError(404, "OM0002", "Not found"))
+
+    @app.exception_handler(WorkerError)
+    async def on_storage_error(_request: Request, error: WorkerError) -> JSONResponse:
+        return error_response(ApiError(503, "OM0001", "Service unavailable"))
+
+    def authorize(secret: str | None) -> None:
+        if not secret:
+            raise ApiError(401, "OM0007", "This resource requires authorization")
+        if not hmac.compare_digest(secret.encode(), expected_secret):
+            raise ApiError(403, "OM0005", "Bad secret")
+
+    def window(request: Request) -> tuple[str, int, int]:
+        """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them."""
+        authorize(request.headers.get("Secret"))
+        params = request.query_params
+        tenant = params.get("cloud_account_id")
+        if tenant is None or tenant == "":
+            raise missing("cloud_account_id")
+        if len(tenant) > 256:
+            raise invalid("cloud_account_id")
+        bounds = []
+        for name in ("start_date", "end_date"):
+            raw = params.get(name)
+            if raw is None or raw == "":
+                raise missing(name)
+            if not re.fullmatch(UNIX_SECONDS, raw):
+                raise invalid(name)
+            bounds.append(int(raw))
+        start, end = bounds
+        if end < start or end - start > max_days * 86400:
+            raise invalid("end_date")
+        return tenant, start, end
+
+    def envelope(tenant: str, start: int, end: int, **body: Any) -> dict[str, Any]:
+        return {"cloud_account_id": tenant, "start_date": start, "end_date": end, **body}
+
+    @app.get(f"{PREFIX}/kubecost_metrics", response_model=MetricsResponse, responses=ERRORS)
+    def kubecost_metrics(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                         start_date: TimeParam = None, end_date: TimeParam = None,
+                         metrics: Annotated[str | None, Query(description="comma-separated metric names")] = None):
+        """Hourly means of the stored ``kubecost_*`` series, optionally only the named ones."""
+        tenant, start, end = window(request)
+        names = [n.strip() for value in request.query_params.getlist("metrics") for n in value.split(",") if n.strip()]
+        if request.query_params.getlist("metrics") and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
+            raise invalid("metrics")
+        return envelope(tenant, start, end, metrics=queries.kubecost_metrics(query, tenant, start, end, names))
+
+    @app.get(f"{PREFIX}/kubecost_cluster_costs", response_model=ClusterCostsResponse, responses=ERRORS)
+    def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                               start_date: TimeParam = None, end_date: TimeParam = None):
+        """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
+        tenant, start, end = window(request)
+        return envelope(tenant, start, end, **queries.cluster_costs(query, tenant, start, end))
+
+    @app.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
+    def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                         start_date: TimeParam = None, end_date: TimeParam = None):
+        """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
+        tenant, start, end = window(request)
+        return envelope(tenant, start, end, **queries.savings(query, tenant, start, end))
+
+    @app.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=ERRORS)
+    def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                     start_date: TimeParam = None, end_date: TimeParam = None,
+                     aggregate: Annotated[str | None, Query(
+                         description="namespace, workload, pod, node, cluster or label:<key>", json_schema_extra={
+                             "pattern": r"^(namespace|workload|pod|node|cluster|label:[a-zA-Z_][a-zA-Z0-9_]*)$"})] = None,
+                     namespace: Annotated[str | None, Query(json_schema_extra={"maxLength": 253})] = None,
+                     step: Annotated[str | None, Query(description="hour, day or window (default)",
+                                                       json_schema_extra={"pattern": "^(hour|day|window)$"})] = None):
+        """Costs and usage grouped like Kubecost's allocation API, per hour, day or the whole window."""
+        tenant, start, end = window(request)
+        params = request.query_params
+        aggregate_value = params.get("aggregate")
+        if aggregate_value is None or aggregate_value == "":
+            raise missing("aggregate")
+        if aggregate_value not in queries.AGGREGATES and not (
+                aggregate_value.startswith("label:") and LABEL_KEY.fullmatch(aggregate_value.removeprefix("label:"))):
+            raise invalid("aggregate")
+        step_value = params.get("step") or "window"
+        if step_value not in queries.STEPS:
+            raise invalid("step")
+        namespace_value = params.get("namespace")
+        if namespace_value is not None and len(namespace_value) > 253:
+            raise invalid("namespace")
+        rows = queries.expenses(query, tenant, start, end, aggregate_value, step_value, namespace_value)
+        return envelope(tenant, start, end, aggregate=aggregate_value, step=step_value, rows=rows)
+
+    app.openapi = lambda: _document_required(app)
+    return app
+
+
+REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}
+
+
+def _document_required(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with the parameters every request needs marked required (and not nullable);
+    the handlers check them themselves, in Metroculus's order and with its error codes."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in schema["paths"].values():
+            for parameter in path.get("get", {}).get("parameters", []):
+                if parameter["name"] in REQUIRED:
+                    parameter["required"] = True
+                    declared = parameter["schema"]
+                    parameter["schema"] = {**{k: v for k, v in declared.items() if k != "anyOf"}, "type": "string"}
+        app.openapi_schema = schema
+    return app.openapi_schema

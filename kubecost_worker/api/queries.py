@@ -1,0 +1,92 @@
+"""The read layer's SQL: every value from the request is a bound parameter, never part of the SQL text.
+
+A window ``[start_date, end_date)`` selects the hours that overlap it: from the hour holding ``start_date`` to
+the last hour starting before ``end_date``. Timestamps returned are unix seconds of the hour (or day) start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.allocation import IDLE
+
+WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "
+          "AND hour < toDateTime({end:Int64}, 'UTC')")
+SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "kubecost_savings_memory_allocation_bytes"}
+COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "total_cost")
+QUANTITIES = ("cpu_core_hours", "ram_byte_hours")
+AGGREGATES = {
+    "namespace": ("namespace",),
+    "workload": ("namespace", "workload_kind", "workload_name"),
+    "pod": ("namespace", "workload_kind", "workload_name", "pod"),
+    "node": ("node",),
+    "cluster": ("cluster_id",),
+}
+STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(hour))",
+         "window": "toUnixTimestamp(toStartOfHour(toDateTime({start:Int64}, 'UTC')))"}
+
+
+def _params(tenant: str, start: int, end: int, **more: Any) -> dict[str, Any]:
+    return {"tenant": tenant, "start": start, "end": end, **more}
+
+
+def _point(ts: int, value: float, labels: dict) -> dict[str, Any]:
+    return {"timestamp": int(ts), "value": float(value), "labels": dict(labels)}
+
+
+def kubecost_metrics(query, tenant: str, start: int, end: int, names: list[str] | None) -> dict[str, list]:
+    only = " AND metric IN {names:Array(String)}" if names else ""
+    rows = query(f"SELECT metric, toUnixTimestamp(hour) AS ts, value, labels FROM kubecost_metrics_current "
+                 f"WHERE {WINDOW}{only} ORDER BY metric, ts, toString(labels)",
+                 _params(tenant, start, end, names=names or []))
+    metrics: dict[str, list] = {}
+    for metric, ts, value, labels in rows:
+        metrics.setdefault(metric, []).append(_point(ts, value, labels))
+    return metrics
+
+
+def savings(query, tenant: str, start: int, end: int) -> dict[str, list]:
+    found = kubecost_metrics(query, tenant, start, end, list(SAVINGS.values()))
+    return {key: found.get(metric, []) for key, metric in SAVINGS.items()}
+
+
+def cluster_costs(query, tenant: str, start: int, end: int) -> dict[str, Any]:
+    points = query(f"SELECT toUnixTimestamp(hour) AS ts, cluster_id, sum(total_cost) FROM k8s_expenses_current "
+                   f"WHERE {WINDOW} GROUP BY ts, cluster_id ORDER BY ts, cluster_id", _params(tenant, start, end))
+    (summary,) = query(
+        "SELECT sumIf(cpu_cost, namespace != {idle:String}), sumIf(ram_cost, namespace != {idle:String}), "
+        "sumIf(gpu_cost, namespace != {idle:String}), sum(pv_cost), sum(network_cost), sum(lb_cost), "
+        "sum(management_cost), sumIf(total_cost, namespace = {idle:String}), sum(total_cost) "
+        f"FROM k8s_expenses_current WHERE {WINDOW}", _params(tenant, start, end, idle=IDLE))
+    names = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "load_balancer_cost", "management_cost",
+             "idle_cost")
+    return {
+        "total_cost": float(summary[-1]),
+        "data_points": [_point(ts, value, {"cluster_id": cluster}) for ts, cluster, value in points],
+        "summary": {name: float(value) for name, value in zip(names, summary)},
+    }
+
+
+def expenses(query, tenant: str, start: int, end: int, aggregate: str, step: str,
+             namespace: str | None) -> list[dict[str, Any]]:
+    """Costs grouped by ``aggregate`` (or ``label:<key>``) per ``step``, like Kubecost's allocation API."""
+    more: dict[str, Any] = {}
+    if aggregate.startswith("label:"):
+        dimensions = [("label", "{label_key:String}"), ("value", "labels[{label_key:String}]")]
+        more["label_key"] = aggregate.removeprefix("label:")
+    else:
+        dimensions = [(d, d) for d in AGGREGATES[aggregate]]
+    where = WINDOW + (" AND namespace = {namespace:String}" if namespace is not None else "")
+    if namespace is not None:
+        more["namespace"] = namespace
+    selected = ", ".join([f"{STEPS[step]} AS ts", *(f"{sql} AS d{i}" for i, (_, sql) in enumerate(dimensions)),
+                          *(f"sum({c})" for c in (*COSTS, *QUANTITIES))])
+    group = ", ".join(["ts", *(f"d{i}" for i in range(len(dimensions)))])
+    rows = query(f"SELECT {selected} FROM k8s_expenses_current WHERE {where} GROUP BY {group} "
+                 f"ORDER BY ts, sum(total_cost) DESC, {group}", _params(tenant, start, end, **more))
+    out = []
+    for ts, *rest in rows:
+        dims, values = rest[:len(dimensions)], rest[len(dimensions):]
+        out.append({"timestamp": int(ts), **{name: str(v) for (name, _), v in zip(dimensions, dims)},
+                    **{name: float(v) for name, v in zip((*COSTS, *QUANTITIES), values)}})
+    return out
