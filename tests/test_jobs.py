@@ -243,9 +243,10 @@ def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, wor
     assert Scheduler(world.pipeline, world.broker).tick() == []
 
 
-def test_run_command_catches_up_at_start_and_stops_on_sigterm(cluster, tmp_path):
-    """`kubecost-worker run` (scheduler + consumer, memory://): a tick at start-up enqueues every due hour, the
-    consumer processes them, SIGTERM stops it cleanly; the stored hours equal the ground truth."""
+def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tmp_path):
+    """`kubecost-worker run --serve` (scheduler + consumer + read API, memory://, one chDB path): a tick at
+    start-up enqueues every due hour, the consumer processes them, the API serves them while the worker runs,
+    SIGTERM stops it cleanly; the stored hours equal the ground truth."""
     import signal
     import subprocess
     import threading
@@ -253,9 +254,13 @@ def test_run_command_catches_up_at_start_and_stops_on_sigterm(cluster, tmp_path)
     from .conftest import WORKER
 
     ch_url = f"chdb://{tmp_path / 'ch'}"
+    from kubecost_worker.localprom import free_port
+
+    port = free_port()
     env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0",
-           "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), "KCW_LOG_FORMAT": "json"}
-    process = subprocess.Popen([str(WORKER), "run"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+           "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), "KCW_LOG_FORMAT": "json", "KCW_CLUSTER_SECRET": "run-secret",
+           "KCW_API_PORT": str(port)}
+    process = subprocess.Popen([str(WORKER), "run", "--serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True)
     done = threading.Event()
     lines: list[str] = []
@@ -269,6 +274,15 @@ def test_run_command_catches_up_at_start_and_stops_on_sigterm(cluster, tmp_path)
     threading.Thread(target=watch, daemon=True).start()
     try:
         assert done.wait(120), "".join(lines[-20:])
+        import requests
+
+        for tenant in TENANTS:
+            response = requests.get(f"http://127.0.0.1:{port}/metroculus/v2/kubecost_cluster_costs",
+                                    params={"cloud_account_id": tenant, "start_date": START, "end_date": END},
+                                    headers={"Secret": "run-secret"}, timeout=10)
+            assert response.status_code == 200
+            expected = sum(r["total_cost"] for r in cluster.truth if r["cloud_account_id"] == tenant)
+            assert response.json()["total_cost"] == pytest.approx(expected, rel=1e-9)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
