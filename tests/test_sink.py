@@ -53,7 +53,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
         schema = client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                               "ORDER BY table, name").result_rows
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
-                         "0004_current_views"]
+                         "0004_current_views", "0005_k8s_expenses_namespace_hourly"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -82,6 +82,7 @@ def test_rerun_replaces_rows_exactly_and_leaves_no_stale_rows(sink):
     commit(sink, result_with({"a": 1.5}))  # the rerun found fewer pods
     assert current(sink) == [("a", 1.5)]
     assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)]  # older runs deleted underneath
+    assert sink.query("SELECT namespace, rows, total_cost FROM k8s_expenses_namespace_hourly") == [("default", 1, 1.5)]
     assert sink.query("SELECT count() FROM kubecost_metrics_hourly") == [(1,)]
 
 
@@ -161,6 +162,7 @@ def test_migration_files_are_idempotent_ddl():
     for migration in migrations.load_migrations(ROOT / "migrations"):
         for statement in migration.statements:
             assert "IF NOT EXISTS" in statement.upper(), (migration.name, statement[:80])
+            assert not statement.upper().startswith("INSERT"), "a data migration would not be idempotent"
 
 
 def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):

@@ -40,6 +40,8 @@ METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samp
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210).
 TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 252, 999}
+# Tables whose rows carry the run id of the run that wrote them.
+RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly")
 # A run still 'running' after this long is taken for dead (its process was killed) and may be cleaned up.
 STALE_RUN = dt.timedelta(hours=2)
 
@@ -175,7 +177,7 @@ class ClickHouseSink:
         if not run_ids:
             return 0
         with classified("deleting obsolete runs"):
-            for table in ("k8s_expenses", "kubecost_metrics_hourly"):
+            for table in RUN_TABLES:
                 self.client.command(
                     f"DELETE FROM {table} WHERE cloud_account_id = {{tenant:String}} "
                     "AND hour = {hour:DateTime('UTC')} AND run_id IN {runs:Array(UUID)}",
