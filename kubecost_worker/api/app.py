@@ -179,8 +179,7 @@ def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, m
     def envelope(tenant: str, start: int, end: int, **body: Any) -> Response:
         # Serialised here, not validated against the response model (which documents it): a 30-day answer can
         # hold 10^5 points, and model validation would cost more than the query.
-        content = json.dumps({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body},
-                             separators=(",", ":"))
+        content = to_json({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body})
         return Response(content, media_type="application/json")
 
     @app.get(f"{PREFIX}/kubecost_metrics", response_model=MetricsResponse, responses=ERRORS)
@@ -237,6 +236,15 @@ def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, m
 
     app.openapi = lambda: _document_required(app)
     return app
+
+
+def to_json(value: Any) -> str:
+    """``json.dumps``, except that ``RawJson`` values (JSON text ClickHouse built) are embedded as they are."""
+    if isinstance(value, queries.RawJson):
+        return value
+    if isinstance(value, dict) and any(isinstance(v, (queries.RawJson, dict)) for v in value.values()):
+        return "{" + ",".join(f"{json.dumps(k)}:{to_json(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, separators=(",", ":"))
 
 
 REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}

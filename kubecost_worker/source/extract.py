@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from ..model.series import KEPT_PREFIX, NEEDED_METRICS, HourInput, Series
@@ -33,7 +34,8 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
         if labels.get(tenant_label) != tenant:  # defence in depth: never take another tenant's series
             continue
         samples = [(float(t), float(v)) for t, v in item.get("values", ())]
-        samples = [(t, v) for t, v in samples if start - step <= t < end]
+        # NaN and infinite gauge values (a broken exporter) would poison every sum they enter: left out
+        samples = [(t, v) for t, v in samples if start - step <= t < end and math.isfinite(v)]
         if samples:
             series[name].append(Series(labels, samples))
     return HourInput(tenant=tenant, start=start, end=end, step=step, series=dict(series))
