@@ -604,3 +604,17 @@ def test_query_range_would_have_applied_the_lookback(prom):
     times = [float(t) for t, _ in result[0]["values"]]
     assert max(times) > STOP
     assert max(times) <= STOP + 300
+
+
+def test_fetch_hour_leaves_out_non_finite_samples(prometheus_from, tmp_path):
+    from kubecost_worker.source.extract import fetch_hour as fetch
+
+    start = int(time.time()) // 3600 * 3600 - 5 * 3600
+    values = ["0.03", "NaN", "+Inf", "0.03"]
+    lines = ["# TYPE node_cpu_hourly_cost gauge"]
+    lines += [f'node_cpu_hourly_cost{{node="n1",tenant_id="t-nan"}} {v} {start + i * 60}' for i, v in enumerate(values)]
+    (tmp_path / "nan.om").write_text("\n".join(lines) + "\n# EOF\n")
+    client = ThanosClient(ThanosSettings(prometheus_from(tmp_path / "nan.om")))
+    hour = fetch(client, "tenant_id", "t-nan", start, start + 3600, 60)
+    (series,) = hour.series["node_cpu_hourly_cost"]
+    assert series.samples == [(float(start), 0.03), (float(start + 180), 0.03)]
