@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -172,18 +172,18 @@ class Config:
     thanos_token_file: str | None
     thanos_ca_file: str | None
     thanos_timeout_seconds: float
-    thanos_headers: tuple[tuple[str, str], ...]
+    thanos_headers: tuple[tuple[str, str], ...] = field(repr=False)  # may carry credentials
     thanos_dedup: bool | None
     thanos_partial_response: bool
     thanos_retries: int
     tenant_label: str
     tenants: tuple[str, ...]
     data_dir: str
-    clickhouse_url: str
+    clickhouse_url: str = field(repr=False)  # may carry a password
     step_seconds: int
     log_format: str
     log_level: str
-    broker_url: str
+    broker_url: str = field(repr=False)  # may carry a password
     queue_prefix: str
     prefetch: int
     max_retries: int
@@ -196,7 +196,7 @@ class Config:
     shutdown_grace_seconds: float
     api_host: str
     api_port: int
-    cluster_secret: str | None
+    cluster_secret: str | None = field(repr=False)
     api_max_days: int
 
     @property

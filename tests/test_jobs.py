@@ -13,6 +13,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from kubecost_worker.config import load_config
+from kubecost_worker.errors import TransientError
 from kubecost_worker.demo import compare_with_ground_truth, stored_rows
 from kubecost_worker.jobs.broker import ATTEMPTS, ERROR, ERROR_KIND, Broker
 from kubecost_worker.jobs.consumer import JobHandler, drain
@@ -215,8 +216,6 @@ def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(clust
 def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, world_factory, tmp_path):
     """The worker first sees the last hour with its second half missing (remote-write still retrying), then
     Thanos holds all of it: the next tick notices the grown sample count and the hour is computed again."""
-    from pathlib import Path
-
     from kubecost_worker.localprom import LocalPrometheus, backfill
 
     last = END - 3600
@@ -354,7 +353,7 @@ def test_status_reports_last_complete_hour_gaps_and_failures(cluster, world_fact
     with FaultProxy(cluster.url) as proxy:
         proxy.default = Status(503, "down")
         world.pipeline.thanos = ThanosClient(ThanosSettings(proxy.url, retries=1))
-        with pytest.raises(Exception):
+        with pytest.raises(TransientError):
             world.pipeline.run_hour(TENANTS[0], START + 3600)
     text = summarize(world.sink.ledger_summary(TENANTS[0]))
     assert text.splitlines()[0].startswith(f"{TENANTS[0]}: last complete hour {iso(START + 2 * 3600)}, 2 hours done, "

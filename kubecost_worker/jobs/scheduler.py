@@ -23,7 +23,7 @@ from ..sink.clickhouse import STALE_RUN, RunRecord, now as utc_now
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import HOUR, Job
-from .planning import catchup_window, plan
+from .planning import HourState, catchup_window, plan
 
 log = structlog.get_logger(__name__)
 PRESENCE_METRICS = ("node_cpu_hourly_cost",)  # cheap: one series per node
@@ -53,7 +53,7 @@ class Scheduler:
             presence = hourly_counts(thanos, config.tenant_label, tenant, PRESENCE_METRICS, window[0], window[-1])
             recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
                                             recheck[-1]) if recheck else {})
-            states = sink.hour_states(tenant, window[0], window[-1])
+            states = {hour: HourState(*state) for hour, state in sink.hour_states(tenant, window[0], window[-1]).items()}
             for hour, reason in plan(window, presence, recheck_counts, states, self._trusted_after()):
                 jobs.append(Job(tenant, hour, hour + HOUR, reason, int(now)))
         return jobs

@@ -202,9 +202,8 @@ class ClickHouseSink:
 
     # -- reading the ledger ------------------------------------------------------------------------------------
 
-    def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, "HourState"]:
-        from ..jobs.planning import HourState
-
+    def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, tuple]:
+        """hour -> (coverage of the current run or None, latest status, latest record time) from the ledger."""
         rows = self.query(
             """
             SELECT toUnixTimestamp(hour), countIf(status = 'succeeded') > 0,
@@ -215,8 +214,7 @@ class ClickHouseSink:
               AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}
             GROUP BY hour
             """, {"tenant": tenant, "first": utc(first_hour), "last": utc(last_hour)})
-        return {int(h): HourState(int(coverage) if ok else None, str(status), _aware(at))
-                for h, ok, coverage, status, at in rows}
+        return {int(h): (int(coverage) if ok else None, str(status), _aware(at)) for h, ok, coverage, status, at in rows}
 
     def ledger_summary(self, tenant: str | None = None) -> list[tuple]:
         """Per tenant-hour: (tenant, hour, succeeded ever, latest status, latest error, latest run's rows and cost)."""
