@@ -152,6 +152,22 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
     run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
 
 
+def _serve_health(config: Config, ready) -> None:
+    """/metrics, /healthz and /readyz of a worker process on KCW_METRICS_PORT (0 turns them off)."""
+    from .telemetry import serve_health
+
+    if config.metrics_port:
+        serve_health(config.api_host, config.metrics_port, ready)
+        log.info("serving /metrics, /healthz, /readyz", host=config.api_host, port=config.metrics_port)
+
+
+def _ready(sink_of):
+    """Readiness: ClickHouse answers and every migration is applied."""
+    from .sink import migrations
+
+    return lambda: migrations.is_up_to_date(sink_of().client)
+
+
 def _require_shared_broker(config: Config, command: str) -> None:
     if config.broker_url.startswith("memory:"):
         raise click.UsageError(f"`{command}` needs a broker shared between processes (KCW_BROKER_URL=amqp://...); "
@@ -189,6 +205,7 @@ def consume(ctx: click.Context) -> None:
     _require_shared_broker(config, "consume")
     consumer = JobConsumer(broker, handler, config.prefetch)
     stop_gracefully(consumer, config.shutdown_grace_seconds)
+    _serve_health(config, _ready(lambda: handler.pipeline().sink))
     log.info("consuming", queue=broker.jobs.name, prefetch=config.prefetch)
     consumer.run()
     click.echo(f"consume: stopped; {dict(handler.outcomes)}")
@@ -219,6 +236,7 @@ def run(ctx: click.Context, serve: bool) -> None:
 
     consumer = JobConsumer(broker, handler, config.prefetch, on_iteration=maybe_tick)
     stop_gracefully(consumer, config.shutdown_grace_seconds)
+    _serve_health(config, _ready(lambda: pipeline.sink))
     log.info("running: scheduler and consumer", schedule_minute=config.schedule_minute, broker=broker.url.split("@")[-1])
     try:
         consumer.run()
@@ -247,7 +265,7 @@ def serve(ctx: click.Context) -> None:
 def _api(config: Config, sink):
     from .api.app import create_app
 
-    return create_app(sink.query, config.cluster_secret, config.api_max_days)
+    return create_app(sink.query, config.cluster_secret, config.api_max_days, ready=_ready(lambda: sink))
 
 
 def _start_api_thread(config: Config, sink):
@@ -270,7 +288,9 @@ def schedule(ctx: click.Context) -> None:
     from .jobs.scheduler import Scheduler, run_blocking
 
     config = _config(ctx, "KCW_THANOS_URL")
-    run_blocking(Scheduler(_pipeline(config), _shared_broker(config, "schedule")), config.schedule_minute)
+    pipeline = _pipeline(config)
+    _serve_health(config, _ready(lambda: pipeline.sink))
+    run_blocking(Scheduler(pipeline, _shared_broker(config, "schedule")), config.schedule_minute)
 
 
 @cli.command()

@@ -198,6 +198,7 @@ class Config:
     api_port: int
     cluster_secret: str | None = field(repr=False)
     api_max_days: int
+    metrics_port: int
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -242,10 +243,13 @@ SETTINGS: dict[str, Setting] = {
                 "Recent hours whose sample count is re-checked for late data each tick."),
         Setting("KCW_SHUTDOWN_GRACE_SECONDS", _parse_positive_float, "30",
                 "On SIGTERM, how long the current job may take before the process exits without acking it."),
-        Setting("KCW_API_HOST", str, "127.0.0.1", "Address the read API listens on (0.0.0.0 in a container)."),
+        Setting("KCW_API_HOST", str, "127.0.0.1",
+                "Address the read API and the health/metrics endpoints listen on (0.0.0.0 in a container)."),
         Setting("KCW_API_PORT", _parse_port, "8080", "Port of the read API."),
         Setting("KCW_CLUSTER_SECRET", str, "", "The Secret header clients must send to the read API."),
         Setting("KCW_API_MAX_DAYS", _parse_positive_int, "366", "Longest window one API request may ask for."),
+        Setting("KCW_METRICS_PORT", _parse_non_negative_int, "9108",
+                "Port of /metrics, /healthz and /readyz of run, schedule and consume (0: off)."),
     )
 }
 

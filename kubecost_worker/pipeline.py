@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from . import telemetry
 from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, WorkerError
 from .model import compute_hour
@@ -44,19 +45,28 @@ class Pipeline:
         bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
         self.sink.record(run)
         try:
-            hour_input = fetch_hour(self.thanos, self.config.tenant_label, tenant, hour, hour + HOUR,
-                                    self.config.step_seconds)
-            result = compute_hour(hour_input, self.config.tenant_label)
-            if result.unpriced_nodes:
-                bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
-            done = self.sink.write_hour(run, result)
+            with telemetry.RUN_SECONDS.time():
+                done = self._compute_and_write(run, bound)
         except WorkerError as exc:
-            bound.error("tenant-hour failed", error=str(exc), transient=not isinstance(exc, TerminalError))
+            transient = not isinstance(exc, TerminalError)
+            bound.error("tenant-hour failed", error=str(exc), transient=transient)
+            telemetry.TENANT_HOURS.labels("failed").inc()
+            telemetry.TENANT_HOUR_FAILURES.labels("transient" if transient else "terminal").inc()
             self._record_failure(run, exc)
             raise
+        telemetry.TENANT_HOURS.labels("succeeded").inc()
+        telemetry.ROWS_WRITTEN.inc(done.rows_written)
         bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
                    samples=done.samples_seen)
         return done
+
+    def _compute_and_write(self, run: RunRecord, bound) -> RunRecord:
+        hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
+                                run.hour + HOUR, self.config.step_seconds)
+        result = compute_hour(hour_input, self.config.tenant_label)
+        if result.unpriced_nodes:
+            bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
+        return self.sink.write_hour(run, result)
 
     def _record_failure(self, run: RunRecord, exc: Exception) -> None:
         failed = RunRecord(run.cloud_account_id, run.hour, run.run_id, "failed", run.reason, run.started_at,

@@ -83,3 +83,33 @@ def test_simulate_command_writes_openmetrics_and_ground_truth(tmp_path):
     text = (tmp_path / "sim" / "metrics.om").read_text()
     assert text.endswith("# EOF\n") and 'tenant_id="sim-tenant-0001"' in text
     assert (tmp_path / "sim" / "ground_truth.jsonl").read_text().count("\n") > 5
+
+
+def test_health_endpoints_report_readiness():
+    import requests
+
+    from kubecost_worker.localprom import free_port
+    from kubecost_worker.telemetry import TENANT_HOURS, serve_health
+
+    state = {"ready": False}
+
+    def ready():
+        if state["ready"] is None:
+            raise ConnectionError("ClickHouse is down")
+        return state["ready"]
+
+    port = free_port()
+    server = serve_health("127.0.0.1", port, ready)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 503
+        state["ready"] = None
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 503
+        state["ready"] = True
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        TENANT_HOURS.labels("succeeded").inc(0)
+        assert "kcw_tenant_hours_total" in requests.get(f"{base}/metrics", timeout=5).text
+        assert requests.get(f"{base}/nope", timeout=5).status_code == 404
+    finally:
+        server.shutdown()

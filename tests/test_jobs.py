@@ -255,10 +255,10 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
     ch_url = f"chdb://{tmp_path / 'ch'}"
     from kubecost_worker.localprom import free_port
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0",
            "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), "KCW_LOG_FORMAT": "json", "KCW_CLUSTER_SECRET": "run-secret",
-           "KCW_API_PORT": str(port)}
+           "KCW_API_PORT": str(port), "KCW_METRICS_PORT": str(metrics_port)}
     process = subprocess.Popen([str(WORKER), "run", "--serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True)
     done = threading.Event()
@@ -282,6 +282,26 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
             assert response.status_code == 200
             expected = sum(r["total_cost"] for r in cluster.truth if r["cloud_account_id"] == tenant)
             assert response.json()["total_cost"] == pytest.approx(expected, rel=1e-9)
+        # self-metrics, parsed with prometheus-client's own parser, on the worker's port and the API's
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for metrics_url in (f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{port}/metrics"):
+            families = {f.name: f for f in text_string_to_metric_families(requests.get(metrics_url, timeout=10).text)}
+            succeeded = [s.value for s in families["kcw_tenant_hours"].samples
+                         if s.name == "kcw_tenant_hours_total" and s.labels == {"outcome": "succeeded"}]
+            assert succeeded == [len(TENANTS) * HOURS]
+            assert sum(s.value for s in families["kcw_rows_written"].samples if s.name == "kcw_rows_written_total") \
+                == sum(1 for r in cluster.truth)
+            assert [s.value for s in families["kcw_run_duration_seconds"].samples
+                    if s.name == "kcw_run_duration_seconds_count"] == [len(TENANTS) * HOURS]
+            assert any(s.labels == {"endpoint": "/api/v1/query"} for s in families["kcw_thanos_request_seconds"].samples)
+            lags = {s.labels["tenant"]: s.value for s in families["kcw_newest_complete_hour_lag_seconds"].samples}
+            assert set(lags) <= set(TENANTS)
+            enqueued = sum(s.value for s in families["kcw_jobs_enqueued"].samples if s.name == "kcw_jobs_enqueued_total")
+            assert enqueued == len(TENANTS) * HOURS
+        for base in (f"http://127.0.0.1:{metrics_port}", f"http://127.0.0.1:{port}"):
+            assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+            assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:

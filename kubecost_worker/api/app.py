@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import telemetry
 from ..errors import WorkerError
 from . import queries
 
@@ -128,8 +129,10 @@ TenantParam = Annotated[str | None, Query(description="cloud account id",
                                           json_schema_extra={"minLength": 1, "maxLength": 256})]
 
 
-def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, max_days: int = 366) -> FastAPI:
-    """``query(sql, params) -> rows`` runs SQL on ClickHouse (the sink's ``query``)."""
+def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, max_days: int = 366,
+               ready: Callable[[], bool] = lambda: True) -> FastAPI:
+    """``query(sql, params) -> rows`` runs SQL on ClickHouse (the sink's ``query``); ``ready()`` says whether
+    ClickHouse answers with every migration applied (``/readyz``)."""
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)
     expected_secret = cluster_secret.encode()
@@ -147,6 +150,19 @@ def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, m
     @app.exception_handler(WorkerError)
     async def on_storage_error(_request: Request, error: WorkerError) -> JSONResponse:
         return error_response(ApiError(503, "OM0001", "Service unavailable"))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(telemetry.metrics_text(), media_type=telemetry.CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        ok = telemetry.safe_check(ready)
+        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503, media_type="text/plain")
 
     def authorize(secret: str | None) -> None:
         if not secret:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import structlog
 from kombu.mixins import ConsumerMixin
 
+from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
 from .broker import ATTEMPT, Broker
@@ -36,14 +37,16 @@ class JobHandler:
         self.broker = broker
         self._pipeline_factory = pipeline_factory
         self._pipeline = None
+        self._opening = threading.Lock()
         self.outcomes: Counter[str] = Counter()
 
     def pipeline(self) -> Any:
         # Opened on first use: a ClickHouse that is down at start-up is a transient error of the first job,
-        # not a crash of the consumer.
-        if self._pipeline is None:
-            self._pipeline = self._pipeline_factory()
-        return self._pipeline
+        # not a crash of the consumer. The lock: the readiness probe may ask from its own thread.
+        with self._opening:
+            if self._pipeline is None:
+                self._pipeline = self._pipeline_factory()
+            return self._pipeline
 
     def handle(self, message: Any, channel: Any = None) -> str:
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -74,6 +77,7 @@ class JobHandler:
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
         self.broker.dead_letter(body, error, kind, attempt, channel)
         message.ack()
+        telemetry.DEAD_LETTERS.labels(kind).inc()
         log.error("job dead-lettered", kind=kind, error=error[:300], attempts=attempt, body=body[:200])
         return self._count(f"dead-{kind}")
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import structlog
 
+from .. import telemetry
 from ..errors import WorkerError
 from ..model.series import SENTINEL_METRICS
 from ..sink.clickhouse import STALE_RUN, RunRecord, now as utc_now
@@ -54,6 +55,9 @@ class Scheduler:
             recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
                                             recheck[-1]) if recheck else {})
             states = {hour: HourState(*state) for hour, state in sink.hour_states(tenant, window[0], window[-1]).items()}
+            complete = [hour for hour, state in states.items() if state.succeeded_coverage is not None]
+            if complete:
+                telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             for hour, reason in plan(window, presence, recheck_counts, states, self._trusted_after()):
                 jobs.append(Job(tenant, hour, hour + HOUR, reason, int(now)))
         return jobs
@@ -67,6 +71,7 @@ class Scheduler:
             self.pipeline.sink.remove_abandoned_runs(window[0])
             for job in jobs:
                 self.broker.publish(job, channel)
+                telemetry.JOBS_ENQUEUED.labels(job.reason).inc()
                 self.pipeline.sink.record(RunRecord(job.cloud_account_id, job.start, uuid.uuid4(), "queued",
                                                     job.reason, started_at=utc_now()))
         except WorkerError as exc:

@@ -16,6 +16,7 @@ import requests
 import structlog
 import tenacity
 
+from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
 
@@ -150,6 +151,18 @@ class ThanosClient:
             return {"Authorization": f"Bearer {f.read().strip()}"}
 
     def _get_once(self, path: str, params: dict[str, str]) -> Any:
+        endpoint = "/api/v1/label/values" if path.startswith("/api/v1/label/") else path
+        try:
+            with telemetry.THANOS_SECONDS.labels(endpoint).time():
+                return self._request(path, params)
+        except TransientError:
+            telemetry.THANOS_ERRORS.labels("transient").inc()
+            raise
+        except TerminalError:
+            telemetry.THANOS_ERRORS.labels("terminal").inc()
+            raise
+
+    def _request(self, path: str, params: dict[str, str]) -> Any:
         url = self.settings.url + path
         self.requests_made += 1
         started = time.perf_counter()

@@ -1,0 +1,77 @@
+"""Self-metrics (prometheus-client) and the health endpoints of the scheduler and consumer processes.
+
+The read API serves the same ``/metrics``, ``/healthz`` and ``/readyz`` on its own port; ``consume``,
+``schedule`` and ``run`` serve them on ``KCW_METRICS_PORT``. Ready means: ClickHouse answers and every
+migration is applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+TENANT_HOURS = Counter("kcw_tenant_hours_total", "Tenant-hours processed, by outcome (succeeded, failed)",
+                       ["outcome"])
+TENANT_HOUR_FAILURES = Counter("kcw_tenant_hour_failures_total", "Failed tenant-hours, by reason (transient, terminal)",
+                               ["reason"])
+RUN_SECONDS = Histogram("kcw_run_duration_seconds", "Duration of one tenant-hour run (fetch, compute, write, commit)",
+                        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+ROWS_WRITTEN = Counter("kcw_rows_written_total", "k8s_expenses rows written")
+THANOS_SECONDS = Histogram("kcw_thanos_request_seconds", "Latency of Thanos requests", ["endpoint"],
+                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+THANOS_ERRORS = Counter("kcw_thanos_request_errors_total", "Failed Thanos requests, by kind (transient, terminal)",
+                        ["kind"])
+NEWEST_COMPLETE_LAG = Gauge("kcw_newest_complete_hour_lag_seconds",
+                            "Seconds from the end of the newest complete hour of a tenant to the last scheduler tick",
+                            ["tenant"])
+DEAD_LETTERS = Counter("kcw_dead_letters_total", "Jobs moved to the dead-letter queue, by kind", ["kind"])
+JOBS_ENQUEUED = Counter("kcw_jobs_enqueued_total", "Jobs the scheduler enqueued, by reason", ["reason"])
+
+
+def metrics_text() -> bytes:
+    return generate_latest()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    ready: Callable[[], bool] = staticmethod(lambda: True)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, metrics_text(), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ok = safe_check(self.ready)
+            self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+        else:
+            self._send(404, b"not found\n")
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # access logs would drown the structured logs
+        pass
+
+
+def safe_check(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
+
+
+def serve_health(host: str, port: int, ready: Callable[[], bool]) -> ThreadingHTTPServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` in a daemon thread."""
+    handler = type("HealthHandler", (_Handler,), {"ready": staticmethod(ready)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
