@@ -79,8 +79,11 @@ def migrate(ctx: click.Context, resume: bool) -> None:
     from .sink.clickhouse import connect
 
     config = _config(ctx)
-    applied = migrations.migrate(connect(config.clickhouse_url), resume=resume)
+    client = connect(config.clickhouse_url)
+    applied = migrations.migrate(client, resume=resume)
     click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
+    if migrations.apply_retention(client, config.retention_days):
+        click.echo(f"migrate: retention {config.retention_days} days")
 
 
 @cli.command()

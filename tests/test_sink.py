@@ -158,6 +158,15 @@ def test_runner_refuses_gaps_changes_and_half_applied_state(ch_url, tmp_path):
             migrations.migrate(client, good)
 
 
+def test_retention_sets_a_ttl_on_every_hourly_table(sink):
+    assert migrations.apply_retention(sink.client, 0) == []
+    assert migrations.apply_retention(sink.client, 90) == list(migrations.RETAINED_TABLES)
+    migrations.apply_retention(sink.client, 90)  # twice: the same
+    for table in migrations.RETAINED_TABLES:
+        (ddl,), = sink.query(f"SHOW CREATE TABLE {table}")
+        assert "TTL hour + toIntervalDay(90)" in ddl, table
+
+
 def test_migration_files_are_idempotent_ddl():
     for migration in migrations.load_migrations(ROOT / "migrations"):
         for statement in migration.statements:

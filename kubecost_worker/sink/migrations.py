@@ -118,6 +118,20 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False) ->
     return done
 
 
+RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly", "k8s_expense_runs")
+
+
+def apply_retention(client: Any, days: int) -> list[str]:
+    """A TTL of ``days`` on every table keyed by hour (whole monthly parts are dropped as they expire);
+    idempotent. ``days = 0`` changes nothing."""
+    if days <= 0:
+        return []
+    for table in RETAINED_TABLES:
+        with classified(f"setting the retention of {table}"):
+            client.command(f"ALTER TABLE {table} MODIFY TTL hour + toIntervalDay({int(days)})")
+    return list(RETAINED_TABLES)
+
+
 def _track(client: Any, migration: Migration, status: str) -> None:
     with classified("recording a migration"):
         client.insert("schema_migrations", [[migration.version, migration.name, migration.checksum, status, now()]],
