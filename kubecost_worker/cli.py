@@ -80,9 +80,9 @@ def migrate(ctx: click.Context, resume: bool) -> None:
 
     config = _config(ctx)
     client = connect(config.clickhouse_url)
-    applied = migrations.migrate(client, resume=resume)
+    applied = migrations.migrate(client, resume=resume, cluster=config.clickhouse_cluster)
     click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
-    if migrations.apply_retention(client, config.retention_days):
+    if migrations.apply_retention(client, config.retention_days, config.clickhouse_cluster):
         click.echo(f"migrate: retention {config.retention_days} days")
 
 
@@ -227,7 +227,7 @@ def run(ctx: click.Context, serve: bool) -> None:
         _config(ctx, "KCW_CLUSTER_SECRET")
     config, broker, handler = _worker_parts(ctx, eager=True)
     pipeline = handler.pipeline()
-    migrations.migrate(pipeline.sink.client)
+    migrations.migrate(pipeline.sink.client, cluster=config.clickhouse_cluster)
     api = _start_api_thread(config, pipeline.sink) if serve else None
     scheduler = Scheduler(pipeline, broker)
     flag, aps = tick_flag(config.schedule_minute)
@@ -409,7 +409,8 @@ def _pipeline(config: Config):
     from .sink.clickhouse import ClickHouseSink
     from .source.thanos import ThanosClient, ThanosSettings
 
-    return Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), ClickHouseSink.open(config.clickhouse_url))
+    return Pipeline(config, ThanosClient(ThanosSettings.from_config(config)),
+                    ClickHouseSink.open(config.clickhouse_url, config.clickhouse_cluster))
 
 
 def main(argv: list[str] | None = None) -> int:

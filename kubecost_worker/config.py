@@ -61,6 +61,12 @@ def _parse_port(raw: str) -> int:
     return value
 
 
+def _parse_cluster_name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", raw.strip()):
+        raise ValueError(f"expected a cluster name of letters, digits, _ . -, got {raw!r}")
+    return raw.strip()
+
+
 def _parse_minute(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 59:
@@ -180,6 +186,7 @@ class Config:
     tenants: tuple[str, ...]
     data_dir: str
     clickhouse_url: str = field(repr=False)  # may carry a password
+    clickhouse_cluster: str | None
     step_seconds: int
     log_format: str
     log_level: str
@@ -224,6 +231,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_CLICKHOUSE_URL", _parse_clickhouse_url, "",
                 "chdb:///absolute/path (embedded) or http(s)://user:pass@host:port/database; "
                 "default: chdb under KCW_DATA_DIR."),
+        Setting("KCW_CLICKHOUSE_CLUSTER", _parse_cluster_name, "",
+                "ClickHouse cluster name: migrate creates replicated tables ON CLUSTER with Distributed tables over them."),
         Setting("KCW_STEP_SECONDS", _parse_positive_int, "60", "Scrape resolution of the kubecost series."),
         Setting("KCW_LOG_FORMAT", _parse_choice("text", "json"), "text", "Log lines as text or JSON."),
         Setting("KCW_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "info", "Log level."),

@@ -213,3 +213,30 @@ def test_clickhouse_server_via_testcontainers():
 
 def test_shutil_available():
     assert shutil.which("promtool"), "promtool is needed by the end-to-end tests: apt-get install prometheus"
+
+
+def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_cluster_views():
+    from kubecost_worker.sink.cluster import local_table, render
+
+    statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
+    tables = [s for s in statements if s.startswith("CREATE TABLE")]
+    rendered = [r for s in statements for r in render(s, "prod-1")]
+    assert len(rendered) == len(statements) + len(tables)  # each table: a local one and a Distributed one
+    assert all(" ON CLUSTER `prod-1` " in r for r in rendered)
+    for name in ("k8s_expenses", "k8s_expense_runs", "kubecost_metrics_hourly", "k8s_expenses_namespace_hourly"):
+        local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
+        assert f"ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')" in local
+        assert "PARTITION BY toYYYYMM(hour)" in local and "ORDER BY (cloud_account_id, " in local
+        distributed = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
+        assert distributed.endswith(f"ENGINE = Distributed(`prod-1`, currentDatabase(), {name}_local, "
+                                    "cityHash64(cloud_account_id))")  # a tenant's rows and ledger on one shard
+    mv = next(r for r in rendered if "MATERIALIZED VIEW" in r)
+    assert "TO k8s_expenses_namespace_hourly_local AS" in mv and "FROM k8s_expenses_local" in mv
+    views = [r for r in rendered if r.startswith("CREATE VIEW")]
+    assert len(views) == 4 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert [r for s in statements for r in render(s, None)] == statements  # without a cluster: unchanged
+    assert render(migrations.TRACKING_DDL.strip(), "prod-1")[1].endswith("schema_migrations_local, rand())")
+    assert local_table("k8s_expenses", "prod-1") == "k8s_expenses_local ON CLUSTER `prod-1`"
+    assert local_table("k8s_expenses", None) == "k8s_expenses"
+    with pytest.raises(ValueError):
+        render("ALTER TABLE x ADD COLUMN y UInt8", "prod-1")

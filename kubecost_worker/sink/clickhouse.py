@@ -27,6 +27,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 
 from ..errors import TerminalError, TransientError
 from ..model.allocation import ExpenseRow, HourResult, MetricSample
+from .cluster import local_table
 
 log = structlog.get_logger(__name__)
 
@@ -110,12 +111,13 @@ class RunRecord:
 
 
 class ClickHouseSink:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, cluster: str | None = None):
         self.client = client
+        self.cluster = cluster  # KCW_CLICKHOUSE_CLUSTER: deletes go to the local tables ON CLUSTER
 
     @classmethod
-    def open(cls, url: str) -> "ClickHouseSink":
-        return cls(connect(url))
+    def open(cls, url: str, cluster: str | None = None) -> "ClickHouseSink":
+        return cls(connect(url), cluster)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -179,7 +181,7 @@ class ClickHouseSink:
         with classified("deleting obsolete runs"):
             for table in RUN_TABLES:
                 self.client.command(
-                    f"DELETE FROM {table} WHERE cloud_account_id = {{tenant:String}} "
+                    f"DELETE FROM {local_table(table, self.cluster)} WHERE cloud_account_id = {{tenant:String}} "
                     "AND hour = {hour:DateTime('UTC')} AND run_id IN {runs:Array(UUID)}",
                     parameters={"tenant": tenant, "hour": utc(hour), "runs": run_ids},
                 )

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import TerminalError
 from .clickhouse import classified, now
+from .cluster import local_table, render
 
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 TRACKING_DDL = """
@@ -75,19 +76,25 @@ def load_migrations(directory: Path) -> list[Migration]:
     return found
 
 
-def applied_state(client: Any) -> dict[int, tuple[str, str]]:
-    """version -> (status, checksum) from the latest tracking row of each version."""
+def applied_state(client: Any, cluster: str | None = None, create: bool = False) -> dict[int, tuple[str, str]]:
+    """version -> (status, checksum) from the latest tracking row of each version; ``create`` makes the
+    tracking table first (``migrate`` does; readiness probes only read)."""
     with classified("reading schema_migrations"):
-        client.command(TRACKING_DDL)
+        if create:
+            for statement in render(TRACKING_DDL.strip(), cluster):
+                client.command(statement)
+        elif not client.command("EXISTS TABLE schema_migrations"):
+            return {}
         rows = client.query(
             "SELECT version, argMax(status, at), argMax(checksum, at) FROM schema_migrations GROUP BY version"
         ).result_rows
     return {int(v): (str(status), checksum) for v, status, checksum in rows}
 
 
-def pending(client: Any, migrations: list[Migration], resume: bool = False) -> list[Migration]:
+def pending(client: Any, migrations: list[Migration], resume: bool = False, cluster: str | None = None,
+            create: bool = False) -> list[Migration]:
     """The migrations still to apply; raises ``TerminalError`` on any inconsistent state."""
-    state = applied_state(client)
+    state = applied_state(client, cluster, create)
     by_version = {m.version: m for m in migrations}
     for version, (status, checksum) in sorted(state.items()):
         migration = by_version.get(version)
@@ -104,15 +111,19 @@ def pending(client: Any, migrations: list[Migration], resume: bool = False) -> l
     return [m for m in migrations if state.get(m.version, ("", ""))[0] != "applied"]
 
 
-def migrate(client: Any, directory: Path | None = None, resume: bool = False) -> list[str]:
-    """Apply every pending migration in order; returns the names applied (empty when up to date)."""
+def migrate(client: Any, directory: Path | None = None, resume: bool = False,
+            cluster: str | None = None) -> list[str]:
+    """Apply every pending migration in order; returns the names applied (empty when up to date).
+
+    With ``cluster``, each statement runs in its cluster form (``sink/cluster.py``)."""
     migrations = load_migrations(directory or migrations_dir())
     done = []
-    for migration in pending(client, migrations, resume=resume):
+    for migration in pending(client, migrations, resume=resume, cluster=cluster, create=True):
         _track(client, migration, "started")
         for statement in migration.statements:
-            with classified(f"applying migration {migration.version:04d}_{migration.name}"):
-                client.command(statement)
+            for rendered in render(statement, cluster):
+                with classified(f"applying migration {migration.version:04d}_{migration.name}"):
+                    client.command(rendered)
         _track(client, migration, "applied")
         done.append(f"{migration.version:04d}_{migration.name}")
     return done
@@ -121,14 +132,14 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False) ->
 RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly", "k8s_expense_runs")
 
 
-def apply_retention(client: Any, days: int) -> list[str]:
+def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[str]:
     """A TTL of ``days`` on every table keyed by hour (whole monthly parts are dropped as they expire);
     idempotent. ``days = 0`` changes nothing."""
     if days <= 0:
         return []
     for table in RETAINED_TABLES:
         with classified(f"setting the retention of {table}"):
-            client.command(f"ALTER TABLE {table} MODIFY TTL hour + toIntervalDay({int(days)})")
+            client.command(f"ALTER TABLE {local_table(table, cluster)} MODIFY TTL hour + toIntervalDay({int(days)})")
     return list(RETAINED_TABLES)
 
 

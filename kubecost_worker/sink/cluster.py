@@ -1,0 +1,53 @@
+"""ClickHouse cluster mode (``KCW_CLICKHOUSE_CLUSTER=<name>``): the same migrations, rendered for a cluster.
+
+Each ``CREATE TABLE x ... ENGINE = MergeTree`` becomes a replicated local table ``x_local ON CLUSTER`` and a
+Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
+samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
+(``distributed_product_mode = 'local'``). Views and the materialized view are created ``ON CLUSTER``; the
+materialized view reads and writes the local tables, where inserts land. Deletes and TTL changes go to the
+local tables ``ON CLUSTER``. Users and the code keep using the plain names.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = MergeTree\b(.*)$", re.S)
+_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS\b(.*)$", re.S)
+_CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b(.*)$", re.S)
+_FROM = re.compile(r"\bFROM (\w+)")
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def render(statement: str, cluster: str | None) -> list[str]:
+    """The statements to run for one migration statement: itself without a cluster, the cluster form with."""
+    if not cluster:
+        return [statement]
+    on = f"ON CLUSTER {quote_identifier(cluster)}"
+    if match := _CREATE_TABLE.match(statement):
+        name, columns, rest = match.groups()
+        sharding = "cityHash64(cloud_account_id)" if "cloud_account_id" in columns else "rand()"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {name}_local {on} {columns}\n"
+            f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')"
+            f"{rest}",
+            f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local\n"
+            f"ENGINE = Distributed({quote_identifier(cluster)}, currentDatabase(), {name}_local, {sharding})",
+        ]
+    if match := _CREATE_MV.match(statement):
+        name, target, select = match.groups()
+        local_select = _FROM.sub(lambda m: f"FROM {m.group(1)}_local", select)
+        return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {on} TO {target}_local AS{local_select}"]
+    if match := _CREATE_VIEW.match(statement):
+        name, select = match.groups()
+        return [f"CREATE VIEW IF NOT EXISTS {name} {on} AS{select.rstrip()}\n"
+                "SETTINGS distributed_product_mode = 'local'"]
+    raise ValueError(f"no cluster form for: {statement[:80]}")
+
+
+def local_table(table: str, cluster: str | None) -> str:
+    """Where deletes and TTL changes go: ``x_local ON CLUSTER c`` in cluster mode, ``x`` otherwise."""
+    return f"{table}_local ON CLUSTER {quote_identifier(cluster)}" if cluster else table
