@@ -291,9 +291,13 @@ def schedule(ctx: click.Context) -> None:
     from .jobs.scheduler import Scheduler, run_blocking
 
     config = _config(ctx, "KCW_THANOS_URL")
+    broker = _shared_broker(config, "schedule")
+    if config.is_embedded_clickhouse:
+        raise click.UsageError("`schedule` runs beside consumers that must see the same run ledger: it needs a "
+                               "ClickHouse server (KCW_CLICKHOUSE_URL=http(s)://...); with chDB use `run`")
     pipeline = _pipeline(config)
     _serve_health(config, _ready(lambda: pipeline.sink))
-    run_blocking(Scheduler(pipeline, _shared_broker(config, "schedule")), config.schedule_minute)
+    run_blocking(Scheduler(pipeline, broker), config.schedule_minute)
 
 
 @cli.command()

@@ -113,3 +113,15 @@ def test_health_endpoints_report_readiness():
         assert requests.get(f"{base}/nope", timeout=5).status_code == 404
     finally:
         server.shutdown()
+
+
+def test_commands_that_need_shared_components_say_so(tmp_path):
+    env = {"KCW_DATA_DIR": str(tmp_path), "KCW_THANOS_URL": "http://127.0.0.1:9"}
+    for args in (["schedule"], ["consume"], ["rerun", "--tenant", "a", "--start", "0", "--end", "3600"],
+                 ["dlq", "list"], ["dlq", "replay"]):
+        result = run_worker(*args, env=env)
+        assert result.returncode == 2 and "KCW_BROKER_URL=amqp://" in result.stderr, args
+    result = run_worker("schedule", env={**env, "KCW_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"})
+    assert result.returncode == 2 and "needs a ClickHouse server" in result.stderr
+    result = run_worker("serve", env=env)
+    assert result.returncode == 2 and "KCW_CLUSTER_SECRET is required" in result.stderr
