@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ EXPENSE_COLUMNS = [
     "cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost", "total_cost",
     "labels", "run_id", "inserted_at",
 ]
-METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "run_id"]
+METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210).
 TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 252, 999}
@@ -263,5 +264,7 @@ def _metric_columns(samples: list[MetricSample], run_id: uuid.UUID) -> list[list
         [s.labels for s in samples],
         [s.value for s in samples],
         [s.samples for s in samples],
+        [json.dumps({"timestamp": s.hour, "value": s.value, "labels": dict(sorted(s.labels.items()))},
+                    separators=(",", ":"), allow_nan=False) for s in samples],
         [run_id] * len(samples),
     ]
