@@ -85,7 +85,7 @@ def main() -> None:
         for count in (int(c) for c in args.consumers.split(",")):
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")},
                    "KCW_THANOS_URL": url, "KCW_BROKER_URL": AMQP, "KCW_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
-                   "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1"}
+                   "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1", "KCW_METRICS_PORT": "0"}
             rerun = [str(WORKER), "rerun", "--start", str(start), "--end", str(end)]
             for tenant in tenants:
                 rerun += ["--tenant", tenant]

@@ -160,7 +160,11 @@ def _serve_health(config: Config, ready) -> None:
     from .telemetry import serve_health
 
     if config.metrics_port:
-        serve_health(config.api_host, config.metrics_port, ready)
+        try:
+            serve_health(config.api_host, config.metrics_port, ready)
+        except OSError as exc:
+            raise click.UsageError(f"cannot serve /metrics on {config.api_host}:{config.metrics_port}: {exc.strerror} "
+                                   "(another worker on this host? set KCW_METRICS_PORT to a free port, or 0)")
         log.info("serving /metrics, /healthz, /readyz", host=config.api_host, port=config.metrics_port)
 
 

@@ -125,3 +125,16 @@ def test_commands_that_need_shared_components_say_so(tmp_path):
     assert result.returncode == 2 and "needs a ClickHouse server" in result.stderr
     result = run_worker("serve", env=env)
     assert result.returncode == 2 and "KCW_CLUSTER_SECRET is required" in result.stderr
+
+
+def test_a_taken_metrics_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_worker("consume", env={"KCW_DATA_DIR": str(tmp_path), "KCW_THANOS_URL": "http://127.0.0.1:9",
+                                            "KCW_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+                                            "KCW_METRICS_PORT": str(port)})
+    assert result.returncode == 2 and f"cannot serve /metrics on 127.0.0.1:{port}" in result.stderr

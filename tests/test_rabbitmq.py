@@ -170,7 +170,7 @@ class Rig:
         return {"KCW_THANOS_URL": thanos_url or self.cluster.url, "KCW_CLICKHOUSE_URL": ch_url,
                 "KCW_BROKER_URL": broker_url, "KCW_QUEUE_PREFIX": self.prefix, "KCW_LAG_MINUTES": "0",
                 "KCW_RETRY_DELAYS_SECONDS": ",".join(map(str, RETRY_DELAYS)), "KCW_MAX_RETRIES": "2",
-                "KCW_LOG_FORMAT": "json", **settings}
+                "KCW_LOG_FORMAT": "json", "KCW_METRICS_PORT": "0", **settings}
 
     def cli(self, *args: str, ch_url: str | None = None, timeout: float = 60, **settings: str):
         return run_worker(*args, env=self.env(ch_url or self.ch_url("unused"), **settings), timeout=timeout)
