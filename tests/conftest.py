@@ -104,3 +104,28 @@ def bad_job_messages(good: dict, max_rerun_hours: int) -> dict[bytes, str]:
         json.dumps({**good, "cloud_account_id": 'a"} or {tenant_id=~".+'}).encode(): "safe alphabet",
         json.dumps({**good, "reason": "x" * 5000}).encode(): "larger than 4096",
     }
+
+
+@contextlib.contextmanager
+def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pods: int, seed: int):
+    """A simulated cluster run through the real pipeline (Prometheus -> worker -> chDB, in this process);
+    yields the sink on the written data, with Prometheus already stopped."""
+    from kubecost_worker.config import load_config
+    from kubecost_worker.pipeline import Pipeline, backfill as run_backfill, hours_between
+    from kubecost_worker.sink import migrations
+    from kubecost_worker.sink.clickhouse import ClickHouseSink
+    from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
+
+    cluster = Cluster(root, tenants, start, hours, pods=pods, seed=seed)
+    config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}"})
+    try:
+        with ch_client(config.clickhouse_url) as client:
+            migrations.migrate(client)
+            sink = ClickHouseSink(client)
+            done = run_backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), tenants,
+                                hours_between(start, start + hours * 3600))
+            assert done.failed == 0
+            cluster.prometheus.stop()
+            yield sink
+    finally:
+        cluster.prometheus.stop()

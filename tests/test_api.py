@@ -14,14 +14,10 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 
 from kubecost_worker.api.app import create_app
-from kubecost_worker.config import load_config
 from kubecost_worker.localprom import free_port
-from kubecost_worker.pipeline import Pipeline, backfill, hours_between
-from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink
-from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import Cluster, ch_client
+from .conftest import pipeline_written
 
 pytestmark = pytest.mark.slow
 SECRET = "s3cret-cluster-key"
@@ -56,16 +52,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    cluster = Cluster(root, TENANTS, START, HOURS, pods=12, seed=5)
-    config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}"})
-    with ch_client(config.clickhouse_url) as client:
-        migrations.migrate(client)
-        sink = ClickHouseSink(client)
-        summary = backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), TENANTS,
-                           hours_between(START, END))
-        assert summary.failed == 0
-        cluster.prometheus.stop()
+    with pipeline_written(tmp_path_factory.mktemp("api"), TENANTS, START, HOURS, pods=12, seed=5) as sink:
         served = Served(sink)
         yield served
         served.stop()

@@ -7,13 +7,8 @@ import time
 
 import pytest
 
-from kubecost_worker.config import load_config
-from kubecost_worker.pipeline import Pipeline, backfill, hours_between
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import ClickHouseSink
-from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import ROOT, Cluster, ch_client
+from .conftest import ROOT, pipeline_written
 
 pytestmark = pytest.mark.slow
 TENANTS = ["cookbook-a", "cookbook-b"]
@@ -26,19 +21,8 @@ QUERIES = re.findall(r"### (\d+)\. ([^\n]+)\n(?:.*?\n)??```sql\n(.*?)```", (ROOT
 
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cookbook")
-    cluster = Cluster(root, TENANTS, START, HOURS, pods=12, seed=9)
-    config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}"})
-    try:
-        with ch_client(config.clickhouse_url) as client:
-            migrations.migrate(client)
-            sink = ClickHouseSink(client)
-            done = backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), TENANTS,
-                            hours_between(START, END))
-            assert done.failed == 0
-            yield sink
-    finally:
-        cluster.prometheus.stop()
+    with pipeline_written(tmp_path_factory.mktemp("cookbook"), TENANTS, START, HOURS, pods=12, seed=9) as sink:
+        yield sink
 
 
 def run(sink, sql: str):
