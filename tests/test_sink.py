@@ -100,8 +100,9 @@ def test_rows_of_an_unfinished_run_are_invisible(sink):
     assert current(sink) == [("a", 2.0)]
 
 
-def test_abandoned_runs_are_removed_once_stale(sink, monkeypatch):
-    from kubecost_worker.sink import clickhouse
+def test_abandoned_runs_are_removed_once_stale(sink):
+    import datetime as dt
+
     from kubecost_worker.sink.clickhouse import _expense_columns
 
     commit(sink, result_with({"a": 1.0}))
@@ -111,8 +112,7 @@ def test_abandoned_runs_are_removed_once_stale(sink, monkeypatch):
                        column_names=EXPENSE_COLUMNS, column_oriented=True)
     assert sink.remove_abandoned_runs(H0) == 0  # recent: maybe another consumer is still writing it
     assert sink.query("SELECT count() FROM k8s_expenses") == [(2,)]
-    monkeypatch.setattr(clickhouse, "STALE_RUN", clickhouse.dt.timedelta(0))
-    assert sink.remove_abandoned_runs(H0) == 1
+    assert sink.remove_abandoned_runs(H0, stale_after=dt.timedelta(0)) == 1
     assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)] and current(sink) == [("a", 1.0)]
 
 

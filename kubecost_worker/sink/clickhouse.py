@@ -156,7 +156,7 @@ class ClickHouseSink:
         self.remove_obsolete_runs(run.cloud_account_id, run.hour)
         return done
 
-    def remove_obsolete_runs(self, tenant: str, hour: int) -> int:
+    def remove_obsolete_runs(self, tenant: str, hour: int, stale_after: dt.timedelta = STALE_RUN) -> int:
         """Delete the rows of the hour's runs that can no longer become current; returns how many runs.
 
         Kept: the current (latest succeeded) run, and runs still 'running' that started recently (another
@@ -174,7 +174,7 @@ class ClickHouseSink:
                           AND status = 'succeeded')
                    AND (argMax(status, recorded_at) != 'running' OR min(started_at) < {stale:DateTime64(3, 'UTC')})
                 """,
-                parameters={"tenant": tenant, "hour": utc(hour), "stale": now() - STALE_RUN},
+                parameters={"tenant": tenant, "hour": utc(hour), "stale": now() - stale_after},
             ).result_rows
         run_ids = [r[0] for r in obsolete]
         if not run_ids:
@@ -189,7 +189,7 @@ class ClickHouseSink:
         log.info("removed obsolete runs", tenant=tenant, hour=utc(hour).isoformat(), runs=len(run_ids))
         return len(run_ids)
 
-    def remove_abandoned_runs(self, since_hour: int) -> int:
+    def remove_abandoned_runs(self, since_hour: int, stale_after: dt.timedelta = STALE_RUN) -> int:
         """Clean up after crashes: rows of runs that never committed, in hours from ``since_hour`` on.
 
         Such rows are invisible (no view selects them) and normally removed when their hour is next written;
@@ -201,7 +201,7 @@ class ClickHouseSink:
                   (SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs
                    WHERE hour >= {since:DateTime('UTC')})
             """, {"since": utc(since_hour)})
-        return sum(self.remove_obsolete_runs(tenant, int(hour)) > 0 for tenant, hour in hours)
+        return sum(self.remove_obsolete_runs(tenant, int(hour), stale_after) > 0 for tenant, hour in hours)
 
     # -- reading the ledger ------------------------------------------------------------------------------------
 
