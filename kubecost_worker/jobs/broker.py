@@ -110,10 +110,6 @@ class Broker:
 
     # -- the in-process delay of the memory transport ----------------------------------------------------------
 
-    @property
-    def delayed_pending(self) -> int:
-        return len(self._delayed)
-
     def next_delayed_due(self) -> float | None:
         return self._delayed[0].due if self._delayed else None
 

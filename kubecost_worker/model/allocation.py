@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from . import timeline
 from .series import COUNTERS, LABEL_METRICS, SENTINEL_METRICS, HourInput, Series, deduplicate
@@ -441,11 +440,3 @@ def _counter_window(samples, start: float, end: float) -> list[tuple[float, floa
     """A counter's samples inside ``[start, end)`` plus the last one before ``start``."""
     before = [x for x in samples if x[0] < start]
     return before[-1:] + _window(samples, start, end)
-
-
-def total_by(rows: Iterable[ExpenseRow], attribute: str) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for r in rows:
-        out[getattr(r, attribute)] += r.total_cost
-    return dict(out)
-
