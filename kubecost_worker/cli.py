@@ -75,15 +75,29 @@ def _config(ctx: click.Context, *require: str) -> Config:
 @click.pass_context
 def migrate(ctx: click.Context, resume: bool) -> None:
     """Apply pending schema migrations (idempotent)."""
-    from .sink import migrations
     from .sink.clickhouse import connect
 
     config = _config(ctx)
-    client = connect(config.clickhouse_url)
-    applied = migrations.migrate(client, resume=resume, cluster=config.clickhouse_cluster)
+    applied = _apply_schema(connect(config.clickhouse_url), config, resume)
     click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
-    if migrations.apply_retention(client, config.retention_days, config.clickhouse_cluster):
+    if config.retention_days:
         click.echo(f"migrate: retention {config.retention_days} days")
+
+
+def _apply_schema(client, config: Config, resume: bool = False) -> list[str]:
+    """What `migrate` does, and `run` at start-up: the pending migrations, then the retention TTL."""
+    from .sink import migrations
+
+    applied = migrations.migrate(client, resume=resume, cluster=config.clickhouse_cluster)
+    migrations.apply_retention(client, config.retention_days, config.clickhouse_cluster)
+    return applied
+
+
+def _require_migrated(sink) -> None:
+    from .sink import migrations
+
+    if not migrations.is_up_to_date(sink.client):
+        raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
 
 
 @cli.command()
@@ -95,7 +109,6 @@ def migrate(ctx: click.Context, resume: bool) -> None:
 def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None) -> None:
     """Process every whole hour in [start, end) for the given tenants."""
     from .pipeline import backfill as run_backfill, hours_between
-    from .sink import migrations
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
@@ -103,8 +116,7 @@ def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int,
         ctx.obj = {**ctx.obj, "KCW_TENANTS": ",".join(tenants)}
     config = _config(ctx, "KCW_THANOS_URL")
     pipeline = _pipeline(config)
-    if not migrations.is_up_to_date(pipeline.sink.client):
-        raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
+    _require_migrated(pipeline.sink)
     show = sys.stderr.isatty() if progress is None else progress
     summary = run_backfill(pipeline, pipeline.tenants(), hours_between(start, end), progress=show)
     click.echo(summary.line())
@@ -225,13 +237,12 @@ def run(ctx: click.Context, serve: bool) -> None:
     """Scheduler and consumer in one process (the embedded mode: chDB and memory:// need it)."""
     from .jobs.consumer import JobConsumer, stop_gracefully
     from .jobs.scheduler import Scheduler, tick_flag
-    from .sink import migrations
 
     if serve:
         _config(ctx, "KCW_CLUSTER_SECRET")
     config, broker, handler = _worker_parts(ctx, eager=True)
     pipeline = handler.pipeline()
-    migrations.migrate(pipeline.sink.client, cluster=config.clickhouse_cluster)
+    _apply_schema(pipeline.sink.client, config)
     api = _start_api_thread(config, pipeline.sink) if serve else None
     scheduler = Scheduler(pipeline, broker)
     flag, aps = tick_flag(config.schedule_minute)
@@ -310,12 +321,10 @@ def once(ctx: click.Context) -> None:
     """Enqueue everything due, process it, exit (for a Kubernetes CronJob)."""
     from .jobs.consumer import drain
     from .jobs.scheduler import Scheduler
-    from .sink import migrations
 
     config, broker, handler = _worker_parts(ctx, eager=True)
     pipeline = handler.pipeline()
-    if not migrations.is_up_to_date(pipeline.sink.client):
-        raise WorkerError("the schema is not up to date: run `kubecost-worker migrate` first")
+    _require_migrated(pipeline.sink)
     jobs = Scheduler(pipeline, broker).tick()
     outcomes = drain(broker, handler)
     failed = sum(n for outcome, n in outcomes.items() if outcome.startswith("dead"))

@@ -101,7 +101,7 @@ class SavingsResponse(Window):
     memory_savings: list[Point]
 
 
-class ExpenseRow(BaseModel, extra="allow"):
+class ExpenseGroup(BaseModel, extra="allow"):
     timestamp: int
     cpu_cost: float
     ram_cost: float
@@ -117,7 +117,7 @@ class ExpenseRow(BaseModel, extra="allow"):
 class ExpensesResponse(Window):
     aggregate: str
     step: str
-    rows: list[ExpenseRow]
+    rows: list[ExpenseGroup]
 
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 503)}
