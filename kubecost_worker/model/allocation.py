@@ -10,14 +10,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import timeline
-from .series import COUNTERS, LABEL_METRICS, SENTINEL_METRICS, HourInput, Series, deduplicate
+from .series import (COUNTERS, LABEL_METRICS, SENTINEL_METRICS, HourInput, Series, Summary, deduplicate,
+                     resource_kind)
 from .workload import Owners, resolve_workload
 
 GIB = float(2**30)
 IDLE = "__idle__"
 MANAGEMENT = "__cluster_management__"
 UNMOUNTED = "__unmounted__"
-GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 
 
 @dataclass
@@ -137,11 +137,20 @@ def hourly_metric_samples(inp: HourInput, tenant_label: str) -> list[MetricSampl
         if not metric.startswith("kubecost_"):
             continue
         for s in group:
+            if isinstance(s, Summary):  # never for kubecost_* series, which the source always fetches as samples
+                raise ValueError(f"{metric}: a summary where the hourly mean needs samples")
             inside = _window(s.samples, inp.start, inp.end)
             if inside:
                 labels = {k: v for k, v in s.labels.items() if k not in ("__name__", tenant_label)}
                 out.append(MetricSample(inp.tenant, inp.start, metric, labels, timeline.mean(inside), len(inside)))
     return out
+
+
+def _samples(s: Series | Summary) -> list[tuple[float, float]]:
+    """The samples of a series; a summary in their place is a bug of the source (``pods_needing_samples``)."""
+    if isinstance(s, Summary):
+        raise ValueError(f"a summary where the model needs samples: {dict(s.labels)}")
+    return s.samples
 
 
 def _window(samples, start: float, end: float) -> list[tuple[float, float]]:
@@ -157,14 +166,17 @@ class _ClusterHour:
         self.cluster_id = cluster_id
         self.series: dict[str, list[Series]] = {}
         for metric, group in series.items():
+            summaries = [s for s in group if isinstance(s, Summary)]  # already windowed by the source
+            group = [s for s in group if isinstance(s, Series)]
             if metric in COUNTERS:
                 windowed = [Series(s.labels, _counter_window(s.samples, self.start, self.end)) for s in group]
             else:
                 windowed = [Series(s.labels, _window(s.samples, self.start, self.end)) for s in group]
-            windowed = [s for s in windowed if s.samples]
+            windowed = [s for s in windowed if s.samples] + summaries
             self.series[metric] = windowed if metric in LABEL_METRICS else deduplicate(metric, windowed)
         self.unpriced_nodes: list[str] = []
         self._rows: dict[tuple[str, ...], ExpenseRow] = {}
+        self._prices: dict[tuple, float] = {}
 
     def of(self, metric: str) -> list[Series]:
         return self.series.get(metric, [])
@@ -205,8 +217,10 @@ class _ClusterHour:
         return {s.labels.get("node", ""): s.samples for s in self.of(metric)}
 
     def _labels(self):
-        def latest(group: list[Series]) -> dict[str, str]:
-            newest = max(group, key=lambda s: (s.samples[-1][0], sorted(s.labels.items())))
+        def latest(group: list[Series | Summary]) -> dict[str, str]:
+            # A summary is the only copy of its pod's labels (the source sends samples otherwise).
+            newest = group[0] if len(group) == 1 else max(group, key=lambda s: (s.samples[-1][0],
+                                                                                 sorted(s.labels.items())))
             return {k.removeprefix("label_"): v for k, v in newest.labels.items() if k.startswith("label_")}
 
         namespace_labels = {ns: latest(g) for (ns,), g in self.by("kube_namespace_labels", "namespace").items()}
@@ -226,18 +240,24 @@ class _ClusterHour:
         running: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         for s in self.of("kube_pod_container_status_running"):
             key = (s.labels.get("namespace", ""), s.labels.get("pod", ""), s.labels.get("uid", ""))
-            running[key].extend(t for t, v in s.samples if v > 0)
+            if isinstance(s, Summary):
+                running[key].extend(t for t in (s.first, s.last) if t is not None)
+            else:
+                running[key].extend(t for t, v in s.samples if v > 0)
         pods: dict[tuple[str, str], list[_Pod]] = defaultdict(list)
         for (ns, name, uid), times in running.items():
             if times:
                 pods[(ns, name)].append(_Pod(ns, name, uid, *timeline.span(times, self.step, self.end)))
+        # Without any running series, the allocation samples tell when the pod ran; with running series that
+        # are all 0, it did not run (pending, or its containers not running) and costs nothing.
+        reported = {(ns, name) for ns, name, _ in running}
         fallback: dict[tuple[str, str], list[float]] = defaultdict(list)
         for metric in ("container_cpu_allocation", "container_memory_allocation_bytes", "container_gpu_allocation",
                        "pod_pvc_allocation"):
             for s in self.of(metric):
                 key = (s.labels.get("namespace", ""), s.labels.get("pod", ""))
-                if key not in pods:
-                    fallback[key].extend(t for t, _ in s.samples)
+                if key not in reported:
+                    fallback[key].extend(t for t, _ in _samples(s))
         for (ns, name), times in fallback.items():
             pods[(ns, name)].append(_Pod(ns, name, "", *timeline.span(times, self.step, self.end)))
         for instances in pods.values():
@@ -251,9 +271,11 @@ class _ClusterHour:
                     pod.node = node or pod.node
         return pods
 
-    def _owners_of_samples(self, pods, s: Series) -> list[_Pod]:
+    def _owners_of_samples(self, pods, s: Series | Summary) -> list[_Pod]:
         instances = pods.get((s.labels.get("namespace", ""), s.labels.get("pod", "")), [])
-        return [p for p in instances if len(instances) == 1 or any(p.contains(t) for t, _ in s.samples)]
+        if len(instances) == 1:
+            return list(instances)
+        return [p for p in instances if any(p.contains(t) for t, _ in _samples(s))]
 
     @staticmethod
     def _samples_of(instances: list[_Pod], pod: _Pod, samples) -> list[tuple[float, float]]:
@@ -261,6 +283,13 @@ class _ClusterHour:
         if len(instances) == 1:
             return list(samples)
         return [(t, v) for t, v in samples if pod.contains(t)]
+
+    @staticmethod
+    def _mean_of(instances: list[_Pod], pod: _Pod, group: list[Series | Summary]) -> float:
+        """Mean of the samples of ``group``'s series that belong to ``pod``; 0 without samples."""
+        if len(group) == 1 and isinstance(group[0], Summary) and len(instances) == 1:
+            return group[0].mean
+        return timeline.mean([x for s in group for x in _ClusterHour._samples_of(instances, pod, _samples(s))])
 
     # -- CPU, RAM, GPU -----------------------------------------------------------------------------------------
 
@@ -275,9 +304,7 @@ class _ClusterHour:
                                                                          "ram": defaultdict(list),
                                                                          "gpu": defaultdict(list)}
         for s in self.of("kube_pod_container_resource_requests"):
-            resource = s.labels.get("resource", "")
-            kind = "cpu" if resource == "cpu" else "ram" if resource == "memory" else (
-                "gpu" if resource in GPU_RESOURCES else None)
+            kind = resource_kind(s.labels.get("resource", ""))
             if kind:
                 requests[kind][(s.labels.get("namespace", ""), s.labels.get("pod", ""),
                                 s.labels.get("container", ""))].append(s)
@@ -295,16 +322,15 @@ class _ClusterHour:
                     quantity = 0.0
                     for container in sorted(containers.get((ns, name), ())):
                         key = (ns, name, container)
-                        alloc = [x for s in allocation[resource].get(key, []) for x in self._samples_of(instances, pod, s.samples)]
-                        req = [x for s in requests[resource].get(key, []) for x in self._samples_of(instances, pod, s.samples)]
-                        quantity += max(timeline.mean(alloc), timeline.mean(req))
+                        quantity += max(self._mean_of(instances, pod, allocation[resource].get(key, [])),
+                                        self._mean_of(instances, pod, requests[resource].get(key, [])))
                     quantity_hours = quantity * pod.hours
                     if quantity_hours == 0:
                         continue
                     node_prices = prices[resource].get(pod.node)
                     if node_prices is None and pod.node not in self.unpriced_nodes:
                         self.unpriced_nodes.append(pod.node)
-                    price = timeline.time_weighted_mean(node_prices or [], pod.start, pod.stop)
+                    price = self._price(resource, pod.node, node_prices or [], pod.start, pod.stop)
                     cost = quantity_hours * price / (GIB if resource == "ram" else 1.0)
                     if resource == "cpu":
                         row.cpu_core_hours += quantity_hours
@@ -318,6 +344,13 @@ class _ClusterHour:
                     allocated[pod.node][resource][0] += quantity_hours
                     allocated[pod.node][resource][1] += cost
         return allocated
+
+    def _price(self, resource: str, node: str, prices, start: float, stop: float) -> float:
+        """A node's price over a pod's running time; most pods of a node share one interval (the whole hour)."""
+        key = (resource, node, start, stop)
+        if key not in self._prices:
+            self._prices[key] = timeline.time_weighted_mean(prices, start, stop)
+        return self._prices[key]
 
     # -- Persistent volumes ------------------------------------------------------------------------------------
 

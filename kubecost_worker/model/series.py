@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -15,6 +17,20 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Summary:
+    """A series Prometheus already reduced over ``[start, end)``, in place of its samples.
+
+    The source sends these for the ``SUMMARISABLE`` metrics where the reduction is all the model would take from
+    the samples (see ``pods_needing_samples``); everywhere else it sends the samples.
+    """
+
+    labels: Labels
+    mean: float = math.nan      # of the samples: what the model takes of allocation and request series
+    first: float | None = None  # times of the first and the last positive sample: what it takes of running series
+    last: float | None = None
+
+
+@dataclass(frozen=True)
 class HourInput:
     """Everything fetched for one tenant and the hour ``[start, end)``, keyed by metric name."""
 
@@ -22,15 +38,22 @@ class HourInput:
     start: int
     end: int
     step: int
-    series: Mapping[str, list[Series]] = field(default_factory=dict)
+    series: Mapping[str, list[Series | Summary]] = field(default_factory=dict)
+    # Samples inside [start, end) per metric as the server counts them (NaN included); where a metric is missing,
+    # its samples here are counted.
+    counted: Mapping[str, int] = field(default_factory=dict)
 
-    def of(self, metric: str) -> list[Series]:
+    def of(self, metric: str) -> list[Series | Summary]:
         return list(self.series.get(metric, ()))
 
     def sample_count(self, metrics: tuple[str, ...] | None = None) -> int:
-        """Raw samples inside ``[start, end)`` (duplicates included, as Thanos would count them)."""
-        return sum(1 for metric, group in self.series.items() if metrics is None or metric in metrics
-                   for s in group for t, _ in s.samples if self.start <= t < self.end)
+        """Samples inside ``[start, end)`` (duplicates included, as Thanos would count them)."""
+        total = sum(n for metric, n in self.counted.items() if metrics is None or metric in metrics)
+        for metric, group in self.series.items():
+            if (metrics is not None and metric not in metrics) or metric in self.counted:
+                continue
+            total += sum(1 for s in group for t, _ in s.samples if self.start <= t < self.end)
+        return total
 
 
 # The labels that identify a series of each metric. Two series equal on these are one series seen twice
@@ -70,6 +93,14 @@ LABEL_METRICS = ("kube_pod_labels", "kube_namespace_labels")
 NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
 COUNTERS = {"kubecost_pod_network_egress_bytes_total"}
+RUNNING = "kube_pod_container_status_running"
+# Pod-level metrics: the bulk of a tenant-hour's samples. Of these the model takes only a mean (allocations and
+# requests), the first and last positive sample (running series) or the labels (owners, pod labels). Prometheus
+# reduces them, so that one number per series crosses the network instead of one per sample.
+CONTAINER_SUMMARIES = ("container_cpu_allocation", "container_memory_allocation_bytes", "container_gpu_allocation",
+                       "kube_pod_container_resource_requests")
+SUMMARISABLE = (*CONTAINER_SUMMARIES, RUNNING, "kube_pod_owner", "kube_pod_labels")
+GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 # Counted per hour in the run ledger and re-counted in Thanos by the scheduler: when the count grew, late
 # samples arrived (remote-write retries) and the hour is computed again. Node prices and pod running series
 # are in every useful scrape and arrive in the same remote-write batches as the rest.
@@ -83,20 +114,23 @@ def identity(metric: str, labels: Labels) -> tuple[str, ...]:
     return tuple(labels.get(k, "") for k in keys)
 
 
-def deduplicate(metric: str, series: list[Series]) -> list[Series]:
+def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Summary]:
     """Merge series with the same identity; at each timestamp the first series (in label order) wins.
 
     The merged series keeps the union of the labels (first non-empty value wins), so a label present on one
     copy only (``uid`` from kube-state-metrics, say) is not lost.
     """
-    groups: dict[tuple[str, ...], list[Series]] = {}
-    for s in sorted(series, key=lambda s: sorted(s.labels.items())):
+    groups: dict[tuple[str, ...], list[Series | Summary]] = {}
+    for s in series:
         groups.setdefault(identity(metric, s.labels), []).append(s)
     merged = []
     for copies in groups.values():
         if len(copies) == 1:
             merged.append(copies[0])
             continue
+        copies.sort(key=lambda s: sorted(s.labels.items()))
+        if any(isinstance(copy, Summary) for copy in copies):
+            raise ValueError(f"{metric}: copies of one series summarised; merging them needs their samples")
         labels: dict[str, str] = {}
         by_time: dict[float, float] = {}
         for copy in copies:
@@ -107,3 +141,54 @@ def deduplicate(metric: str, series: list[Series]) -> list[Series]:
                 by_time.setdefault(t, v)
         merged.append(Series(labels, sorted(by_time.items())))
     return merged
+
+
+def resource_kind(resource: str) -> str | None:
+    """``cpu``, ``ram`` or ``gpu`` for a request series' ``resource`` label; None for resources without a price."""
+    if resource == "cpu":
+        return "cpu"
+    if resource == "memory":
+        return "ram"
+    return "gpu" if resource in GPU_RESOURCES else None
+
+
+def pod_of(s: Series | Summary) -> tuple[str, str]:
+    return s.labels.get("namespace", ""), s.labels.get("pod", "")
+
+
+def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float, end: float) -> set[tuple[str, str]]:
+    """``(namespace, pod)`` whose summaries cannot stand for their samples: the source fetches those samples.
+
+    - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between
+      instances by time, or takes the running time of a pod without running samples from its allocations;
+    - a series the model would merge or add to another one: copies of one series, two series of one container
+      and resource, two label series of one pod;
+    - a mean that is not finite: the model leaves NaN and infinite samples out;
+    - a running series summarised without its first or last positive sample.
+    """
+    instances: dict[tuple[str, str], set[str]] = defaultdict(set)
+    needed: set[tuple[str, str]] = set()
+    for s in series.get(RUNNING, ()):
+        if isinstance(s, Summary) and (s.first is None or s.last is None):
+            needed.add(pod_of(s))
+        elif isinstance(s, Summary) or any(start <= t < end and v > 0 for t, v in s.samples):
+            instances[pod_of(s)].add(s.labels.get("uid", ""))
+    for metric in SUMMARISABLE:
+        seen: set[tuple] = set()
+        for s in series.get(metric, ()):
+            labels, pod = s.labels, pod_of(s)
+            if metric in CONTAINER_SUMMARIES:
+                key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""),
+                       resource_kind(labels.get("resource", "cpu")))
+                if isinstance(s, Summary) and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
+                    needed.add(pod)
+            elif metric == RUNNING:
+                key = (labels.get("cluster_id", ""), *identity(metric, labels))
+            elif metric in LABEL_METRICS:
+                key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
+            else:
+                continue  # owners: the model reads only their labels, copies and all
+            if key in seen and any(isinstance(x, Summary) for x in series[metric]):
+                needed.add(pod)
+            seen.add(key)
+    return needed

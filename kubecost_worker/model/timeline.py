@@ -57,18 +57,14 @@ def product_integral(a: Samples, b: Samples, t0: float, t1: float) -> float:
         return 0.0
     cuts = sorted({t0, t1, *(t for t, _ in a if t0 < t < t1), *(t for t, _ in b if t0 < t < t1)})
     total = 0.0
+    i = j = 0  # a[i], b[j]: the latest sample at or before the cut (or the first sample, before it)
     for lo, hi in zip(cuts, cuts[1:]):
-        total += (hi - lo) * value_at(a, lo) * value_at(b, lo)
+        while i + 1 < len(a) and a[i + 1][0] <= lo:
+            i += 1
+        while j + 1 < len(b) and b[j + 1][0] <= lo:
+            j += 1
+        total += (hi - lo) * a[i][1] * b[j][1]
     return total / 3600.0
-
-
-def value_at(samples: Samples, t: float) -> float:
-    value = samples[0][1]
-    for ts, v in samples:
-        if ts > t:
-            break
-        value = v
-    return value
 
 
 def counter_increase(samples: Samples) -> float:

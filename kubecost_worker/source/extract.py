@@ -1,13 +1,29 @@
-"""Fetching the raw samples one tenant-hour needs, in one request."""
+"""Fetching what one tenant-hour needs: Prometheus reduces the pod-level series, the rest comes as samples.
+
+Most of a tenant-hour's samples are pod-level series of which the model takes one figure each
+(``SUMMARISABLE``): the mean of an allocation or request, the first and last positive sample of a running series,
+the labels of an owner or label series. Prometheus computes those figures, so one number per series crosses the
+network instead of 60 samples. Prices, capacities, volumes, counters and every ``kubecost_*`` series come as
+samples. Pods the figures cannot describe exactly (``pods_needing_samples``) are fetched again as samples, so the
+model computes the same numbers either way (``tests/test_summarised_fetch.py``).
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
-from ..model.series import KEPT_PREFIX, NEEDED_METRICS, HourInput, Series
-from .promql import names_matcher, tenant_matcher
+from ..model.series import (CONTAINER_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING, SUMMARISABLE, HourInput,
+                            Series, Summary, pod_of, pods_needing_samples)
+from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosClient
+
+# Queries of one tenant-hour in flight at once: the server works on several while this process parses.
+PARALLEL_QUERIES = 4
+# Label that tags each metric's total in the one query of sample counts.
+COUNT_TAG = "kcw_metric"
 
 
 def hour_selector(tenant_label: str, tenant: str) -> str:
@@ -15,30 +31,128 @@ def hour_selector(tenant_label: str, tenant: str) -> str:
     return "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + ", " + tenant_matcher(tenant_label, tenant) + "}"
 
 
-def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int) -> HourInput:
-    """Raw samples of ``[start - step, end)`` for one tenant.
+def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
+               summarise: bool = True) -> HourInput:
+    """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``."""
+    tenant_selector = tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
+    if not summarise:
+        series, counted = fetch_samples(client, tenant_label, tenant, names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
+                                        start, end, step)
+        return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
+    sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
+    hour, first_step = client.range_selector(end - start), client.range_selector(step)
+    at_end, after_first_step = end - 0.001, start + step - 0.001
+
+    def of(metric: str) -> str:
+        return metric + "{" + tenant_selector + "}"
+
+    running = of(RUNNING)
+    queries = {
+        **{(m, "mean"): (f"avg_over_time({of(m)}[{hour}])", at_end) for m in CONTAINER_SUMMARIES},
+        **{(m, "count"): (f"count_over_time({of(m)}[{hour}])", at_end) for m in SUMMARISABLE[4:]},
+        # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
+        # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
+        (RUNNING, "first"): (f"timestamp({running}) and {running} > 0 and count_over_time({running}[{first_step}]) == 1",
+                             after_first_step),
+        (RUNNING, "last"): (f"timestamp({running}) and {running} > 0", at_end),
+        ("", "totals"): (" or ".join(f"label_replace(sum by ({tenant_label}) (count_over_time({of(m)}[{hour}])), {quote(COUNT_TAG)}, "
+                                     f"{quote(m)}, \"\", \"\")" for m in CONTAINER_SUMMARIES), at_end),
+    }
+    with ThreadPoolExecutor(PARALLEL_QUERIES) as pool:
+        samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
+                              start, end, step)
+        futures = {key: pool.submit(client.query, promql, at) for key, (promql, at) in queries.items()}
+        results = {key: [item for item in future.result() if item["metric"].get(tenant_label) == tenant]
+                   for key, future in futures.items()}  # defence in depth, as for samples
+        sampled_series, counted = samples.result()
+    summaries, summarised_counts = _summaries(results, start)
+    series: dict[str, list[Series | Summary]] = {**sampled_series, **{m: g for m, g in summaries.items() if g}}
+    counted.update(summarised_counts)
+    # Pods that started or stopped inside the hour: their running samples pin down when.
+    unknown = {pod_of(s) for s in summaries[RUNNING] if s.first is None or s.last is None}
+    _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
+    redo = pods_needing_samples(series, start, end)
+    _replace_pods(series, redo, SUMMARISABLE, client, tenant_label, tenant, start, end, step)
+    return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
+
+
+def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str, str]], metrics: tuple[str, ...],
+                  client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int) -> None:
+    """Puts the samples of ``pods`` in place of whatever ``series`` holds of them for ``metrics``: one query."""
+    if not pods:
+        return
+    names = sorted({pod for _, pod in pods})
+    matchers = names_matcher(list(metrics)) + f", pod=~{quote('|'.join(re.escape(name) for name in names))}"
+    fetched, _ = fetch_samples(client, tenant_label, tenant, matchers, start, end, step)  # counted already
+    for metric in metrics:
+        kept = [s for s in series.get(metric, ()) if pod_of(s) not in pods]
+        kept += [s for s in fetched.get(metric, ()) if pod_of(s) in pods]  # the same pod name in other namespaces
+        if kept:
+            series[metric] = kept
+        else:
+            series.pop(metric, None)
+
+
+def _summaries(results: dict[tuple[str, str], list[dict]], start: int) -> tuple[dict[str, list[Summary]],
+                                                                                 dict[str, int]]:
+    """Summaries per metric, and the samples each summarised metric had in the hour."""
+    summaries: dict[str, list[Summary]] = {}
+    counted: dict[str, int] = {}
+    for metric in CONTAINER_SUMMARIES:
+        summaries[metric] = [Summary(item["metric"], mean=float(item["value"][1]))
+                             for item in results[(metric, "mean")]]
+    for item in results[("", "totals")]:
+        metric = item["metric"].get(COUNT_TAG, "")
+        if metric in CONTAINER_SUMMARIES:
+            counted[metric] = int(float(item["value"][1]))
+    first = {_key(item["metric"]): float(item["value"][1]) for item in results[(RUNNING, "first")]}
+    last = {_key(item["metric"]): float(item["value"][1]) for item in results[(RUNNING, "last")]}
+    for metric in SUMMARISABLE[4:]:
+        summaries[metric] = []
+        counted[metric] = 0
+        for item in results[(metric, "count")]:
+            counted[metric] += int(float(item["value"][1]))
+            if metric != RUNNING:
+                summaries[metric].append(Summary(item["metric"]))
+                continue
+            key = _key(item["metric"])
+            known_first, known_last = first.get(key, -1.0), last.get(key, -1.0)
+            summaries[metric].append(Summary(item["metric"], first=known_first if known_first >= start else None,
+                                             last=known_last if known_last >= start else None))
+    return summaries, counted
+
+
+def _key(labels: dict[str, str]) -> frozenset:
+    return frozenset(labels.items())
+
+
+def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int,
+                  step: int) -> tuple[dict[str, list[Series]], dict[str, int]]:
+    """Samples of ``[start - step, end)`` of the series ``matchers`` selects for one tenant, and per metric the
+    samples inside ``[start, end)`` as the server counts them (NaN included, as ``count_over_time`` does).
 
     A range selector in an instant query returns each sample with its own timestamp; ``query_range`` would
     instead repeat a stopped pod's last value for the 5-minute lookback. The window reaches one step back
     so that counters have their last sample before the hour; the model drops what it does not need.
     Evaluating 1 ms before ``end`` keeps a sample at exactly ``end`` (the next hour's) out, whether the
-    server's range is closed (Prometheus 2) or left-open (Prometheus 3).
+    server's range is closed (Prometheus 2) or left-open (Prometheus 3); the window is cut again here.
     """
-    window = end - start + step
-    promql = f"{hour_selector(tenant_label, tenant)}[{window}s]"
-    result = client.query(promql, end - 0.001)
+    promql = "{" + matchers + ", " + tenant_matcher(tenant_label, tenant) + "}" + f"[{end - start + step}s]"
     series: dict[str, list[Series]] = defaultdict(list)
-    for item in result:
+    counted: dict[str, int] = defaultdict(int)
+    for item in client.query(promql, end - 0.001):
         labels = dict(item["metric"])
         name = labels.pop("__name__", "")
         if labels.get(tenant_label) != tenant:  # defence in depth: never take another tenant's series
             continue
         samples = [(float(t), float(v)) for t, v in item.get("values", ())]
+        samples = [(t, v) for t, v in samples if start - step <= t < end]
+        counted[name] += sum(1 for t, _ in samples if t >= start)
         # NaN and infinite gauge values (a broken exporter) would poison every sum they enter: left out
-        samples = [(t, v) for t, v in samples if start - step <= t < end and math.isfinite(v)]
+        samples = [(t, v) for t, v in samples if math.isfinite(v)]
         if samples:
             series[name].append(Series(labels, samples))
-    return HourInput(tenant=tenant, start=start, end=end, step=step, series=dict(series))
+    return dict(series), dict(counted)
 
 
 def discover_tenants(client: ThanosClient, tenant_label: str) -> list[str]:
@@ -49,12 +163,12 @@ def hourly_counts(client: ThanosClient, tenant_label: str, tenant: str, metrics:
                   first_hour: int, last_hour: int) -> dict[int, int]:
     """Samples of ``metrics`` per hour in ``[first_hour, last_hour]``: one cheap ``count_over_time`` range query.
 
-    Each point is evaluated 1 ms before its hour's end over the hour, the same window ``fetch_hour`` reads,
+    Each point is evaluated 1 ms before its hour's end over exactly the hour, the window ``fetch_hour`` reads,
     so the counts compare with the ``coverage`` a run recorded.
     """
     selector = "{" + names_matcher(list(metrics)) + ", " + tenant_matcher(tenant_label, tenant) + "}"
-    result = client.query_range(f"sum(count_over_time({selector}[3600s]))", first_hour + 3600 - 0.001,
-                                last_hour + 3600 - 0.001, 3600)
+    result = client.query_range(f"sum(count_over_time({selector}[{client.range_selector(3600)}]))",
+                                first_hour + 3600 - 0.001, last_hour + 3600 - 0.001, 3600)
     counts: dict[int, int] = {}
     for series in result:
         for t, value in series["values"]:

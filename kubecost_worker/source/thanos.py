@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 import structlog
 import tenacity
@@ -97,6 +98,7 @@ class ThanosClient:
         if settings.ca_file:
             self.session.verify = settings.ca_file
         self.requests_made = 0
+        self._closed_ranges: bool | None = None
         self._get = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retries),
             wait=_WaitRetryAfterOrBackoff(
@@ -134,6 +136,19 @@ class ThanosClient:
 
     def label_values(self, label: str) -> list[str]:
         return list(self._get(f"/api/v1/label/{label}/values", {}))
+
+    def range_selector(self, seconds: int) -> str:
+        """A PromQL range that, evaluated 1 ms before a window's end, selects exactly the last ``seconds``.
+
+        Prometheus 2 (and the Thanos built on it) selects ``[t - range, t]``, closed at both ends; Prometheus 3
+        selects ``(t - range, t]``. Evaluated at ``end - 1 ms``, a closed range must be 1 ms shorter to leave out
+        a sample 1 ms before ``start``. Which one the server does is asked once, with a query that needs no data:
+        ``vector(1)`` sampled every second over 60 s gives 61 points on a closed range, 60 on a left-open one.
+        """
+        if self._closed_ranges is None:
+            result = self.query("count_over_time(vector(1)[60s:1s])", 1_000_000_000)
+            self._closed_ranges = bool(result) and float(result[0]["value"][1]) == 61
+        return f"{seconds * 1000 - 1}ms" if self._closed_ranges else f"{seconds}s"
 
     # -- one HTTP request ---------------------------------------------------------------------------------
 
@@ -181,8 +196,8 @@ class ThanosClient:
     def _parse(path: str, response: requests.Response) -> Any:
         status = response.status_code
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             body = None
         if status == 429 or status >= 500:
             reason = body.get("error") if isinstance(body, dict) else response.text[:200]
