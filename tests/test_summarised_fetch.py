@@ -35,7 +35,7 @@ FIELDS = ("running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "p
 
 
 def assert_same_result(summarised, sampled) -> None:
-    """Same rows (keys, labels, every figure to 1e-12 relative), metric samples, sample counts."""
+    """Same rows (keys, labels, every figure to 1e-12 relative), metric samples, sentinel sample counts."""
     expected = {row.key: row for row in sampled.rows}
     actual = {row.key: row for row in summarised.rows}
     assert actual.keys() == expected.keys()
@@ -46,7 +46,8 @@ def assert_same_result(summarised, sampled) -> None:
             assert a == pytest.approx(b, rel=1e-12, abs=1e-15), (key, name, a, b)
     assert summarised.total_cost == pytest.approx(sampled.total_cost, rel=1e-12)
     assert summarised.metric_samples == sampled.metric_samples
-    assert (summarised.samples_seen, summarised.coverage) == (sampled.samples_seen, sampled.coverage)
+    assert summarised.coverage == sampled.coverage
+    assert summarised.samples_seen < sampled.samples_seen  # a summary is one value read for a series' samples
 
 
 def both(client: ThanosClient, tenant: str, start: int, step: int = 60):

@@ -109,7 +109,7 @@ def compute_hour(inp: HourInput, tenant_label: str = "tenant_id") -> HourResult:
         rows.extend(cluster.rows())
         unpriced.extend(cluster.unpriced_nodes)
     return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp, tenant_label),
-                      samples_seen=inp.sample_count(), unpriced_nodes=unpriced,
+                      samples_seen=inp.values_read(), unpriced_nodes=unpriced,
                       coverage=inp.sample_count(SENTINEL_METRICS))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 Labels = Mapping[str, str]
 
@@ -16,12 +16,12 @@ class Series:
     samples: list[tuple[float, float]]  # (unix seconds, value), ascending by time
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):
     """A series Prometheus already reduced over ``[start, end)``, in place of its samples.
 
     The source sends these for the ``SUMMARISABLE`` metrics where the reduction is all the model would take from
-    the samples (see ``pods_needing_samples``); everywhere else it sends the samples.
+    the samples (see ``pods_needing_samples``); everywhere else it sends the samples. A tuple: a large tenant-hour
+    holds 100,000 of them.
     """
 
     labels: Labels
@@ -39,21 +39,26 @@ class HourInput:
     end: int
     step: int
     series: Mapping[str, list[Series | Summary]] = field(default_factory=dict)
-    # Samples inside [start, end) per metric as the server counts them (NaN included); where a metric is missing,
-    # its samples here are counted.
+    # Samples inside [start, end) per metric as the server counts them (NaN included), where the source counted
+    # them: the sentinel metrics always are (coverage). Metrics missing here count their samples in ``series``.
     counted: Mapping[str, int] = field(default_factory=dict)
 
     def of(self, metric: str) -> list[Series | Summary]:
         return list(self.series.get(metric, ()))
 
-    def sample_count(self, metrics: tuple[str, ...] | None = None) -> int:
-        """Samples inside ``[start, end)`` (duplicates included, as Thanos would count them)."""
-        total = sum(n for metric, n in self.counted.items() if metrics is None or metric in metrics)
-        for metric, group in self.series.items():
-            if (metrics is not None and metric not in metrics) or metric in self.counted:
-                continue
-            total += sum(1 for s in group for t, _ in s.samples if self.start <= t < self.end)
+    def sample_count(self, metrics: tuple[str, ...]) -> int:
+        """Samples of ``metrics`` inside ``[start, end)``, duplicates included, as Thanos counts them."""
+        total = 0
+        for metric in metrics:
+            if metric in self.counted:
+                total += self.counted[metric]
+            else:
+                total += sum(1 for s in self.of(metric) for t, _ in s.samples if self.start <= t < self.end)
         return total
+
+    def values_read(self) -> int:
+        """What the model reads: each sample, and each summary (one value standing for a series' samples)."""
+        return sum(1 if isinstance(s, Summary) else len(s.samples) for group in self.series.values() for s in group)
 
 
 # The labels that identify a series of each metric. Two series equal on these are one series seen twice

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,8 +23,6 @@ from .thanos import ThanosClient
 
 # Queries of one tenant-hour in flight at once: the server works on several while this process parses.
 PARALLEL_QUERIES = 4
-# Label that tags each metric's total in the one query of sample counts.
-COUNT_TAG = "kcw_metric"
 
 
 def hour_selector(tenant_label: str, tenant: str) -> str:
@@ -46,28 +45,47 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     def of(metric: str) -> str:
         return metric + "{" + tenant_selector + "}"
 
+    def own(result: list[dict]) -> list[dict]:  # defence in depth, as for samples
+        return [item for item in result if item["metric"].get(tenant_label) == tenant]
+
+    def means(promql: str) -> list[Summary]:
+        return [Summary(_labels(i["metric"]), mean=float(i["value"][1])) for i in own(client.query(promql, at_end))]
+
+    def counts(promql: str) -> list[tuple[dict[str, str], int]]:
+        return [(_labels(i["metric"]), int(float(i["value"][1]))) for i in own(client.query(promql, at_end))]
+
+    def times(promql: str, at: float) -> dict[frozenset, float]:
+        return {frozenset(i["metric"].items()): float(i["value"][1]) for i in own(client.query(promql, at))}
+
     running = of(RUNNING)
-    queries = {
-        **{(m, "mean"): (f"avg_over_time({of(m)}[{hour}])", at_end) for m in CONTAINER_SUMMARIES},
-        **{(m, "count"): (f"count_over_time({of(m)}[{hour}])", at_end) for m in SUMMARISABLE[4:]},
-        # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
-        # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
-        (RUNNING, "first"): (f"timestamp({running}) and {running} > 0 and count_over_time({running}[{first_step}]) == 1",
-                             after_first_step),
-        (RUNNING, "last"): (f"timestamp({running}) and {running} > 0", at_end),
-        ("", "totals"): (" or ".join(f"label_replace(sum by ({tenant_label}) (count_over_time({of(m)}[{hour}])), {quote(COUNT_TAG)}, "
-                                     f"{quote(m)}, \"\", \"\")" for m in CONTAINER_SUMMARIES), at_end),
-    }
+    # Each response becomes summaries in the thread that fetched it, so that only a few parsed responses are
+    # alive at once: at 10,000 pods each is tens of MB of Python objects.
     with ThreadPoolExecutor(PARALLEL_QUERIES) as pool:
         samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
                               start, end, step)
-        futures = {key: pool.submit(client.query, promql, at) for key, (promql, at) in queries.items()}
-        results = {key: [item for item in future.result() if item["metric"].get(tenant_label) == tenant]
-                   for key, future in futures.items()}  # defence in depth, as for samples
+        mean_of = {m: pool.submit(means, f"avg_over_time({of(m)}[{hour}])") for m in CONTAINER_SUMMARIES}
+        count_of = {m: pool.submit(counts, f"count_over_time({of(m)}[{hour}])") for m in SUMMARISABLE[4:]}
+        # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
+        # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
+        first = pool.submit(times, f"timestamp({running}) and {running} > 0 and "
+                                   f"count_over_time({running}[{first_step}]) == 1", after_first_step)
+        last = pool.submit(times, f"timestamp({running}) and {running} > 0", at_end)
+        summaries: dict[str, list[Summary]] = {m: future.result() for m, future in mean_of.items()}
+        series_counts = {m: future.result() for m, future in count_of.items()}
+        first_times, last_times = first.result(), last.result()
         sampled_series, counted = samples.result()
-    summaries, summarised_counts = _summaries(results, start)
+    for metric, counted_series in series_counts.items():
+        counted[metric] = sum(n for _, n in counted_series)
+        if metric != RUNNING:
+            summaries[metric] = [Summary(labels) for labels, _ in counted_series]
+            continue
+        summaries[metric] = []
+        for labels, _ in counted_series:
+            key = frozenset(labels.items())
+            known_first, known_last = first_times.get(key, -1.0), last_times.get(key, -1.0)
+            summaries[metric].append(Summary(labels, first=known_first if known_first >= start else None,
+                                             last=known_last if known_last >= start else None))
     series: dict[str, list[Series | Summary]] = {**sampled_series, **{m: g for m, g in summaries.items() if g}}
-    counted.update(summarised_counts)
     # Pods that started or stopped inside the hour: their running samples pin down when.
     unknown = {pod_of(s) for s in summaries[RUNNING] if s.first is None or s.last is None}
     _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
@@ -93,37 +111,10 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
             series.pop(metric, None)
 
 
-def _summaries(results: dict[tuple[str, str], list[dict]], start: int) -> tuple[dict[str, list[Summary]],
-                                                                                 dict[str, int]]:
-    """Summaries per metric, and the samples each summarised metric had in the hour."""
-    summaries: dict[str, list[Summary]] = {}
-    counted: dict[str, int] = {}
-    for metric in CONTAINER_SUMMARIES:
-        summaries[metric] = [Summary(item["metric"], mean=float(item["value"][1]))
-                             for item in results[(metric, "mean")]]
-    for item in results[("", "totals")]:
-        metric = item["metric"].get(COUNT_TAG, "")
-        if metric in CONTAINER_SUMMARIES:
-            counted[metric] = int(float(item["value"][1]))
-    first = {_key(item["metric"]): float(item["value"][1]) for item in results[(RUNNING, "first")]}
-    last = {_key(item["metric"]): float(item["value"][1]) for item in results[(RUNNING, "last")]}
-    for metric in SUMMARISABLE[4:]:
-        summaries[metric] = []
-        counted[metric] = 0
-        for item in results[(metric, "count")]:
-            counted[metric] += int(float(item["value"][1]))
-            if metric != RUNNING:
-                summaries[metric].append(Summary(item["metric"]))
-                continue
-            key = _key(item["metric"])
-            known_first, known_last = first.get(key, -1.0), last.get(key, -1.0)
-            summaries[metric].append(Summary(item["metric"], first=known_first if known_first >= start else None,
-                                             last=known_last if known_last >= start else None))
-    return summaries, counted
-
-
-def _key(labels: dict[str, str]) -> frozenset:
-    return frozenset(labels.items())
+def _labels(parsed: dict[str, str]) -> dict[str, str]:
+    """The labels of a series, each value shared with the series of the other metrics (``sys.intern``): a pod's
+    name, namespace and node recur in a dozen series, and a large tenant-hour holds 100,000 label sets."""
+    return dict(zip(parsed, map(sys.intern, parsed.values())))
 
 
 def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int,
