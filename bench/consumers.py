@@ -92,14 +92,14 @@ def main() -> None:
             subprocess.run(rerun, env=env, check=True, capture_output=True)
             seconds = run_consumers(count, env, workdir, jobs)
             rows.append((count, jobs, seconds, jobs / seconds * 60))
-            _delete_queues(env["KCW_QUEUE_PREFIX"])
+            delete_queues(env["KCW_QUEUE_PREFIX"])
     print(json.dumps({"tenants": args.tenants, "hours": args.hours, "pods_per_tenant": args.pods}))
     print(f"{'consumers':>9}  {'tenant-hours':>12}  {'seconds':>8}  {'tenant-hours/min':>16}")
     for count, n, seconds, rate in rows:
         print(f"{count:>9}  {n:>12}  {seconds:>8.1f}  {rate:>16.0f}")
 
 
-def _delete_queues(prefix: str) -> None:
+def delete_queues(prefix: str) -> None:
     from kubecost_worker.jobs.broker import Broker
 
     broker = Broker(AMQP, prefix)

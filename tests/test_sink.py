@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
         schema = client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                               "ORDER BY table, name").result_rows
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
-                         "0004_current_views", "0005_k8s_expenses_namespace_hourly"]
+                         "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -167,11 +168,31 @@ def test_retention_sets_a_ttl_on_every_hourly_table(sink):
         assert "TTL hour + toIntervalDay(90)" in ddl, table
 
 
+IDEMPOTENT_DDL = re.compile(r"^(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW) "
+                            r"|^ALTER TABLE \w+\s+MODIFY COLUMN IF EXISTS [^;]*$")
+
+
 def test_migration_files_are_idempotent_ddl():
+    """Each statement creates if missing, or states a definition (applying it twice is applying it once)."""
     for migration in migrations.load_migrations(ROOT / "migrations"):
         for statement in migration.statements:
-            assert "IF NOT EXISTS" in statement.upper(), (migration.name, statement[:80])
-            assert not statement.upper().startswith("INSERT"), "a data migration would not be idempotent"
+            assert IDEMPOTENT_DDL.match(statement), (migration.name, statement[:80])
+            if statement.startswith("ALTER"):  # every clause a MODIFY COLUMN IF EXISTS: no DROP, no data change
+                clauses = re.split(r",\s*(?=MODIFY)", statement.split(None, 3)[3])
+                assert all(c.startswith("MODIFY COLUMN IF EXISTS ") for c in clauses), (migration.name, clauses)
+
+
+def test_total_cost_computed_on_read_is_the_models_sum(sink):
+    """Migration 0006 made total_cost an ALIAS: the same additions in the same order, so the same doubles."""
+    migrations.migrate(sink.client)
+    rows = [ExpenseRow("t", "c", 0, "ns", "deployment", "w", f"p{i}", "n", cpu_cost=0.1 * i, ram_cost=1 / 3,
+                       gpu_cost=1e-17, pv_cost=0.7, network_cost=0.2 / 7, lb_cost=1e-9 * i, management_cost=0.3)
+             for i in range(50)]
+    run = RunRecord("t", 0, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(run)
+    sink.write_hour(run, HourResult(rows, [], samples_seen=0, unpriced_nodes=[]))
+    stored = dict(sink.query("SELECT pod, total_cost FROM k8s_expenses_current"))
+    assert stored == {row.pod: row.total_cost for row in rows}
 
 
 def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
@@ -219,9 +240,9 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     from kubecost_worker.sink.cluster import local_table, render
 
     statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
-    tables = [s for s in statements if s.startswith("CREATE TABLE")]
+    tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE"))]
     rendered = [r for s in statements for r in render(s, "prod-1")]
-    assert len(rendered) == len(statements) + len(tables)  # each table: a local one and a Distributed one
+    assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
     assert all(" ON CLUSTER `prod-1` " in r for r in rendered)
     for name in ("k8s_expenses", "k8s_expense_runs", "kubecost_metrics_hourly", "k8s_expenses_namespace_hourly"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
@@ -232,11 +253,15 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
                                     "cityHash64(cloud_account_id))")  # a tenant's rows and ledger on one shard
     mv = next(r for r in rendered if "MATERIALIZED VIEW" in r)
     assert "TO k8s_expenses_namespace_hourly_local AS" in mv and "FROM k8s_expenses_local" in mv
-    views = [r for r in rendered if r.startswith("CREATE VIEW")]
-    assert len(views) == 4 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
+    assert len(views) == 5 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
+    assert len(codecs) == 1 and codecs[0].startswith("ALTER TABLE k8s_expenses_local ON CLUSTER")  # data: local
+    alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost" in r]
+    assert [r.split(" ON ")[0] for r in alias] == ["ALTER TABLE k8s_expenses_local", "ALTER TABLE k8s_expenses"]
     assert [r for s in statements for r in render(s, None)] == statements  # without a cluster: unchanged
     assert render(migrations.TRACKING_DDL.strip(), "prod-1")[1].endswith("schema_migrations_local, rand())")
     assert local_table("k8s_expenses", "prod-1") == "k8s_expenses_local ON CLUSTER `prod-1`"
     assert local_table("k8s_expenses", None) == "k8s_expenses"
     with pytest.raises(ValueError):
-        render("ALTER TABLE x ADD COLUMN y UInt8", "prod-1")
+        render("DROP TABLE x", "prod-1")  # no cluster form: refused, not run on one node

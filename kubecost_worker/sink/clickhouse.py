@@ -35,9 +35,9 @@ log = structlog.get_logger(__name__)
 EXPENSE_COLUMNS = [
     "cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node",
     "running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours",
-    "cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost", "total_cost",
+    "cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost",
     "labels", "run_id", "inserted_at",
-]
+]  # total_cost is computed on read (migration 0006)
 METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210).
@@ -250,7 +250,7 @@ def _expense_columns(rows: list[ExpenseRow], run_id: uuid.UUID, inserted_at: dt.
         values = (r.cloud_account_id, r.cluster_id, hours[r.hour], r.namespace, r.workload_kind, r.workload_name,
                   r.pod, r.node, r.running_minutes, r.cpu_core_hours, r.ram_byte_hours, r.gpu_hours,
                   r.pv_byte_hours, r.cpu_cost, r.ram_cost, r.gpu_cost, r.pv_cost, r.network_cost, r.lb_cost,
-                  r.management_cost, r.total_cost, r.labels, run_id, inserted_at)
+                  r.management_cost, r.labels, run_id, inserted_at)
         for column, value in zip(columns, values):
             column.append(value)
     return columns

@@ -4,8 +4,8 @@ Each ``CREATE TABLE x ... ENGINE = MergeTree`` becomes a replicated local table 
 Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized view are created ``ON CLUSTER``; the
-materialized view reads and writes the local tables, where inserts land. Deletes and TTL changes go to the
-local tables ``ON CLUSTER``. Users and the code keep using the plain names.
+materialized view reads and writes the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
+both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and the code keep using the plain names.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = MergeTree\b(.*)$", re.S)
-_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS\b(.*)$", re.S)
+_CREATE_VIEW = re.compile(r"^(CREATE VIEW IF NOT EXISTS|CREATE OR REPLACE VIEW) (\w+) AS\b(.*)$", re.S)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b(.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
+_CODEC = re.compile(r"\s*CODEC\([^()]*(\([^()]*\)[^()]*)*\)")
 
 
 def quote_identifier(name: str) -> str:
@@ -42,9 +44,13 @@ def render(statement: str, cluster: str | None) -> list[str]:
         local_select = _FROM.sub(lambda m: f"FROM {m.group(1)}_local", select)
         return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {on} TO {target}_local AS{local_select}"]
     if match := _CREATE_VIEW.match(statement):
-        name, select = match.groups()
-        return [f"CREATE VIEW IF NOT EXISTS {name} {on} AS{select.rstrip()}\n"
+        create, name, select = match.groups()
+        return [f"{create} {name} {on} AS{select.rstrip()}\n"
                 "SETTINGS distributed_product_mode = 'local'"]
+    if match := _ALTER_TABLE.match(statement):
+        # the local tables hold the data; the Distributed table over them gets the same columns, without codecs
+        name, clauses = match.groups()
+        return [f"ALTER TABLE {name}_local {on} {clauses}", f"ALTER TABLE {name} {on} {_CODEC.sub('', clauses)}"]
     raise ValueError(f"no cluster form for: {statement[:80]}")
 
 

@@ -1,0 +1,216 @@
+"""Every performance figure of the service in one table, each next to its target, measured in one run.
+
+    .venv/bin/python bench/run.py [--runs 5] [--skip-reads]
+
+Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/guest), as the tests do. About
+10 minutes on the project's 2-core machine; promtool peaks at about 8 GB while backfilling the 24 hours.
+
+1. Simulates two tenants and backfills a local Prometheus with each: 24 hours of 2,000 pods, 1 hour of 10,000.
+2. Tenant-hour vs floor, per size: the worker's ``run_hour`` (fetch, model, insert, commit) into a store that does
+   not hold the hour yet, next to the floor: one plain ``query_range`` over the same hour at the same step of every
+   raw series the hour needs (``{__name__=~"<the metrics>", tenant_id="..."}``), the body read and discarded.
+   Interleaved, median of ``--runs``. Also a rerun of the hour (the write replaces the hour's rows).
+3. Memory, each in a fresh process (``bench/probe.py``): the 10,000-pod tenant-hour's peak RSS, with what the
+   process held at rest before it (the interpreter and the embedded ClickHouse); the same fetch and model in a
+   process without the embedded engine; RSS after the first and the 24th hour of a 24-hour backfill.
+4. Backfill: the 24 hours of the 2,000-pod tenant as 24 jobs on RabbitMQ, with 1 and with 2 ``consume``
+   processes (each on its own chDB path: embedded ClickHouse allows one process per path).
+5. Storage: bytes per ``k8s_expenses`` row on disk after ``OPTIMIZE FINAL`` (``system.parts``), on the 24 hours the
+   single consumer wrote, and rows per tenant per day.
+6. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from api import cluster_cost_line, measure_reads  # noqa: E402
+from consumers import AMQP, WORKER, delete_queues, run_consumers  # noqa: E402
+
+from kubecost_worker import logs  # noqa: E402
+from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.localprom import LocalPrometheus, backfill  # noqa: E402
+from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
+from kubecost_worker.pipeline import Pipeline  # noqa: E402
+from kubecost_worker.simulate import write_simulation  # noqa: E402
+from kubecost_worker.sink import migrations  # noqa: E402
+from kubecost_worker.sink.clickhouse import RUN_TABLES, ClickHouseSink  # noqa: E402
+from kubecost_worker.source.promql import names_matcher  # noqa: E402
+from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
+
+TENANT = "bench-tenant"
+PROBE = ROOT / "bench" / "probe.py"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) -> Path:
+    say(f"simulating {pods:,} pods for {hours} h and backfilling Prometheus")
+    sim = write_simulation(workdir / f"sim-{name}", [TENANT], first_hour, hours, nodes=max(3, pods // 50), pods=pods)
+    backfill(Path(sim["openmetrics"]), workdir / f"tsdb-{name}")
+    Path(sim["openmetrics"]).unlink()  # gigabytes, and Prometheus holds it now
+    return workdir / f"tsdb-{name}"
+
+
+def tenant_hour(url: str, hour: int, runs: int, workdir: Path, name: str) -> dict:
+    """Median worker and floor seconds over interleaved runs; the store is emptied (untimed) before each run."""
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'ch-hour-{name}'}"})
+    sink = ClickHouseSink.open(config.clickhouse_url)
+    migrations.migrate(sink.client)
+    pipeline = Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink)
+    selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f', tenant_id="{TENANT}"' + "}"
+    worker, rerun, floor, rows, size = [], [], [], 0, 0
+    for _ in range(runs):
+        for table in (*RUN_TABLES, "k8s_expense_runs"):
+            sink.client.command(f"TRUNCATE TABLE {table}")
+        started = time.perf_counter()
+        rows = pipeline.run_hour(TENANT, hour).rows_written
+        worker.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        pipeline.run_hour(TENANT, hour)
+        rerun.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        response = requests.get(f"{url}/api/v1/query_range", timeout=600,
+                                params={"query": selector, "start": hour, "end": hour + 3600 - 60, "step": 60})
+        size = len(response.content)
+        floor.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text[:200]
+    sink.close()
+    return {"worker_s": statistics.median(worker), "rerun_s": statistics.median(rerun),
+            "floor_s": statistics.median(floor), "floor_mb": size / 1e6, "rows": rows}
+
+
+def probe(*args: str) -> dict:
+    done = subprocess.run([sys.executable, str(PROBE), *args], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def consumers_backfill(url: str, first_hour: int, hours: int, count: int, workdir: Path) -> dict:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")},
+           "KCW_THANOS_URL": url, "KCW_BROKER_URL": AMQP, "KCW_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+           "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1", "KCW_METRICS_PORT": "0"}
+    subprocess.run([str(WORKER), "rerun", "--tenant", TENANT, "--start", str(first_hour),
+                    "--end", str(first_hour + hours * 3600)], env=env, check=True, capture_output=True)
+    seconds = run_consumers(count, env, workdir, hours)
+    delete_queues(env["KCW_QUEUE_PREFIX"])
+    return {"consumers": count, "seconds": seconds, "per_minute": hours / seconds * 60}
+
+
+def storage(ch_path: Path) -> dict:
+    sink = ClickHouseSink.open(f"chdb://{ch_path}")
+    sink.client.command("OPTIMIZE TABLE k8s_expenses FINAL")
+    rows, on_disk, compressed, uncompressed = sink.query(
+        "SELECT sum(rows), sum(bytes_on_disk), sum(data_compressed_bytes), sum(data_uncompressed_bytes) "
+        "FROM system.parts WHERE active AND database = currentDatabase() AND table = 'k8s_expenses'")[0]
+    columns = sink.query(
+        "SELECT name, data_compressed_bytes FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'k8s_expenses' ORDER BY data_compressed_bytes DESC LIMIT 5")
+    days = sink.query("SELECT count() / (dateDiff('hour', min(hour), max(hour)) + 1) * 24 FROM k8s_expenses_current "
+                      "WHERE cloud_account_id = {t:String}", {"t": TENANT})[0][0]
+    sink.close()
+    return {"rows": int(rows), "bytes_per_row": on_disk / rows, "compressed_per_row": compressed / rows,
+            "uncompressed_per_row": uncompressed / rows, "rows_per_day": float(days),
+            "largest_columns": [(name, size / rows) for name, size in columns]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-reads", action="store_true", help="leave out the read-layer figures (about 3 min)")
+    args = parser.parse_args()
+    logs.configure("text", "warning")
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
+    last = int(time.time()) // 3600 * 3600 - 3600
+    first = last - 23 * 3600
+    small = simulated(workdir, "2k", 2000, first, 24)
+    large = simulated(workdir, "10k", 10000, last, 1)
+    out: dict = {}
+    with LocalPrometheus(large) as url:
+        say("10,000 pods: tenant-hour vs floor, memory")
+        out["hour_10k"] = tenant_hour(url, last, args.runs, workdir, "10k")
+        out["memory_10k"] = probe("tenant-hour", url, TENANT, str(last))
+        out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
+    with LocalPrometheus(small) as url:
+        say("2,000 pods: tenant-hour vs floor")
+        out["hour_2k"] = tenant_hour(url, last, args.runs, workdir, "2k")
+        say("2,000 pods: RSS over a 24-hour backfill in one process")
+        out["backfill_rss"] = probe("backfill", url, TENANT, str(first), "24")
+        say("2,000 pods: 24 hours through RabbitMQ with 1, then 2 consumers")
+        out["consumers"] = [consumers_backfill(url, first, 24, count, workdir) for count in (1, 2)]
+        say("storage after OPTIMIZE FINAL")
+        out["storage"] = storage(workdir / "consumer-1-0")
+        if not args.skip_reads:
+            say("reads: 30 days of the 2,000-pod tenant stored, request-time Prometheus alongside")
+            out["reads"] = measure_reads(url, TENANT, last, 4, 30, 30, workdir)
+    out["minutes"] = (time.monotonic() - began) / 60
+    (workdir / "results.json").write_text(json.dumps(out, indent=2))
+    print_table(out)
+    say(f"done in {out['minutes']:.1f} min; raw figures in {workdir / 'results.json'}")
+
+
+def print_table(out: dict) -> None:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(figure: str, measured: str, target: str = "", met: bool | None = None) -> None:
+        rows.append((figure, measured, target, "" if met is None else ("yes" if met else "NO")))
+
+    for key, label in (("hour_2k", "2,000"), ("hour_10k", "10,000")):
+        h = out[key]
+        ratio = h["worker_s"] / h["floor_s"]
+        add(f"tenant-hour, {label} pods: worker / floor", f"{h['worker_s']:.2f} s / {h['floor_s']:.2f} s = {ratio:.2f}",
+            "<= 1.25", ratio <= 1.25)
+        add(f"  rerun of that hour (replaces its rows); floor body", f"{h['rerun_s']:.2f} s; {h['floor_mb']:.1f} MB")
+    m, model_only = out["memory_10k"], out["model_only_10k"]
+    add("peak RSS, 10,000-pod tenant-hour, embedded ClickHouse", f"{m['peak_rss_mb']:.0f} MB", "<= 400 MB",
+        m["peak_rss_mb"] <= 400)
+    add("  of which at rest before the hour (interpreter, chDB)", f"{m['at_rest_mb']:.0f} MB")
+    add("  added by the tenant-hour", f"{m['peak_rss_mb'] - m['at_rest_mb']:.0f} MB", "<= 400 MB",
+        m["peak_rss_mb"] - m["at_rest_mb"] <= 400)
+    add("peak RSS, same fetch + model without embedded engine", f"{model_only['peak_rss_mb']:.0f} MB", "<= 400 MB",
+        model_only["peak_rss_mb"] <= 400)
+    b = out["backfill_rss"]
+    growth = b["rss_after_last_mb"] / b["rss_after_first_mb"]
+    add("RSS after hour 1 / hour 24 of a backfill (2,000 pods)",
+        f"{b['rss_after_first_mb']:.0f} / {b['rss_after_last_mb']:.0f} MB", "no growth (<= 1.1x)", growth <= 1.1)
+    for c in out["consumers"]:
+        add(f"backfill 24 h x 2,000 pods, {c['consumers']} consumer{'s' if c['consumers'] > 1 else ''} (RabbitMQ)",
+            f"{c['seconds']:.0f} s, {c['per_minute']:.0f} tenant-hours/min")
+    s = out["storage"]
+    add("k8s_expenses bytes per row on disk (after merges)", f"{s['bytes_per_row']:.1f} B", "<= 40 B",
+        s["bytes_per_row"] <= 40)
+    add("  rows per tenant per day (2,000 pods)", f"{s['rows_per_day']:,.0f}")
+    for e in out.get("reads", {}).get("endpoints", []):
+        add(f"read {e['endpoint']}, 30 days: p50 / p95", f"{e['p50_ms']:.0f} / {e['p95_ms']:.0f} ms", "p50 <= 50 ms",
+            e["p50_ms"] <= 50)
+        add("  request-time Prometheus (scaled to 30 d); speed-up",
+            f"{e['prom_scaled_ms']:,.0f} ms; {e['speedup']:,.1f}x", ">= 50x", e["speedup"] >= 50)
+    widths = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "met")]) for i in range(4)]
+    header = ("figure", "measured", "target", "met")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if "reads" in out:
+        print(cluster_cost_line(out["reads"]["cluster_cost_hour"]))
+
+
+if __name__ == "__main__":
+    main()
