@@ -6,8 +6,9 @@
     python bench/probe.py model-only THANOS_URL TENANT HOUR
         fetch and model of one tenant-hour in a process that never loads the embedded engine: what a worker
         writing to a ClickHouse server holds, but for the insert
-    python bench/probe.py backfill THANOS_URL TENANT FIRST_HOUR HOURS
-        a backfill of HOURS hours in one process: RSS after the first hour and after the last
+    python bench/probe.py backfill THANOS_URL TENANT FIRST_HOUR HOURS PASSES
+        a backfill of HOURS hours in one process, then PASSES - 1 reruns of them: RSS after the first hour, after
+        the HOURS-th and after the last (the reruns show whether memory still grows once warm)
 """
 
 from __future__ import annotations
@@ -89,14 +90,15 @@ def main() -> None:
         assert "chdb" not in sys.modules
         print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "rows": len(result.rows)}))
     elif kind == "backfill":
-        first, hours = int(sys.argv[4]), int(sys.argv[5])
+        first, hours, passes = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         work = pipeline(url)
         rss = []
-        for hour in range(first, first + hours * 3600, 3600):
+        for hour in list(range(first, first + hours * 3600, 3600)) * passes:
             work.run_hour(tenant, hour)
             rss.append(status_kb("VmRSS") / 1024)
-        print(json.dumps({"rss_after_first_mb": rss[0], "rss_after_last_mb": rss[-1], "peak_rss_mb": peak_rss_mb(),
-                          "hours": hours}))
+        print(json.dumps({"rss_after_first_mb": rss[0], "rss_after_hours_mb": rss[hours - 1],
+                          "rss_after_last_mb": rss[-1], "peak_rss_mb": peak_rss_mb(), "hours": hours,
+                          "tenant_hours": len(rss)}))
     else:
         raise SystemExit(f"unknown probe {kind!r}")
 
