@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--runs 5] [--skip-reads]
 
 Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/guest), as the tests do. About
-10 minutes on the project's 2-core machine; promtool peaks at about 8 GB while backfilling the 24 hours.
+6 minutes on the project's 2-core machine; promtool peaks at about 8 GB while backfilling the 24 hours.
 
 1. Simulates two tenants and backfills a local Prometheus with each: 24 hours of 2,000 pods, 1 hour of 10,000.
 2. Tenant-hour vs floor, per size: the worker's ``run_hour`` (fetch, model, insert, commit) into a store that does
