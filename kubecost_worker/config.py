@@ -182,6 +182,7 @@ class Config:
     thanos_dedup: bool | None
     thanos_partial_response: bool
     thanos_retries: int
+    thanos_parallel_queries: int
     tenant_label: str
     tenants: tuple[str, ...]
     data_dir: str
@@ -225,6 +226,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_THANOS_PARTIAL_RESPONSE", _parse_bool, "false",
                 "Thanos partial_response parameter; a partial answer is an error either way."),
         Setting("KCW_THANOS_RETRIES", _parse_positive_int, "5", "Attempts per Thanos request before giving up."),
+        Setting("KCW_THANOS_PARALLEL_QUERIES", _parse_positive_int, "4",
+                "Queries of one tenant-hour sent to Thanos at once (about a dozen in all)."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
         Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),

@@ -179,7 +179,7 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
         elif isinstance(s, Summary) or any(start <= t < end and v > 0 for t, v in s.samples):
             instances[pod_of(s)].add(s.labels.get("uid", ""))
     for metric in SUMMARISABLE:
-        seen: set[tuple] = set()
+        summarised: dict[tuple, bool] = {}  # key -> whether a series of that key came as a summary
         for s in series.get(metric, ()):
             labels, pod = s.labels, pod_of(s)
             if metric in CONTAINER_SUMMARIES:
@@ -193,7 +193,9 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
                 key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
             else:
                 continue  # owners: the model reads only their labels, copies and all
-            if key in seen and any(isinstance(x, Summary) for x in series[metric]):
+            is_summary = isinstance(s, Summary)
+            # a second series of one key: the model merges or adds them, which needs their samples
+            if key in summarised and (is_summary or summarised[key]):
                 needed.add(pod)
-            seen.add(key)
+            summarised[key] = summarised.get(key, False) or is_summary
     return needed

@@ -21,8 +21,6 @@ from ..model.series import (CONTAINER_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RU
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosClient
 
-# Queries of one tenant-hour in flight at once: the server works on several while this process parses.
-PARALLEL_QUERIES = 4
 
 
 def hour_selector(tenant_label: str, tenant: str) -> str:
@@ -60,7 +58,8 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     running = of(RUNNING)
     # Each response becomes summaries in the thread that fetched it, so that only a few parsed responses are
     # alive at once: at 10,000 pods each is tens of MB of Python objects.
-    with ThreadPoolExecutor(PARALLEL_QUERIES) as pool:
+    # in flight at once: the server works on several while this process parses (KCW_THANOS_PARALLEL_QUERIES)
+    with ThreadPoolExecutor(client.settings.parallel_queries) as pool:
         samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
                               start, end, step)
         mean_of = {m: pool.submit(means, f"avg_over_time({of(m)}[{hour}])") for m in CONTAINER_SUMMARIES}

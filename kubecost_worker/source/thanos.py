@@ -71,6 +71,7 @@ class ThanosSettings:
     dedup: bool | None = None
     partial_response: bool = False
     retries: int = 5
+    parallel_queries: int = 4
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 20.0
 
@@ -87,6 +88,7 @@ class ThanosSettings:
             dedup=config.thanos_dedup,
             partial_response=config.thanos_partial_response,
             retries=config.thanos_retries,
+            parallel_queries=config.thanos_parallel_queries,
         )
 
 

@@ -104,6 +104,7 @@ KCW_THANOS_DEDUP: {{ $c.thanosDedup | toString | quote }}
 {{- end }}
 KCW_THANOS_PARTIAL_RESPONSE: {{ $c.thanosPartialResponse | toString | quote }}
 KCW_THANOS_RETRIES: {{ $c.thanosRetries | int | toString | quote }}
+KCW_THANOS_PARALLEL_QUERIES: {{ $c.thanosParallelQueries | int | toString | quote }}
 {{- if .Values.thanosAuth.tokenSecret }}
 KCW_THANOS_TOKEN_FILE: "/var/run/secrets/kubecost-worker/thanos-token/{{ .Values.thanosAuth.tokenSecretKey }}"
 {{- end }}
