@@ -104,7 +104,8 @@ RUNNING = "kube_pod_container_status_running"
 # reduces them, so that one number per series crosses the network instead of one per sample.
 CONTAINER_SUMMARIES = ("container_cpu_allocation", "container_memory_allocation_bytes", "container_gpu_allocation",
                        "kube_pod_container_resource_requests")
-SUMMARISABLE = (*CONTAINER_SUMMARIES, RUNNING, "kube_pod_owner", "kube_pod_labels")
+COUNTED_SUMMARIES = (RUNNING, "kube_pod_owner", "kube_pod_labels")  # their per-series sample counts come along
+SUMMARISABLE = (*CONTAINER_SUMMARIES, *COUNTED_SUMMARIES)
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 # Counted per hour in the run ledger and re-counted in Thanos by the scheduler: when the count grew, late
 # samples arrived (remote-write retries) and the hour is computed again. Node prices and pod running series

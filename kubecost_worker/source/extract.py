@@ -16,32 +16,44 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..model.series import (CONTAINER_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING, SUMMARISABLE, HourInput,
-                            Series, Summary, pod_of, pods_needing_samples)
+from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING,
+                            SUMMARISABLE, HourInput, Series, Summary, pod_of, pods_needing_samples)
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosClient
 
 
 
-def hour_selector(tenant_label: str, tenant: str) -> str:
-    """Every series the model needs for one tenant, plus every ``kubecost_*`` series."""
-    return "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + ", " + tenant_matcher(tenant_label, tenant) + "}"
-
-
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
                summarise: bool = True) -> HourInput:
     """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``."""
-    tenant_selector = tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
+    tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
     if not summarise:
         series, counted = fetch_samples(client, tenant_label, tenant, names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
                                         start, end, step)
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
-    sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
+    series, counted = _fetch_summarised(client, tenant_label, tenant, start, end, step)
+    # Pods that started or stopped inside the hour: their running samples pin down when.
+    unknown = {pod_of(s) for s in series.get(RUNNING, ()) if s.first is None or s.last is None}
+    _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
+    redo = pods_needing_samples(series, start, end)
+    _replace_pods(series, redo, SUMMARISABLE, client, tenant_label, tenant, start, end, step)
+    return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
+
+
+def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int,
+                      step: int) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
+    """Summaries of the ``SUMMARISABLE`` metrics, samples of the others, and the sample counts the server gave.
+
+    About a dozen queries, ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while
+    this process parses. Each answer becomes summaries in the thread that fetched it, so that only a few parsed
+    answers are alive at once (at 10,000 pods each is tens of MB of Python objects).
+    """
     hour, first_step = client.range_selector(end - start), client.range_selector(step)
     at_end, after_first_step = end - 0.001, start + step - 0.001
+    running = RUNNING + "{" + tenant_matcher(tenant_label, tenant) + "}"
 
     def of(metric: str) -> str:
-        return metric + "{" + tenant_selector + "}"
+        return metric + "{" + tenant_matcher(tenant_label, tenant) + "}"
 
     def own(result: list[dict]) -> list[dict]:  # defence in depth, as for samples
         return [item for item in result if item["metric"].get(tenant_label) == tenant]
@@ -55,42 +67,35 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     def times(promql: str, at: float) -> dict[frozenset, float]:
         return {frozenset(i["metric"].items()): float(i["value"][1]) for i in own(client.query(promql, at))}
 
-    running = of(RUNNING)
-    # Each response becomes summaries in the thread that fetched it, so that only a few parsed responses are
-    # alive at once: at 10,000 pods each is tens of MB of Python objects.
-    # in flight at once: the server works on several while this process parses (KCW_THANOS_PARALLEL_QUERIES)
+    sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
     with ThreadPoolExecutor(client.settings.parallel_queries) as pool:
         samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
                               start, end, step)
         mean_of = {m: pool.submit(means, f"avg_over_time({of(m)}[{hour}])") for m in CONTAINER_SUMMARIES}
-        count_of = {m: pool.submit(counts, f"count_over_time({of(m)}[{hour}])") for m in SUMMARISABLE[4:]}
+        count_of = {m: pool.submit(counts, f"count_over_time({of(m)}[{hour}])") for m in COUNTED_SUMMARIES}
         # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
         # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
         first = pool.submit(times, f"timestamp({running}) and {running} > 0 and "
                                    f"count_over_time({running}[{first_step}]) == 1", after_first_step)
         last = pool.submit(times, f"timestamp({running}) and {running} > 0", at_end)
-        summaries: dict[str, list[Summary]] = {m: future.result() for m, future in mean_of.items()}
-        series_counts = {m: future.result() for m, future in count_of.items()}
+        series: dict[str, list[Series | Summary]] = {m: future.result() for m, future in mean_of.items()}
+        counted_series = {m: future.result() for m, future in count_of.items()}
         first_times, last_times = first.result(), last.result()
         sampled_series, counted = samples.result()
-    for metric, counted_series in series_counts.items():
-        counted[metric] = sum(n for _, n in counted_series)
-        if metric != RUNNING:
-            summaries[metric] = [Summary(labels) for labels, _ in counted_series]
-            continue
-        summaries[metric] = []
-        for labels, _ in counted_series:
-            key = frozenset(labels.items())
-            known_first, known_last = first_times.get(key, -1.0), last_times.get(key, -1.0)
-            summaries[metric].append(Summary(labels, first=known_first if known_first >= start else None,
-                                             last=known_last if known_last >= start else None))
-    series: dict[str, list[Series | Summary]] = {**sampled_series, **{m: g for m, g in summaries.items() if g}}
-    # Pods that started or stopped inside the hour: their running samples pin down when.
-    unknown = {pod_of(s) for s in summaries[RUNNING] if s.first is None or s.last is None}
-    _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
-    redo = pods_needing_samples(series, start, end)
-    _replace_pods(series, redo, SUMMARISABLE, client, tenant_label, tenant, start, end, step)
-    return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
+    for metric, group in counted_series.items():
+        counted[metric] = sum(n for _, n in group)
+        if metric == RUNNING:
+            series[metric] = [_running(labels, first_times, last_times, start) for labels, _ in group]
+        else:
+            series[metric] = [Summary(labels) for labels, _ in group]
+    return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
+
+
+def _running(labels: dict[str, str], first_times: dict, last_times: dict, start: int) -> Summary:
+    """A running series' summary: its first and last positive sample where the server pinned them down."""
+    key = frozenset(labels.items())
+    first, last = first_times.get(key, -1.0), last_times.get(key, -1.0)
+    return Summary(labels, first=first if first >= start else None, last=last if last >= start else None)
 
 
 def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str, str]], metrics: tuple[str, ...],
