@@ -250,3 +250,19 @@ def test_range_selector_on_a_left_open_range_server(edge):
         prometheus_3 = ThanosClient(ThanosSettings(proxy.url))
         assert prometheus_3.range_selector(3600) == "3600s"
         assert prometheus_3.range_selector(3600) == "3600s" and proxy.count == 1  # asked once
+
+
+def test_pods_needing_samples_are_fetched_in_batches_of_short_regexes(edge, monkeypatch):
+    """Many pods needing samples: several queries, each URL short, the same input as one query."""
+    from kubecost_worker.source import extract
+
+    client, summarised, _ = edge
+    assert extract.pod_patterns(["a.b", "c", "d-1"], max_chars=6) == ["a\\.b|c", "d\\-1"]
+    assert extract.pod_patterns(["x" * 10], max_chars=4) == ["x" * 10]  # a name alone is never split
+    one_query = ThanosClient(ThanosSettings(client.settings.url))
+    fetch_hour(one_query, TENANT_LABEL, "t-edge", H, H + 3600, 60)
+    monkeypatch.setattr(extract, "MAX_PATTERN_CHARS", 12)  # a pod name or two a query
+    batched_client = ThanosClient(ThanosSettings(client.settings.url))
+    batched = fetch_hour(batched_client, TENANT_LABEL, "t-edge", H, H + 3600, 60)
+    assert batched == summarised
+    assert batched_client.requests_made >= one_query.requests_made + 5  # 10 pods in 2-name batches, not 2 queries

@@ -23,6 +23,11 @@ from .thanos import ThanosClient
 
 
 
+# A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
+# a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
+MAX_PATTERN_CHARS = 4000
+
+
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
                summarise: bool = True) -> HourInput:
     """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``."""
@@ -100,12 +105,15 @@ def _running(labels: dict[str, str], first_times: dict, last_times: dict, start:
 
 def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str, str]], metrics: tuple[str, ...],
                   client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int) -> None:
-    """Puts the samples of ``pods`` in place of whatever ``series`` holds of them for ``metrics``: one query."""
+    """Puts the samples of ``pods`` in place of whatever ``series`` holds of them for ``metrics``: one query per
+    batch of pod names."""
     if not pods:
         return
-    names = sorted({pod for _, pod in pods})
-    matchers = names_matcher(list(metrics)) + f", pod=~{quote('|'.join(re.escape(name) for name in names))}"
-    fetched, _ = fetch_samples(client, tenant_label, tenant, matchers, start, end, step)  # counted already
+    fetched: dict[str, list[Series]] = defaultdict(list)
+    for pattern in pod_patterns(sorted({pod for _, pod in pods}), MAX_PATTERN_CHARS):
+        matchers = names_matcher(list(metrics)) + f", pod=~{quote(pattern)}"
+        for metric, group in fetch_samples(client, tenant_label, tenant, matchers, start, end, step)[0].items():
+            fetched[metric].extend(group)  # the hour's sample counts came with the summaries already
     for metric in metrics:
         kept = [s for s in series.get(metric, ()) if pod_of(s) not in pods]
         kept += [s for s in fetched.get(metric, ()) if pod_of(s) in pods]  # the same pod name in other namespaces
@@ -113,6 +121,20 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
             series[metric] = kept
         else:
             series.pop(metric, None)
+
+
+def pod_patterns(names: list[str], max_chars: int) -> list[str]:
+    """Regexes matching exactly ``names``, each at most ``max_chars`` long (unless one name alone is longer)."""
+    patterns: list[str] = []
+    current: list[str] = []
+    for escaped in (re.escape(name) for name in names):
+        if current and len("|".join(current)) + 1 + len(escaped) > max_chars:
+            patterns.append("|".join(current))
+            current = []
+        current.append(escaped)
+    if current:
+        patterns.append("|".join(current))
+    return patterns
 
 
 def _labels(parsed: dict[str, str]) -> dict[str, str]:
