@@ -310,3 +310,43 @@ def test_series_of_two_clusters_are_computed_apart():
     result = compute_hour(hour(a, b))
     costs = {r.cluster_id: r.cpu_cost for r in pod_rows(result, "p")}
     assert costs == {"a": pytest.approx(0.01), "b": pytest.approx(0.02)}
+
+
+# -- summaries in place of samples (the summarised fetch) -----------------------------------------------------
+
+def test_summaries_give_the_hand_computed_cost():
+    """A pod running minutes 10..29 with a mean of 0.75 cores (request 0.25), all of it as summaries."""
+    from kubecost_worker.model.series import Summary
+
+    c = dict(namespace="default", pod="p", container="app", tenant_id=TENANT)
+    summarised = {
+        "kube_pod_container_status_running": [Summary({**c, "uid": "u"}, first=H0 + 600.0, last=H0 + 29 * 60.0)],
+        "container_cpu_allocation": [Summary({**c, "node": "n1"}, mean=0.75)],
+        "kube_pod_container_resource_requests": [Summary({**c, "node": "n1", "resource": "cpu"}, mean=0.25)],
+        "kube_pod_owner": [Summary(dict(namespace="default", pod="p", owner_kind="StatefulSet", owner_name="db",
+                                        owner_is_controller="true", tenant_id=TENANT))],
+    }
+    inp = hour(node_series(cpu=0.04), summarised)
+    with pytest.raises(ValueError, match="sample count"):  # coverage counts running samples: the source must say
+        compute_hour(inp)
+    inp = HourInput(TENANT, H0, H0 + 3600, STEP, inp.series, counted={"kube_pod_container_status_running": 20})
+    result = compute_hour(inp)
+    assert result.coverage == 20 + 60  # the running samples as counted, and node_cpu_hourly_cost's 60
+    row = one_row(result, "p")
+    assert row.running_minutes == pytest.approx(20)
+    assert row.cpu_core_hours == pytest.approx(0.75 * 20 / 60)
+    assert row.cpu_cost == pytest.approx(0.75 * 20 / 60 * 0.04)
+    assert (row.workload_kind, row.workload_name) == ("statefulset", "db")
+
+
+def test_a_summary_where_samples_are_needed_is_refused():
+    """Two instances of one pod name split their samples by time: a summary cannot be split, the model says so."""
+    from kubecost_worker.model.series import Summary
+
+    c = dict(namespace="default", pod="p", container="app", tenant_id=TENANT)
+    two_instances = {
+        "kube_pod_container_status_running": [s(**c, uid="a")(minutes(0, 20)), s(**c, uid="b")(minutes(40, 60))],
+        "container_cpu_allocation": [Summary({**c, "node": "n1"}, mean=0.75)],
+    }
+    with pytest.raises(ValueError, match="summary"):
+        compute_hour(hour(node_series(), two_instances))

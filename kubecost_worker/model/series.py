@@ -52,6 +52,8 @@ class HourInput:
         for metric in metrics:
             if metric in self.counted:
                 total += self.counted[metric]
+            elif any(isinstance(s, Summary) for s in self.of(metric)):
+                raise ValueError(f"{metric}: summaries without the server's sample count (HourInput.counted)")
             else:
                 total += sum(1 for s in self.of(metric) for t, _ in s.samples if self.start <= t < self.end)
         return total
