@@ -47,7 +47,7 @@ class Pipeline:
         bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
         self.sink.record(run)
         try:
-            with telemetry.RUN_SECONDS.time():
+            with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
                 done = self._compute_and_write(run, bound)
         except WorkerError as exc:
             transient = not isinstance(exc, TerminalError)
@@ -63,10 +63,6 @@ class Pipeline:
         return done
 
     def _compute_and_write(self, run: RunRecord, bound) -> RunRecord:
-        with cyclic_gc_paused():
-            return self._fetch_compute_write(run, bound)
-
-    def _fetch_compute_write(self, run: RunRecord, bound) -> RunRecord:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
         result = compute_hour(hour_input, self.config.tenant_label)

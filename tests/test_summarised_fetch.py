@@ -125,7 +125,8 @@ def pod(om: OpenMetrics, name: str, times, *, uid: str | None = None, cpu=0.5, r
                [(t, value(t) if callable(value) else value) for t in times])
     for resource, unit, value in (("cpu", "core", 0.25), ("memory", "byte", 1.0 * GIB), *extra_requests):
         om.add("kube_pod_container_resource_requests",
-               {**base, "container": "c", "node": node, "resource": resource, "unit": unit}, [(t, value) for t in times])
+               {**base, "container": "c", "node": node, "resource": resource, "unit": unit},
+               [(t, value) for t in times])
     if owner:
         om.add("kube_pod_owner", {**base, "owner_kind": "ReplicaSet", "owner_name": f"{name}-5d8f7c9b4",
                                   "owner_is_controller": "true"}, [(t, 1.0) for t in times])

@@ -136,9 +136,9 @@ def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Su
         if len(copies) == 1:
             merged.append(copies[0])
             continue
-        copies.sort(key=lambda s: sorted(s.labels.items()))
         if any(isinstance(copy, Summary) for copy in copies):
             raise ValueError(f"{metric}: copies of one series summarised; merging them needs their samples")
+        copies.sort(key=lambda s: sorted(s.labels.items()))
         labels: dict[str, str] = {}
         by_time: dict[float, float] = {}
         for copy in copies:
@@ -164,7 +164,8 @@ def pod_of(s: Series | Summary) -> tuple[str, str]:
     return s.labels.get("namespace", ""), s.labels.get("pod", "")
 
 
-def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float, end: float) -> set[tuple[str, str]]:
+def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float,
+                         end: float) -> set[tuple[str, str]]:
     """``(namespace, pod)`` whose summaries cannot stand for their samples: the source fetches those samples.
 
     - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between

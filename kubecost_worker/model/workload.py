@@ -24,7 +24,9 @@ class Owners:
     def from_series(cls, pod_owner: list[Series], replicaset_owner: list[Series], job_owner: list[Series]) -> "Owners":
         owners = cls()
         # Controllers first, so that a non-controlling owner never shadows the controller.
-        for s in sorted(pod_owner, key=lambda s: (s.labels.get("owner_is_controller") != "true", sorted(s.labels.items()))):
+        # Then in label order, so that the answer does not depend on the order the series came in.
+        for s in sorted(pod_owner, key=lambda s: (s.labels.get("owner_is_controller") != "true",
+                                                  sorted(s.labels.items()))):
             key = (s.labels.get("namespace", ""), s.labels.get("pod", ""))
             owners.pod_owner.setdefault(key, (s.labels.get("owner_kind", ""), s.labels.get("owner_name", "")))
         for s in replicaset_owner:

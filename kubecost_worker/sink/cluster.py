@@ -5,7 +5,8 @@ Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_i
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized view are created ``ON CLUSTER``; the
 materialized view reads and writes the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
-both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and the code keep using the plain names.
+both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and
+the code keep using the plain names.
 """
 
 from __future__ import annotations

@@ -21,8 +21,6 @@ from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX,
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosClient
 
-
-
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
@@ -55,10 +53,10 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
     """
     hour, first_step = client.range_selector(end - start), client.range_selector(step)
     at_end, after_first_step = end - 0.001, start + step - 0.001
-    running = RUNNING + "{" + tenant_matcher(tenant_label, tenant) + "}"
+    selector = "{" + tenant_matcher(tenant_label, tenant) + "}"
 
     def of(metric: str) -> str:
-        return metric + "{" + tenant_matcher(tenant_label, tenant) + "}"
+        return metric + selector
 
     def own(result: list[dict]) -> list[dict]:  # defence in depth, as for samples
         return [item for item in result if item["metric"].get(tenant_label) == tenant]
@@ -73,6 +71,7 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         return {frozenset(i["metric"].items()): float(i["value"][1]) for i in own(client.query(promql, at))}
 
     sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
+    running = of(RUNNING)
     with ThreadPoolExecutor(client.settings.parallel_queries) as pool:
         samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
                               start, end, step)
@@ -126,14 +125,11 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
 def pod_patterns(names: list[str], max_chars: int) -> list[str]:
     """Regexes matching exactly ``names``, each at most ``max_chars`` long (unless one name alone is longer)."""
     patterns: list[str] = []
-    current: list[str] = []
     for escaped in (re.escape(name) for name in names):
-        if current and len("|".join(current)) + 1 + len(escaped) > max_chars:
-            patterns.append("|".join(current))
-            current = []
-        current.append(escaped)
-    if current:
-        patterns.append("|".join(current))
+        if patterns and len(patterns[-1]) + 1 + len(escaped) <= max_chars:
+            patterns[-1] += "|" + escaped
+        else:
+            patterns.append(escaped)
     return patterns
 
 
