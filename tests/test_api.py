@@ -3,6 +3,7 @@ uvicorn on loopback and called the way Metroculus clients call it; plus schema-d
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from urllib.parse import urlencode
@@ -108,6 +109,9 @@ def test_kubecost_metrics_all_and_filtered(served, client):
     counts = dict(served.sql("SELECT metric, count() FROM kubecost_metrics_current WHERE cloud_account_id = {t:String} "
                              "GROUP BY metric", t=TENANTS[0]))
     assert {name: len(points) for name, points in body["metrics"].items()} == counts
+    texts = served.sql("SELECT metric, point_json FROM kubecost_metrics_current WHERE cloud_account_id = {t:String} "
+                       "ORDER BY metric, hour, point_json", t=TENANTS[0])  # each point as it was written
+    assert body["metrics"] == {m: [json.loads(text) for metric, text in texts if metric == m] for m in counts}
     assert "kubecost_cluster_management_cost" in counts and "kubecost_savings_cpu_allocation" in counts
     for points in body["metrics"].values():
         stamps = [p["timestamp"] for p in points]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ import pytest
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import EXPENSE_COLUMNS, METRIC_COLUMNS, ClickHouseSink, RunRecord, connect, now
+from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, ClickHouseSink, RunRecord, connect, now,
+                                             utc)
 
 from .conftest import ROOT, ch_client
 
@@ -54,7 +56,8 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
         schema = client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                               "ORDER BY table, name").result_rows
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
-                         "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses"]
+                         "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
+                         "0007_backfill_namespace_rollup", "0008_kubecost_metric_points"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -85,6 +88,7 @@ def test_rerun_replaces_rows_exactly_and_leaves_no_stale_rows(sink):
     assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)]  # older runs deleted underneath
     assert sink.query("SELECT namespace, rows, total_cost FROM k8s_expenses_namespace_hourly") == [("default", 1, 1.5)]
     assert sink.query("SELECT count() FROM kubecost_metrics_hourly") == [(1,)]
+    assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(1,)]
 
 
 def test_rows_of_an_unfinished_run_are_invisible(sink):
@@ -170,13 +174,17 @@ def test_retention_sets_a_ttl_on_every_hourly_table(sink):
 
 IDEMPOTENT_DDL = re.compile(r"^(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW) "
                             r"|^ALTER TABLE \w+\s+MODIFY COLUMN IF EXISTS [^;]*$")
+# A backfill skips what its target already holds: INSERT INTO t ... NOT IN (SELECT ... FROM t).
+GUARDED_BACKFILL = re.compile(r"^INSERT INTO (\w+)\b.*\bNOT IN\s*\(SELECT [\w, ]+ FROM \1\)", re.S)
 
 
-def test_migration_files_are_idempotent_ddl():
-    """Each statement creates if missing, or states a definition (applying it twice is applying it once)."""
+def test_migration_files_are_idempotent():
+    """Each statement creates if missing, states a definition, or inserts only what is missing (applying it
+    twice is applying it once)."""
     for migration in migrations.load_migrations(ROOT / "migrations"):
         for statement in migration.statements:
-            assert IDEMPOTENT_DDL.match(statement), (migration.name, statement[:80])
+            assert IDEMPOTENT_DDL.match(statement) or GUARDED_BACKFILL.match(statement), \
+                (migration.name, statement[:80])
             if statement.startswith("ALTER"):  # every clause a MODIFY COLUMN IF EXISTS: no DROP, no data change
                 clauses = re.split(r",\s*(?=MODIFY)", statement.split(None, 3)[3])
                 assert all(c.startswith("MODIFY COLUMN IF EXISTS ") for c in clauses), (migration.name, clauses)
@@ -193,6 +201,56 @@ def test_total_cost_computed_on_read_is_the_models_sum(sink):
     sink.write_hour(run, HourResult(rows, [], samples_seen=0, unpriced_nodes=[]))
     stored = dict(sink.query("SELECT pod, total_cost FROM k8s_expenses_current"))
     assert stored == {row.pod: row.total_cost for row in rows}
+
+
+def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_before(ch_url, tmp_path):
+    """Hours written under migration 0004 (no rollup, no joined points) read the same after the upgrade as hours
+    written after it; the backfills run again add nothing, and a repeated points text is read once."""
+    from kubecost_worker.api import queries
+
+    older = tmp_path / "0004"
+    older.mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql"))[:4]:
+        shutil.copy(path, older)
+    labels = [{"daemonset": "true"}, {"daemonset": "false", "node": "n1"}]
+
+    def hour_with(pods: dict[str, float], hour: int) -> HourResult:
+        result = result_with(pods, hour=hour)
+        samples = [MetricSample("t-1", hour, metric, labels[i % 2], 0.5 + i, 60)
+                   for i, metric in enumerate(["kubecost_node_is_spot"] * 2 + list(queries.SAVINGS.values()))]
+        return HourResult(result.rows, samples, samples_seen=1, unpriced_nodes=[])
+
+    with ch_client(ch_url) as client:
+        assert migrations.migrate(client, older)[-1] == "0004_current_views"
+        sink = ClickHouseSink(client)
+        commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
+        commit(sink, hour_with({"c": 3.0}, H0 + 3600))
+        assert migrations.migrate(client)[-2:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points"]
+        commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
+        commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
+
+        start, end = H0, H0 + 3 * 3600
+        (total,), = sink.query("SELECT sum(total_cost) FROM k8s_expenses_current")
+        assert total == 7.5 and queries.cluster_costs(sink.query, "t-1", start, end)["total_cost"] == total
+        texts = sink.query("SELECT metric, point_json FROM kubecost_metrics_current ORDER BY metric, hour, point_json")
+        expected = {m: [json.loads(text) for metric, text in texts if metric == m] for m, _ in texts}
+
+        def read() -> dict:
+            pieces = queries.kubecost_metrics(sink.query, "t-1", start, end, None)
+            return {metric: json.loads(b"".join(raw)) for metric, raw in pieces.items()}
+
+        assert read() == expected and len(expected["kubecost_node_is_spot"]) == 6
+        rollup = "SELECT * FROM k8s_expenses_namespace_hourly ORDER BY ALL"
+        points = "SELECT * FROM kubecost_metric_points_hourly ORDER BY ALL"
+        before = sink.query(rollup), sink.query(points)
+        for migration in migrations.load_migrations(ROOT / "migrations")[6:]:  # as `migrate --resume` would
+            for statement in migration.statements:
+                if statement.startswith("INSERT"):
+                    client.command(statement)
+        assert (sink.query(rollup), sink.query(points)) == before
+        client.command("INSERT INTO kubecost_metric_points_hourly SELECT * FROM kubecost_metric_points_hourly "
+                       "WHERE hour = {h:DateTime('UTC')}", parameters={"h": utc(H0)})  # a backfill racing a write
+        assert read() == expected
 
 
 def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
@@ -236,14 +294,18 @@ def test_shutil_available():
     assert shutil.which("promtool"), "promtool is needed by the end-to-end tests: apt-get install prometheus"
 
 
-def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_cluster_views():
+def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_cluster_views(sink):
     from kubecost_worker.sink.cluster import local_table, render
 
     statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
     tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE"))]
     rendered = [r for s in statements for r in render(s, "prod-1")]
     assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
-    assert all(" ON CLUSTER `prod-1` " in r for r in rendered)
+    backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
+    assert len(backfills) == 2 and all(r.endswith(
+        "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
+        "insert_distributed_sync = 1") for r in backfills)
+    assert all(" ON CLUSTER `prod-1` " in r for r in rendered if r not in backfills)
     for name in ("k8s_expenses", "k8s_expense_runs", "kubecost_metrics_hourly", "k8s_expenses_namespace_hourly"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
         assert f"ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')" in local
@@ -251,8 +313,9 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
         distributed = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
         assert distributed.endswith(f"ENGINE = Distributed(`prod-1`, currentDatabase(), {name}_local, "
                                     "cityHash64(cloud_account_id))")  # a tenant's rows and ledger on one shard
-    mv = next(r for r in rendered if "MATERIALIZED VIEW" in r)
-    assert "TO k8s_expenses_namespace_hourly_local AS" in mv and "FROM k8s_expenses_local" in mv
+    rollup_mv, points_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
+    assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
+    assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
     assert len(views) == 5 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
@@ -263,5 +326,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert render(migrations.TRACKING_DDL.strip(), "prod-1")[1].endswith("schema_migrations_local, rand())")
     assert local_table("k8s_expenses", "prod-1") == "k8s_expenses_local ON CLUSTER `prod-1`"
     assert local_table("k8s_expenses", None) == "k8s_expenses"
+    for backfill in backfills:  # the settings exist (on one node they change nothing)
+        sink.client.command(backfill)
     with pytest.raises(ValueError):
         render("DROP TABLE x", "prod-1")  # no cluster form: refused, not run on one node

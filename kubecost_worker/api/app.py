@@ -129,9 +129,9 @@ TenantParam = Annotated[str | None, Query(description="cloud account id",
                                           json_schema_extra={"minLength": 1, "maxLength": 256})]
 
 
-def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, max_days: int = 366,
+def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days: int = 366,
                ready: Callable[[], bool] = lambda: True) -> FastAPI:
-    """``query(sql, params) -> rows`` runs SQL on ClickHouse (the sink's ``query``); ``ready()`` says whether
+    """``query(sql, params[, strings_as_bytes]) -> rows`` runs SQL on ClickHouse (the sink's ``query``); ``ready()`` says whether
     ClickHouse answers with every migration applied (``/readyz``)."""
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)
@@ -254,13 +254,26 @@ def create_app(query: Callable[[str, dict], list[tuple]], cluster_secret: str, m
     return app
 
 
-def to_json(value: Any) -> str:
-    """``json.dumps``, except that ``RawJson`` values (JSON text ClickHouse built) are embedded as they are."""
+def to_json(value: Any) -> bytes:
+    """``json.dumps``, except that ``RawJson`` pieces (JSON text as stored) are written as they are, with one
+    copy of the whole body."""
+    pieces: list[bytes] = []
+    _write_json(value, pieces)
+    return b"".join(pieces)
+
+
+def _write_json(value: Any, pieces: list[bytes]) -> None:
     if isinstance(value, queries.RawJson):
-        return value
-    if isinstance(value, dict) and any(isinstance(v, (queries.RawJson, dict)) for v in value.values()):
-        return "{" + ",".join(f"{json.dumps(k)}:{to_json(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value, separators=(",", ":"))
+        pieces.extend(value)
+    elif isinstance(value, dict) and any(isinstance(v, (queries.RawJson, dict)) for v in value.values()):
+        separator = b"{"
+        for key, item in value.items():
+            pieces.append(separator + json.dumps(key).encode() + b":")
+            _write_json(item, pieces)
+            separator = b","
+        pieces.append(b"}")
+    else:
+        pieces.append(json.dumps(value, separators=(",", ":")).encode())
 
 
 REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}

@@ -43,7 +43,8 @@ METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samp
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210).
 TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 252, 999}
 # Tables whose rows carry the run id of the run that wrote them.
-RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly")
+RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
+              "kubecost_metric_points_hourly")
 # A run still 'running' after this long is taken for dead (its process was killed) and may be cleaned up.
 STALE_RUN = dt.timedelta(hours=2)
 
@@ -234,9 +235,12 @@ class ClickHouseSink:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+    def query(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> list[tuple]:
+        """The result's rows; with ``strings_as_bytes`` String columns come as the bytes stored (JSON text
+        written into a response as it is, never decoded)."""
+        formats = {"String": "bytes"} if strings_as_bytes else None
         with classified("querying"):
-            return self.client.query(sql, parameters=parameters or {}).result_rows
+            return self.client.query(sql, parameters=parameters or {}, query_formats=formats).result_rows
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

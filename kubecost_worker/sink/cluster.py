@@ -6,7 +6,9 @@ samples and ledger live on one shard, so the ``*_current`` views can join them s
 (``distributed_product_mode = 'local'``). Views and the materialized view are created ``ON CLUSTER``; the
 materialized view reads and writes the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
 both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and
-the code keep using the plain names.
+the code keep using the plain names. Backfills (``INSERT ... SELECT``) run on every shard at once, each from
+and into its local tables (``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local
+target too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGI
 _CREATE_VIEW = re.compile(r"^(CREATE VIEW IF NOT EXISTS|CREATE OR REPLACE VIEW) (\w+) AS\b(.*)$", re.S)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b(.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
+_INSERT_SELECT = re.compile(r"^INSERT INTO \w+\b.*\bSELECT\b", re.S)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
 _CODEC = re.compile(r"\s*CODEC\([^()]*(\([^()]*\)[^()]*)*\)")
 
@@ -52,6 +55,9 @@ def render(statement: str, cluster: str | None) -> list[str]:
         # the local tables hold the data; the Distributed table over them gets the same columns, without codecs
         name, clauses = match.groups()
         return [f"ALTER TABLE {name}_local {on} {clauses}", f"ALTER TABLE {name} {on} {_CODEC.sub('', clauses)}"]
+    if _INSERT_SELECT.match(statement):
+        return [f"{statement}\nSETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
+                "insert_distributed_sync = 1"]
     raise ValueError(f"no cluster form for: {statement[:80]}")
 
 

@@ -1,6 +1,7 @@
 """Versioned SQL migrations: ``migrations/NNNN_name.sql``, applied in order, tracked in ``schema_migrations``.
 
-Each file holds idempotent DDL (``IF NOT EXISTS``) separated by ``;``. The runner records ``started`` before a
+Each file holds idempotent statements separated by ``;``: DDL (``IF NOT EXISTS``), and backfills
+(``INSERT ... SELECT``) that skip what their target already holds (``NOT IN``). The runner records ``started`` before a
 migration and ``applied`` after it, and refuses to go on when the files have a gap, when an applied
 migration's file changed or disappeared, or when a migration was started but not finished (a crash
 mid-migration): that state needs a look (``migrate --resume`` re-runs it, which idempotent DDL allows).
@@ -129,7 +130,8 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
     return done
 
 
-RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly", "k8s_expense_runs")
+RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
+                   "kubecost_metric_points_hourly", "k8s_expense_runs")
 
 
 def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[str]:
