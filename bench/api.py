@@ -289,8 +289,8 @@ def main() -> None:
         result = measure_reads(url, TENANT, last, args.prom_hours, args.days, args.requests, workdir)
     print(f"\n{args.pods} pods, {args.days} days stored ({result['rows']:,} rows of the tenant, {NEIGHBOURS} "
           f"neighbours alike); {args.requests} requests per endpoint over the whole window\n")
-    print(f"{'endpoint':<32} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>12}   {'request-time Prometheus, ' + str(args.days) + ' d':>34} "
-          f"{'speed-up (p50)':>15}")
+    prometheus = f"request-time Prometheus, {args.days} d"
+    print(f"{'endpoint':<32} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>12}   {prometheus:>34} {'speed-up (p50)':>15}")
     for e in result["endpoints"]:
         how = ("measured" if e["prom_how"] == "measured" else
                f"scaled from {e['prom_held_ms']:,.0f} ms over {args.prom_hours} h")

@@ -207,7 +207,7 @@ def print_table(out: dict) -> None:
         s["bytes_per_row"] <= 40)
     add("  rows per tenant per day (2,000 pods)", f"{s['rows_per_day']:,.0f}")
     kb = s["tenant_day_kb"]
-    add("  other tables, kB per tenant per day: rollup / metric samples / metric points / ledger",
+    add("  kB/tenant/day: rollup / samples / points / ledger",
         f"{kb['k8s_expenses_namespace_hourly']:.0f} / {kb['kubecost_metrics_hourly']:.0f} / "
         f"{kb['kubecost_metric_points_hourly']:.0f} / {kb['k8s_expense_runs']:.0f} "
         f"(k8s_expenses: {kb['k8s_expenses']:,.0f})")

@@ -131,8 +131,8 @@ TenantParam = Annotated[str | None, Query(description="cloud account id",
 
 def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days: int = 366,
                ready: Callable[[], bool] = lambda: True) -> FastAPI:
-    """``query(sql, params[, strings_as_bytes]) -> rows`` runs SQL on ClickHouse (the sink's ``query``); ``ready()`` says whether
-    ClickHouse answers with every migration applied (``/readyz``)."""
+    """``query(sql, params[, strings_as_bytes]) -> rows`` runs SQL on ClickHouse (the sink's ``query``);
+    ``ready()`` says whether ClickHouse answers with every migration applied (``/readyz``)."""
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)
     expected_secret = cluster_secret.encode()

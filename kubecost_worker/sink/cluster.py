@@ -3,8 +3,8 @@
 Each ``CREATE TABLE x ... ENGINE = MergeTree`` becomes a replicated local table ``x_local ON CLUSTER`` and a
 Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
-(``distributed_product_mode = 'local'``). Views and the materialized view are created ``ON CLUSTER``; the
-materialized view reads and writes the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
+(``distributed_product_mode = 'local'``). Views and the materialized views are created ``ON CLUSTER``; the
+materialized views read and write the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
 both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and
 the code keep using the plain names. Backfills (``INSERT ... SELECT``) run on every shard at once, each from
 and into its local tables (``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local

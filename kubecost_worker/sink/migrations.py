@@ -1,10 +1,10 @@
 """Versioned SQL migrations: ``migrations/NNNN_name.sql``, applied in order, tracked in ``schema_migrations``.
 
 Each file holds idempotent statements separated by ``;``: DDL (``IF NOT EXISTS``), and backfills
-(``INSERT ... SELECT``) that skip what their target already holds (``NOT IN``). The runner records ``started`` before a
-migration and ``applied`` after it, and refuses to go on when the files have a gap, when an applied
+(``INSERT ... SELECT``) that skip what their target already holds (``NOT IN``). The runner records ``started``
+before a migration and ``applied`` after it, and refuses to go on when the files have a gap, when an applied
 migration's file changed or disappeared, or when a migration was started but not finished (a crash
-mid-migration): that state needs a look (``migrate --resume`` re-runs it, which idempotent DDL allows).
+mid-migration): that state needs a look (``migrate --resume`` re-runs it, which idempotent statements allow).
 """
 
 from __future__ import annotations
