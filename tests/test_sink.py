@@ -253,6 +253,25 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         assert read() == expected
 
 
+def test_a_run_split_over_insert_blocks_reads_every_point_once(sink):
+    """A very large run's samples may reach the points view in several blocks: one text per block, each point
+    read once, the hour's points still in order when the blocks hold consecutive texts."""
+    from kubecost_worker.api import queries
+    from kubecost_worker.sink.clickhouse import _metric_columns
+
+    samples = [MetricSample("t-1", H0, "kubecost_node_is_spot", {"node": f"n{i}"}, float(i), 60) for i in range(6)]
+    run = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(run)
+    for block in (samples[:3], samples[3:]):
+        sink.client.insert("kubecost_metrics_hourly", _metric_columns(block, run.run_id), column_names=METRIC_COLUMNS,
+                           column_oriented=True)
+    sink.write_hour(run, HourResult(result_with({"a": 1.0}).rows, [], samples_seen=1, unpriced_nodes=[]))
+    assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(2,)]
+    pieces = queries.kubecost_metrics(sink.query, "t-1", H0, H0 + 3600, None)
+    points = json.loads(b"".join(pieces["kubecost_node_is_spot"]))
+    assert [p["labels"]["node"] for p in points] == [f"n{i}" for i in range(6)]
+
+
 def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
     url = f"chdb://{tmp_path / 'locked'}"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
