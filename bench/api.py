@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from consumers import WORKER, worker_env  # noqa: E402
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.localprom import LocalPrometheus, backfill as promtool_backfill, free_port  # noqa: E402
@@ -248,10 +248,10 @@ def api_process(clickhouse_url: str):
     """``kubecost-worker serve`` on the stored data, in a process of its own as deployed (a client in the
     server's process would compete with it for the interpreter); yields its base URL."""
     port = free_port()
-    env = {**os.environ, "KCW_CLICKHOUSE_URL": clickhouse_url, "KCW_CLUSTER_SECRET": SECRET,
-           "KCW_API_HOST": "127.0.0.1", "KCW_API_PORT": str(port), "KCW_METRICS_PORT": "0", "KCW_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([str(Path(sys.executable).with_name("kubecost-worker")), "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = worker_env(KCW_CLICKHOUSE_URL=clickhouse_url, KCW_CLUSTER_SECRET=SECRET, KCW_API_HOST="127.0.0.1",
+                     KCW_API_PORT=str(port), KCW_METRICS_PORT="0", KCW_LOG_LEVEL="warning")
+    process = subprocess.Popen([str(WORKER), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

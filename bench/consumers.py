@@ -32,6 +32,17 @@ WORKER = Path(sys.executable).parent / "kubecost-worker"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 
 
+def worker_env(**settings: str) -> dict[str, str]:
+    """The environment of a worker process: this one's without any ``KCW_*`` setting, plus ``settings``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")}, **settings}
+
+
+def consumer_env(thanos_url: str) -> dict[str, str]:
+    """Consumers (and the rerun that feeds them) on RabbitMQ, under queue names of their own."""
+    return worker_env(KCW_THANOS_URL=thanos_url, KCW_BROKER_URL=AMQP, KCW_QUEUE_PREFIX=f"bench{uuid.uuid4().hex[:8]}",
+                      KCW_LOG_FORMAT="json", KCW_PREFETCH="1", KCW_METRICS_PORT="0")
+
+
 def run_consumers(count: int, env: dict[str, str], workdir: Path, jobs: int) -> float:
     done = 0
     lock = threading.Lock()
@@ -83,9 +94,7 @@ def main() -> None:
     rows = []
     with LocalPrometheus(workdir / "tsdb") as url:
         for count in (int(c) for c in args.consumers.split(",")):
-            env = {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")},
-                   "KCW_THANOS_URL": url, "KCW_BROKER_URL": AMQP, "KCW_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
-                   "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1", "KCW_METRICS_PORT": "0"}
+            env = consumer_env(url)
             rerun = [str(WORKER), "rerun", "--start", str(start), "--end", str(end)]
             for tenant in tenants:
                 rerun += ["--tenant", tenant]

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -41,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from api import cluster_cost_line, measure_reads  # noqa: E402
-from consumers import AMQP, WORKER, delete_queues, run_consumers  # noqa: E402
+from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
@@ -104,9 +102,7 @@ def probe(*args: str) -> dict:
 
 
 def consumers_backfill(url: str, first_hour: int, hours: int, count: int, workdir: Path) -> dict:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KCW_")},
-           "KCW_THANOS_URL": url, "KCW_BROKER_URL": AMQP, "KCW_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
-           "KCW_LOG_FORMAT": "json", "KCW_PREFETCH": "1", "KCW_METRICS_PORT": "0"}
+    env = consumer_env(url)
     subprocess.run([str(WORKER), "rerun", "--tenant", TENANT, "--start", str(first_hour),
                     "--end", str(first_hour + hours * 3600)], env=env, check=True, capture_output=True)
     seconds = run_consumers(count, env, workdir, hours)
@@ -184,7 +180,7 @@ def print_table(out: dict) -> None:
         ratio = h["worker_s"] / h["floor_s"]
         add(f"tenant-hour, {label} pods: worker / floor", f"{h['worker_s']:.2f} s / {h['floor_s']:.2f} s = {ratio:.2f}",
             "<= 1.25", ratio <= 1.25)
-        add(f"  rerun of that hour (replaces its rows); floor body", f"{h['rerun_s']:.2f} s; {h['floor_mb']:.1f} MB")
+        add("  rerun of that hour (replaces its rows); floor body", f"{h['rerun_s']:.2f} s; {h['floor_mb']:.1f} MB")
     m, model_only = out["memory_10k"], out["model_only_10k"]
     add("peak RSS, 10,000-pod tenant-hour, embedded ClickHouse", f"{m['peak_rss_mb']:.0f} MB", "<= 400 MB",
         m["peak_rss_mb"] <= 400)
