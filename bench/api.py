@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -120,11 +121,14 @@ COPIED = {"cloud_account_id": "copy_tenant", "hour": "hour - toIntervalHour(n.nu
                         "substring(point_json, position(point_json, ',')))"}
 
 
-def fill(sink: ClickHouseSink, days: int, tenant: str = TENANT) -> int:
+FILLED = ("k8s_expenses", "kubecost_metrics_hourly", "k8s_expense_runs")
+
+
+def fill(sink: ClickHouseSink, days: int, tenant: str = TENANT, tables: tuple[str, ...] = FILLED) -> int:
     """Copy the processed hour (rows, metric samples, ledger) to every earlier hour of the window and to the
     neighbour tenants; returns the tenant's row count."""
     tenants = [tenant] + [f"neighbour-{i}" for i in range(1, NEIGHBOURS + 1)]
-    for table in ("k8s_expenses", "kubecost_metrics_hourly", "k8s_expense_runs"):
+    for table in tables:
         names = [r[0] for r in sink.query(f"SELECT name FROM system.columns WHERE table = '{table}' "
                                           "AND database = currentDatabase() AND default_kind != 'ALIAS' "
                                           "ORDER BY position")]
@@ -134,7 +138,7 @@ def fill(sink: ClickHouseSink, days: int, tenant: str = TENANT) -> int:
             f"FROM {table} ARRAY JOIN {{tenants:Array(String)}} AS copy_tenant CROSS JOIN numbers({days * 24}) AS n "
             "WHERE cloud_account_id = {t:String} AND (n.number > 0 OR copy_tenant != {t:String})",
             parameters={"t": tenant, "tenants": tenants})
-    for table in ("k8s_expenses", "kubecost_metrics_hourly", "k8s_expense_runs"):
+    for table in tables:
         sink.client.command(f"OPTIMIZE TABLE {table} FINAL")
     return sink.query("SELECT count() FROM k8s_expenses_current WHERE cloud_account_id = {t:String}", {"t": tenant})[0][0]
 
@@ -196,7 +200,7 @@ def measure_reads(url: str, tenant: str, last: int, prom_hours: int, days: int, 
     session = requests.Session()
     session.headers.update({"Secret": SECRET, "Content-type": "application/json"})
     endpoints = []
-    with api_process(config.clickhouse_url) as base:
+    with api_process(config.clickhouse_url) as (base, _):
         for endpoint, extra in ENDPOINTS.items():
             path = endpoint.split(" ")[0]
             latencies, size = [], 0
@@ -212,6 +216,74 @@ def measure_reads(url: str, tenant: str, last: int, prom_hours: int, days: int, 
                               "prom_ms": prom[endpoint]["ms"], "prom_how": prom[endpoint]["how"],
                               "speedup": prom[endpoint]["ms"] / 1000 / p50})
     return {"rows": rows, "endpoints": endpoints, "cluster_cost_hour": cluster_cost_hour}
+
+
+def measure_streamed_year(url: str, tenant: str, last: int, days: int, workdir: Path) -> dict:
+    """``days`` of the tenant's kubecost_metrics (its hour processed by the worker, its metric samples and ledger
+    copied back over the days, the neighbours alike) streamed by ``kubecost-worker serve`` in one request: the
+    server's RSS at rest and at its peak (VmHWM: the most it ever held), the time to the first byte of the body
+    and to its last, and the body's size."""
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch-year'}"})
+    sink = ClickHouseSink.open(config.clickhouse_url)
+    migrations.migrate(sink.client)
+    backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), [tenant], [last])
+    fill(sink, days, tenant, tables=("kubecost_metrics_hourly", "k8s_expense_runs"))
+    texts = sink.query("SELECT count() FROM kubecost_metric_points_hourly WHERE cloud_account_id = {t:String}",
+                       {"t": tenant})[0][0]
+    sink.close()
+    window = {"cloud_account_id": tenant, "start_date": 0, "end_date": last + 3600}
+    with api_process(config.clickhouse_url) as (base, pid):
+        at_rest, anon_at_rest = status_mb(pid, "VmRSS"), status_mb(pid, "RssAnon")
+        anon_peak = [anon_at_rest]
+        sampling = threading.Event()
+
+        def sample_anon() -> None:  # the kernel keeps a peak of the total RSS only
+            while not sampling.is_set():
+                anon_peak[0] = max(anon_peak[0], status_mb(pid, "RssAnon"))
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample_anon, daemon=True)
+        sampler.start()
+        began = time.perf_counter()
+        response = requests.get(f"{base}/metroculus/v2/kubecost_metrics", params=window, stream=True, timeout=600,
+                                headers={"Secret": SECRET, "Content-type": "application/json"})
+        assert response.status_code == 200, response.text[:300]
+        first_byte, size, head, tail = None, 0, b"", b""
+        for chunk in response.iter_content(1 << 20):
+            first_byte = first_byte if first_byte is not None else time.perf_counter() - began
+            head, tail, size = head or chunk[:40], (tail + chunk)[-8:], size + len(chunk)
+        total = time.perf_counter() - began
+        sampling.set()
+        sampler.join()
+        peak = status_mb(pid, "VmHWM")
+    assert head.startswith(b'{"cloud_account_id":') and tail.endswith(b"]}}"), (head, tail)
+    return {"days": days, "texts": texts, "bytes": size, "at_rest_mb": at_rest, "peak_rss_mb": peak,
+            "anon_at_rest_mb": anon_at_rest, "anon_peak_mb": anon_peak[0], "first_byte_ms": first_byte * 1000,
+            "total_s": total}
+
+
+def status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def streamed_year_lines(year: dict, pods: int = 2000) -> list[tuple[str, str, str, bool | None]]:
+    """The bench table's rows for ``measure_streamed_year``: (figure, measured, target, met). The embedded
+    engine's code (libchdb, ~300 MB) is file-backed RSS from start-up on: the anonymous part is what the server
+    allocates, and all a server without chDB (KCW_CLICKHOUSE_URL=http://...) holds."""
+    return [
+        (f"kubecost_metrics streamed, {year['days']} days of a {pods:,}-pod tenant: serve's peak RSS, embedded",
+         f"{year['peak_rss_mb']:.0f} MB ({year['at_rest_mb']:.0f} MB at rest)", "<= 300 MB",
+         year["peak_rss_mb"] <= 300),
+        ("  of it anonymous (allocated; the rest is libchdb's code)",
+         f"{year['anon_peak_mb']:.0f} MB ({year['anon_at_rest_mb']:.0f} MB at rest)", "<= 300 MB",
+         year["anon_peak_mb"] <= 300),
+        ("  added by the request (peak - at rest)", f"{year['peak_rss_mb'] - year['at_rest_mb']:.0f} MB", "", None),
+        ("  time to first byte; to the last", f"{year['first_byte_ms']:.0f} ms; {year['total_s']:.1f} s", "", None),
+        ("  body", f"{year['bytes'] / 1e6:,.0f} MB ({year['texts']:,} hourly texts)", "", None),
+    ]
 
 
 def kubecost_series_tsdb(thanos: ThanosClient, selector: str, last: int, prom_hours: int, days: int,
@@ -246,7 +318,7 @@ def openmetrics_escape(value: str) -> str:
 @contextlib.contextmanager
 def api_process(clickhouse_url: str):
     """``kubecost-worker serve`` on the stored data, in a process of its own as deployed (a client in the
-    server's process would compete with it for the interpreter); yields its base URL."""
+    server's process would compete with it for the interpreter); yields its base URL and its pid."""
     port = free_port()
     env = worker_env(KCW_CLICKHOUSE_URL=clickhouse_url, KCW_CLUSTER_SECRET=SECRET, KCW_API_HOST="127.0.0.1",
                      KCW_API_PORT=str(port), KCW_METRICS_PORT="0", KCW_LOG_LEVEL="warning")
@@ -264,7 +336,7 @@ def api_process(clickhouse_url: str):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"kubecost-worker serve did not become ready: {process.stderr.read()[-2000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(30)
@@ -276,6 +348,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--prom-hours", type=int, default=4)
+    parser.add_argument("--stream-days", type=int, default=365,
+                        help="days of kubecost_metrics streamed in one request (0: leave out)")
     args = parser.parse_args()
     logs.configure("text", "warning")
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-api-"))
@@ -287,6 +361,7 @@ def main() -> None:
     promtool_backfill(Path(sim["openmetrics"]), workdir / "tsdb")
     with LocalPrometheus(workdir / "tsdb") as url:
         result = measure_reads(url, TENANT, last, args.prom_hours, args.days, args.requests, workdir)
+        year = measure_streamed_year(url, TENANT, last, args.stream_days, workdir) if args.stream_days else None
     print(f"\n{args.pods} pods, {args.days} days stored ({result['rows']:,} rows of the tenant, {NEIGHBOURS} "
           f"neighbours alike); {args.requests} requests per endpoint over the whole window\n")
     prometheus = f"request-time Prometheus, {args.days} d"
@@ -297,6 +372,10 @@ def main() -> None:
         print(f"{e['endpoint']:<32} {e['p50_ms']:>8.1f} {e['p95_ms']:>8.1f} {e['bytes']:>12,}   "
               f"{e['prom_ms']:>9,.0f} ms ({how}){'':>{max(0, 19 - len(how))}} {e['speedup']:>14.1f}x")
     print(cluster_cost_line(result["cluster_cost_hour"]))
+    if year:
+        print()
+        for figure, measured, target, met in streamed_year_lines(year, args.pods):
+            print(f"{figure:<80} {measured:<32} {target:<10} {'' if met is None else ('yes' if met else 'NO')}")
 
 
 def cluster_cost_line(costs: dict) -> str:

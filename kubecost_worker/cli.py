@@ -281,9 +281,11 @@ def serve(ctx: click.Context) -> None:
 
 
 def _api(config: Config, sink):
+    """The read API on clients of its own (one per request in flight: a streamed answer holds its client)."""
     from .api.app import create_app
+    from .sink.clickhouse import ReadClients
 
-    return create_app(sink.query, config.cluster_secret, config.api_max_days, ready=_ready(lambda: sink))
+    return create_app(ReadClients(config.clickhouse_url), config.cluster_secret, ready=_ready(lambda: sink))
 
 
 def _start_api_thread(config: Config, sink):

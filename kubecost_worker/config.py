@@ -205,7 +205,6 @@ class Config:
     api_host: str
     api_port: int
     cluster_secret: str | None = field(repr=False)
-    api_max_days: int
     metrics_port: int
     retention_days: int
 
@@ -260,7 +259,6 @@ SETTINGS: dict[str, Setting] = {
                 "Address the read API and the health/metrics endpoints listen on (0.0.0.0 in a container)."),
         Setting("KCW_API_PORT", _parse_port, "8080", "Port of the read API."),
         Setting("KCW_CLUSTER_SECRET", str, "", "The Secret header clients must send to the read API."),
-        Setting("KCW_API_MAX_DAYS", _parse_positive_int, "366", "Longest window one API request may ask for."),
         Setting("KCW_RETENTION_DAYS", _parse_non_negative_int, "0",
                 "Keep this many days of expenses (a TTL set by migrate); 0 keeps everything."),
         Setting("KCW_METRICS_PORT", _parse_non_negative_int, "9108",

@@ -121,7 +121,7 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
     try:
         with ch_client(config.clickhouse_url) as client:
             migrations.migrate(client)
-            sink = ClickHouseSink(client)
+            sink = ClickHouseSink(client, url=config.clickhouse_url)
             done = run_backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), tenants,
                                 hours_between(start, start + hours * 3600))
             assert done.failed == 0

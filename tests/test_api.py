@@ -15,8 +15,9 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 
 from kubecost_worker.api.app import create_app
+from kubecost_worker.errors import TransientError
 from kubecost_worker.localprom import free_port
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
 
 from .conftest import pipeline_written
 
@@ -30,9 +31,9 @@ PREFIX = "/metroculus/v2"
 
 
 class Served:
-    def __init__(self, sink: ClickHouseSink):
+    def __init__(self, sink: ClickHouseSink, reader=None):
         self.sink = sink
-        self.app = create_app(sink.query, SECRET, max_days=31)
+        self.app = create_app(reader or ReadClients(sink.url), SECRET)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -92,7 +93,9 @@ def test_cluster_costs_agree_with_sql_to_the_cent(served, client):
                            t=TENANTS[0])
     assert total > 0 and abs(body["total_cost"] - total) < 0.005
     assert body["total_cost"] == pytest.approx(sum(p["value"] for p in body["data_points"]), rel=1e-12)
-    assert body["total_cost"] == pytest.approx(sum(body["summary"].values()), rel=1e-12)
+    assert body["summary"]["total_cost"] == body["total_cost"]
+    parts = {k: v for k, v in body["summary"].items() if k != "total_cost"}
+    assert body["total_cost"] == pytest.approx(sum(parts.values()), rel=1e-12)
     per_hour = served.sql("SELECT toUnixTimestamp(hour), any(cluster_id), sum(total_cost) FROM k8s_expenses_current "
                           "WHERE cloud_account_id = {t:String} GROUP BY 1 ORDER BY 1", t=TENANTS[0])
     assert [(p["timestamp"], p["labels"]["cluster_id"]) for p in body["data_points"]] == [(h, c) for h, c, _ in per_hour]
@@ -190,13 +193,18 @@ def test_the_error_contract(served, client, endpoint, extra):
     for name in ("cloud_account_id", "start_date", "end_date"):
         params = {k: v for k, v in window(**extra).items() if k != name}
         assert expect(400, "OM0008", [name], **params) == f"{name} is not provided"
-    for name, bad in (("start_date", "abc"), ("start_date", "1.5"), ("start_date", "-1"), ("end_date", "1e9"),
-                      ("end_date", " 7"), ("start_date", "99999999999999")):
+    # as Metroculus's own unit tests have it: an empty id is missing, an empty date is invalid
+    assert expect(400, "OM0008", ["cloud_account_id"], **window(**extra, cloud_account_id="")) \
+        == "cloud_account_id is not provided"
+    for name, bad in (("start_date", ""), ("end_date", ""), ("start_date", "abc"), ("start_date", "1.5"),
+                      ("start_date", "-1"), ("end_date", "1e9"), ("start_date", "2026-01-01"),
+                      ("start_date", "+5"), ("end_date", "1" * 20)):
         assert expect(400, "OM0006", [name], **{**window(**extra), name: bad}) == f"Invalid {name}"
     expect(400, "OM0006", ["end_date"], **window(**extra, start_date=END, end_date=START))  # end before start
-    expect(400, "OM0006", ["end_date"], **window(**extra, start_date=0, end_date=32 * 86400))  # > max days
-    status, body = client.get(endpoint, **window(**extra, start_date=0, end_date=86400))  # 0 is a valid start
-    assert status == 200
+    for start, end in ((0, 86400), (0, END), (0, 10**18), (" 0", f"{END} ")):  # no window limit; blanks stripped
+        status, body = client.get(endpoint, **window(**extra, start_date=start, end_date=end))
+        assert status == 200, body
+        assert (body["start_date"], body["end_date"]) == (int(start), int(end))
     status, body = client.get(endpoint, **window("tenant-with-no-data", **extra))
     assert status == 200
     if endpoint == "kubecost_cluster_costs":
@@ -207,6 +215,96 @@ def test_the_error_contract(served, client, endpoint, extra):
         assert body["cpu_savings"] == [] and body["memory_savings"] == []
     else:
         assert body["rows"] == []
+
+
+ANSWERS = {"kubecost_metrics": lambda b: b["metrics"], "kubecost_savings": lambda b: (b["cpu_savings"], b["memory_savings"]),
+           "kubecost_cluster_costs": lambda b: (b["total_cost"], b["data_points"], b["summary"]),
+           "k8s_expenses": lambda b: b["rows"]}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ANSWERS))
+def test_the_window_selects_the_hours_it_overlaps(served, client, endpoint):
+    """[t, t) overlaps no hour; a window from 0 to far beyond the last hour is the whole stored history, no more
+    (bounded by the data, not by the nominal window)."""
+    extra = {"aggregate": "pod", "step": "hour"} if endpoint == "k8s_expenses" else {}
+    whole = ANSWERS[endpoint](client.get(endpoint, **window(**extra))[1])
+    for start, end in ((0, 2**62), (START - 86400 * 365, END + 1)):
+        assert ANSWERS[endpoint](client.get(endpoint, **window(**extra, start_date=start, end_date=end))[1]) == whole
+    one_hour = ANSWERS[endpoint](client.get(endpoint, **window(**extra, start_date=START + 1800,
+                                                               end_date=START + 1801))[1])
+    empty = ANSWERS[endpoint](client.get(endpoint, **window("tenant-with-no-data", **extra))[1])
+    assert one_hour != empty and one_hour != whole
+    for t in (START, START + 1800, END):
+        status, body = client.get(endpoint, **window(**extra, start_date=t, end_date=t))
+        assert status == 200 and ANSWERS[endpoint](body) == empty, (t, body)
+
+
+def cloudtuner_cluster_total(cost_data: dict) -> float | None:
+    """What CloudTuner's REST API (its expense controller, after the Phase 2 pricing fix) takes from a
+    kubecost_cluster_costs answer: summary.total_cost when there is a summary, else the top-level total; the
+    cluster is kept only when that is above 0 (None: dropped)."""
+    if "summary" in cost_data:
+        total = cost_data.get("summary", {}).get("total_cost", 0)
+    else:
+        total = cost_data.get("total_cost", 0)
+    return total if total > 0 else None
+
+
+def test_cloudtuner_keeps_every_cluster_with_its_cost(served, client):
+    for tenant in TENANTS:
+        status, body = client.get("kubecost_cluster_costs", **window(tenant))
+        (total,), = served.sql("SELECT sum(total_cost) FROM k8s_expenses_current WHERE cloud_account_id = {t:String}",
+                               t=tenant)
+        assert status == 200 and cloudtuner_cluster_total(body) == pytest.approx(total, rel=1e-12) and total > 0
+        assert set(body["summary"]) >= {"total_cost", "management_cost", "load_balancer_cost", "network_cost",
+                                        "cpu_cost", "ram_cost", "pv_cost"}
+    assert cloudtuner_cluster_total(client.get("kubecost_cluster_costs", **window("tenant-with-no-data"))[1]) is None
+
+
+def test_bodies_are_streamed_in_chunks(served):
+    """A long answer goes out chunked (no Content-Length: never assembled first) and reads back whole."""
+    response = requests.get(f"{served.url}{PREFIX}/kubecost_metrics", params=window(), headers={"Secret": SECRET},
+                            stream=True, timeout=30)
+    assert response.status_code == 200 and response.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in response.headers
+    body = json.loads(b"".join(response.iter_content(None)))
+    assert body["metrics"] and body["cloud_account_id"] == TENANTS[0]
+
+
+class FailingReader:
+    """Fault injection: a reader whose stream yields ``rows_before`` rows of a metric's texts, then fails as
+    ClickHouse going away does."""
+
+    def __init__(self, rows_before: int):
+        self.rows_before = rows_before
+
+    def query(self, sql, parameters=None, strings_as_bytes=False):
+        raise TransientError("ClickHouse unavailable while querying: connection refused")
+
+    def stream(self, sql, parameters=None, strings_as_bytes=False):
+        for hour in range(self.rows_before):
+            yield b"kubecost_x", json.dumps([{"timestamp": hour * 3600, "value": 1.0, "labels": {"x": "y" * 100}}]
+                                            * 20)[1:-1].encode()
+        raise TransientError("ClickHouse unavailable while querying: connection reset")
+
+
+@pytest.mark.parametrize("rows_before, endpoint", [(0, "kubecost_metrics"), (0, "kubecost_cluster_costs"),
+                                                   (5000, "kubecost_metrics")])
+def test_a_storage_failure_is_a_503_before_the_body_and_a_cut_connection_after(served, rows_before, endpoint):
+    failing = Served(served.sink, FailingReader(rows_before))
+    try:
+        response = requests.get(f"{failing.url}{PREFIX}/{endpoint}", params=window(), headers={"Secret": SECRET},
+                                stream=True, timeout=30)
+        if rows_before == 0:
+            assert response.status_code == 503
+            assert response.json()["error"] == {"status_code": 503, "error_code": "OM0001",
+                                                "reason": "Service unavailable", "params": []}
+        else:  # the status line is out: the body breaks off instead of ending as shorter, valid JSON
+            assert response.status_code == 200
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                b"".join(response.iter_content(None))
+    finally:
+        failing.stop()
 
 
 def test_unknown_paths_methods_and_parameters(served, client):
@@ -268,8 +366,8 @@ def test_fuzzing_finds_no_server_error_and_no_response_off_its_schema(served):
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case):
             case.headers = {**(case.headers or {}), "Secret": SECRET}
-            # end_date >= start_date and the window's length are rules across parameters that a schema cannot
-            # state: a generated request may break them and get its 400, which is right
+            # end_date >= start_date is a rule across parameters that a schema cannot state: a generated
+            # request may break it and get its 400, which is right
             response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
             calls.append((case.path, response.status_code))
             case.headers.pop("Secret")

@@ -7,7 +7,12 @@ schema-driven fuzz tests read), and exception handlers that let every error keep
 
 Check order: unknown path (404 OM0002) or method (405 OM0003), then the ``Secret`` header (401 OM0007 when
 missing or empty, 403 OM0005 when wrong; compared in constant time), then the parameters in the order the
-endpoint declares them (400 OM0008 when missing, OM0006 when invalid).
+endpoint declares them (400 OM0008 when missing, OM0006 when invalid), as Metroculus parses them.
+
+Bodies are streamed: written in chunks as ClickHouse sends the rows, so the server's memory does not grow with
+the window. The first chunk is ready before the status line goes out, so a ClickHouse failure at the start is a
+503 with an error body; one later cuts the connection short (the client sees a broken chunked body, never a
+shorter valid JSON).
 """
 
 from __future__ import annotations
@@ -15,10 +20,10 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Iterator
 
 from fastapi import FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,7 +32,11 @@ from ..errors import WorkerError
 from . import queries
 
 PREFIX = "/metroculus/v2"
-UNIX_SECONDS = r"^[0-9]{1,11}$"
+# Metroculus converts with int() after Tornado strips the value: digits, surrounding blanks ignored; a sign, a
+# fraction or a date is invalid. 19 digits at most (beyond that no int64, and no hour stored).
+UNIX_SECONDS = r"^[0-9]{1,19}$"
+# Chunks of a streamed body: large enough that a 130 MB body is a few thousand writes, small enough to hold.
+CHUNK_BYTES = 256 * 1024
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -80,6 +89,7 @@ class MetricsResponse(Window):
 
 
 class CostSummary(BaseModel):
+    total_cost: float
     cpu_cost: float
     ram_cost: float
     gpu_cost: float
@@ -129,10 +139,9 @@ TenantParam = Annotated[str | None, Query(description="cloud account id",
                                           json_schema_extra={"minLength": 1, "maxLength": 256})]
 
 
-def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days: int = 366,
-               ready: Callable[[], bool] = lambda: True) -> FastAPI:
-    """``query(sql, params[, strings_as_bytes]) -> rows`` runs SQL on ClickHouse (the sink's ``query``);
-    ``ready()`` says whether ClickHouse answers with every migration applied (``/readyz``)."""
+def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+    """``reader`` runs SQL on ClickHouse (the sink's ``ReadClients``: ``query`` returns the rows, ``stream``
+    yields them); ``ready()`` says whether ClickHouse answers with every migration applied (``/readyz``)."""
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)
     expected_secret = cluster_secret.encode()
@@ -171,32 +180,35 @@ def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days:
             raise ApiError(403, "OM0005", "Bad secret")
 
     def window(request: Request) -> tuple[str, int, int]:
-        """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them."""
+        """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them: a value
+        missing (or, for the id, empty) is OM0008, one that is not a non-negative integer (an empty one too) is
+        OM0006. Stricter than Metroculus: ``end_date`` before ``start_date`` is OM0006."""
         authorize(request.headers.get("Secret"))
         params = request.query_params
-        tenant = params.get("cloud_account_id")
-        if tenant is None or tenant == "":
+        tenant = (params.get("cloud_account_id") or "").strip()
+        if not tenant:
             raise missing("cloud_account_id")
         if len(tenant) > 256:
             raise invalid("cloud_account_id")
         bounds = []
         for name in ("start_date", "end_date"):
             raw = params.get(name)
-            if raw is None or raw == "":
+            if raw is None:
                 raise missing(name)
-            if not re.fullmatch(UNIX_SECONDS, raw):
+            if not re.fullmatch(UNIX_SECONDS, raw.strip()):
                 raise invalid(name)
             bounds.append(int(raw))
         start, end = bounds
-        if end < start or end - start > max_days * 86400:
+        if end < start:
             raise invalid("end_date")
         return tenant, start, end
 
     def envelope(tenant: str, start: int, end: int, **body: Any) -> Response:
-        # Serialised here, not validated against the response model (which documents it): a 30-day answer can
-        # hold 10^5 points, and model validation would cost more than the query.
-        content = to_json({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body})
-        return Response(content, media_type="application/json")
+        # Written here, not validated against the response model (which documents it): a year's answer can
+        # hold 10^7 points, and model validation would cost more than the query.
+        chunks = chunked(json_pieces({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body}))
+        first = next(chunks)  # runs the first query: a failure here is still a 503 with an error body
+        return StreamingResponse(_then(first, chunks), media_type="application/json")
 
     @app.get(f"{PREFIX}/kubecost_metrics", response_model=MetricsResponse, responses=ERRORS)
     def kubecost_metrics(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
@@ -207,21 +219,21 @@ def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days:
         names = [n.strip() for value in request.query_params.getlist("metrics") for n in value.split(",") if n.strip()]
         if request.query_params.getlist("metrics") and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
             raise invalid("metrics")
-        return envelope(tenant, start, end, metrics=queries.kubecost_metrics(query, tenant, start, end, names))
+        return envelope(tenant, start, end, metrics=queries.kubecost_metrics(reader, tenant, start, end, names))
 
     @app.get(f"{PREFIX}/kubecost_cluster_costs", response_model=ClusterCostsResponse, responses=ERRORS)
     def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                                start_date: TimeParam = None, end_date: TimeParam = None):
         """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
         tenant, start, end = window(request)
-        return envelope(tenant, start, end, **queries.cluster_costs(query, tenant, start, end))
+        return envelope(tenant, start, end, **queries.cluster_costs(reader, tenant, start, end))
 
     @app.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
     def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                          start_date: TimeParam = None, end_date: TimeParam = None):
         """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
         tenant, start, end = window(request)
-        return envelope(tenant, start, end, **queries.savings(query, tenant, start, end))
+        return envelope(tenant, start, end, **queries.savings(reader, tenant, start, end))
 
     @app.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=ERRORS)
     def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
@@ -247,33 +259,45 @@ def create_app(query: Callable[..., list[tuple]], cluster_secret: str, max_days:
         namespace_value = params.get("namespace")
         if namespace_value is not None and len(namespace_value) > 253:
             raise invalid("namespace")
-        rows = queries.expenses(query, tenant, start, end, aggregate_value, step_value, namespace_value)
+        rows = queries.expenses(reader, tenant, start, end, aggregate_value, step_value, namespace_value)
         return envelope(tenant, start, end, aggregate=aggregate_value, step=step_value, rows=rows)
 
     app.openapi = lambda: _document_required(app)
     return app
 
 
-def to_json(value: Any) -> bytes:
-    """``json.dumps``, except that ``RawJson`` pieces (JSON text as stored) are written as they are, with one
-    copy of the whole body."""
-    pieces: list[bytes] = []
-    _write_json(value, pieces)
-    return b"".join(pieces)
-
-
-def _write_json(value: Any, pieces: list[bytes]) -> None:
+def json_pieces(value: Any) -> Iterator[bytes]:
+    """``value`` as JSON text in pieces; ``RawJson`` values (JSON text as stored, or written as rows stream in)
+    are passed on as they are. Never emits NaN or Infinity: those are not JSON."""
     if isinstance(value, queries.RawJson):
-        pieces.extend(value)
+        yield from value
     elif isinstance(value, dict) and any(isinstance(v, (queries.RawJson, dict)) for v in value.values()):
         separator = b"{"
         for key, item in value.items():
-            pieces.append(separator + json.dumps(key).encode() + b":")
-            _write_json(item, pieces)
+            yield separator + json.dumps(key).encode() + b":"
+            yield from json_pieces(item)
             separator = b","
-        pieces.append(b"}")
+        yield b"}"
     else:
-        pieces.append(json.dumps(value, separators=(",", ":")).encode())
+        yield json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def chunked(pieces: Iterator[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The pieces joined into chunks of about ``size`` bytes: one write per chunk, not per point."""
+    buffer: list[bytes] = []
+    held = 0
+    for piece in pieces:
+        buffer.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    yield b"".join(buffer)
+
+
+def _then(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
 
 
 REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -113,13 +114,14 @@ class RunRecord:
 
 
 class ClickHouseSink:
-    def __init__(self, client: Any, cluster: str | None = None):
+    def __init__(self, client: Any, cluster: str | None = None, url: str | None = None):
         self.client = client
         self.cluster = cluster  # KCW_CLICKHOUSE_CLUSTER: deletes go to the local tables ON CLUSTER
+        self.url = url  # where the client was opened, when known: ReadClients opens more there
 
     @classmethod
     def open(cls, url: str, cluster: str | None = None) -> "ClickHouseSink":
-        return cls(connect(url), cluster)
+        return cls(connect(url), cluster, url)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -241,6 +243,70 @@ class ClickHouseSink:
         formats = {"String": "bytes"} if strings_as_bytes else None
         with classified("querying"):
             return self.client.query(sql, parameters=parameters or {}, query_formats=formats).result_rows
+
+
+# Rows per block of a streamed result: a block is what the reader holds at once (a block of metric texts of a
+# 2,000-pod tenant is about 10 MB at 1,024 rows).
+STREAM_BLOCK_ROWS = 1024
+# Idle clients ReadClients keeps for the next requests; more are opened while more requests are in flight.
+IDLE_READ_CLIENTS = 8
+
+
+class ReadClients:
+    """The read API's ClickHouse clients: one per request in flight, kept for the next ones.
+
+    A streamed answer holds its client until its last row: with chDB a client's handle is locked for the whole
+    stream (another query on it waits, or fails on the thread that opened the stream), and over HTTP the
+    response is being read. So each request takes a client of its own; chDB serves any number of handles on
+    the process's one engine, and a server any number of connections."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Any]:
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        if client is None:
+            client = connect(self.url)
+        try:
+            yield client
+        except BaseException:
+            # a stream closed early (the caller went away) or a failed query: never hand out a client that may
+            # still be busy or broken
+            with contextlib.suppress(Exception):
+                client.close()
+            raise
+        with self._lock:
+            if len(self._idle) < IDLE_READ_CLIENTS:
+                self._idle.append(client)
+                client = None
+        if client is not None:
+            client.close()
+
+    def query(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> list[tuple]:
+        """The whole result, as ``ClickHouseSink.query`` returns it: for answers of a bounded size."""
+        with self._client() as client:
+            return ClickHouseSink(client).query(sql, parameters, strings_as_bytes)
+
+    def stream(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> Iterator[tuple]:
+        """The result's rows, a block at a time as ClickHouse sends them: memory bounded by one block however
+        long the result. A generator: the query runs at the first ``next()``; closing it early ends the query."""
+        formats = {"String": "bytes"} if strings_as_bytes else None
+        with self._client() as client, classified("querying"):
+            with client.query_row_block_stream(sql, parameters=parameters or {}, query_formats=formats,
+                                               settings={"max_block_size": STREAM_BLOCK_ROWS}) as blocks:
+                for block in blocks:
+                    yield from block
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -135,7 +135,6 @@ KCW_RECHECK_HOURS: {{ $c.recheckHours | int | toString | quote }}
 KCW_SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | toString | quote }}
 KCW_API_HOST: "0.0.0.0"
 KCW_API_PORT: {{ $c.apiPort | int | toString | quote }}
-KCW_API_MAX_DAYS: {{ $c.apiMaxDays | int | toString | quote }}
 KCW_METRICS_PORT: {{ $c.metricsPort | int | toString | quote }}
 {{- end }}
 
