@@ -219,19 +219,31 @@ def measure_reads(url: str, tenant: str, last: int, prom_hours: int, days: int, 
 
 
 def measure_streamed_year(url: str, tenant: str, last: int, days: int, workdir: Path) -> dict:
-    """``days`` of the tenant's kubecost_metrics (its hour processed by the worker, its metric samples and ledger
-    copied back over the days, the neighbours alike) streamed by ``kubecost-worker serve`` in one request: the
-    server's RSS at rest and at its peak (VmHWM: the most it ever held), the time to the first byte of the body
-    and to its last, and the body's size."""
-    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch-year'}"})
+    """``days`` of the tenant's kubecost_metrics in one request (see ``measure_stream``)."""
+    return measure_stream(url, tenant, last, days, workdir, "kubecost_metrics", {},
+                          ("kubecost_metrics_hourly", "k8s_expense_runs"), "kubecost_metric_points_hourly")
+
+
+def measure_streamed_breakdown(url: str, tenant: str, last: int, days: int, workdir: Path) -> dict:
+    """``days`` of the tenant's k8s_expenses per pod and hour in one request (see ``measure_stream``)."""
+    return measure_stream(url, tenant, last, days, workdir, "k8s_expenses", {"aggregate": "pod", "step": "hour"},
+                          FILLED, "k8s_expenses")
+
+
+def measure_stream(url: str, tenant: str, last: int, days: int, workdir: Path, endpoint: str, extra: dict,
+                   tables: tuple[str, ...], counted: str) -> dict:
+    """``days`` of the tenant (its hour processed by the worker, ``tables`` copied back over the days, the
+    neighbours alike) streamed by ``kubecost-worker serve`` in one request from 0 to the last hour: the server's
+    RSS at rest and at its peak (VmHWM: the most it ever held; RssAnon sampled), the time to the first byte of
+    the body and to its last, the body's size and the tenant's rows in ``counted``."""
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'ch-{endpoint}-{days}'}"})
     sink = ClickHouseSink.open(config.clickhouse_url)
     migrations.migrate(sink.client)
     backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), [tenant], [last])
-    fill(sink, days, tenant, tables=("kubecost_metrics_hourly", "k8s_expense_runs"))
-    texts = sink.query("SELECT count() FROM kubecost_metric_points_hourly WHERE cloud_account_id = {t:String}",
-                       {"t": tenant})[0][0]
+    fill(sink, days, tenant, tables=tables)
+    texts = sink.query(f"SELECT count() FROM {counted} WHERE cloud_account_id = {{t:String}}", {"t": tenant})[0][0]
     sink.close()
-    window = {"cloud_account_id": tenant, "start_date": 0, "end_date": last + 3600}
+    window = {"cloud_account_id": tenant, "start_date": 0, "end_date": last + 3600, **extra}
     with api_process(config.clickhouse_url) as (base, pid):
         at_rest, anon_at_rest = status_mb(pid, "VmRSS"), status_mb(pid, "RssAnon")
         anon_peak = [anon_at_rest]
@@ -245,7 +257,7 @@ def measure_streamed_year(url: str, tenant: str, last: int, days: int, workdir: 
         sampler = threading.Thread(target=sample_anon, daemon=True)
         sampler.start()
         began = time.perf_counter()
-        response = requests.get(f"{base}/metroculus/v2/kubecost_metrics", params=window, stream=True, timeout=600,
+        response = requests.get(f"{base}/metroculus/v2/{endpoint}", params=window, stream=True, timeout=600,
                                 headers={"Secret": SECRET, "Content-type": "application/json"})
         assert response.status_code == 200, response.text[:300]
         first_byte, size, head, tail = None, 0, b"", b""
@@ -256,8 +268,8 @@ def measure_streamed_year(url: str, tenant: str, last: int, days: int, workdir: 
         sampling.set()
         sampler.join()
         peak = status_mb(pid, "VmHWM")
-    assert head.startswith(b'{"cloud_account_id":') and tail.endswith(b"]}}"), (head, tail)
-    return {"days": days, "texts": texts, "bytes": size, "at_rest_mb": at_rest, "peak_rss_mb": peak,
+    assert head.startswith(b'{"cloud_account_id":') and tail.endswith(b"]}"), (head, tail)
+    return {"endpoint": endpoint, "days": days, "texts": texts, "bytes": size, "at_rest_mb": at_rest, "peak_rss_mb": peak,
             "anon_at_rest_mb": anon_at_rest, "anon_peak_mb": anon_peak[0], "first_byte_ms": first_byte * 1000,
             "total_s": total}
 
@@ -269,12 +281,13 @@ def status_mb(pid: int, field: str) -> float:
     raise KeyError(field)
 
 
-def streamed_year_lines(year: dict, pods: int = 2000) -> list[tuple[str, str, str, bool | None]]:
-    """The bench table's rows for ``measure_streamed_year``: (figure, measured, target, met). The embedded
-    engine's code (libchdb, ~300 MB) is file-backed RSS from start-up on: the anonymous part is what the server
-    allocates, and all a server without chDB (KCW_CLICKHOUSE_URL=http://...) holds."""
+def streamed_year_lines(year: dict, pods: int = 2000, what: str = "") -> list[tuple[str, str, str, bool | None]]:
+    """The bench table's rows for ``measure_stream``: (figure, measured, target, met). The embedded engine's code
+    (libchdb, ~300 MB) is file-backed RSS from start-up on: the anonymous part is what the server allocates, and
+    all a server without chDB (KCW_CLICKHOUSE_URL=http://...) holds."""
+    what = what or year["endpoint"]
     return [
-        (f"kubecost_metrics streamed, {year['days']} days of a {pods:,}-pod tenant: serve's peak RSS, embedded",
+        (f"{what} streamed, {year['days']} days of a {pods:,}-pod tenant: serve's peak RSS, embedded",
          f"{year['peak_rss_mb']:.0f} MB ({year['at_rest_mb']:.0f} MB at rest)", "<= 300 MB",
          year["peak_rss_mb"] <= 300),
         ("  of it anonymous (allocated; the rest is libchdb's code)",
@@ -282,7 +295,7 @@ def streamed_year_lines(year: dict, pods: int = 2000) -> list[tuple[str, str, st
          year["anon_peak_mb"] <= 300),
         ("  added by the request (peak - at rest)", f"{year['peak_rss_mb'] - year['at_rest_mb']:.0f} MB", "", None),
         ("  time to first byte; to the last", f"{year['first_byte_ms']:.0f} ms; {year['total_s']:.1f} s", "", None),
-        ("  body", f"{year['bytes'] / 1e6:,.0f} MB ({year['texts']:,} hourly texts)", "", None),
+        ("  body", f"{year['bytes'] / 1e6:,.0f} MB ({year['texts']:,} stored rows of the tenant)", "", None),
     ]
 
 
@@ -292,7 +305,7 @@ def kubecost_series_tsdb(thanos: ThanosClient, selector: str, last: int, prom_ho
     back over the days (as the stored side copies its hour). They are all that kubecost_metrics and
     kubecost_savings read, and few enough to hold for 30 days, so those two are timed over the real window."""
     held = prom_hours * 3600
-    found = thanos.query(f'{{__name__=~"kubecost_.+", {selector}}}[{held}s]', last + 3600 - 0.001)
+    found = thanos.samples(f'{{__name__=~"kubecost_.+", {selector}}}[{held}s]', last + 3600 - 0.001)
     by_name: dict[str, list[dict]] = {}
     for series in found:
         by_name.setdefault(series["metric"]["__name__"], []).append(series)
@@ -350,6 +363,8 @@ def main() -> None:
     parser.add_argument("--prom-hours", type=int, default=4)
     parser.add_argument("--stream-days", type=int, default=365,
                         help="days of kubecost_metrics streamed in one request (0: leave out)")
+    parser.add_argument("--breakdown-pods", type=int, default=100,
+                        help="pods of the tenant whose 366 days of k8s_expenses per pod and hour are streamed (0: leave out)")
     args = parser.parse_args()
     logs.configure("text", "warning")
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-api-"))
@@ -362,6 +377,13 @@ def main() -> None:
     with LocalPrometheus(workdir / "tsdb") as url:
         result = measure_reads(url, TENANT, last, args.prom_hours, args.days, args.requests, workdir)
         year = measure_streamed_year(url, TENANT, last, args.stream_days, workdir) if args.stream_days else None
+    breakdown = None
+    if args.breakdown_pods:
+        print(f"simulating {args.breakdown_pods} pods for 1 h for the per-pod breakdown...", file=sys.stderr)
+        small = write_simulation(workdir / "sim-small", [TENANT], last, 1, nodes=3, pods=args.breakdown_pods)
+        promtool_backfill(Path(small["openmetrics"]), workdir / "tsdb-small")
+        with LocalPrometheus(workdir / "tsdb-small") as url:
+            breakdown = measure_streamed_breakdown(url, TENANT, last, 366, workdir)
     print(f"\n{args.pods} pods, {args.days} days stored ({result['rows']:,} rows of the tenant, {NEIGHBOURS} "
           f"neighbours alike); {args.requests} requests per endpoint over the whole window\n")
     prometheus = f"request-time Prometheus, {args.days} d"
@@ -372,9 +394,11 @@ def main() -> None:
         print(f"{e['endpoint']:<32} {e['p50_ms']:>8.1f} {e['p95_ms']:>8.1f} {e['bytes']:>12,}   "
               f"{e['prom_ms']:>9,.0f} ms ({how}){'':>{max(0, 19 - len(how))}} {e['speedup']:>14.1f}x")
     print(cluster_cost_line(result["cluster_cost_hour"]))
-    if year:
+    streamed = [streamed_year_lines(year, args.pods)] if year else []
+    streamed += [streamed_year_lines(breakdown, args.breakdown_pods, "k8s_expenses per pod and hour")] if breakdown else []
+    for lines in streamed:
         print()
-        for figure, measured, target, met in streamed_year_lines(year, args.pods):
+        for figure, measured, target, met in lines:
             print(f"{figure:<80} {measured:<32} {target:<10} {'' if met is None else ('yes' if met else 'NO')}")
 
 

@@ -18,7 +18,7 @@ import structlog
 
 from . import logs
 from .config import SETTINGS, Config, load_config
-from .errors import ConfigError, WorkerError
+from .errors import ConfigError, TransientError, WorkerError
 
 log = structlog.get_logger(__name__)
 
@@ -225,6 +225,10 @@ def consume(ctx: click.Context) -> None:
     consumer = JobConsumer(broker, handler, config.prefetch)
     stop_gracefully(consumer, config.shutdown_grace_seconds)
     _serve_health(config, _ready(lambda: handler.pipeline().sink))
+    try:  # an unmigrated schema would fail every job: refuse to start, as backfill does
+        _require_migrated(handler.pipeline().sink)
+    except TransientError as exc:  # ClickHouse not up yet: the first job finds out, and is retried
+        log.warning("ClickHouse unavailable at start-up; consuming anyway", error=str(exc))
     log.info("consuming", queue=broker.jobs.name, prefetch=config.prefetch)
     consumer.run()
     click.echo(f"consume: stopped; {dict(handler.outcomes)}")

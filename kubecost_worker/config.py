@@ -40,6 +40,15 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_heartbeat(raw: str) -> int:
+    # kombu's consumer loop sends its own heartbeats only when a 1-second read times out; with a heartbeat under
+    # 5 s RabbitMQ's own (every half heartbeat) keep every read busy, and RabbitMQ drops the silent connection
+    value = int(raw)
+    if value < 5:
+        raise ValueError(f"expected at least 5 seconds, got {raw!r}")
+    return value
+
+
 def _parse_positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -194,6 +203,7 @@ class Config:
     broker_url: str = field(repr=False)  # may carry a password
     queue_prefix: str
     prefetch: int
+    broker_heartbeat_seconds: int
     max_retries: int
     retry_delays_seconds: tuple[int, ...]
     max_rerun_hours: int
@@ -242,6 +252,9 @@ SETTINGS: dict[str, Setting] = {
                 "memory:// (one process does everything) or amqp://user:pass@host:5672/vhost (RabbitMQ)."),
         Setting("KCW_QUEUE_PREFIX", _parse_queue_prefix, "kcw", "Prefix of the queue names (kcw.jobs, kcw.dead...)."),
         Setting("KCW_PREFETCH", _parse_positive_int, "1", "Messages a consumer takes ahead of the one it processes."),
+        Setting("KCW_BROKER_HEARTBEAT_SECONDS", _parse_heartbeat, "30",
+                "AMQP heartbeat; sent from a thread of their own while a job runs (RabbitMQ drops a connection "
+                "after two missed)."),
         Setting("KCW_MAX_RETRIES", _parse_non_negative_int, "5",
                 "Retries of a transiently failing job before it is dead-lettered."),
         Setting("KCW_RETRY_DELAYS_SECONDS", _parse_delays, "30,120,600,1800",

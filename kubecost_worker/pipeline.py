@@ -15,6 +15,7 @@ from . import telemetry
 from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, WorkerError
 from .model import compute_hour
+from .model.checks import describe, implausible
 from .sink.clickhouse import ClickHouseSink, RunRecord, now, utc
 from .source.extract import discover_tenants, fetch_hour
 from .source.thanos import ThanosClient
@@ -48,7 +49,12 @@ class Pipeline:
         self.sink.record(run)
         try:
             with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
-                done = self._compute_and_write(run, bound)
+                try:
+                    done = self._compute_and_write(run, bound)
+                except WorkerError:
+                    raise
+                except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
+                    raise TerminalError(f"unexpected {type(exc).__name__}: {exc}") from exc
         except WorkerError as exc:
             transient = not isinstance(exc, TerminalError)
             bound.error("tenant-hour failed", error=str(exc), transient=transient)
@@ -66,6 +72,9 @@ class Pipeline:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
         result = compute_hour(hour_input, self.config.tenant_label)
+        problems = implausible(result)
+        if problems:
+            raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
         if result.unpriced_nodes:
             bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
         return self.sink.write_hour(run, result)

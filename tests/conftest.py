@@ -103,6 +103,13 @@ def bad_job_messages(good: dict, max_rerun_hours: int) -> dict[bytes, str]:
             f"longer than KCW_MAX_RERUN_HOURS={max_rerun_hours}",
         json.dumps({**good, "cloud_account_id": 'a"} or {tenant_id=~".+'}).encode(): "safe alphabet",
         json.dumps({**good, "reason": "x" * 5000}).encode(): "larger than 4096",
+        # bodies that once stopped the consumer: the parser's recursion, dates no date function takes
+        b"[" * 2000 + b"]" * 2000: "unreadable message: RecursionError",
+        json.dumps({**good, "start": 253402300800}).encode(): "start is outside 2000-2200",  # the year 10000
+        json.dumps({**good, "start": 3600 * 10**20}).encode(): "start is outside 2000-2200",
+        json.dumps({**good, "end": "9999-12-31T23:00:00Z"}).encode(): "end is outside 2000-2200",
+        json.dumps({**good, "requested_at": -1}).encode(): "requested_at is outside 2000-2200",
+        json.dumps({**good, "start": 1e300}).encode(): "must be an ISO-8601 UTC time or unix seconds",
     }
 
 

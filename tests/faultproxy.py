@@ -13,7 +13,11 @@ default action (``proxy.default``, ``PASS`` unless changed) applies. Actions:
   (FIN);
 - ``Rewrite(fn)``: forward, then answer ``fn(parsed JSON body)`` with the upstream's status;
 - ``partial(warnings)``: a ``Rewrite`` that keeps half of ``data.result`` and adds ``warnings``, as Thanos does
-  when a store did not answer.
+  when a store did not answer;
+- ``Trickle(bytes_per_second)``: forward, then send the answer a few bytes at a time at that rate;
+- ``Slow(seconds)``: wait that long, then ``PASS`` (a slow Thanos);
+- ``When(matches, action)``: ``action`` for a request whose decoded query string ``matches(query)``, ``PASS``
+  for the others (as ``proxy.default``: a fault on one kind of query only).
 
 Every request that reaches the proxy is recorded in ``proxy.seen`` (path with query string) and ``proxy.seen_at``
 (``time.monotonic()`` of its arrival); ``proxy.count`` is how many.
@@ -29,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -49,6 +54,27 @@ class Status:
 @dataclass(frozen=True)
 class Rewrite:
     fn: Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class Trickle:
+    bytes_per_second: float
+
+
+@dataclass(frozen=True)
+class Slow:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class When:
+    matches: Callable[[str], bool]
+    action: Any
+
+
+def query_of(path: str) -> str:
+    """The PromQL of a request path (``""`` for requests without one)."""
+    return parse_qs(urlsplit(path).query).get("query", [""])[0]
 
 
 def partial(warnings: list[str]) -> Rewrite:
@@ -166,6 +192,11 @@ class FaultProxy:
 
             def do_GET(self) -> None:
                 action = proxy._next_action(self.path)
+                if isinstance(action, When):
+                    action = action.action if action.matches(query_of(self.path)) else PASS
+                if isinstance(action, Slow):
+                    proxy._stop.wait(action.seconds)
+                    action = PASS
                 self.close_connection = True
                 if action == PASS:
                     upstream = proxy._forward(self.path)
@@ -191,6 +222,21 @@ class FaultProxy:
                     body = upstream.content
                     # then an orderly close: the client reads the headers and half the body, then EOF
                     self._send(upstream.status_code, body, "application/json", send_bytes=len(body) // 2)
+                elif isinstance(action, Trickle):
+                    body = proxy._forward(self.path).content
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    piece = max(1, int(action.bytes_per_second / 10))
+                    try:
+                        for at in range(0, len(body), piece):
+                            if proxy._stop.wait(0.1):
+                                break
+                            self.wfile.write(body[at:at + piece])
+                            self.wfile.flush()
+                    except OSError:
+                        pass  # the client gave up, as it should
                 elif isinstance(action, Rewrite):
                     upstream = proxy._forward(self.path)
                     body = json.dumps(action.fn(upstream.json())).encode()

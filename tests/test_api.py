@@ -33,7 +33,8 @@ PREFIX = "/metroculus/v2"
 class Served:
     def __init__(self, sink: ClickHouseSink, reader=None):
         self.sink = sink
-        self.app = create_app(reader or ReadClients(sink.url), SECRET)
+        self.reader = reader or ReadClients(sink.url)
+        self.app = create_app(self.reader, SECRET)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -163,6 +164,22 @@ def test_k8s_expenses_breakdowns_add_up(served, client, aggregate, dimensions, s
         assert set(stamps) == set(range(START, END, 3600))
     if step == "window":
         assert set(stamps) == {START}
+
+
+@pytest.mark.parametrize("aggregate, step", [("pod", "hour"), ("node", "hour"), ("workload", "day"),
+                                             ("label:team", "hour")])
+def test_a_breakdown_asked_in_pieces_is_the_same_answer(served, client, monkeypatch, aggregate, step):
+    """Per-hour and per-day breakdowns of k8s_expenses are grouped in pieces of about ROWS_PER_PIECE rows (memory
+    follows the piece, not the window): cut small, the answer is the same, in the same order."""
+    from kubecost_worker.api import queries
+
+    whole = client.get("k8s_expenses", **window(aggregate=aggregate, step=step))[1]
+    rows_per_hour = served.sql("SELECT max(rows_written) FROM k8s_expense_runs WHERE cloud_account_id = {t:String}",
+                               t=TENANTS[0])[0][0]
+    monkeypatch.setattr(queries, "ROWS_PER_PIECE", rows_per_hour)  # one hour a piece
+    assert len(queries._pieces(served.reader, TENANTS[0], START, END, "hour")) == HOURS
+    cut = client.get("k8s_expenses", **window(aggregate=aggregate, step=step))[1]
+    assert cut == whole and len(whole["rows"]) > HOURS
 
 
 def test_k8s_expenses_by_label_and_namespace(served, client):
@@ -316,6 +333,11 @@ def test_unknown_paths_methods_and_parameters(served, client):
         assert response.status_code == 405
         assert response.json()["error"] == {"status_code": 405, "error_code": "OM0003",
                                             "reason": f"{method} method not allowed", "params": [method]}
+    for path in ("kubecost_cluster_costs/", "kubecost_metrics//"):  # no redirect (a Location from the Host header)
+        response = requests.get(f"{served.url}{PREFIX}/{path}", params=window(), allow_redirects=False,
+                                headers={"Secret": SECRET, "Host": "evil.example"}, timeout=10)
+        assert response.status_code == 404 and "location" not in response.headers
+        assert response.json()["error"]["error_code"] == "OM0002"
     assert client.get("kubecost_metrics", **window(metrics="bad name!"))[1]["error"]["params"] == ["metrics"]
     assert client.get("k8s_expenses", **window(aggregate="everything"))[1]["error"]["error_code"] == "OM0006"
     assert client.get("k8s_expenses", **window(aggregate="label:bad-key"))[1]["error"]["params"] == ["aggregate"]

@@ -138,3 +138,11 @@ def test_a_taken_metrics_port_is_a_clear_error(tmp_path):
                                             "KCW_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
                                             "KCW_METRICS_PORT": str(port)})
     assert result.returncode == 2 and f"cannot serve /metrics on 127.0.0.1:{port}" in result.stderr
+
+
+def test_consume_before_migrate_refuses_to_start(tmp_path):
+    """Every job would fail on the missing tables and be dead-lettered as terminal: refused at start instead."""
+    result = run_worker("consume", env={"KCW_DATA_DIR": str(tmp_path), "KCW_THANOS_URL": "http://127.0.0.1:9",
+                                        "KCW_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+                                        "KCW_METRICS_PORT": "0"}, timeout=60)
+    assert result.returncode == 1 and "run `kubecost-worker migrate` first" in result.stderr, result.stderr

@@ -3,6 +3,7 @@ chDB: bad messages, transient faults of Thanos and of ClickHouse, retries and de
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import json
 import os
@@ -15,7 +16,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import TransientError
 from kubecost_worker.demo import compare_with_ground_truth, stored_rows
-from kubecost_worker.jobs.broker import ATTEMPTS, ERROR, ERROR_KIND, Broker
+from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
 from kubecost_worker.jobs.consumer import JobHandler, drain
 from kubecost_worker.jobs.messages import Job, iso
 from kubecost_worker.jobs.scheduler import Scheduler
@@ -110,16 +111,32 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_good_one_is_pr
     assert accuracy.exact and accuracy.max_rel_error < 1e-9
 
 
+def test_compressed_bodies_are_refused_unread_on_the_memory_transport_too(cluster, world_factory):
+    world = world_factory(cluster.url)
+    bomb = bz2.compress(b" " * 20_000_000)
+    oversized = json.dumps({"padding": "x" * 50_000}).encode()
+    world.broker.publish_raw(bomb, {"compression": "application/x-bz2"})
+    world.broker.publish_raw(b"garbage", {"compression": "application/x-bz2"})
+    world.broker.publish_raw(oversized)
+    world.broker.publish(job())
+    assert drain(world.broker, world.handler) == {"dead-invalid": 3, "done": 1}
+    dead = world.dead_letters()
+    assert [body for _, body in dead] == [bomb, b"garbage", oversized[:DEAD_LETTER_BYTES]]
+    assert [headers[ERROR] for headers, _ in dead[:2]] == ["compressed body (application/x-bz2) refused unread"] * 2
+    assert dead[2][0][TRUNCATED] == len(oversized)
+    assert world.succeeded() == [(TENANTS[0], START)]
+
+
 def test_transient_thanos_faults_are_retried_with_a_delay_then_succeed(cluster, world_factory):
     with FaultProxy(cluster.url) as proxy:
         world = world_factory(proxy.url)
         unavailable = Status(503, {"status": "error", "errorType": "unavailable", "error": "store down"})
-        proxy.script(unavailable, unavailable)  # the first two attempts of the job fail
-        world.broker.publish(job(end=START + 2 * 3600))
+        proxy.script(unavailable, unavailable)  # the first attempt of each hour fails
+        world.broker.publish(job(end=START + 2 * 3600))  # a range: split into one job per hour first
         started = time.monotonic()
         outcomes = drain(world.broker, world.handler)
-        assert outcomes == {"retried": 2, "done": 1}
-        assert time.monotonic() - started >= 2  # two 1-second delays
+        assert outcomes == {"split": 1, "retried": 2, "done": 2}
+        assert time.monotonic() - started >= 1  # each hour waited its 1-second delay (side by side)
     assert world.dead_letters() == []
     assert world.succeeded() == [(TENANTS[0], START), (TENANTS[0], START + 3600)]
     statuses = world.sink.query("SELECT status, count() FROM k8s_expense_runs GROUP BY status ORDER BY status")

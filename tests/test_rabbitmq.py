@@ -8,6 +8,7 @@ write two paths. The consumers log JSON (``KCW_LOG_FORMAT=json``) to a file; the
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import json
 import os
@@ -23,12 +24,12 @@ import kombu
 import pytest
 
 from kubecost_worker.demo import compare_with_ground_truth, stored_rows
-from kubecost_worker.jobs.broker import ATTEMPTS, ERROR, ERROR_KIND, Broker
+from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
 from kubecost_worker.jobs.messages import Job
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import WORKER, Cluster, bad_job_messages, ch_client, iso, run_worker
-from .faultproxy import STALL, FaultProxy, Rewrite, Status
+from .faultproxy import STALL, FaultProxy, Rewrite, Slow, Status
 from .tcprelay import TcpRelay
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -577,3 +578,74 @@ def test_sigterm_past_the_grace_period_exits_non_zero_and_the_job_goes_back_to_t
     wait_until(lambda: rig.depth(rig.jobs) == (1, 0), 10, "the unacked job back in the queue")
     assert rig.ready(rig.dead) == 0
     assert Store(ch).succeeded == []
+
+
+# -- 5. hostile bodies and long jobs (each once stopped a consumer) --------------------------------------------
+
+
+def test_compressed_and_oversized_bodies_are_dead_lettered_unread_and_the_consumer_goes_on(rig, cluster):
+    """kombu decompresses a body whose headers name a compression before any consumer code runs: a 177-byte
+    bz2 body became 200 MB, its dead letter was refused and the consumer reconnected forever; garbage with the
+    header was acked and dropped. Refused unread now, dead-lettered as sent (an oversized one as an excerpt)."""
+    ch = rig.ch_url("ch")
+    rig.migrate(ch)
+    bomb = bz2.compress(b" " * 50_000_000)
+    garbage = b"\x00not bz2 at all"
+    oversized = json.dumps({"padding": "x" * 100_000}).encode()
+    rig.broker.publish_raw(bomb, {"compression": "application/x-bz2"})
+    rig.broker.publish_raw(garbage, {"compression": "application/x-bz2"})
+    rig.broker.publish_raw(oversized)
+    rig.broker.publish(job())
+
+    consumer = rig.consumer("consumer", rig.env(ch))
+    wait_until(lambda: consumer.done(), 60, "the good job done", diagnostics=consumer.tail)
+    wait_until(lambda: rig.ready(rig.dead) == 3, 10, "3 dead letters", diagnostics=consumer.tail)
+    assert consumer.stop() == 0, consumer.tail()
+    assert rig.depth(rig.jobs) == (0, 0)
+    assert consumer.done() == [(TENANTS[0], START)]
+    dead = []
+    while (message := rig.broker.get(rig.broker.dead)) is not None:
+        dead.append((message.headers, message.body if isinstance(message.body, bytes) else message.body.encode()))
+        message.ack()
+    assert [body for _, body in dead] == [bomb, garbage, oversized[:DEAD_LETTER_BYTES]]
+    for headers, _ in dead[:2]:
+        assert headers[ERROR_KIND] == "invalid"
+        assert headers[ERROR] == "compressed body (application/x-bz2) refused unread", headers
+    assert "larger than 4096" in dead[2][0][ERROR] and dead[2][0][TRUNCATED] == len(oversized)
+
+
+def test_a_job_longer_than_two_heartbeats_is_acked_once(rig, cluster):
+    """RabbitMQ drops a connection that misses two heartbeats; a job running inside on_message used to send
+    none, so its ack was lost and the job started again forever. Here a slow Thanos makes one tenant-hour take
+    about 5 heartbeats (5 s each; RabbitMQ gives up after 2): it is done once, acked once, and the connection
+    never drops."""
+    ch = rig.ch_url("ch")
+    rig.migrate(ch)
+    with FaultProxy(cluster.url) as slow:
+        slow.default = Slow(2.0)
+        rig.broker.publish(job())
+        consumer = rig.consumer("consumer", rig.env(ch, thanos_url=slow.url, KCW_BROKER_HEARTBEAT_SECONDS="5",
+                                                    KCW_THANOS_PARALLEL_QUERIES="1"))
+        wait_until(lambda: consumer.done(), 120, "the slow job done", diagnostics=consumer.tail)
+        took = time.monotonic() - consumer.started
+        time.sleep(12)  # two heartbeats more: a lost ack would have the job back by now
+        assert consumer.stop() == 0, consumer.tail()
+    assert took > 20, took
+    assert consumer.done() == [(TENANTS[0], START)]
+    assert len(consumer.events("connected to the broker")) == 1, consumer.tail()
+    assert rig.depth(rig.jobs) == (0, 0) and rig.ready(rig.dead) == 0
+    assert Store(ch).succeeded == [(TENANTS[0], START)]
+
+
+def test_a_range_is_split_into_hours_each_acked_alone(rig, cluster):
+    """RabbitMQ closes the channel of a message unacked for 30 minutes (consumer_timeout): a month's rerun of a
+    large tenant as one message would start again forever. A range becomes one job per hour."""
+    ch = rig.ch_url("ch")
+    rig.migrate(ch)
+    rig.broker.publish(job(hours=3))
+    consumer = rig.consumer("consumer", rig.env(ch))
+    wait_until(lambda: len(consumer.done()) == 3, 60, "3 hours done", diagnostics=consumer.tail)
+    assert consumer.stop() == 0, consumer.tail()
+    assert sorted(consumer.done()) == [(TENANTS[0], START + i * HOUR) for i in range(3)]
+    assert len(consumer.events("job split into hours")) == 1
+    assert rig.depth(rig.jobs) == (0, 0)

@@ -316,8 +316,9 @@ def test_quote_alone_keeps_a_hostile_id_one_literal(prom, hostile):
     """The second defence: even unvalidated, the id is one string literal in an equality matcher."""
     selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f", {TENANT_LABEL}={quote(hostile)}" + "}"
     client = make_client(prom)
-    for promql, at in ((selector, T0 + 1800), (f"{selector}[3600s]", T0 + 3600 - 0.001)):
-        result = client.query(promql, at)
+    for ask, promql, at in ((client.query, selector, T0 + 1800),
+                            (client.samples, f"{selector}[3600s]", T0 + 3600 - 0.001)):
+        result = ask(promql, at)
         tenants = {item["metric"].get(TENANT_LABEL, "") for item in result}
         assert tenants <= {hostile}, f"another tenant's series leaked: {tenants - {hostile}}"
         if hostile in HOSTILE_SEEDED:
@@ -417,7 +418,7 @@ def test_retry_after_is_honoured(prom, proxy):
     proxy.script(Status(429, {"status": "error", "errorType": "unavailable", "error": "too many requests"},
                         {"Retry-After": "1"}))
     started = time.monotonic()
-    result = client.query(f"{FAULT_QUERY}[3600s]", T0 + 3600)
+    result = client.samples(f"{FAULT_QUERY}[3600s]", T0 + 3600)
     elapsed = time.monotonic() - started
 
     assert by_labels(result) == expected

@@ -142,8 +142,10 @@ TenantParam = Annotated[str | None, Query(description="cloud account id",
 def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: True) -> FastAPI:
     """``reader`` runs SQL on ClickHouse (the sink's ``ReadClients``: ``query`` returns the rows, ``stream``
     yields them); ``ready()`` says whether ClickHouse answers with every migration applied (``/readyz``)."""
+    # redirect_slashes off: a trailing slash is an unknown path (404 OM0002, as Metroculus answers), not a 307
+    # before authentication with a Location built from the request's Host header
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     expected_secret = cluster_secret.encode()
 
     @app.exception_handler(ApiError)

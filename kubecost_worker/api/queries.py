@@ -12,6 +12,7 @@ whatever the window.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any, Iterable, Iterator
@@ -39,9 +40,37 @@ AGGREGATES = {
 }
 STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(hour))",
          "window": "toUnixTimestamp(toStartOfHour(toDateTime({start:Int64}, 'UTC')))"}
+# A per-hour or per-day breakdown of k8s_expenses itself is asked in pieces of about this many stored rows (cut at
+# the step's boundaries, sized from the run ledger's row counts): each piece is grouped and sorted alone, so what
+# ClickHouse holds, like the server, follows the piece and not the window (a year of a 2,000-pod tenant per pod
+# and hour is 20 million groups).
+ROWS_PER_PIECE = 200_000
 # Hours are stored as DateTime (unix seconds 0 to 2^32 - 1): a window reaching past either end selects what is
 # stored inside it. Metroculus sets no limit on the window; the answer is bounded by the data stored.
 FIRST_SECOND, LAST_SECOND = 0, 2**32 - 1
+
+
+def _pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[int, int]]:
+    """``[from, to)`` sub-windows of the window, in order, covering its stored hours: whole steps (hours or days)
+    of about ``ROWS_PER_PIECE`` rows each, as the ledger counts them."""
+    params = _params(tenant, start, end)
+    size = 3600 if step == "hour" else 86400
+    rows_per_step: dict[int, int] = {}
+    for hour, rows in reader.query(f"SELECT toUnixTimestamp(hour), argMax(rows_written, recorded_at) FROM "
+                                   f"k8s_expense_runs WHERE {_IN_WINDOW} AND status = 'succeeded' GROUP BY hour "
+                                   "ORDER BY hour", params):
+        rows_per_step[hour - hour % size] = rows_per_step.get(hour - hour % size, 0) + rows
+    pieces: list[tuple[int, int]] = []
+    held = 0
+    for first in sorted(rows_per_step):
+        if pieces and held + rows_per_step[first] <= ROWS_PER_PIECE:
+            pieces[-1] = (pieces[-1][0], first + size)
+            held += rows_per_step[first]
+        else:
+            pieces.append((first, first + size))
+            held = rows_per_step[first]
+    window_start, window_end = params["start"], params["end"]
+    return [(max(a, window_start), min(b, window_end)) for a, b in pieces]
 
 
 def _params(tenant: str, start: int, end: int, **more: Any) -> dict[str, Any]:
@@ -101,17 +130,41 @@ def kubecost_metrics(reader, tenant: str, start: int, end: int, names: list[str]
 
 
 def savings(reader, tenant: str, start: int, end: int) -> dict[str, RawJson]:
-    """``cpu_savings`` and ``memory_savings``: the points of one metric each, streamed one after the other."""
+    """``cpu_savings`` and ``memory_savings``: the points of one metric each, from one stream of both (the cpu
+    metric's texts come first: the keys are written in the order the rows arrive)."""
+    texts = _TextsByMetric(_metric_texts(reader, tenant, start, end, sorted(SAVINGS.values())))
 
     def points(metric: str) -> Iterator[bytes]:
         separator = b"["
-        for _, text in _metric_texts(reader, tenant, start, end, [metric]):
+        for text in texts.of(metric.encode()):
             yield separator
             yield text
             separator = b","
         yield b"[]" if separator == b"[" else b"]"
 
-    return {key: RawJson(points(metric)) for key, metric in SAVINGS.items()}
+    return {key: RawJson(points(metric)) for key, metric in sorted(SAVINGS.items(), key=lambda item: item[1])}
+
+
+class _TextsByMetric:
+    """One stream of (metric, text) rows ordered by metric, read metric by metric: ``of(m)`` yields m's texts,
+    skipping metrics before it; ask in ascending order."""
+
+    def __init__(self, rows: Iterator[tuple[bytes, bytes]]):
+        self.groups = itertools.groupby(rows, key=lambda row: row[0])
+        self.pending: tuple[bytes, Iterator] | None = None
+
+    def of(self, metric: bytes) -> Iterator[bytes]:
+        while True:
+            if self.pending is None:
+                self.pending = next(self.groups, None)
+            if self.pending is None or self.pending[0] > metric:
+                return
+            name, rows = self.pending
+            self.pending = None
+            if name == metric:
+                for _, text in rows:
+                    yield text
+                return
 
 
 def cluster_costs(reader, tenant: str, start: int, end: int) -> dict[str, Any]:
@@ -153,8 +206,12 @@ def expenses(reader, tenant: str, start: int, end: int, aggregate: str, step: st
     group = ", ".join(["ts", *(f"d{i}" for i in range(len(dimensions)))])
     # namespace and cluster sums come from the per-namespace rollup: ~10 rows an hour instead of one per pod
     table = NAMESPACE_ROLLUP if set(d for d, _ in dimensions) <= {"namespace", "cluster_id"} else "k8s_expenses"
-    rows = reader.stream(f"SELECT {selected} FROM {table} WHERE {where} GROUP BY {group} "
-                         f"ORDER BY ts, sum(total_cost) DESC, {group}", _params(tenant, start, end, **more))
+    sql = f"SELECT {selected} FROM {table} WHERE {where} GROUP BY {group} ORDER BY ts, sum(total_cost) DESC, {group}"
+    if table == NAMESPACE_ROLLUP or step == "window":  # ~10 rows an hour; or one group per key for the window
+        rows = reader.stream(sql, _params(tenant, start, end, **more))
+    else:
+        rows = (row for piece_start, piece_end in _pieces(reader, tenant, start, end, step)
+                for row in reader.stream(sql, _params(tenant, piece_start, piece_end, **more)))
     names = [name for name, _ in dimensions]
 
     def pieces() -> Iterator[bytes]:

@@ -11,14 +11,22 @@ Topology (names under ``KCW_QUEUE_PREFIX``, default ``kcw``), all on the default
 
 The memory transport has no TTL or dead-lettering: there the delayed retries wait in this process (one
 process does everything in the embedded mode) and are released by the consumer loop.
+
+Two guards on what the broker hands over: a body whose headers name a ``compression`` is never decompressed
+(kombu would do it while building the message, before any of our code: a 177-byte bz2 body becomes 200 MB);
+and while a job runs, heartbeats go out from a thread of their own, so RabbitMQ keeps the connection (and the
+unacked message) however long the job takes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import kombu
 import structlog
@@ -32,6 +40,9 @@ ERROR = "x-kcw-error"
 ERROR_KIND = "x-kcw-error-kind"
 ATTEMPTS = "x-kcw-attempts"
 FAILED_AT = "x-kcw-failed-at"
+REFUSED = "x-kcw-refused"  # set on a message refused unread (compressed): the handler dead-letters it
+TRUNCATED = "x-kcw-truncated-from"  # on a dead letter: the size of the body it carries an excerpt of
+HEARTBEAT_SECONDS = 30
 
 
 @dataclass(order=True)
@@ -42,11 +53,13 @@ class _Delayed:
 
 
 class Broker:
-    def __init__(self, url: str, prefix: str = "kcw", retry_delays: tuple[int, ...] = (30, 120, 600, 1800)):
+    def __init__(self, url: str, prefix: str = "kcw", retry_delays: tuple[int, ...] = (30, 120, 600, 1800),
+                 heartbeat: int = HEARTBEAT_SECONDS):
         self.url = url
         self.is_memory = url.startswith("memory:")
         options = {} if self.is_memory else {"confirm_publish": True}
-        self.connection = kombu.Connection(url, transport_options=options, heartbeat=0 if self.is_memory else 30)
+        self.heartbeat = 0 if self.is_memory else heartbeat
+        self.connection = kombu.Connection(url, transport_options=options, heartbeat=self.heartbeat)
         self.exchange = kombu.Exchange("", type="direct")
         self.retry_delays = retry_delays
         self.jobs = kombu.Queue(f"{prefix}.jobs", exchange=self.exchange, routing_key=f"{prefix}.jobs", durable=True)
@@ -63,7 +76,7 @@ class Broker:
 
     @classmethod
     def from_config(cls, config: Config) -> "Broker":
-        return cls(config.broker_url, config.queue_prefix, config.retry_delays_seconds)
+        return cls(config.broker_url, config.queue_prefix, config.retry_delays_seconds, config.broker_heartbeat_seconds)
 
     def close(self) -> None:
         self.connection.release()
@@ -72,6 +85,7 @@ class Broker:
 
     def declare(self, channel: Any = None) -> None:
         channel = channel or self.connection.default_channel
+        refuse_compressed(channel)
         for queue in (self.jobs, self.dead, *([] if self.is_memory else self.delays.values())):
             queue(channel).declare()
         self._declared = True
@@ -104,9 +118,43 @@ class Broker:
         return delay
 
     def dead_letter(self, body: bytes, error: str, kind: str, attempts: int, channel: Any = None) -> None:
+        """To the dead-letter queue with the reason; a body larger than a job can be goes as an excerpt (RabbitMQ
+        refuses a message over its size limit, and the consumer would reconnect forever)."""
         headers = {ERROR: error[:1000], ERROR_KIND: kind, ATTEMPTS: attempts,
                    FAILED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if len(body) > DEAD_LETTER_BYTES:
+            body, headers[TRUNCATED] = body[:DEAD_LETTER_BYTES], len(body)
         self._publish(body, self.dead, headers, channel)
+
+    @contextlib.contextmanager
+    def heartbeats(self, channel: Any = None) -> Iterator[None]:
+        """Heartbeats to RabbitMQ from a thread while the caller works without touching the connection (a job
+        running inside ``on_message``): else RabbitMQ drops the connection after two missed heartbeats (60 s),
+        the ack is lost and the job starts again from its first hour. Only this thread writes meanwhile.
+        ``channel``: the one the message came on (a consumer's connection is its own clone of ``connection``);
+        None: ``get``'s default channel."""
+        transport = channel.connection if channel is not None else getattr(self.connection, "_connection", None)
+        send = getattr(transport, "send_heartbeat", None)
+        if not self.heartbeat or send is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat / 3):
+                try:
+                    send()
+                except Exception as exc:  # the connection is gone: the ack fails and the broker redelivers
+                    log.warning("could not send a heartbeat", error=str(exc))
+                    return
+
+        thread = threading.Thread(target=beat, name="amqp-heartbeats", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     # -- the in-process delay of the memory transport ----------------------------------------------------------
 
@@ -127,4 +175,44 @@ class Broker:
         """One message (to ack or requeue), or None when the queue is empty."""
         if not self._declared:
             self.declare()
-        return queue(self.connection.default_channel).get(no_ack=False)
+        channel = self.connection.default_channel
+        refuse_compressed(channel)
+        return queue(channel).get(no_ack=False)
+
+
+# Dead letters carry at most this much of a body: four times what a job may be, enough to see what was sent.
+DEAD_LETTER_BYTES = 16384
+
+
+def refuse_compressed(channel: Any) -> None:
+    """Make ``channel`` hand over a compressed message unread: kombu decompresses while it builds the message
+    (before ``on_message``, before any size check); the ``compression`` header is taken away first and
+    ``REFUSED`` says why. Jobs are small JSON: nothing this service publishes is compressed. Every transport
+    builds its messages with ``channel.Message`` (consuming and ``basic_get`` alike): that is where it goes."""
+    if not getattr(channel.Message, "refuses_compressed", False):
+        channel.Message = _refusing(channel.Message)
+
+
+@functools.cache
+def _refusing(message_class: type) -> type:
+    """``message_class`` taking the ``compression`` header away before it builds the message (a class: kombu
+    checks ``isinstance(raw, channel.Message)``)."""
+
+    class RefusingCompressed(message_class):
+        refuses_compressed = True
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            headers = _headers_of(args[0] if args else kwargs.get("payload", kwargs.get("msg")))
+            if isinstance(headers, dict) and "compression" in headers:
+                headers[REFUSED] = f"compressed body ({str(headers.pop('compression'))[:40]}) refused unread"
+            super().__init__(*args, **kwargs)
+
+    return RefusingCompressed
+
+
+def _headers_of(raw: Any) -> Any:
+    """The headers of a message as the transport received it: py-amqp's ``application_headers``, the memory
+    transport's payload dict."""
+    if isinstance(raw, dict):
+        return raw.get("headers")
+    return (getattr(raw, "properties", None) or {}).get("application_headers")

@@ -5,7 +5,10 @@ the message's fate:
 - invalid message or terminal error: dead-letter at once with the reason, ack, go on;
 - transient error: back through the delay queue of the next attempt (growing delays), ack; after
   ``KCW_MAX_RETRIES`` retries, dead-letter;
-- success: ack, after every hour of the job is committed.
+- a range of several hours: split into one job per hour, published before the range is acked (RabbitMQ closes
+  the channel of a message unacked for 30 minutes, its ``consumer_timeout``: a month's rerun of a large tenant
+  would start again forever), then processed like any other;
+- success: ack, after every hour of the job is committed, with heartbeats sent meanwhile.
 A crash before the ack leaves the message unacked: the broker delivers it again, and reprocessing an hour
 replaces it exactly.
 """
@@ -25,8 +28,8 @@ from kombu.mixins import ConsumerMixin
 from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
-from .broker import ATTEMPT, Broker
-from .messages import InvalidJob, parse
+from .broker import ATTEMPT, REFUSED, Broker
+from .messages import InvalidJob, Job, parse
 
 log = structlog.get_logger(__name__)
 
@@ -49,16 +52,24 @@ class JobHandler:
             return self._pipeline
 
     def handle(self, message: Any, channel: Any = None) -> str:
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        attempt = _attempt(message.headers)
+        try:
+            body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+            attempt = _attempt(message.headers)
+        except Exception as exc:  # a message no code path foresaw: never a reason for the consumer to stop
+            return self._dead(message, b"", f"unreadable message: {type(exc).__name__}: {exc}", "invalid", 0, channel)
+        if (message.headers or {}).get(REFUSED):
+            return self._dead(message, body, str(message.headers[REFUSED]), "invalid", attempt, channel)
         try:
             job = parse(body, self.config.max_rerun_hours)
         except InvalidJob as exc:
             return self._dead(message, body, str(exc), "invalid", attempt, channel)
+        if len(job.hours) > 1:
+            return self._split(message, job, channel)
         bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
         try:
-            for hour in job.hours:
-                self.pipeline().run_hour(job.cloud_account_id, hour, job.reason)
+            with self.broker.heartbeats(channel):
+                for hour in job.hours:
+                    self.pipeline().run_hour(job.cloud_account_id, hour, job.reason)
         except TransientError as exc:
             if attempt >= self.config.max_retries:
                 return self._dead(message, body, str(exc), "transient", attempt, channel)
@@ -73,6 +84,20 @@ class JobHandler:
             return self._dead(message, body, f"{type(exc).__name__}: {exc}", "unexpected", attempt, channel)
         message.ack()
         return self._count("done")
+
+    def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
+        """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
+        body = message.body if isinstance(getattr(message, "body", None), bytes) else b""
+        self._dead(message, body, f"undecodable message: {type(error).__name__}: {error}", "invalid", 0, channel)
+
+    def _split(self, message: Any, job: Job, channel: Any) -> str:
+        """One job per hour of the range, published (with publisher confirms) before the range is acked: a crash
+        in between publishes some hours twice, and running an hour twice stores it once."""
+        for hour in job.hours:
+            self.broker.publish(Job(job.cloud_account_id, hour, hour + 3600, job.reason, job.requested_at), channel)
+        message.ack()
+        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hours))
+        return self._count("split")
 
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
         self.broker.dead_letter(body, error, kind, attempt, channel)
@@ -109,7 +134,8 @@ class JobConsumer(ConsumerMixin):
         self._channel = channel
         self.broker.declare(channel)
         return [Consumer(queues=[self.broker.jobs], on_message=self._on_message, prefetch_count=self.prefetch,
-                         accept=["application/json"])]
+                         accept=["application/json"],
+                         on_decode_error=lambda message, error: self.handler.refuse(message, error, self._channel))]
 
     def _on_message(self, message: Any) -> None:
         self.handler.handle(message, self._channel)

@@ -3,9 +3,11 @@
     {"cloud_account_id": "acme-prod", "start": "2026-11-26T10:00:00Z", "end": "2026-11-26T11:00:00Z",
      "reason": "rerun", "requested_at": "2026-11-26T11:07:12Z"}
 
-``start``/``end`` are ISO-8601 UTC (unix seconds are accepted too), on hour boundaries, ``start < end``; a
-message may cover several hours (a rerun range) up to ``KCW_MAX_RERUN_HOURS``. Anything else is a
-``TerminalError`` naming the problem: the message goes to the dead-letter queue at once.
+``start``/``end`` are ISO-8601 UTC (unix seconds are accepted too), on hour boundaries, ``start < end``, between
+2000 and 2200 (``requested_at`` too); a message may cover several hours (a rerun range) up to
+``KCW_MAX_RERUN_HOURS``. Anything else is an ``InvalidJob`` naming the problem, whatever the body holds (a nesting
+deep enough to exhaust the parser, a number too large for a date): the message goes to the dead-letter queue at
+once and the consumer goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ HOUR = 3600
 FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
 REASON = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MAX_MESSAGE_BYTES = 4096
+# Times a job may name: wide enough for any real rerun, narrow enough that every date function works on them.
+EARLIEST, LATEST = 946684800, 7258118400  # 2000-01-01, 2200-01-01 (UTC)
 
 
 class InvalidJob(TerminalError):
@@ -34,6 +38,13 @@ def iso(ts: int | float) -> str:
 
 
 def _timestamp(name: str, value: Any) -> int | float:
+    seconds = _seconds(name, value)
+    if not EARLIEST <= seconds < LATEST:
+        raise InvalidJob(f"{name} is outside 2000-2200: {str(value)[:40]!r}")
+    return seconds
+
+
+def _seconds(name: str, value: Any) -> int | float:
     if isinstance(value, bool):
         raise InvalidJob(f"{name} must be an ISO-8601 UTC time or unix seconds, got {value!r}")
     if isinstance(value, int):
@@ -86,7 +97,17 @@ def validate(job: Job, max_hours: int) -> Job:
 
 
 def parse(body: bytes | str, max_hours: int) -> Job:
-    """A validated ``Job`` from a message body, or ``InvalidJob`` saying exactly what is wrong."""
+    """A validated ``Job`` from a message body, or ``InvalidJob`` saying exactly what is wrong; never another
+    exception, whatever the body."""
+    try:
+        return _parse(body, max_hours)
+    except InvalidJob:
+        raise
+    except Exception as exc:  # RecursionError from deep nesting, OverflowError, MemoryError of a huge number...
+        raise InvalidJob(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _parse(body: bytes | str, max_hours: int) -> Job:
     if isinstance(body, str):
         body = body.encode()
     if len(body) > MAX_MESSAGE_BYTES:

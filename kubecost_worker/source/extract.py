@@ -6,6 +6,11 @@ the labels of an owner or label series. Prometheus computes those figures, so on
 network instead of 60 samples. Prices, capacities, volumes, counters and every ``kubecost_*`` series come as
 samples. Pods the figures cannot describe exactly (``pods_needing_samples``) are fetched again as samples, so the
 model computes the same numbers either way (``tests/test_summarised_fetch.py``).
+
+Answers are checked for what they claim before the model sees them (``ThanosBadAnswer``, retried and never
+stored): samples are sorted by time where a server sent them out of order, a sample repeated with the same value
+is read once, two different values at one timestamp are refused; every summary must cover as many series as a
+census of the hour counts, and a re-fetch must bring back every series it replaces.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING,
                             SUMMARISABLE, HourInput, Series, Summary, pod_of, pods_needing_samples)
 from .promql import names_matcher, quote, tenant_matcher
-from .thanos import ThanosClient
+from .thanos import ThanosBadAnswer, ThanosClient
 
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
@@ -62,13 +67,20 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         return [item for item in result if item["metric"].get(tenant_label) == tenant]
 
     def means(promql: str) -> list[Summary]:
-        return [Summary(_labels(i["metric"]), mean=float(i["value"][1])) for i in own(client.query(promql, at_end))]
+        return [Summary(_labels(i["metric"]), mean=_value(promql, i)) for i in own(client.query(promql, at_end))]
 
     def counts(promql: str) -> list[tuple[dict[str, str], int]]:
-        return [(_labels(i["metric"]), int(float(i["value"][1]))) for i in own(client.query(promql, at_end))]
+        return [(_labels(i["metric"]), _count(promql, i)) for i in own(client.query(promql, at_end))]
 
     def times(promql: str, at: float) -> dict[frozenset, float]:
-        return {frozenset(i["metric"].items()): float(i["value"][1]) for i in own(client.query(promql, at))}
+        return {frozenset(i["metric"].items()): _value(promql, i) for i in own(client.query(promql, at))}
+
+    def census() -> dict[str, int]:
+        """Series of each summarised metric in the hour, counted by the server in one query: a summary that
+        lists fewer (a proxy or store dropping part of an answer) is refused, not priced as if complete."""
+        promql = " or ".join(f'label_replace(count(count_over_time({of(m)}[{hour}])), "metric", "{m}", "", "")'
+                             for m in SUMMARISABLE)
+        return {i["metric"].get("metric", ""): _count(promql, i) for i in client.query(promql, at_end)}
 
     sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
     running = of(RUNNING)
@@ -82,10 +94,16 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         first = pool.submit(times, f"timestamp({running}) and {running} > 0 and "
                                    f"count_over_time({running}[{first_step}]) == 1", after_first_step)
         last = pool.submit(times, f"timestamp({running}) and {running} > 0", at_end)
+        series_in_hour = pool.submit(census)
         series: dict[str, list[Series | Summary]] = {m: future.result() for m, future in mean_of.items()}
         counted_series = {m: future.result() for m, future in count_of.items()}
         first_times, last_times = first.result(), last.result()
         sampled_series, counted = samples.result()
+        expected = series_in_hour.result()
+    for metric, found in (*series.items(), *counted_series.items()):
+        if len(found) != expected.get(metric, 0):
+            raise ThanosBadAnswer(f"{metric}: the summary lists {len(found)} series where the hour has "
+                                  f"{expected.get(metric, 0)}: an answer is incomplete")
     for metric, group in counted_series.items():
         counted[metric] = sum(n for _, n in group)
         if metric == RUNNING:
@@ -109,10 +127,16 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
     if not pods:
         return
     fetched: dict[str, list[Series]] = defaultdict(list)
+    seen: dict[str, set[frozenset]] = defaultdict(set)
     for pattern in pod_patterns(sorted({pod for _, pod in pods}), MAX_PATTERN_CHARS):
         matchers = names_matcher(list(metrics)) + f", pod=~{quote(pattern)}"
-        for metric, group in fetch_samples(client, tenant_label, tenant, matchers, start, end, step)[0].items():
+        for metric, group in fetch_samples(client, tenant_label, tenant, matchers, start, end, step, seen)[0].items():
             fetched[metric].extend(group)  # the hour's sample counts came with the summaries already
+    for metric in metrics:
+        replaced = {frozenset(s.labels.items()) for s in series.get(metric, ()) if pod_of(s) in pods}
+        if not replaced <= seen[metric]:
+            raise ThanosBadAnswer(f"{metric}: the samples of {len(replaced - seen[metric])} of the {len(replaced)} "
+                                  "series re-fetched did not come back: an answer is incomplete")
     for metric in metrics:
         kept = [s for s in series.get(metric, ()) if pod_of(s) not in pods]
         kept += [s for s in fetched.get(metric, ()) if pod_of(s) in pods]  # the same pod name in other namespaces
@@ -140,7 +164,8 @@ def _labels(parsed: dict[str, str]) -> dict[str, str]:
 
 
 def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int,
-                  step: int) -> tuple[dict[str, list[Series]], dict[str, int]]:
+                  step: int, seen: dict[str, set[frozenset]] | None = None
+                  ) -> tuple[dict[str, list[Series]], dict[str, int]]:
     """Samples of ``[start - step, end)`` of the series ``matchers`` selects for one tenant, and per metric the
     samples inside ``[start, end)`` as the server counts them (NaN included, as ``count_over_time`` does).
 
@@ -149,23 +174,60 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
     so that counters have their last sample before the hour; the model drops what it does not need.
     Evaluating 1 ms before ``end`` keeps a sample at exactly ``end`` (the next hour's) out, whether the
     server's range is closed (Prometheus 2) or left-open (Prometheus 3); the window is cut again here.
+    ``seen`` (when given) gets the labels of every series of the tenant answered, with or without usable samples.
     """
     promql = "{" + matchers + ", " + tenant_matcher(tenant_label, tenant) + "}" + f"[{end - start + step}s]"
     series: dict[str, list[Series]] = defaultdict(list)
     counted: dict[str, int] = defaultdict(int)
-    for item in client.query(promql, end - 0.001):
+    for item in client.samples(promql, end - 0.001):
         labels = dict(item["metric"])
         name = labels.pop("__name__", "")
         if labels.get(tenant_label) != tenant:  # defence in depth: never take another tenant's series
             continue
-        samples = [(float(t), float(v)) for t, v in item.get("values", ())]
-        samples = [(t, v) for t, v in samples if start - step <= t < end]
+        if seen is not None:
+            seen[name].add(frozenset(labels.items()))
+        samples = [(t, v) for t, v in _in_order(name, item["values"]) if start - step <= t < end]
         counted[name] += sum(1 for t, _ in samples if t >= start)
         # NaN and infinite gauge values (a broken exporter) would poison every sum they enter: left out
         samples = [(t, v) for t, v in samples if math.isfinite(v)]
         if samples:
             series[name].append(Series(labels, samples))
     return dict(series), dict(counted)
+
+
+def _in_order(name: str, values: list) -> list[tuple[float, float]]:
+    """A series' samples as (time, value), ascending: the model's arithmetic depends on it. Sorted where the
+    server sent them out of order, a sample repeated with the same value read once; two values at one time
+    cannot both be right, and neither is chosen."""
+    try:
+        samples = [(float(t), float(v)) for t, v in values]
+    except (TypeError, ValueError) as exc:
+        raise ThanosBadAnswer(f"{name}: a sample that is not [time, value]: {exc}") from exc
+    if all(a[0] < b[0] for a, b in zip(samples, samples[1:])):
+        return samples
+    ordered: list[tuple[float, float]] = []
+    for t, v in sorted(samples, key=lambda sample: sample[0]):
+        if ordered and ordered[-1][0] == t:
+            previous = ordered[-1][1]
+            if previous == v or (math.isnan(previous) and math.isnan(v)):
+                continue
+            raise ThanosBadAnswer(f"{name}: two samples at {t:.3f} with different values ({previous!r}, {v!r})")
+        ordered.append((t, v))
+    return ordered
+
+
+def _value(promql: str, item: dict) -> float:
+    try:
+        return float(item["value"][1])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ThanosBadAnswer(f"{promql[:80]}: a value that is not a number: {str(item['value'])[:80]}") from exc
+
+
+def _count(promql: str, item: dict) -> int:
+    value = _value(promql, item)
+    if not (math.isfinite(value) and value >= 0 and value == int(value)):
+        raise ThanosBadAnswer(f"{promql[:80]}: a count that is not a count: {value!r}")
+    return int(value)
 
 
 def discover_tenants(client: ThanosClient, tenant_label: str) -> list[str]:

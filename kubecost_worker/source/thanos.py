@@ -3,6 +3,10 @@
 Failures are classified here, once: connection errors, timeouts, 429, 5xx and partial responses
 (``warnings``) are ``TransientError`` and retried with backoff (honouring ``Retry-After``); a query the server
 rejects (400/422 with ``status: error``) is ``TerminalError``. Nothing partial is ever returned as complete.
+
+An answer that is not what the query asks for (another ``resultType``, a result item without its labels or
+values) is a ``ThanosBadAnswer``: transient, retried, never handed on. ``timeout_seconds`` bounds the whole
+request, from connecting to the body's last byte: a server trickling its answer is cut off like a silent one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import orjson
 import requests
 import structlog
 import tenacity
+import urllib3
 
 from .. import telemetry
 from ..config import Config
@@ -35,6 +40,18 @@ class ThanosUnavailable(TransientError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ThanosBadAnswer(ThanosUnavailable):
+    """A success that does not answer the query: the wrong result type, items without labels or values,
+    samples that contradict each other. Retried like an unavailable server (a proxy or store glitch), never
+    stored."""
+
+
+# What each kind of query returns: an instant query of a range selector gives the raw samples (a matrix),
+# any other instant query a vector, a range query a matrix.
+VECTOR, MATRIX = "vector", "matrix"
+READ_CHUNK_BYTES = 1 << 16
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -120,15 +137,20 @@ class ThanosClient:
     # -- the API ------------------------------------------------------------------------------------------
 
     def query(self, promql: str, at: float) -> list[dict[str, Any]]:
-        """Instant query; returns ``data.result`` (a vector, or a matrix for a range selector)."""
-        return self._get("/api/v1/query", {"query": promql, "time": _fmt_time(at)})["result"]
+        """Instant query of an instant vector; returns ``data.result``, each item ``{"metric", "value"}``."""
+        return self._get("/api/v1/query", {"query": promql, "time": _fmt_time(at)}, VECTOR)["result"]
+
+    def samples(self, promql: str, at: float) -> list[dict[str, Any]]:
+        """Instant query of a range selector (``metric{...}[1h]``): the raw samples with their own timestamps;
+        each item ``{"metric", "values"}``."""
+        return self._get("/api/v1/query", {"query": promql, "time": _fmt_time(at)}, MATRIX)["result"]
 
     def query_range(self, promql: str, start: float, end: float, step: int) -> list[dict[str, Any]]:
         """Range query over ``[start, end]``, split so no request asks more than 11,000 points per series."""
         merged: dict[tuple, dict[str, Any]] = {}
         for chunk_start, chunk_end in split_range(start, end, step):
             params = {"query": promql, "start": _fmt_time(chunk_start), "end": _fmt_time(chunk_end), "step": str(step)}
-            for series in self._get("/api/v1/query_range", params)["result"]:
+            for series in self._get("/api/v1/query_range", params, MATRIX)["result"]:
                 key = tuple(sorted(series["metric"].items()))
                 if key in merged:
                     merged[key]["values"].extend(series["values"])
@@ -167,11 +189,11 @@ class ThanosClient:
         with open(self.settings.token_file) as f:
             return {"Authorization": f"Bearer {f.read().strip()}"}
 
-    def _get_once(self, path: str, params: dict[str, str]) -> Any:
+    def _get_once(self, path: str, params: dict[str, str], result_type: str | None = None) -> Any:
         endpoint = "/api/v1/label/values" if path.startswith("/api/v1/label/") else path
         try:
             with telemetry.THANOS_SECONDS.labels(endpoint).time():
-                return self._request(path, params)
+                return self._request(path, params, result_type)
         except TransientError:
             telemetry.THANOS_ERRORS.labels("transient").inc()
             raise
@@ -179,33 +201,36 @@ class ThanosClient:
             telemetry.THANOS_ERRORS.labels("terminal").inc()
             raise
 
-    def _request(self, path: str, params: dict[str, str]) -> Any:
+    def _request(self, path: str, params: dict[str, str], result_type: str | None) -> Any:
         url = self.settings.url + path
         self.requests_made += 1
         started = time.perf_counter()
+        timeout = self.settings.timeout_seconds
         try:
-            response = self.session.get(url, params=self._params(params), headers=self._auth_headers(),
-                                        timeout=self.settings.timeout_seconds)
+            with self.session.get(url, params=self._params(params), headers=self._auth_headers(), timeout=timeout,
+                                  stream=True) as response:
+                content = _read_body(path, response.raw, started + timeout, timeout)
         except MISCONFIGURED as exc:
             raise TerminalError(f"{path}: {type(exc).__name__}: {exc}") from exc
-        except requests.RequestException as exc:  # connection refused or reset, timeout, a body cut short...
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # connection refused or reset, timeout, a body cut short...
             raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
         log.debug("thanos request", path=path, status=response.status_code,
-                  seconds=round(time.perf_counter() - started, 3), bytes=len(response.content))
-        return self._parse(path, response)
+                  seconds=round(time.perf_counter() - started, 3), bytes=len(content))
+        return self._parse(path, response, bytes(content), result_type)
 
     @staticmethod
-    def _parse(path: str, response: requests.Response) -> Any:
+    def _parse(path: str, response: requests.Response, content: bytes, result_type: str | None) -> Any:
         status = response.status_code
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError:
             body = None
         if status == 429 or status >= 500:
-            reason = body.get("error") if isinstance(body, dict) else response.text[:200]
+            reason = body.get("error") if isinstance(body, dict) else content[:200].decode(errors="replace")
             raise ThanosUnavailable(f"{path}: HTTP {status}: {reason}", _retry_after(response))
         if not isinstance(body, dict) or "status" not in body:
-            raise ThanosUnavailable(f"{path}: HTTP {status}: not a Prometheus API response: {response.text[:200]!r}")
+            raise ThanosUnavailable(f"{path}: HTTP {status}: not a Prometheus API response: {content[:200]!r}")
         if body["status"] != "success":
             error = f"{path}: HTTP {status}: {body.get('errorType')}: {body.get('error')}"
             if body.get("errorType") in ("timeout", "canceled", "unavailable", "internal"):
@@ -219,7 +244,35 @@ class ThanosClient:
             raise ThanosUnavailable(f"{path}: success without data")
         if path.startswith("/api/v1/query") and not (isinstance(data, dict) and isinstance(data.get("result"), list)):
             raise ThanosUnavailable(f"{path}: success without a result list: {str(data)[:200]}")
+        if result_type is not None:
+            _check_result(path, data, result_type)
         return data
+
+
+def _read_body(path: str, raw: urllib3.response.HTTPResponse, deadline: float, timeout: float) -> bytes:
+    """The whole body by ``deadline`` (``time.perf_counter()``). requests' timeout is per read, and a read of
+    n bytes waits for all n: a body trickling in a byte a second would never time out. ``read1`` returns what
+    has arrived."""
+    content = bytearray()
+    while chunk := raw.read1(READ_CHUNK_BYTES, decode_content=True):
+        content += chunk
+        if time.perf_counter() > deadline:
+            raise ThanosUnavailable(f"{path}: the answer took longer than {timeout:g} s ({len(content):,} bytes "
+                                    "by then)")
+    return bytes(content)
+
+
+def _check_result(path: str, data: dict, result_type: str) -> None:
+    """The answer has the shape its query asks for: every item its labels, and its value or its samples. The
+    samples themselves (numbers, order) are checked where they are read (``source/extract.py``)."""
+    if data.get("resultType") != result_type:
+        raise ThanosBadAnswer(f"{path}: resultType {str(data.get('resultType'))[:40]!r} where the query asks "
+                              f"for a {result_type}")
+    key = "value" if result_type == VECTOR else "values"
+    for item in data["result"]:
+        if not (isinstance(item, dict) and isinstance(item.get("metric"), dict) and isinstance(item.get(key), list)
+                and (key == "values" or len(item[key]) == 2)):
+            raise ThanosBadAnswer(f"{path}: a {result_type} item without its metric and {key}: {str(item)[:200]}")
 
 
 def split_range(start: float, end: float, step: int) -> list[tuple[float, float]]:

@@ -121,6 +121,7 @@ KCW_LOG_FORMAT: {{ $c.logFormat | quote }}
 KCW_LOG_LEVEL: {{ $c.logLevel | quote }}
 KCW_QUEUE_PREFIX: {{ $c.queuePrefix | quote }}
 KCW_PREFETCH: {{ $c.prefetch | int | toString | quote }}
+KCW_BROKER_HEARTBEAT_SECONDS: {{ $c.brokerHeartbeatSeconds | int | toString | quote }}
 KCW_MAX_RETRIES: {{ $c.maxRetries | int | toString | quote }}
 {{- $delays := list }}
 {{- range $c.retryDelaysSeconds }}

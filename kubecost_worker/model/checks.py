@@ -1,0 +1,40 @@
+"""The last look at a tenant-hour's numbers before they are stored: every quantity and cost finite, not
+negative, and within what any Kubernetes resource can cost. Inputs the source let through (a price of -1e308, a
+mean of 1e308) end here as a refused hour, never as a stored NaN or infinity."""
+
+from __future__ import annotations
+
+import math
+
+from .allocation import HourResult
+
+# No single row (a pod, a node's idle capacity, a load balancer, the cluster fee) costs a million dollars an hour:
+# the largest cloud machines cost a few hundred.
+MAX_ROW_HOURLY_COST = 1e6
+QUANTITIES = ("running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours")
+COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost")
+SHOWN = 5  # problems named in the error; the rest are counted
+
+
+def implausible(result: HourResult) -> list[str]:
+    """What is wrong with the hour's numbers, one line per value (empty: nothing)."""
+    problems = []
+    for row in result.rows:
+        where = f"{row.namespace}/{row.pod or row.node or row.workload_name}"
+        for name in (*QUANTITIES, *COSTS):
+            value = getattr(row, name)
+            if not math.isfinite(value) or value < 0:
+                problems.append(f"{where}: {name} = {value!r}")
+            elif name in COSTS and value > MAX_ROW_HOURLY_COST:
+                problems.append(f"{where}: {name} = {value!r} (more than {MAX_ROW_HOURLY_COST:g} an hour)")
+        if row.running_minutes > 60 + 1e-9:
+            problems.append(f"{where}: running_minutes = {row.running_minutes!r} (more than the hour)")
+    for sample in result.metric_samples:
+        if not math.isfinite(sample.value):
+            problems.append(f"{sample.metric}{sample.labels}: hourly mean = {sample.value!r}")
+    return problems
+
+
+def describe(problems: list[str]) -> str:
+    more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+    return "; ".join(problems[:SHOWN]) + more

@@ -1,0 +1,291 @@
+"""Faulty upstream answers never become stored hours (issue: hostile input and faulty upstreams).
+
+A simulated 2-tenant cluster in a real Prometheus, a fault proxy in front of it (``tests/faultproxy.py``) and the
+real pipeline into chDB. The clean run's rows are written first, straight from Prometheus. Then each fault is put
+on the kind of query it hits, every tenant-hour is run through the proxy, and either:
+
+- the answer could be read exactly (samples out of order, a sample repeated with its value): the run succeeds
+  and the hour's rows are the clean run's, row for row; or
+- it could not (another result type, two values at one time, a summary or re-fetch missing series, absurd
+  numbers): every run is recorded ``failed`` with a reason that names the fault, and what users see is still
+  the clean run's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+
+import pytest
+
+from kubecost_worker.config import load_config
+from kubecost_worker.errors import TransientError
+from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
+from kubecost_worker.model.checks import implausible
+from kubecost_worker.pipeline import Pipeline, backfill, hours_between
+from kubecost_worker.sink import migrations
+from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
+
+from .conftest import Cluster, ch_client
+from .faultproxy import FaultProxy, Rewrite, Trickle, When, query_of
+
+pytestmark = pytest.mark.slow
+TENANTS = ["faulty-a", "faulty-b"]
+HOURS = 3
+START = (int(time.time()) // 3600 - 30) * 3600
+TIMEOUT = 10.0
+
+
+def is_samples(query: str) -> bool:
+    """The raw-sample query of a tenant-hour (or of re-fetched pods): a selector with a range, no function."""
+    return query.startswith("{") and query.endswith("]")
+
+
+def is_refetch(query: str) -> bool:
+    return is_samples(query) and "pod=~" in query
+
+
+def is_summary(query: str) -> bool:
+    return query.startswith(("avg_over_time(", "count_over_time({"))
+
+
+def on_series(fn):
+    """A rewrite of every series of a matrix answer."""
+    def rewrite(body: dict) -> dict:
+        for item in body["data"]["result"]:
+            fn(item)
+        return body
+    return Rewrite(rewrite)
+
+
+def on_metric(metric: str, fn):
+    return on_series(lambda item: fn(item) if item["metric"].get("__name__") == metric else None)
+
+
+def as_vector(body: dict) -> dict:
+    body["data"] = {"resultType": "vector", "result": [{"metric": i["metric"], "value": i["values"][-1]}
+                                                       for i in body["data"]["result"] if i["values"]]}
+    return body
+
+
+def as_matrix(body: dict) -> dict:
+    body["data"] = {"resultType": "matrix", "result": [{"metric": i["metric"], "values": [i["value"]]}
+                                                       for i in body["data"]["result"]]}
+    return body
+
+
+def as_scalar(body: dict) -> dict:
+    body["data"] = {"resultType": "scalar", "result": [time.time(), "1"]}
+    return body
+
+
+def halved(body: dict) -> dict:
+    result = body["data"]["result"]
+    body["data"]["result"] = result[: len(result) // 2]
+    return body
+
+
+def emptied(body: dict) -> dict:
+    body["data"]["result"] = []
+    return body
+
+
+def shuffled(item: dict) -> None:
+    random.Random(len(item["values"])).shuffle(item["values"])
+
+
+def doubled(item: dict) -> None:
+    item["values"] = [sample for sample in item["values"] for _ in (0, 1)]
+
+
+def contradicted(item: dict) -> None:
+    if item["values"]:
+        t, v = item["values"][0]
+        item["values"].insert(1, [t, str(float(v) * 2 + 1)])
+
+
+def priced(value: str):
+    def set_price(item: dict) -> None:
+        item["values"] = [[t, value] for t, _ in item["values"]]
+    return set_price
+
+
+def summarised_as(value: str):
+    def rewrite(body: dict) -> dict:
+        for item in body["data"]["result"]:
+            item["value"] = [item["value"][0], value]
+        return body
+    return Rewrite(rewrite)
+
+
+# fault -> (the queries it hits, the action, what the runs' error must say; None: the runs must store the
+# clean rows)
+FAULTS = {
+    "raw samples answered as a vector": (is_samples, Rewrite(as_vector), "resultType 'vector'"),
+    "timestamps reversed": (is_samples, on_series(lambda item: item["values"].reverse()), None),
+    "timestamps shuffled": (is_samples, on_series(shuffled), None),
+    "every sample twice, same value": (is_samples, on_series(doubled), None),
+    "two values at one timestamp": (is_samples, on_metric("node_cpu_hourly_cost", contradicted),
+                                    "two samples at"),
+    "a price of -1e308": (is_samples, on_metric("node_cpu_hourly_cost", priced("-1e308")), "implausible"),
+    "a price of 1e300": (is_samples, on_metric("node_ram_hourly_cost", priced("1e300")), "implausible"),
+    "a summary of 1e308": (lambda q: q.startswith("avg_over_time(container_cpu_allocation"), summarised_as("1e308"),
+                           "implausible"),
+    "summaries answered as a matrix": (is_summary, Rewrite(as_matrix), "resultType 'matrix'"),
+    "summaries answered as a scalar": (is_summary, Rewrite(as_scalar), "resultType 'scalar'"),
+    "summaries with half their series": (is_summary, Rewrite(halved), "an answer is incomplete"),
+    "the pod re-fetch answered empty": (is_refetch, Rewrite(emptied), "did not come back"),
+    "a value that is not a number": (is_summary, summarised_as("twelve"), "not a number"),
+}
+
+
+class Store:
+    """The module's chDB store, the clean rows of every tenant-hour, and a pipeline through a fault proxy."""
+
+    def __init__(self, root):
+        self.cluster = Cluster(root, TENANTS, START, HOURS, pods=12, seed=18)
+        self.proxy = FaultProxy(self.cluster.url, upstream_timeout=30)
+        self.config = load_config({"KCW_THANOS_URL": self.cluster.url, "KCW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}"})
+        self._client_cm = ch_client(self.config.clickhouse_url)
+        client = self._client_cm.__enter__()
+        migrations.migrate(client)
+        self.sink = ClickHouseSink(client)
+        self.hours = hours_between(START, START + HOURS * 3600)
+        done = backfill(self.pipeline(self.cluster.url), TENANTS, self.hours)
+        assert done.failed == 0 and done.done == len(TENANTS) * HOURS
+        self.clean = self.visible()
+        assert all(self.clean[key] for key in self.clean) and len(self.clean) == len(TENANTS) * HOURS
+
+    def pipeline(self, url: str, retries: int = 2) -> Pipeline:
+        settings = ThanosSettings(url=url, retries=retries, timeout_seconds=TIMEOUT, backoff_initial_seconds=0.01,
+                                  backoff_max_seconds=0.02)
+        return Pipeline(self.config, ThanosClient(settings), self.sink)
+
+    def visible(self) -> dict[tuple, dict]:
+        """(tenant, hour) -> {row key: (total cost, cpu core-hours, running minutes)} of k8s_expenses_current."""
+        out: dict[tuple, dict] = {}
+        for tenant, hour, *key, total, cpu, minutes in self.sink.query(
+                "SELECT cloud_account_id, toUnixTimestamp(hour), namespace, workload_kind, workload_name, pod, node, "
+                "total_cost, cpu_core_hours, running_minutes FROM k8s_expenses_current"):
+            out.setdefault((tenant, hour), {})[tuple(key)] = (total, cpu, minutes)
+        return out
+
+    def runs_since(self, recorded_after) -> list[tuple]:
+        return self.sink.query("SELECT cloud_account_id, toUnixTimestamp(hour), status, error FROM k8s_expense_runs "
+                               "WHERE recorded_at > {t:DateTime64(6, 'UTC')} AND status != 'running' "
+                               "ORDER BY 1, 2", {"t": recorded_after})
+
+    def close(self):
+        self.proxy.close()
+        self.cluster.prometheus.stop()
+        self._client_cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("faulty"))
+    yield store
+    store.close()
+
+
+def same_rows(actual: dict, expected: dict) -> bool:
+    return actual.keys() == expected.keys() and all(
+        a == pytest.approx(b, rel=1e-12, abs=1e-12) for key in expected for a, b in zip(actual[key], expected[key]))
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_faulty_answer_is_read_exactly_or_the_hour_fails(store, fault):
+    matches, action, error = FAULTS[fault]
+    store.proxy.reset_counts()
+    store.proxy.default = When(matches, action)
+    before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    try:
+        done = backfill(store.pipeline(store.proxy.url), TENANTS, store.hours)
+    finally:
+        store.proxy.default = "pass"
+    assert any(matches(query_of(path)) for path in store.proxy.seen), f"{fault}: the fault hit no query"
+    runs = store.runs_since(before)
+    assert len(runs) == len(TENANTS) * HOURS  # every tenant-hour was tried: no fault stopped the backfill
+    if error is None:
+        assert done.failed == 0 and {status for *_, status, _ in runs} == {"succeeded"}
+    else:
+        assert done.failed == len(runs), runs
+        assert all(status == "failed" and error in reason for *_, status, reason in runs), runs
+    visible = store.visible()
+    assert visible.keys() == store.clean.keys()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), (fault, key)
+
+
+def test_a_trickling_answer_times_out_within_the_timeout(store):
+    """requests' timeout is per read: KCW_THANOS_TIMEOUT_SECONDS bounds the whole request instead."""
+    settings = ThanosSettings(url=store.proxy.url, retries=1, timeout_seconds=1.5)
+    store.proxy.default = When(is_samples, Trickle(bytes_per_second=200))
+    try:
+        began = time.monotonic()
+        with pytest.raises(TransientError, match="took longer than 1.5 s"):
+            ThanosClient(settings).samples('{__name__="node_cpu_hourly_cost", tenant_id="faulty-a"}[3660s]',
+                                           START + 3600 - 0.001)
+        assert time.monotonic() - began < 1.5 + 1.0
+    finally:
+        store.proxy.default = "pass"
+
+
+def test_an_unexpected_error_fails_the_hour_and_the_backfill_goes_on(store, monkeypatch):
+    """A bug (an exception no check foresaw) is recorded as the hour's failure; it never leaves a run 'running'
+    nor stops the other tenant-hours."""
+    import kubecost_worker.pipeline as pipeline_module
+
+    real = pipeline_module.compute_hour
+
+    def sometimes_broken(hour_input, tenant_label):
+        if hour_input.tenant == TENANTS[0]:
+            raise KeyError("values")
+        return real(hour_input, tenant_label)
+
+    monkeypatch.setattr(pipeline_module, "compute_hour", sometimes_broken)
+    before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    done = backfill(store.pipeline(store.cluster.url), TENANTS, store.hours)
+    runs = store.runs_since(before)
+    assert done.failed == HOURS and done.done == HOURS
+    assert {(tenant, status) for tenant, _, status, _ in runs} == {(TENANTS[0], "failed"), (TENANTS[1], "succeeded")}
+    assert all("unexpected KeyError" in error for tenant, _, _, error in runs if tenant == TENANTS[0])
+
+
+# -- the last check before the commit, as a pure function ----------------------------------------------------
+
+def row(**figures) -> ExpenseRow:
+    return ExpenseRow("t", "c", 0, "ns", "deployment", "web", "web-1", "node-1", **figures)
+
+
+@pytest.mark.parametrize("figures, problem", [
+    ({"cpu_cost": math.nan}, "cpu_cost = nan"),
+    ({"ram_cost": math.inf}, "ram_cost = inf"),
+    ({"pv_cost": -0.01}, "pv_cost = -0.01"),
+    ({"cpu_core_hours": -1.0}, "cpu_core_hours = -1.0"),
+    ({"gpu_cost": 2e6}, "more than 1e+06 an hour"),
+    ({"running_minutes": 61.0}, "more than the hour"),
+])
+def test_implausible_numbers_are_named(figures, problem):
+    problems = implausible(HourResult([row(cpu_cost=1.0), row(**figures)], [], 0, []))
+    assert len(problems) == 1 and problem in problems[0] and problems[0].startswith("ns/web-1: ")
+
+
+def test_plausible_numbers_pass_and_a_nan_mean_does_not():
+    good = row(running_minutes=60.0, cpu_core_hours=2.0, cpu_cost=0.06, ram_cost=0.01, management_cost=0.0)
+    assert implausible(HourResult([good], [MetricSample("t", 0, "kubecost_x", {}, 1.5, 60)], 60, [])) == []
+    assert implausible(HourResult([good], [MetricSample("t", 0, "kubecost_x", {}, math.nan, 60)], 60, [])) \
+        == ["kubecost_x{}: hourly mean = nan"]
+
+
+def test_a_nan_cannot_reach_a_response_body():
+    from kubecost_worker.api.app import json_pieces
+
+    with pytest.raises(ValueError):
+        b"".join(json_pieces({"total_cost": math.nan}))
+    assert json.loads(b"".join(json_pieces({"total_cost": 1.5}))) == {"total_cost": 1.5}
