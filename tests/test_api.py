@@ -48,6 +48,8 @@ class Served:
     def stop(self):
         self.server.should_exit = True
         self.thread.join(5)
+        if isinstance(self.reader, ReadClients):
+            self.reader.close()  # chDB opens one path per process: later modules open theirs
 
     def sql(self, sql: str, **params):
         return self.sink.query(sql, params)

@@ -231,13 +231,12 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
 
         start, end = H0, H0 + 3 * 3600
         (total,), = sink.query("SELECT sum(total_cost) FROM k8s_expenses_current")
-        assert total == 7.5 and queries.cluster_costs(sink.query, "t-1", start, end)["total_cost"] == total
+        assert total == 7.5 and queries.cluster_costs(sink, "t-1", start, end)["total_cost"] == total
         texts = sink.query("SELECT metric, point_json FROM kubecost_metrics_current ORDER BY metric, hour, point_json")
         expected = {m: [json.loads(text) for metric, text in texts if metric == m] for m, _ in texts}
 
         def read() -> dict:
-            pieces = queries.kubecost_metrics(sink.query, "t-1", start, end, None)
-            return {metric: json.loads(b"".join(raw)) for metric, raw in pieces.items()}
+            return json.loads(b"".join(queries.kubecost_metrics(sink, "t-1", start, end, None)))
 
         assert read() == expected and len(expected["kubecost_node_is_spot"]) == 6
         rollup = "SELECT * FROM k8s_expenses_namespace_hourly ORDER BY ALL"
@@ -267,8 +266,7 @@ def test_a_run_split_over_insert_blocks_reads_every_point_once(sink):
                            column_oriented=True)
     sink.write_hour(run, HourResult(result_with({"a": 1.0}).rows, [], samples_seen=1, unpriced_nodes=[]))
     assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(2,)]
-    pieces = queries.kubecost_metrics(sink.query, "t-1", H0, H0 + 3600, None)
-    points = json.loads(b"".join(pieces["kubecost_node_is_spot"]))
+    points = json.loads(b"".join(queries.kubecost_metrics(sink, "t-1", H0, H0 + 3600, None)))["kubecost_node_is_spot"]
     assert [p["labels"]["node"] for p in points] == [f"n{i}" for i in range(6)]
 
 
@@ -290,6 +288,24 @@ def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
     time.sleep(0.2)
     with ch_client(url) as client:  # free again once the other process is gone
         assert client.command("SELECT 1") == 1
+
+
+@pytest.mark.parametrize("message, kind", [
+    ("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)", TransientError),
+    ("Code: 252. DB::Exception: Too many parts (3001). (TOO_MANY_PARTS)", TransientError),
+    ("Code: 60. DB::Exception: Unknown table expression identifier 'k8s_expenses'. (UNKNOWN_TABLE)", TerminalError),
+])
+def test_clickhouse_errors_are_classified_by_their_code(message, kind):
+    """A full disk passes (merges, TTLs and the operator free it): retried, never dead-lettered as terminal."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from kubecost_worker.sink.clickhouse import classified
+
+    with pytest.raises(kind) as raised:
+        with classified("inserting"):
+            raise DatabaseError(message)
+    assert "while inserting" in str(raised.value)
+    assert kind is TerminalError or not isinstance(raised.value, TerminalError)
 
 
 def test_clickhouse_server_via_testcontainers():

@@ -47,6 +47,9 @@ TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 243, 252, 999}
 # Tables whose rows carry the run id of the run that wrote them.
 RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
               "kubecost_metric_points_hourly")
+# Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
+# (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
+STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
 # A run still 'running' after this long is taken for dead (its process was killed) and may be cleaned up.
 STALE_RUN = dt.timedelta(hours=2)
 
@@ -245,10 +248,18 @@ class ClickHouseSink:
         with classified("querying"):
             return self.client.query(sql, parameters=parameters or {}, query_formats=formats).result_rows
 
+    def stream(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> Iterator[tuple]:
+        """The result's rows, a block at a time as ClickHouse sends them: memory bounded by one block however
+        long the result. A generator: the query runs at the first ``next()``; closing it early ends the query.
+        While it is open the client serves nothing else (``ReadClients`` gives each request a client of its own)."""
+        formats = {"String": "bytes"} if strings_as_bytes else None
+        with classified("querying"):
+            with self.client.query_row_block_stream(sql, parameters=parameters or {}, query_formats=formats,
+                                                    settings=STREAM_BLOCK) as blocks:
+                for block in blocks:
+                    yield from block
 
-# Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
-# (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
-STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
+
 # Idle clients ReadClients keeps for the next requests; more are opened while more requests are in flight.
 IDLE_READ_CLIENTS = 8
 
@@ -293,14 +304,9 @@ class ReadClients:
             return ClickHouseSink(client).query(sql, parameters, strings_as_bytes)
 
     def stream(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> Iterator[tuple]:
-        """The result's rows, a block at a time as ClickHouse sends them: memory bounded by one block however
-        long the result. A generator: the query runs at the first ``next()``; closing it early ends the query."""
-        formats = {"String": "bytes"} if strings_as_bytes else None
-        with self._client() as client, classified("querying"):
-            with client.query_row_block_stream(sql, parameters=parameters or {}, query_formats=formats,
-                                               settings=STREAM_BLOCK) as blocks:
-                for block in blocks:
-                    yield from block
+        """As ``ClickHouseSink.stream``, on a client of the request's own, held until the last row."""
+        with self._client() as client:
+            yield from ClickHouseSink(client).stream(sql, parameters, strings_as_bytes)
 
     def close(self) -> None:
         with self._lock:
