@@ -268,7 +268,7 @@ def measure_stream(url: str, tenant: str, last: int, days: int, workdir: Path, e
         sampling.set()
         sampler.join()
         peak = status_mb(pid, "VmHWM")
-    assert head.startswith(b'{"cloud_account_id":') and tail.endswith(b"]}"), (head, tail)
+    assert head.startswith(b'{"cloud_account_id":') and tail.rstrip(b"}").endswith(b"]"), (head, tail)
     return {"endpoint": endpoint, "days": days, "texts": texts, "bytes": size, "at_rest_mb": at_rest, "peak_rss_mb": peak,
             "anon_at_rest_mb": anon_at_rest, "anon_peak_mb": anon_peak[0], "first_byte_ms": first_byte * 1000,
             "total_s": total}
