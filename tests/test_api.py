@@ -290,6 +290,18 @@ def test_bodies_are_streamed_in_chunks(served):
     assert body["metrics"] and body["cloud_account_id"] == TENANTS[0]
 
 
+@pytest.mark.parametrize("endpoint, extra", [("kubecost_metrics", {}), ("kubecost_savings", {}),
+                                             ("k8s_expenses", {"aggregate": "pod", "step": "hour"})])
+def test_an_answer_past_its_first_page_is_streamed_whole(served, client, monkeypatch, endpoint, extra):
+    """Reads answer their first FIRST_PAGE_ROWS rows from one plain query and stream the rest from that offset:
+    cut small, the body is the same, in the same order."""
+    from kubecost_worker.sink import clickhouse
+
+    whole = client.get(endpoint, **window(**extra))[1]
+    monkeypatch.setattr(clickhouse, "FIRST_PAGE_ROWS", 3)
+    assert client.get(endpoint, **window(**extra))[1] == whole
+
+
 class FailingReader:
     """Fault injection: a reader whose stream yields ``rows_before`` rows of a metric's texts, then fails as
     ClickHouse going away does."""

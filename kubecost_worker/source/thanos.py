@@ -217,10 +217,10 @@ class ThanosClient:
             raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
         log.debug("thanos request", path=path, status=response.status_code,
                   seconds=round(time.perf_counter() - started, 3), bytes=len(content))
-        return self._parse(path, response, bytes(content), result_type)
+        return self._parse(path, response, content, result_type)
 
     @staticmethod
-    def _parse(path: str, response: requests.Response, content: bytes, result_type: str | None) -> Any:
+    def _parse(path: str, response: requests.Response, content: bytearray, result_type: str | None) -> Any:
         status = response.status_code
         try:
             body = orjson.loads(content)
@@ -230,7 +230,7 @@ class ThanosClient:
             reason = body.get("error") if isinstance(body, dict) else content[:200].decode(errors="replace")
             raise ThanosUnavailable(f"{path}: HTTP {status}: {reason}", _retry_after(response))
         if not isinstance(body, dict) or "status" not in body:
-            raise ThanosUnavailable(f"{path}: HTTP {status}: not a Prometheus API response: {content[:200]!r}")
+            raise ThanosUnavailable(f"{path}: HTTP {status}: not a Prometheus API response: {bytes(content[:200])!r}")
         if body["status"] != "success":
             error = f"{path}: HTTP {status}: {body.get('errorType')}: {body.get('error')}"
             if body.get("errorType") in ("timeout", "canceled", "unavailable", "internal"):
@@ -249,7 +249,7 @@ class ThanosClient:
         return data
 
 
-def _read_body(path: str, raw: urllib3.response.HTTPResponse, deadline: float, timeout: float) -> bytes:
+def _read_body(path: str, raw: urllib3.response.HTTPResponse, deadline: float, timeout: float) -> bytearray:
     """The whole body by ``deadline`` (``time.perf_counter()``). requests' timeout is per read, and a read of
     n bytes waits for all n: a body trickling in a byte a second would never time out. ``read1`` returns what
     has arrived."""
@@ -259,7 +259,7 @@ def _read_body(path: str, raw: urllib3.response.HTTPResponse, deadline: float, t
         if time.perf_counter() > deadline:
             raise ThanosUnavailable(f"{path}: the answer took longer than {timeout:g} s ({len(content):,} bytes "
                                     "by then)")
-    return bytes(content)
+    return content  # orjson parses a bytearray as it is: no copy of a body of tens of MB
 
 
 def _check_result(path: str, data: dict, result_type: str) -> None:
