@@ -190,6 +190,7 @@ class Config:
     thanos_headers: tuple[tuple[str, str], ...] = field(repr=False)  # may carry credentials
     thanos_dedup: bool | None
     thanos_partial_response: bool
+    thanos_raw_only: bool
     thanos_retries: int
     thanos_parallel_queries: int
     tenant_label: str
@@ -232,6 +233,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_THANOS_TIMEOUT_SECONDS", _parse_positive_float, "60", "Timeout of one Thanos request."),
         Setting("KCW_THANOS_HEADERS", _parse_headers, "", "Extra headers, e.g. THANOS-TENANT=acme,X-Scope-OrgID=acme.", ()),
         Setting("KCW_THANOS_DEDUP", _parse_bool, "", "Thanos dedup parameter (unset: server default)."),
+        Setting("KCW_THANOS_RAW_ONLY", _parse_bool, "true",
+                "Ask Thanos for raw samples only (max_source_resolution=0s): downsampled blocks never stand in."),
         Setting("KCW_THANOS_PARTIAL_RESPONSE", _parse_bool, "false",
                 "Thanos partial_response parameter; a partial answer is an error either way."),
         Setting("KCW_THANOS_RETRIES", _parse_positive_int, "5", "Attempts per Thanos request before giving up."),

@@ -107,6 +107,10 @@ def contradicted(item: dict) -> None:
         item["values"].insert(1, [t, str(float(v) * 2 + 1)])
 
 
+def thinned(item: dict) -> None:  # what a 5-minute downsampled block answers for 60 s samples
+    item["values"] = item["values"][::5]
+
+
 def priced(value: str):
     def set_price(item: dict) -> None:
         item["values"] = [[t, value] for t, _ in item["values"]]
@@ -139,6 +143,7 @@ FAULTS = {
     "summaries with half their series": (is_summary, Rewrite(halved), "an answer is incomplete"),
     "the pod re-fetch answered empty": (is_refetch, Rewrite(emptied), "did not come back"),
     "a value that is not a number": (is_summary, summarised_as("twelve"), "not a number"),
+    "samples 5 minutes apart (downsampled)": (is_samples, on_series(thinned), "a downsampled block"),
 }
 
 
@@ -219,6 +224,17 @@ def test_a_faulty_answer_is_read_exactly_or_the_hour_fails(store, fault):
     assert visible.keys() == store.clean.keys()
     for key, rows in store.clean.items():
         assert same_rows(visible[key], rows), (fault, key)
+
+
+@pytest.mark.parametrize("raw_only", [True, False])
+def test_every_query_asks_for_raw_samples_only(store, raw_only):
+    """Thanos serves downsampled blocks (5m, 1h) for old ranges unless max_source_resolution=0s is asked."""
+    settings = ThanosSettings(url=store.proxy.url, retries=1, raw_only=raw_only)
+    store.proxy.reset_counts()
+    Pipeline(store.config, ThanosClient(settings), store.sink).run_hour(TENANTS[0], store.hours[0], "test")
+    queries = [path for path in store.proxy.seen if path.startswith("/api/v1/query")]
+    assert len(queries) >= 10
+    assert all(("max_source_resolution=0s" in path) == raw_only for path in queries)
 
 
 def test_a_trickling_answer_times_out_within_the_timeout(store):

@@ -121,6 +121,40 @@ def test_abandoned_runs_are_removed_once_stale(sink):
     assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)] and current(sink) == [("a", 1.0)]
 
 
+OLD_VIEWS = {  # the *_current views as migrations 0004 and 0006 defined them: (cloud_account_id, hour, run_id) IN
+    "k8s_expenses_current": "SELECT *, total_cost FROM k8s_expenses",
+    "kubecost_metrics_current": "SELECT * FROM kubecost_metrics_hourly",
+    "k8s_expenses_namespace_current": "SELECT * FROM k8s_expenses_namespace_hourly",
+}
+
+
+def test_the_current_views_equal_their_old_definition(sink):
+    """Migration 0009 rewrote the views as joins (their filter reaches the run lookup): the same columns in the
+    same order, the same rows, over current, superseded, failed and unfinished runs of several tenant-hours."""
+    for tenant in ("t-1", "t-2"):
+        for k, hour in enumerate((H0, H0 + 3600, H0 + 7200)):
+            commit(sink, result_with({"a": 1.0 + k, "b": 2.0}, tenant, hour))
+            commit(sink, result_with({"a": 3.0 + k, "c": 0.5}, tenant, hour))  # a rerun: supersedes the first
+    unfinished = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    sink.record(unfinished)
+    sink.client.insert("k8s_expenses", [["t-1", "c1", utc(H0), "default", "deployment", "api", "ghost", "n1", 9.0,
+                                         unfinished.run_id]],
+                       column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",
+                                     "workload_name", "pod", "node", "cpu_cost", "run_id"])
+    failed = RunRecord("t-2", H0, uuid.uuid4(), "failed", "test", started_at=now(), error="boom")
+    sink.record(failed)
+    for view, select in OLD_VIEWS.items():
+        old = (f"{select} WHERE (cloud_account_id, hour, run_id) IN "
+               "(SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs)")
+        assert [c[:2] for c in sink.query(f"DESCRIBE ({old})")] == [c[:2] for c in sink.query(f"DESCRIBE {view}")]
+        rows = sink.query(f"SELECT * FROM {view} ORDER BY ALL")
+        assert rows == sink.query(f"SELECT * FROM ({old}) ORDER BY ALL") and rows, view
+        one = f"WHERE cloud_account_id = 't-1' AND hour = toDateTime({H0 + 3600}, 'UTC') ORDER BY ALL"
+        assert sink.query(f"SELECT * FROM {view} {one}") == sink.query(f"SELECT * FROM ({old}) {one}")
+    pods = sink.query("SELECT cloud_account_id, toUnixTimestamp(hour), pod FROM k8s_expenses_current ORDER BY ALL")
+    assert pods == [(t, h, p) for t in ("t-1", "t-2") for h in (H0, H0 + 3600, H0 + 7200) for p in ("a", "c")]
+
+
 def test_tenants_and_hours_are_independent(sink):
     commit(sink, result_with({"a": 1.0}, tenant="t-1"))
     commit(sink, result_with({"b": 2.0}, tenant="t-2"))

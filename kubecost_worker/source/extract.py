@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING,
                             SUMMARISABLE, HourInput, Series, Summary, pod_of, pods_needing_samples)
 from .promql import names_matcher, quote, tenant_matcher
-from .thanos import ThanosBadAnswer, ThanosClient
+from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled
+
+# Samples of a series typically further apart than this many scrape steps are not the raw scrape (a missed scrape
+# now and then is one gap of two steps; a downsampled block is 5 steps or 60 apart throughout).
+SPACING_TOLERANCE = 1.5
+SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, cheap at 10,000 pods
 
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
@@ -38,8 +44,10 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     if not summarise:
         series, counted = fetch_samples(client, tenant_label, tenant, names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
                                         start, end, step)
+        check_resolution(series, start, end, step)
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
     series, counted = _fetch_summarised(client, tenant_label, tenant, start, end, step)
+    check_resolution(series, start, end, step)
     # Pods that started or stopped inside the hour: their running samples pin down when.
     unknown = {pod_of(s) for s in series.get(RUNNING, ()) if s.first is None or s.last is None}
     _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
@@ -193,6 +201,24 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
         if samples:
             series[name].append(Series(labels, samples))
     return dict(series), dict(counted)
+
+
+def check_resolution(series: dict[str, list[Series | Summary]], start: int, end: int, step: int) -> None:
+    """Refuses an hour whose raw samples are typically spaced wider than the scrape step (the median over series of
+    each one's median gap): downsampled data would be priced as if each sample stood for one step."""
+    gaps = []
+    for group in series.values():
+        for s in group:
+            if len(gaps) >= SPACING_SERIES:
+                break
+            if isinstance(s, Series):
+                times = [t for t, _ in s.samples if start <= t < end]
+                if len(times) >= 3:
+                    gaps.append(statistics.median(b - a for a, b in zip(times, times[1:])))
+    if gaps and statistics.median(gaps) > SPACING_TOLERANCE * step:
+        raise ThanosDownsampled(f"samples {statistics.median(gaps):.0f} s apart where the scrape step is {step} s: "
+                                "a downsampled block (raw samples gone, or max_source_resolution not honoured) or a "
+                                "slower scrape; not stored")
 
 
 def _in_order(name: str, values: list) -> list[tuple[float, float]]:

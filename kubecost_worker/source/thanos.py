@@ -48,6 +48,11 @@ class ThanosBadAnswer(ThanosUnavailable):
     stored."""
 
 
+class ThanosDownsampled(TerminalError):
+    """Samples spaced wider than the scrape step: a downsampled block (5m, 1h) answered for the raw samples, or
+    the scrape is slower than KCW_STEP_SECONDS. Retrying asks the same blocks again: the hour fails as it is."""
+
+
 # What each kind of query returns: an instant query of a range selector gives the raw samples (a matrix),
 # any other instant query a vector, a range query a matrix.
 VECTOR, MATRIX = "vector", "matrix"
@@ -87,6 +92,7 @@ class ThanosSettings:
     ca_file: str | None = None
     dedup: bool | None = None
     partial_response: bool = False
+    raw_only: bool = True
     retries: int = 5
     parallel_queries: int = 4
     backoff_initial_seconds: float = 0.5
@@ -104,6 +110,7 @@ class ThanosSettings:
             ca_file=config.thanos_ca_file,
             dedup=config.thanos_dedup,
             partial_response=config.thanos_partial_response,
+            raw_only=config.thanos_raw_only,
             retries=config.thanos_retries,
             parallel_queries=config.thanos_parallel_queries,
         )
@@ -178,6 +185,8 @@ class ThanosClient:
 
     def _params(self, params: dict[str, str]) -> dict[str, str]:
         extra = {"partial_response": "true" if self.settings.partial_response else "false"}
+        if self.settings.raw_only:  # a compacted range's 5m or 1h blocks would answer for the raw samples
+            extra["max_source_resolution"] = "0s"
         if self.settings.dedup is not None:
             extra["dedup"] = "true" if self.settings.dedup else "false"
         return {**params, **extra}

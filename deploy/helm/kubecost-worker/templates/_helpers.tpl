@@ -102,6 +102,7 @@ KCW_THANOS_HEADERS: {{ join "," $headers | quote }}
 {{- if not (kindIs "invalid" $c.thanosDedup) }}
 KCW_THANOS_DEDUP: {{ $c.thanosDedup | toString | quote }}
 {{- end }}
+KCW_THANOS_RAW_ONLY: {{ $c.thanosRawOnly | toString | quote }}
 KCW_THANOS_PARTIAL_RESPONSE: {{ $c.thanosPartialResponse | toString | quote }}
 KCW_THANOS_RETRIES: {{ $c.thanosRetries | int | toString | quote }}
 KCW_THANOS_PARALLEL_QUERIES: {{ $c.thanosParallelQueries | int | toString | quote }}
