@@ -57,7 +57,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                               "ORDER BY table, name").result_rows
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
-                         "0007_backfill_namespace_rollup", "0008_kubecost_metric_points"]
+                         "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -259,7 +259,8 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-2:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points"]
+        assert migrations.migrate(client)[-3:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+                                                   "0009_current_views_join"]
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
 
@@ -386,7 +387,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 5 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 8 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
     assert len(codecs) == 1 and codecs[0].startswith("ALTER TABLE k8s_expenses_local ON CLUSTER")  # data: local
     alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost" in r]
