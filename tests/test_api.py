@@ -4,6 +4,7 @@ uvicorn on loopback and called the way Metroculus clients call it; plus schema-d
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from urllib.parse import urlencode
@@ -317,6 +318,27 @@ class FailingReader:
             yield b"kubecost_x", json.dumps([{"timestamp": hour * 3600, "value": 1.0, "labels": {"x": "y" * 100}}]
                                             * 20)[1:-1].encode()
         raise TransientError("ClickHouse unavailable while querying: connection reset")
+
+
+class NanReader:
+    """Fault injection: an hour stored with a NaN cost (possible only before the commit check existed)."""
+
+    def query(self, sql, parameters=None, strings_as_bytes=False):
+        return [(START, "c1", math.nan, *([0.0] * 8))]
+
+    def stream(self, sql, parameters=None, strings_as_bytes=False):
+        yield from ()
+
+
+def test_a_value_no_json_can_hold_is_an_error_body_not_a_plain_page(served):
+    broken = Served(served.sink, NanReader())
+    try:
+        response = requests.get(f"{broken.url}{PREFIX}/kubecost_cluster_costs", params=window(),
+                                headers={"Secret": SECRET}, timeout=30)
+        assert response.status_code == 500 and response.json() == {"error": {
+            "status_code": 500, "error_code": "OM0001", "reason": "Internal error", "params": []}}
+    finally:
+        broken.stop()
 
 
 @pytest.mark.parametrize("rows_before, endpoint", [(0, "kubecost_metrics"), (0, "kubecost_cluster_costs"),

@@ -162,6 +162,12 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
     async def on_storage_error(_request: Request, error: WorkerError) -> JSONResponse:
         return error_response(ApiError(503, "OM0001", "Service unavailable"))
 
+    @app.exception_handler(Exception)
+    async def on_bug(_request: Request, error: Exception) -> JSONResponse:
+        # a bug, or a value no JSON can hold (a NaN stored before the commit check existed): still the error
+        # shape, never Starlette's plain-text page
+        return error_response(ApiError(500, "OM0001", "Internal error"))
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(telemetry.metrics_text(), media_type=telemetry.CONTENT_TYPE_LATEST)
