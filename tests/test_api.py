@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from kubecost_worker.api.app import create_app
 from kubecost_worker.errors import TransientError
 from kubecost_worker.localprom import free_port
-from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
+from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients, RunRecord, now, utc
 
 from .conftest import pipeline_written
 
@@ -320,25 +321,31 @@ class FailingReader:
         raise TransientError("ClickHouse unavailable while querying: connection reset")
 
 
-class NanReader:
-    """Fault injection: an hour stored with a NaN cost (possible only before the commit check existed)."""
+def test_a_value_no_json_can_hold_is_an_error_body_not_a_plain_page(served, client):
+    """A NaN cost stored before the commit check existed (written here past it, into the real store): the
+    answer is the error shape with 500, never a plain-text page nor invalid JSON."""
+    run = RunRecord("nan-tenant", START, uuid.uuid4(), "succeeded", "test", started_at=now(), finished_at=now())
+    served.sink.client.insert("k8s_expenses", [["nan-tenant", "c1", utc(START), "default", "deployment", "api", "p1",
+                                                "n1", math.nan, run.run_id]],
+                              column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",
+                                            "workload_name", "pod", "node", "cpu_cost", "run_id"])
+    served.sink.record(run)
+    status, body = client.get("kubecost_cluster_costs", **window("nan-tenant"))
+    assert status == 500 and body == {"error": {"status_code": 500, "error_code": "OM0001",
+                                                "reason": "Internal error", "params": []}}
 
-    def query(self, sql, parameters=None, strings_as_bytes=False):
-        return [(START, "c1", math.nan, *([0.0] * 8))]
 
-    def stream(self, sql, parameters=None, strings_as_bytes=False):
-        yield from ()
-
-
-def test_a_value_no_json_can_hold_is_an_error_body_not_a_plain_page(served):
-    broken = Served(served.sink, NanReader())
+def test_an_unreachable_clickhouse_is_a_503(served):
+    """A real refused connection (no server on the port), not an injected one."""
+    down = Served(served.sink, ReadClients(f"http://127.0.0.1:{free_port()}/default"))
     try:
-        response = requests.get(f"{broken.url}{PREFIX}/kubecost_cluster_costs", params=window(),
-                                headers={"Secret": SECRET}, timeout=30)
-        assert response.status_code == 500 and response.json() == {"error": {
-            "status_code": 500, "error_code": "OM0001", "reason": "Internal error", "params": []}}
+        for endpoint, extra in (("kubecost_metrics", {}), ("kubecost_cluster_costs", {}),
+                                ("k8s_expenses", {"aggregate": "pod", "step": "hour"})):
+            response = requests.get(f"{down.url}{PREFIX}/{endpoint}", params=window(**extra),
+                                    headers={"Secret": SECRET}, timeout=60)
+            assert response.status_code == 503 and response.json()["error"]["error_code"] == "OM0001", endpoint
     finally:
-        broken.stop()
+        down.stop()
 
 
 @pytest.mark.parametrize("rows_before, endpoint", [(0, "kubecost_metrics"), (0, "kubecost_cluster_costs"),

@@ -29,7 +29,7 @@ from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
 from .broker import ATTEMPT, REFUSED, Broker
-from .messages import InvalidJob, Job, parse
+from .messages import HOUR, InvalidJob, Job, parse
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ class JobHandler:
         """One job per hour of the range, published (with publisher confirms) before the range is acked: a crash
         in between publishes some hours twice, and running an hour twice stores it once."""
         for hour in job.hours:
-            self.broker.publish(Job(job.cloud_account_id, hour, hour + 3600, job.reason, job.requested_at), channel)
+            self.broker.publish(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at), channel)
         message.ack()
         log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hours))
         return self._count("split")
