@@ -105,10 +105,13 @@ def _require_migrated(sink) -> None:
 @click.option("--start", required=True, type=TimeParam(), help="Start, ISO-8601 UTC or unix seconds.")
 @click.option("--end", required=True, type=TimeParam(), help="End (exclusive), ISO-8601 UTC or unix seconds.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--force", is_flag=True, help="Replace hours even where far less data is found than is stored.")
 @click.pass_context
-def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None) -> None:
+def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None,
+             force: bool) -> None:
     """Process every whole hour in [start, end) for the given tenants."""
-    from .pipeline import backfill as run_backfill, hours_between
+    from .pipeline import backfill as run_backfill
+    from .runs import hour_starts
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
@@ -118,7 +121,7 @@ def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int,
     pipeline = _pipeline(config)
     _require_migrated(pipeline.sink)
     show = sys.stderr.isatty() if progress is None else progress
-    summary = run_backfill(pipeline, pipeline.tenants(), hours_between(start, end), progress=show)
+    summary = run_backfill(pipeline, pipeline.tenants(), hour_starts(start, end), progress=show, force=force)
     click.echo(summary.line())
     if summary.failed:
         raise WorkerError(f"{summary.failed} of {summary.done + summary.failed} tenant-hours failed (see the log)")
@@ -344,10 +347,13 @@ def once(ctx: click.Context) -> None:
 @click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant (cloud account id); repeat.")
 @click.option("--start", required=True, type=TimeParam(), help="Start, on an hour, ISO-8601 UTC or unix seconds.")
 @click.option("--end", required=True, type=TimeParam(), help="End (exclusive), on an hour.")
+@click.option("--force", is_flag=True,
+              help="Replace hours even where the rerun finds far less data than is stored (KCW_REFUSE_BELOW).")
 @click.pass_context
-def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int) -> None:
+def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, force: bool) -> None:
     """Publish rerun jobs for the tenants and range (validated before anything is published)."""
-    from .jobs.messages import HOUR, InvalidJob, Job, validate
+    from .jobs.messages import InvalidJob, Job, validate
+    from .runs import HOUR
 
     config = _config(ctx)
     broker = _shared_broker(config, "rerun")
@@ -356,7 +362,7 @@ def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int) ->
         ranges = [validate(Job(t, start, end, "rerun", requested), config.max_rerun_hours) for t in tenants]
     except InvalidJob as exc:
         raise click.BadParameter(str(exc))
-    jobs = [Job(r.cloud_account_id, h, h + HOUR, "rerun", requested) for r in ranges for h in r.hours]
+    jobs = [Job(r.cloud_account_id, h, h + HOUR, "rerun", requested, force) for r in ranges for h in r.hours]
     for job in jobs:
         broker.publish(job)
     broker.close()
@@ -374,6 +380,23 @@ def status(ctx: click.Context, tenant: str | None) -> None:
     config = _config(ctx)
     sink = ClickHouseSink.open(config.clickhouse_url)
     click.echo(summarize(sink.ledger_summary(tenant)))
+
+
+@cli.command()
+@click.option("--since", type=TimeParam(), default=None,
+              help="Only hours whose ledger changed since then (ISO-8601 UTC or unix seconds); default: every hour.")
+@click.pass_context
+def gc(ctx: click.Context, since: int | None) -> None:
+    """Remove the rows of superseded, failed and abandoned runs (the scheduler does it each tick)."""
+    from .runs import utc
+    from .sink.clickhouse import ClickHouseSink
+
+    config = _config(ctx)
+    sink = ClickHouseSink.open(config.clickhouse_url, config.clickhouse_cluster)
+    _require_migrated(sink)
+    collected = sink.collect_garbage(utc(since) if since is not None else None)
+    click.echo(f"gc: removed the rows of {collected.runs} runs in {collected.partitions} monthly partitions, "
+               f"{collected.seconds:.2f} s")
 
 
 @cli.group()
@@ -417,12 +440,13 @@ def dlq_replay(ctx: click.Context, limit: int) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 def simulate(out_dir: str, tenant_count: int, nodes: int, pods: int, hours: int, end: int | None, seed: int) -> None:
     """Write a synthetic multi-tenant cluster as OpenMetrics plus its ground truth."""
+    from .runs import HOUR
     from .simulate import write_simulation
 
-    end = end if end is not None else int(time.time()) // 3600 * 3600
-    end -= end % 3600
+    end = end if end is not None else int(time.time()) // HOUR * HOUR
+    end -= end % HOUR
     tenants = [f"sim-tenant-{i + 1:04d}" for i in range(tenant_count)]
-    written = write_simulation(out_dir, tenants, end - hours * 3600, hours, nodes=nodes, pods=pods, seed=seed)
+    written = write_simulation(out_dir, tenants, end - hours * HOUR, hours, nodes=nodes, pods=pods, seed=seed)
     click.echo(f"simulate: {written['samples']} samples of {written['series']} series for {tenant_count} tenants x "
                f"{hours} hours -> {written['openmetrics']}, ground truth -> {written['ground_truth']}")
 

@@ -63,6 +63,13 @@ def _parse_non_negative_int(raw: str) -> int:
     return value
 
 
+def _parse_fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a fraction from 0 to 1, got {raw!r}")
+    return value
+
+
 def _parse_port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -218,6 +225,7 @@ class Config:
     cluster_secret: str | None = field(repr=False)
     metrics_port: int
     retention_days: int
+    refuse_below: float
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -277,6 +285,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_CLUSTER_SECRET", str, "", "The Secret header clients must send to the read API."),
         Setting("KCW_RETENTION_DAYS", _parse_non_negative_int, "0",
                 "Keep this many days of expenses (a TTL set by migrate); 0 keeps everything."),
+        Setting("KCW_REFUSE_BELOW", _parse_fraction, "0.9",
+                "A run that finds less than this fraction of the current run's sentinel samples or rows is refused, "
+                "the stored hour kept (rerun --force replaces it); 0 never refuses."),
         Setting("KCW_METRICS_PORT", _parse_non_negative_int, "9108",
                 "Port of /metrics, /healthz and /readyz of run, schedule and consume (0: off)."),
     )

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from .config import load_config
 from .localprom import LocalPrometheus, backfill as promtool_backfill
-from .pipeline import HOUR, Pipeline, backfill, hours_between
+from .pipeline import Pipeline, backfill
+from .runs import HOUR, hour_starts
 from .sink import migrations
 from .sink.clickhouse import ClickHouseSink
 from .source.thanos import ThanosClient, ThanosSettings
@@ -83,7 +84,7 @@ def run_demo(workdir: str | Path, tenant_count: int = 2, hours: int = 24, pods: 
         found = pipeline.tenants()
         echo(f"3/5 Prometheus on {url}; tenants discovered: {', '.join(found)}")
         echo(f"4/5 running the worker over {hours} hours into embedded ClickHouse at {config.clickhouse_url}")
-        summary = backfill(pipeline, found, hours_between(start, end), progress=False)
+        summary = backfill(pipeline, found, hour_starts(start, end), progress=False)
     echo("    " + summary.line())
     truth = [json.loads(line) for line in Path(written["ground_truth"]).read_text().splitlines() if line]
     accuracy = compare_with_ground_truth(stored_rows(sink), truth)

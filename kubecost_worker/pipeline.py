@@ -6,7 +6,6 @@ import contextlib
 import gc
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 
 import structlog
@@ -16,12 +15,12 @@ from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, WorkerError
 from .model import compute_hour
 from .model.checks import describe, implausible
-from .sink.clickhouse import ClickHouseSink, RunRecord, now, utc
+from .runs import HOUR, RunRecord, RunStatus, refusal, utc
+from .sink.clickhouse import ClickHouseSink
 from .source.extract import discover_tenants, fetch_hour
 from .source.thanos import ThanosClient
 
 log = structlog.get_logger(__name__)
-HOUR = 3600
 
 
 @dataclass
@@ -40,17 +39,19 @@ class Pipeline:
             log.warning("skipping tenant ids outside the safe alphabet", tenants=unsafe[:10], count=len(unsafe))
         return [t for t in found if is_safe_tenant_id(t)]
 
-    def run_hour(self, tenant: str, hour: int, reason: str = "backfill") -> RunRecord:
-        """Process one tenant-hour; the ledger records the outcome. Raises on failure after recording it."""
+    def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> RunRecord:
+        """Process one tenant-hour; the ledger records the outcome, which is returned: succeeded, or refused (the run
+        found markedly less data than the hour's current run, ``runs.refusal``; ``force`` replaces it anyway).
+        Raises on failure after recording it."""
         if hour % HOUR:
             raise TerminalError(f"hour {hour} is not on an hour boundary")
-        run = RunRecord(tenant, hour, uuid.uuid4(), "running", reason, started_at=now())
+        run = RunRecord.start(tenant, hour, reason)
         bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
         self.sink.record(run)
         try:
             with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
                 try:
-                    done = self._compute_and_write(run, bound)
+                    done = self._compute_and_write(run, bound, force)
                 except WorkerError:
                     raise
                 except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
@@ -62,13 +63,17 @@ class Pipeline:
             telemetry.TENANT_HOUR_FAILURES.labels("transient" if transient else "terminal").inc()
             self._record_failure(run, exc)
             raise
+        if done.status == RunStatus.REFUSED:
+            telemetry.TENANT_HOURS.labels("refused").inc()
+            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written, coverage=done.coverage)
+            return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
         bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
                    samples=done.samples_seen)
         return done
 
-    def _compute_and_write(self, run: RunRecord, bound) -> RunRecord:
+    def _compute_and_write(self, run: RunRecord, bound, force: bool) -> RunRecord:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
         result = compute_hour(hour_input, self.config.tenant_label)
@@ -77,11 +82,17 @@ class Pipeline:
             raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
         if result.unpriced_nodes:
             bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
+        if not force:
+            current = self.sink.current_run(run.cloud_account_id, run.hour)
+            why = refusal(current, result.coverage, len(result.rows), self.config.refuse_below)
+            if why:
+                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, result.coverage)
+                self.sink.record(refused)
+                return refused
         return self.sink.write_hour(run, result)
 
     def _record_failure(self, run: RunRecord, exc: Exception) -> None:
-        failed = RunRecord(run.cloud_account_id, run.hour, run.run_id, "failed", run.reason, run.started_at,
-                           finished_at=now(), error=f"{type(exc).__name__}: {exc}")
+        failed = run.failed(f"{type(exc).__name__}: {exc}")
         try:
             self.sink.record(failed)
         except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
@@ -108,17 +119,20 @@ class BackfillSummary:
     hours: int
     done: int = 0
     failed: int = 0
+    refused: int = 0
     rows: int = 0
     total_cost: float = 0.0
     seconds: float = 0.0
 
     def line(self) -> str:
         jobs = self.done + self.failed
-        return (f"backfill: {self.done}/{jobs} tenant-hours ({self.tenants} tenants x {self.hours} hours), "
-                f"{self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, {self.failed} failed")
+        line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenants} tenants x {self.hours} "
+                f"hours), {self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, {self.failed} failed")
+        return line + (f", {self.refused} refused (less data than stored; --force replaces)" if self.refused else "")
 
 
-def backfill(pipeline: Pipeline, tenants: list[str], hours: list[int], progress: bool = False) -> BackfillSummary:
+def backfill(pipeline: Pipeline, tenants: list[str], hours: list[int], progress: bool = False,
+             force: bool = False) -> BackfillSummary:
     """Run every tenant-hour, hour by hour; a failed tenant-hour is recorded and the others go on."""
     from tqdm import tqdm
 
@@ -127,18 +141,15 @@ def backfill(pipeline: Pipeline, tenants: list[str], hours: list[int], progress:
     jobs = [(tenant, hour) for hour in hours for tenant in tenants]
     for tenant, hour in tqdm(jobs, disable=not progress, unit="tenant-hour", file=sys.stderr):
         try:
-            record = pipeline.run_hour(tenant, hour, reason="backfill")
+            record = pipeline.run_hour(tenant, hour, reason="backfill", force=force)
         except WorkerError:
             summary.failed += 1
+            continue
+        if record.status == RunStatus.REFUSED:
+            summary.refused += 1
             continue
         summary.done += 1
         summary.rows += record.rows_written
         summary.total_cost += record.total_cost
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def hours_between(start: int, end: int) -> list[int]:
-    """The whole hours in ``[start, end)``: each hour that starts at or after ``start`` and ends by ``end``."""
-    first = -(-start // HOUR) * HOUR
-    return list(range(first, end - HOUR + 1, HOUR))

@@ -13,7 +13,7 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-TENANT_HOURS = Counter("kcw_tenant_hours_total", "Tenant-hours processed, by outcome (succeeded, failed)",
+TENANT_HOURS = Counter("kcw_tenant_hours_total", "Tenant-hours processed, by outcome (succeeded, failed, refused)",
                        ["outcome"])
 TENANT_HOUR_FAILURES = Counter("kcw_tenant_hour_failures_total", "Failed tenant-hours, by reason (transient, terminal)",
                                ["reason"])
@@ -28,6 +28,10 @@ NEWEST_COMPLETE_LAG = Gauge("kcw_newest_complete_hour_lag_seconds",
                             "Seconds from the end of the newest complete hour of a tenant to the last scheduler tick",
                             ["tenant"])
 DEAD_LETTERS = Counter("kcw_dead_letters_total", "Jobs moved to the dead-letter queue, by kind", ["kind"])
+REFUSED_HOURS = Gauge("kcw_refused_hours",
+                      "Hours of the scheduler's window whose latest run was refused (less data than stored; the stored "
+                      "hour kept), per tenant", ["tenant"])
+RUNS_COLLECTED = Counter("kcw_runs_collected_total", "Superseded, failed or abandoned runs whose rows cleanup removed")
 JOBS_ENQUEUED = Counter("kcw_jobs_enqueued_total", "Jobs the scheduler enqueued, by reason", ["reason"])
 
 

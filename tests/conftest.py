@@ -118,7 +118,8 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
     """A simulated cluster run through the real pipeline (Prometheus -> worker -> chDB, in this process);
     yields the sink on the written data, with Prometheus already stopped."""
     from kubecost_worker.config import load_config
-    from kubecost_worker.pipeline import Pipeline, backfill as run_backfill, hours_between
+    from kubecost_worker.pipeline import Pipeline, backfill as run_backfill
+    from kubecost_worker.runs import hour_starts
     from kubecost_worker.sink import migrations
     from kubecost_worker.sink.clickhouse import ClickHouseSink
     from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
@@ -130,7 +131,7 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
             migrations.migrate(client)
             sink = ClickHouseSink(client, url=config.clickhouse_url)
             done = run_backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), tenants,
-                                hours_between(start, start + hours * 3600))
+                                hour_starts(start, start + hours * 3600))
             assert done.failed == 0
             cluster.prometheus.stop()
             yield sink

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, settings
 from kubecost_worker.api.app import create_app
 from kubecost_worker.errors import TransientError
 from kubecost_worker.localprom import free_port
-from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients, RunRecord, now, utc
+from kubecost_worker.runs import RunRecord, RunStatus, now, utc
+from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
 
 from .conftest import pipeline_written
 
@@ -324,7 +325,8 @@ class FailingReader:
 def test_a_value_no_json_can_hold_is_an_error_body_not_a_plain_page(served, client):
     """A NaN cost stored before the commit check existed (written here past it, into the real store): the
     answer is the error shape with 500, never a plain-text page nor invalid JSON."""
-    run = RunRecord("nan-tenant", START, uuid.uuid4(), "succeeded", "test", started_at=now(), finished_at=now())
+    run = RunRecord("nan-tenant", START, uuid.uuid4(), RunStatus.SUCCEEDED, "test", started_at=now(),
+                    finished_at=now())
     served.sink.client.insert("k8s_expenses", [["nan-tenant", "c1", utc(START), "default", "deployment", "api", "p1",
                                                 "n1", math.nan, run.run_id]],
                               column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",

@@ -113,18 +113,44 @@ def test_the_invariant_holds_against_sums_prometheus_computes(cluster, ch_url):
         assert totals[hour] == pytest.approx(nodes + volumes + lbs + network + management, rel=1e-9)
 
 
-def test_rerun_changes_nothing_and_a_rerun_on_changed_data_leaves_no_stale_rows(cluster, smaller_cluster, ch_url):
+def collect_garbage(env: dict[str, str]) -> str:
+    result = run_worker("gc", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_rerun_changes_nothing_refuses_far_less_data_and_force_replaces_it(cluster, smaller_cluster, ch_url):
     backfill_all(cluster.worker_env(ch_url))
     first = full_rows(ch_url)
     backfill_all(cluster.worker_env(ch_url))
     assert full_rows(ch_url) == first
+    with ch_client(ch_url) as client:  # the rerun deleted nothing: the first runs are underneath until cleanup
+        assert client.query("SELECT count() FROM k8s_expenses").result_rows == [(2 * len(first),)]
+    assert f"removed the rows of {len(TENANTS) * HOURS} runs" in collect_garbage(cluster.worker_env(ch_url))
     with ch_client(ch_url) as client:
         assert client.query("SELECT count() FROM k8s_expenses").result_rows == [(len(first),)]
 
-    backfill_all(smaller_cluster.worker_env(ch_url))  # same tenants and hours, fewer pods
+    # same tenants and hours, 8 pods instead of 20: a few rows fewer; with a strict KCW_REFUSE_BELOW that is
+    # markedly less (as when Thanos lost data): refused, the stored hours kept
+    strict = {**smaller_cluster.worker_env(ch_url), "KCW_REFUSE_BELOW": "0.999"}
+    summary = backfill_all(strict)
+    with ch_client(ch_url) as client:
+        refused = client.query("SELECT cloud_account_id, hour FROM k8s_expense_runs WHERE status != 'collected' "
+                               "GROUP BY 1, 2 HAVING argMax(status, recorded_at) = 'refused'").result_rows
+    assert refused and f"{len(refused)} refused (less data than stored; --force replaces)" in summary
+
+    def of_refused_hours(rows: list[tuple]) -> list[tuple]:
+        return [r for r in rows if (r[0], r[2]) in set(refused)]  # (cloud_account_id, cluster_id, hour, ...)
+
+    assert of_refused_hours(full_rows(ch_url)) == of_refused_hours(first) != []
+    status = run_worker("status", env=strict)
+    assert status.returncode == 0 and status.stdout.count("  refused  ") == len(refused)
+    assert "rows against" in status.stdout and "--force" in status.stdout
+    backfill_all(strict, "--force")  # the operator knows the data changed
     assert_matches_truth(ch_url, smaller_cluster.truth)
     pods_before = {r["pod"] for r in cluster.truth} - {r["pod"] for r in smaller_cluster.truth}
     assert pods_before, "the smaller cluster should lack some pods"
+    collect_garbage(smaller_cluster.worker_env(ch_url))
     with ch_client(ch_url) as client:
         stale = client.query("SELECT count() FROM k8s_expenses_current WHERE pod IN {p:Array(String)}",
                              parameters={"p": sorted(pods_before)}).result_rows

@@ -22,9 +22,11 @@ import pytest
 
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import TransientError
+from kubecost_worker.jobs.status import summarize
 from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.model.checks import implausible
-from kubecost_worker.pipeline import Pipeline, backfill, hours_between
+from kubecost_worker.pipeline import Pipeline, backfill
+from kubecost_worker.runs import hour_starts
 from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
@@ -158,7 +160,7 @@ class Store:
         client = self._client_cm.__enter__()
         migrations.migrate(client)
         self.sink = ClickHouseSink(client)
-        self.hours = hours_between(START, START + HOURS * 3600)
+        self.hours = hour_starts(START, START + HOURS * 3600)
         done = backfill(self.pipeline(self.cluster.url), TENANTS, self.hours)
         assert done.failed == 0 and done.done == len(TENANTS) * HOURS
         self.clean = self.visible()
@@ -271,6 +273,37 @@ def test_an_unexpected_error_fails_the_hour_and_the_backfill_goes_on(store, monk
     assert done.failed == HOURS and done.done == HOURS
     assert {(tenant, status) for tenant, _, status, _ in runs} == {(TENANTS[0], "failed"), (TENANTS[1], "succeeded")}
     assert all("unexpected KeyError" in error for tenant, _, _, error in runs if tenant == TENANTS[0])
+
+
+def test_a_rerun_that_finds_the_history_gone_is_refused_and_force_replaces_it(store):
+    """Thanos's retention dropped the raw samples (every answer empty): the rerun is recorded 'refused' with the
+    reason and the stored hours stay exactly as they were; ``force`` replaces them; a run with the data back needs
+    no force (it finds more than the current run)."""
+    gone = When(lambda query: True, Rewrite(emptied))
+    store.proxy.default = gone
+    try:
+        before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+        time.sleep(0.01)
+        refused = backfill(store.pipeline(store.proxy.url), TENANTS, store.hours)
+        assert (refused.done, refused.failed, refused.refused) == (0, 0, len(TENANTS) * HOURS)
+        assert "refused" in refused.line()
+        runs = store.runs_since(before)
+        assert len(runs) == len(TENANTS) * HOURS and all(
+            status == "refused" and "0 sentinel samples against" in why and "--force" in why for *_, status, why in runs)
+        visible = store.visible()
+        assert visible.keys() == store.clean.keys() and all(same_rows(visible[k], v) for k, v in store.clean.items())
+        lines = summarize(store.sink.ledger_summary(TENANTS[0]))
+        assert f"{HOURS} refused" in lines and lines.count("  refused  ") == HOURS
+
+        forced = backfill(store.pipeline(store.proxy.url), TENANTS[:1], store.hours[:1], force=True)
+        assert (forced.done, forced.rows) == (1, 0)
+        assert (TENANTS[0], store.hours[0]) not in store.visible()  # the operator asked for the empty hour
+    finally:
+        store.proxy.default = "pass"
+    restored = backfill(store.pipeline(store.cluster.url), TENANTS, store.hours)
+    assert restored.done == len(TENANTS) * HOURS and restored.refused == 0
+    visible = store.visible()
+    assert visible.keys() == store.clean.keys() and all(same_rows(visible[k], v) for k, v in store.clean.items())
 
 
 # -- the last check before the commit, as a pure function ----------------------------------------------------

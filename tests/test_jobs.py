@@ -213,8 +213,32 @@ def test_clickhouse_failing_mid_write_leaves_nothing_partial_and_the_retry_succe
     flaky.down = False
     assert drain(world.broker, world.handler)["done"] == 1
     assert compare_with_ground_truth(stored_rows(world.sink), truth_for(cluster, TENANTS[0], {START})).exact
-    runs_with_rows = world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses")
-    assert runs_with_rows == [(1,)]  # the broken run's rows were removed when the retry committed
+    assert world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses") == [(2,)]  # the broken run's, invisible
+    assert world.sink.collect_garbage().runs == 1  # failed: removed by the next cleanup
+    assert world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses") == [(1,)]
+    assert compare_with_ground_truth(stored_rows(world.sink), truth_for(cluster, TENANTS[0], {START})).exact
+
+
+def test_a_rerun_that_finds_the_hour_gone_is_refused_and_a_forced_range_replaces_it(cluster, world_factory):
+    """Through the broker: a rerun over hours whose samples Thanos no longer returns is acked as 'refused' (no retry,
+    no dead letter) and the stored hours stay; the same range with ``force`` is split into forced hours that
+    replace them."""
+    from .faultproxy import Rewrite
+
+    world = world_factory(cluster.url)
+    world.broker.publish(job(end=START + 2 * 3600))
+    assert drain(world.broker, world.handler) == {"split": 1, "done": 2}
+    stored = sorted(stored_rows(world.sink), key=repr)  # the view's rows come in no set order
+    with FaultProxy(cluster.url) as proxy:
+        proxy.default = Rewrite(lambda body: {**body, "data": {**body["data"], "result": []}})
+        world.pipeline.thanos = ThanosClient(ThanosSettings(proxy.url, retries=1))
+        world.broker.publish(job(end=START + 2 * 3600))
+        assert drain(world.broker, world.handler) == {"split": 1, "refused": 2}
+        assert sorted(stored_rows(world.sink), key=repr) == stored and world.dead_letters() == []
+        forced = Job(TENANTS[0], START, START + 2 * 3600, "rerun", int(time.time()), force=True)
+        world.broker.publish(forced)
+        assert drain(world.broker, world.handler) == {"split": 1, "done": 2}
+    assert stored_rows(world.sink) == []  # replaced by what Thanos holds now: nothing
 
 
 def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(cluster, world_factory):
@@ -383,7 +407,11 @@ def test_two_schedulers_by_mistake_only_duplicate_work(cluster, world_factory):
     assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
     assert world.sink.query("SELECT count() FROM (SELECT cloud_account_id, hour FROM k8s_expenses_current "
                             "GROUP BY 1, 2 HAVING uniqExact(run_id) != 1)") == [(0,)]
+    # each hour's second run superseded its first; the scheduler's cleanup removes the first runs' rows
+    assert world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses") == [(2 * len(TENANTS) * HOURS,)]
+    first.clean_up()
     assert world.sink.query("SELECT uniqExact(run_id) FROM k8s_expenses") == [(len(TENANTS) * HOURS,)]
+    assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
 
 
 def test_status_reports_last_complete_hour_gaps_and_failures(cluster, world_factory):

@@ -29,6 +29,13 @@ def test_a_valid_message_round_trips():
     assert parse(body(start=T0, end=T0 + H), 24).hours == [T0]  # unix seconds are accepted too
 
 
+def test_force_is_optional_and_written_only_when_true():
+    assert parse(body(), 24).force is False and parse(body(force=False), 24).force is False
+    forced = parse(body(force=True), 24)
+    assert forced.force is True and parse(forced.to_json(), 24) == forced
+    assert "force" not in json.loads(parse(body(), 24).to_json())  # what a consumer that predates it reads
+
+
 @pytest.mark.parametrize("raw, reason", [
     (b"not json", "not JSON"),
     (b"\xff\xfe", "not JSON"),
@@ -47,6 +54,8 @@ def test_a_valid_message_round_trips():
     (body(start=True), "ISO-8601 UTC time or unix seconds"),
     (body(reason="Bad Reason!"), "reason"),
     (b"{" + b" " * 5000 + b"}", "larger than"),
+    (body(force="yes"), "force must be true or false"),
+    (body(force=1), "force must be true or false"),
 ])
 def test_invalid_messages_say_what_is_wrong(raw, reason):
     with pytest.raises(InvalidJob, match=reason):

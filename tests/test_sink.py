@@ -16,8 +16,9 @@ import pytest
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, ClickHouseSink, RunRecord, connect, now,
-                                             utc)
+from kubecost_worker.runs import STALE_RUN, RunRecord, RunStatus, now, utc
+from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, RUN_TABLES, ClickHouseSink, connect,
+                                             delete_runs)
 
 from .conftest import ROOT, ch_client
 
@@ -33,7 +34,7 @@ def result_with(pods: dict[str, float], tenant="t-1", hour=H0) -> HourResult:
 
 def commit(sink: ClickHouseSink, result: HourResult) -> RunRecord:
     tenant, hour = result.rows[0].cloud_account_id, result.rows[0].hour
-    run = RunRecord(tenant, hour, uuid.uuid4(), "running", "test", started_at=now())
+    run = RunRecord.start(tenant, hour, "test")
     sink.record(run)
     return sink.write_hour(run, result)
 
@@ -57,7 +58,8 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                               "ORDER BY table, name").result_rows
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
-                         "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join"]
+                         "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
+                         "0010_run_ledger_refused_collected"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -79,21 +81,28 @@ def test_schema_matches_what_the_code_inserts(sink):
         ("kubecost_savings_cpu_allocation", 1.5, {"daemonset": "false"})]
 
 
-def test_rerun_replaces_rows_exactly_and_leaves_no_stale_rows(sink):
+def test_rerun_replaces_rows_exactly_and_cleanup_leaves_no_stale_rows(sink):
     commit(sink, result_with({"a": 1.0, "b": 2.0, "c": 3.0}))
     commit(sink, result_with({"a": 1.0, "b": 2.0, "c": 3.0}))
     assert current(sink) == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
     commit(sink, result_with({"a": 1.5}))  # the rerun found fewer pods
     assert current(sink) == [("a", 1.5)]
-    assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)]  # older runs deleted underneath
+    # the commit deleted nothing: the superseded runs are underneath, invisible, until cleanup
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(7,)]
+    assert sink.query("SELECT sum(rows) FROM k8s_expenses_namespace_current") == [(1,)]
+    assert sink.collect_garbage().runs == 2
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)]
     assert sink.query("SELECT namespace, rows, total_cost FROM k8s_expenses_namespace_hourly") == [("default", 1, 1.5)]
     assert sink.query("SELECT count() FROM kubecost_metrics_hourly") == [(1,)]
     assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(1,)]
+    assert current(sink) == [("a", 1.5)]
+    assert sink.collect_garbage().runs == 0  # the runs removed are recorded 'collected': not looked at again
+    assert sink.query("SELECT count() FROM k8s_expense_runs WHERE status = 'collected'") == [(2,)]
 
 
 def test_rows_of_an_unfinished_run_are_invisible(sink):
     commit(sink, result_with({"a": 1.0}))
-    crashed = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    crashed = RunRecord.start("t-1", H0, "test")
     sink.record(crashed)
     from kubecost_worker.sink.clickhouse import _expense_columns
 
@@ -111,14 +120,20 @@ def test_abandoned_runs_are_removed_once_stale(sink):
     from kubecost_worker.sink.clickhouse import _expense_columns
 
     commit(sink, result_with({"a": 1.0}))
-    crashed = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    crashed = RunRecord.start("t-1", H0, "test")
     sink.record(crashed)
     sink.client.insert("k8s_expenses", _expense_columns(result_with({"a": 9.0}).rows, crashed.run_id, now()),
                        column_names=EXPENSE_COLUMNS, column_oriented=True)
-    assert sink.remove_abandoned_runs(H0) == 0  # recent: maybe another consumer is still writing it
+    assert sink.collect_garbage().runs == 0  # recent: maybe another consumer is still writing it
     assert sink.query("SELECT count() FROM k8s_expenses") == [(2,)]
-    assert sink.remove_abandoned_runs(H0, stale_after=dt.timedelta(0)) == 1
+    assert sink.collect_garbage(stale_after=dt.timedelta(0)).runs == 1
     assert sink.query("SELECT count() FROM k8s_expenses") == [(1,)] and current(sink) == [("a", 1.0)]
+    # a run that old may not commit any more: cleanup may have removed its rows meanwhile
+    late = dt.datetime.now(dt.timezone.utc) - STALE_RUN
+    old = RunRecord("t-1", H0, uuid.uuid4(), RunStatus.RUNNING, "test", started_at=late)
+    with pytest.raises(TransientError, match="may not commit"):
+        sink.write_hour(old, result_with({"a": 5.0}))
+    assert current(sink) == [("a", 1.0)]
 
 
 OLD_VIEWS = {  # the *_current views as migrations 0004 and 0006 defined them: (cloud_account_id, hour, run_id) IN
@@ -135,13 +150,13 @@ def test_the_current_views_equal_their_old_definition(sink):
         for k, hour in enumerate((H0, H0 + 3600, H0 + 7200)):
             commit(sink, result_with({"a": 1.0 + k, "b": 2.0}, tenant, hour))
             commit(sink, result_with({"a": 3.0 + k, "c": 0.5}, tenant, hour))  # a rerun: supersedes the first
-    unfinished = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    unfinished = RunRecord.start("t-1", H0, "test")
     sink.record(unfinished)
     sink.client.insert("k8s_expenses", [["t-1", "c1", utc(H0), "default", "deployment", "api", "ghost", "n1", 9.0,
                                          unfinished.run_id]],
                        column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",
                                      "workload_name", "pod", "node", "cpu_cost", "run_id"])
-    failed = RunRecord("t-2", H0, uuid.uuid4(), "failed", "test", started_at=now(), error="boom")
+    failed = RunRecord.start("t-2", H0, "test").failed("boom")
     sink.record(failed)
     for view, select in OLD_VIEWS.items():
         old = (f"{select} WHERE (cloud_account_id, hour, run_id) IN "
@@ -153,6 +168,68 @@ def test_the_current_views_equal_their_old_definition(sink):
         assert sink.query(f"SELECT * FROM {view} {one}") == sink.query(f"SELECT * FROM ({old}) {one}")
     pods = sink.query("SELECT cloud_account_id, toUnixTimestamp(hour), pod FROM k8s_expenses_current ORDER BY ALL")
     assert pods == [(t, h, p) for t in ("t-1", "t-2") for h in (H0, H0 + 3600, H0 + 7200) for p in ("a", "c")]
+
+
+def test_cleanup_is_one_delete_per_table_and_partition_whatever_the_number_of_runs(sink):
+    """Reruns of hours in two months: one cleanup removes every superseded run's rows with one lightweight delete
+    per table and monthly partition, keeps each hour's current run, and touches only hours changed since."""
+    january, february = H0, H0 + 31 * 86400
+    hours = [january + k * 3600 for k in range(4)] + [february + k * 3600 for k in range(4)]
+    for hour in hours:
+        for rerun in range(3):
+            commit(sink, result_with({"a": 1.0 + rerun, "b": 2.0}, hour=hour))
+    mutations = "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = {t:String}"
+    before = {t: sink.query(mutations, {"t": t})[0][0] for t in RUN_TABLES}
+    collected = sink.collect_garbage()
+    assert (collected.runs, collected.partitions) == (2 * len(hours), 2)
+    assert {t: sink.query(mutations, {"t": t})[0][0] - before[t] for t in RUN_TABLES} == {t: 2 for t in RUN_TABLES}
+    assert sink.query("SELECT count(), sum(cpu_cost) FROM k8s_expenses") == [(2 * len(hours), 5.0 * len(hours))]
+    assert sink.query("SELECT count() FROM k8s_expenses_current") == [(2 * len(hours),)]
+
+    marker = sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    commit(sink, result_with({"a": 7.0}, hour=hours[-1]))
+    commit(sink, result_with({"a": 7.0}, hour=hours[0]))
+    assert sink.collect_garbage(since=marker).runs == 2
+    assert sink.query("SELECT count() FROM k8s_expenses") == [(2 * len(hours) - 2,)]
+    assert sink.collect_garbage().runs == 0
+
+
+def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_path):
+    """Hours written (and rerun) under migration 0009 read the same after 0010, and cleanup keeps them."""
+    older = tmp_path / "0009"
+    older.mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql"))[:9]:
+        shutil.copy(path, older)
+    with ch_client(ch_url) as client:
+        assert migrations.migrate(client, older)[-1] == "0009_current_views_join"
+        sink = ClickHouseSink(client)
+        for k, hour in enumerate((H0, H0 + 3600, H0 + 40 * 86400)):
+            commit(sink, result_with({"a": 1.0, "b": 2.0 + k}, hour=hour))
+            commit(sink, result_with({"a": 1.5, "c": 0.5 + k}, hour=hour))
+        snapshot = "SELECT * FROM {view} ORDER BY ALL"
+        views = ("k8s_expenses_current", "kubecost_metrics_current", "k8s_expenses_namespace_current")
+        before = {view: sink.query(snapshot.format(view=view)) for view in views}
+        assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
+        assert migrations.migrate(client) == ["0010_run_ledger_refused_collected"]
+        assert {view: sink.query(snapshot.format(view=view)) for view in views} == before
+        sink.collect_garbage()
+        assert {view: sink.query(snapshot.format(view=view)) for view in views} == before
+        assert sink.query("SELECT count() FROM k8s_expenses") == [(6,)]
+
+
+def test_the_current_run_rule_is_written_once(sink):
+    """The *_current views join the rule inline (a nested view costs a query plan of its own): each copy is the
+    text of k8s_expense_current_runs, the one definition the sink, the API and cleanup read."""
+    def words(sql: str) -> str:
+        return " ".join(sql.replace("(", " ( ").replace(")", " ) ").split())
+
+    last = migrations.load_migrations(ROOT / "migrations")[9]
+    rule = [s for s in migrations.load_migrations(ROOT / "migrations")[3].statements
+            if "VIEW IF NOT EXISTS k8s_expense_current_runs AS" in s][0].split(" AS\n", 1)[1]
+    inline = [s.split("INNER JOIN (", 1)[1].rsplit(") AS current", 1)[0] for s in last.statements
+              if s.startswith("CREATE OR REPLACE VIEW") and "_current AS" in s]
+    assert len(inline) == 3 and all(words(copy) == words(rule) for copy in inline)
 
 
 def test_tenants_and_hours_are_independent(sink):
@@ -230,7 +307,7 @@ def test_total_cost_computed_on_read_is_the_models_sum(sink):
     rows = [ExpenseRow("t", "c", 0, "ns", "deployment", "w", f"p{i}", "n", cpu_cost=0.1 * i, ram_cost=1 / 3,
                        gpu_cost=1e-17, pv_cost=0.7, network_cost=0.2 / 7, lb_cost=1e-9 * i, management_cost=0.3)
              for i in range(50)]
-    run = RunRecord("t", 0, uuid.uuid4(), "running", "test", started_at=now())
+    run = RunRecord.start("t", 0, "test")
     sink.record(run)
     sink.write_hour(run, HourResult(rows, [], samples_seen=0, unpriced_nodes=[]))
     stored = dict(sink.query("SELECT pod, total_cost FROM k8s_expenses_current"))
@@ -259,8 +336,8 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-3:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
-                                                   "0009_current_views_join"]
+        assert migrations.migrate(client)[-4:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+                                                   "0009_current_views_join", "0010_run_ledger_refused_collected"]
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
 
@@ -294,7 +371,7 @@ def test_a_run_split_over_insert_blocks_reads_every_point_once(sink):
     from kubecost_worker.sink.clickhouse import _metric_columns
 
     samples = [MetricSample("t-1", H0, "kubecost_node_is_spot", {"node": f"n{i}"}, float(i), 60) for i in range(6)]
-    run = RunRecord("t-1", H0, uuid.uuid4(), "running", "test", started_at=now())
+    run = RunRecord.start("t-1", H0, "test")
     sink.record(run)
     for block in (samples[:3], samples[3:]):
         sink.client.insert("kubecost_metrics_hourly", _metric_columns(block, run.run_id), column_names=METRIC_COLUMNS,
@@ -387,7 +464,12 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 8 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 12 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    ledger = [r for r in rendered if "'refused' = 5" in r]
+    assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
+    assert delete_runs("k8s_expenses", 202601, "prod-1") == (  # cleanup: the local tables, one partition
+        "DELETE FROM k8s_expenses_local ON CLUSTER `prod-1` IN PARTITION 202601 "
+        "WHERE (cloud_account_id, hour, run_id) IN %(runs)s")
     codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
     assert len(codecs) == 1 and codecs[0].startswith("ALTER TABLE k8s_expenses_local ON CLUSTER")  # data: local
     alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost" in r]

@@ -20,13 +20,13 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from ..model.allocation import IDLE
+from ..runs import HOUR
 
 _IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "
               "AND hour < toDateTime({end:Int64}, 'UTC') AND {start:Int64} < {end:Int64}")
-# The rows of the latest successful run of each tenant-hour, as the *_current views define them, with the run
+# The rows of the current run of each tenant-hour (k8s_expense_current_runs, the one definition), with the run
 # lookup narrowed to the tenant and window first: a few hundred run ids instead of the whole ledger.
-WINDOW = (_IN_WINDOW + " AND run_id IN (SELECT argMax(run_id, recorded_at) FROM k8s_expense_runs WHERE "
-          + _IN_WINDOW + " AND status = 'succeeded' GROUP BY hour)")
+WINDOW = _IN_WINDOW + " AND run_id IN (SELECT run_id FROM k8s_expense_current_runs WHERE " + _IN_WINDOW + ")"
 NAMESPACE_ROLLUP = "k8s_expenses_namespace_hourly"
 SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "kubecost_savings_memory_allocation_bytes"}
 COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "total_cost")
@@ -54,11 +54,10 @@ def _pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[
     """``[from, to)`` sub-windows of the window, in order, covering its stored hours: whole steps (hours or days)
     of about ``ROWS_PER_PIECE`` rows each, as the ledger counts them."""
     params = _params(tenant, start, end)
-    size = 3600 if step == "hour" else 86400
+    size = HOUR if step == "hour" else 24 * HOUR
     rows_per_step: dict[int, int] = {}
-    for hour, rows in reader.query(f"SELECT toUnixTimestamp(hour), argMax(rows_written, recorded_at) FROM "
-                                   f"k8s_expense_runs WHERE {_IN_WINDOW} AND status = 'succeeded' GROUP BY hour "
-                                   "ORDER BY hour", params):
+    for hour, rows in reader.query(f"SELECT toUnixTimestamp(hour), rows_written FROM k8s_expense_current_run_records "
+                                   f"WHERE {_IN_WINDOW} ORDER BY hour", params):
         rows_per_step[hour - hour % size] = rows_per_step.get(hour - hour % size, 0) + rows
     pieces: list[tuple[int, int]] = []
     held = 0

@@ -29,7 +29,8 @@ from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
 from .broker import ATTEMPT, REFUSED, Broker
-from .messages import HOUR, InvalidJob, Job, parse
+from ..runs import HOUR, RunStatus
+from .messages import InvalidJob, Job, parse
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +69,8 @@ class JobHandler:
         bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
         try:
             with self.broker.heartbeats(channel):
-                for hour in job.hours:
-                    self.pipeline().run_hour(job.cloud_account_id, hour, job.reason)
+                records = [self.pipeline().run_hour(job.cloud_account_id, hour, job.reason, job.force)
+                           for hour in job.hours]
         except TransientError as exc:
             if attempt >= self.config.max_retries:
                 return self._dead(message, body, str(exc), "transient", attempt, channel)
@@ -83,7 +84,8 @@ class JobHandler:
             bound.exception("job failed unexpectedly")
             return self._dead(message, body, f"{type(exc).__name__}: {exc}", "unexpected", attempt, channel)
         message.ack()
-        return self._count("done")
+        # refused: the ledger says why, the hour keeps its data; nothing to retry or dead-letter
+        return self._count("refused" if any(r.status == RunStatus.REFUSED for r in records) else "done")
 
     def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
         """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
@@ -94,7 +96,8 @@ class JobHandler:
         """One job per hour of the range, published (with publisher confirms) before the range is acked: a crash
         in between publishes some hours twice, and running an hour twice stores it once."""
         for hour in job.hours:
-            self.broker.publish(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at), channel)
+            self.broker.publish(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at, job.force),
+                                channel)
         message.ack()
         log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hours))
         return self._count("split")

@@ -1,11 +1,13 @@
 """The one unit of work: a tenant-hour job, as a JSON message.
 
     {"cloud_account_id": "acme-prod", "start": "2026-11-26T10:00:00Z", "end": "2026-11-26T11:00:00Z",
-     "reason": "rerun", "requested_at": "2026-11-26T11:07:12Z"}
+     "reason": "rerun", "requested_at": "2026-11-26T11:07:12Z", "force": true}
 
 ``start``/``end`` are ISO-8601 UTC (unix seconds are accepted too), on hour boundaries, ``start < end``, between
 2000 and 2200 (``requested_at`` too); a message may cover several hours (a rerun range) up to
-``KCW_MAX_RERUN_HOURS``. Anything else is an ``InvalidJob`` naming the problem, whatever the body holds (a nesting
+``KCW_MAX_RERUN_HOURS``. ``force`` (optional, a JSON boolean, default false) replaces hours even where the run
+finds markedly less data than the stored one (``runs.refusal``); it is written only when true, so a message
+without it reads the same to a consumer that predates it. Anything else is an ``InvalidJob`` naming the problem, whatever the body holds (a nesting
 deep enough to exhaust the parser, a number too large for a date): the message goes to the dead-letter queue at
 once and the consumer goes on.
 """
@@ -20,9 +22,10 @@ from typing import Any
 
 from ..config import is_safe_tenant_id
 from ..errors import TerminalError
+from ..runs import HOUR, iso
 
-HOUR = 3600
 FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
+OPTIONAL_FIELDS = ("force",)
 REASON = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MAX_MESSAGE_BYTES = 4096
 # Times a job may name: wide enough for any real rerun, narrow enough that every date function works on them.
@@ -31,10 +34,6 @@ EARLIEST, LATEST = 946684800, 7258118400  # 2000-01-01, 2200-01-01 (UTC)
 
 class InvalidJob(TerminalError):
     """A message that can never be processed."""
-
-
-def iso(ts: int | float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _timestamp(name: str, value: Any) -> int | float:
@@ -68,17 +67,19 @@ class Job:
     end: int
     reason: str
     requested_at: int
+    force: bool = False
 
     @property
     def hours(self) -> list[int]:
         return list(range(self.start, self.end, HOUR))
 
     def to_json(self) -> bytes:
-        return json.dumps({"cloud_account_id": self.cloud_account_id, "start": iso(self.start), "end": iso(self.end),
-                           "reason": self.reason, "requested_at": iso(self.requested_at)}).encode()
+        body = {"cloud_account_id": self.cloud_account_id, "start": iso(self.start), "end": iso(self.end),
+                "reason": self.reason, "requested_at": iso(self.requested_at)}
+        return json.dumps({**body, "force": True} if self.force else body).encode()
 
     def describe(self) -> str:
-        return f"{self.cloud_account_id} [{iso(self.start)}, {iso(self.end)}) {self.reason}"
+        return f"{self.cloud_account_id} [{iso(self.start)}, {iso(self.end)}) {self.reason}" + (" forced" if self.force else "")
 
 
 def validate(job: Job, max_hours: int) -> Job:
@@ -119,13 +120,15 @@ def _parse(body: bytes | str, max_hours: int) -> Job:
     if not isinstance(data, dict):
         raise InvalidJob(f"expected a JSON object, got {type(data).__name__}")
     missing = [f for f in FIELDS if f not in data]
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if missing or unknown:
         raise InvalidJob("; ".join(filter(None, [missing and f"missing fields: {', '.join(missing)}",
                                                  unknown and f"unknown fields: {', '.join(unknown)[:200]}"])))
-    tenant, reason = data["cloud_account_id"], data["reason"]
+    tenant, reason, force = data["cloud_account_id"], data["reason"], data.get("force", False)
     if not isinstance(tenant, str) or not isinstance(reason, str):
         raise InvalidJob("cloud_account_id and reason must be strings")
+    if not isinstance(force, bool):
+        raise InvalidJob(f"force must be true or false, got {str(force)[:40]!r}")
     job = Job(tenant, _timestamp("start", data["start"]), _timestamp("end", data["end"]), reason,
-              _timestamp("requested_at", data["requested_at"]))
+              _timestamp("requested_at", data["requested_at"]), force)
     return validate(job, max_hours)

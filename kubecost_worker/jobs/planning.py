@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-HOUR = 3600
+from ..runs import HOUR, PENDING
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,11 @@ class HourState:
     """What the run ledger knows about one tenant-hour."""
 
     succeeded_coverage: int | None  # sentinel samples seen by the current run; None: never succeeded
-    last_status: str  # the latest record: queued, running, succeeded or failed
+    last_status: str  # the latest record: queued, running, succeeded, failed or refused
     last_recorded_at: dt.datetime
 
     def is_pending(self, trusted_after: dt.datetime) -> bool:
-        return self.last_status in ("queued", "running") and self.last_recorded_at >= trusted_after
+        return self.last_status in PENDING and self.last_recorded_at >= trusted_after
 
 
 def last_due_hour(now: float, lag_minutes: int) -> int:

@@ -1,4 +1,5 @@
-"""The hourly tick: find the due tenant-hours (``planning.plan``) and enqueue them as jobs.
+"""The hourly tick: find the due tenant-hours (``planning.plan``) and enqueue them as jobs, then remove the rows of
+the runs that can no longer become current (``ClickHouseSink.collect_garbage``: one batch per tick).
 
 APScheduler 3.11 drives it: a cron trigger at ``KCW_SCHEDULE_MINUTE`` past every hour, ``max_instances=1`` and
 ``coalesce=True`` (a tick that overran, or ticks missed while the process slept, run once). A second scheduler
@@ -11,7 +12,6 @@ import datetime as dt
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
 from typing import Any, Callable
 
@@ -20,14 +20,18 @@ import structlog
 from .. import telemetry
 from ..errors import WorkerError
 from ..model.series import SENTINEL_METRICS
-from ..sink.clickhouse import STALE_RUN, RunRecord, now as utc_now
+from ..runs import HOUR, STALE_RUN, RunRecord, RunStatus, now as utc_now
 from ..source.extract import hourly_counts
 from .broker import Broker
-from .messages import HOUR, Job
+from .messages import Job
 from .planning import HourState, catchup_window, plan
 
 log = structlog.get_logger(__name__)
 PRESENCE_METRICS = ("node_cpu_hourly_cost",)  # cheap: one series per node
+# Each tick's cleanup looks at the hours whose ledger changed since the previous cleanup began, less this margin:
+# a run that died becomes removable STALE_RUN after it started, with no record to say so; the first tick of a
+# process looks at every hour.
+CLEANUP_OVERLAP = 2 * STALE_RUN
 
 
 class Scheduler:
@@ -38,6 +42,7 @@ class Scheduler:
         self.clock = clock
         # Pending records older than this are not trusted: an in-memory queue died with its process.
         self.started_at = utc_now()
+        self.last_cleanup: dt.datetime | None = None
 
     def _trusted_after(self) -> dt.datetime:
         stale = utc_now() - STALE_RUN
@@ -58,6 +63,7 @@ class Scheduler:
             complete = [hour for hour, state in states.items() if state.succeeded_coverage is not None]
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
+            telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))
             for hour, reason in plan(window, presence, recheck_counts, states, self._trusted_after()):
                 jobs.append(Job(tenant, hour, hour + HOUR, reason, int(now)))
         return jobs
@@ -67,19 +73,30 @@ class Scheduler:
         started = time.perf_counter()
         try:
             jobs = self.due_jobs()
-            window = catchup_window(self.clock(), self.config.lag_minutes, self.config.max_catchup_hours)
-            self.pipeline.sink.remove_abandoned_runs(window[0])
             for job in jobs:
                 self.broker.publish(job, channel)
                 telemetry.JOBS_ENQUEUED.labels(job.reason).inc()
-                self.pipeline.sink.record(RunRecord(job.cloud_account_id, job.start, uuid.uuid4(), "queued",
-                                                    job.reason, started_at=utc_now()))
+                self.pipeline.sink.record(RunRecord.queued(job.cloud_account_id, job.start, job.reason))
         except WorkerError as exc:
             log.error("scheduler tick failed", error=str(exc))
             return []
+        self.clean_up()
         log.info("scheduler tick", enqueued=len(jobs), seconds=round(time.perf_counter() - started, 3),
                  reasons=dict(Counter(j.reason for j in jobs)))
         return jobs
+
+    def clean_up(self) -> None:
+        """Remove the rows of runs superseded, failed or abandoned since the last cleanup; a failure is logged and
+        the next tick covers the same hours."""
+        began = utc_now()
+        since = self.last_cleanup - CLEANUP_OVERLAP if self.last_cleanup else None
+        try:
+            collected = self.pipeline.sink.collect_garbage(since)
+        except WorkerError as exc:
+            log.error("cleanup of obsolete runs failed", error=str(exc))
+            return
+        self.last_cleanup = began
+        telemetry.RUNS_COLLECTED.inc(collected.runs)
 
 
 def hourly_trigger(minute: int):

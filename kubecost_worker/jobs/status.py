@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from .messages import HOUR, iso
+from ..runs import HOUR, PENDING, RunStatus, iso
 
 
 def _ranges(hours: list[int]) -> list[str]:
@@ -17,7 +17,8 @@ def _ranges(hours: list[int]) -> list[str]:
 
 
 def summarize(rows: list[tuple]) -> str:
-    """``rows``: (tenant, hour, succeeded ever, latest status, latest error, rows, cost) per tenant-hour."""
+    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost) per tenant-hour
+    (``ClickHouseSink.ledger_summary``)."""
     if not rows:
         return "status: the run ledger is empty"
     lines = []
@@ -28,12 +29,16 @@ def summarize(rows: list[tuple]) -> str:
         known = {h for _, h, *_ in items}
         first = min(known)
         missing = [h for h in range(first, (last_complete or first) + HOUR, HOUR) if h not in set(done)]
-        failures = [(h, error) for _, h, ok, latest, error, *_ in items if latest == "failed"]
-        pending = [h for _, h, ok, latest, *_ in items if latest in ("queued", "running") and not ok]
+        failures = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.FAILED]
+        refusals = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.REFUSED]
+        pending = [h for _, h, ok, latest, *_ in items if latest in PENDING and not ok]
         lines.append(f"{tenant}: last complete hour {iso(last_complete) if last_complete is not None else 'none'}, "
-                     f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, {len(pending)} pending")
+                     f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, "
+                     f"{len(refusals)} refused, {len(pending)} pending")
         for block in _ranges(missing):
             lines.append(f"  gap      {block}")
         for hour, error in failures[:20]:
             lines.append(f"  failed   {iso(hour)}: {error[:160]}")
+        for hour, error in refusals[:20]:
+            lines.append(f"  refused  {iso(hour)}: {error[:200]}")
     return "\n".join(lines)

@@ -1,15 +1,18 @@
 """Sink: writing a tenant-hour's rows into ClickHouse so that reruns replace them exactly.
 
 One code path, clickhouse-connect, for the embedded chDB (``chdb:///path``) and a ClickHouse server
-(``http(s)://...``). The write protocol of one run:
+(``http(s)://...``). The write protocol of one run (the rules are in ``runs.py``):
 
 1. ledger row ``running`` (run id, start time);
 2. insert the expense rows and metric samples, tagged with the run id (invisible: no view selects them);
 3. ledger row ``succeeded``: from this single-row insert on, ``k8s_expenses_current`` shows the new run's
-   rows instead of the previous run's; a reader sees the old hour or the new one, never a mix;
-4. delete the rows of runs that can no longer become current (superseded or failed runs of that hour).
+   rows instead of the previous run's; a reader sees the old hour or the new one, never a mix.
 
-A crash anywhere leaves at worst invisible rows of an unfinished run, removed by the next success.
+Nothing is deleted on the way: the rows of the runs a commit supersedes stay underneath, invisible, until
+``collect_garbage`` removes them in batches (one delete per table and monthly partition for every run found),
+which the scheduler runs each tick and ``kubecost-worker gc`` on demand. A rerun costs what a first run costs,
+however large the tables. A crash anywhere leaves at worst invisible rows of an unfinished run, collected once it
+is stale.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -29,6 +33,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 
 from ..errors import TerminalError, TransientError
 from ..model.allocation import ExpenseRow, HourResult, MetricSample
+from ..runs import STALE_RUN, CurrentRun, RunRecord, RunStatus, now, utc
 from .cluster import local_table
 
 log = structlog.get_logger(__name__)
@@ -50,16 +55,16 @@ RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics
 # Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
 # (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
 STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
-# A run still 'running' after this long is taken for dead (its process was killed) and may be cleaned up.
-STALE_RUN = dt.timedelta(hours=2)
-
-
-def utc(ts: int | float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# Runs whose rows one delete statement removes: the statement names each as a (tenant, hour, run id) tuple.
+COLLECT_BATCH_RUNS = 5_000
+# Cleanup's deletes are queued at once and then awaited together: a lightweight delete is a mutation, applied by
+# ClickHouse's background pool, and waiting for each in turn (the default) costs that pool's latency per statement
+# (about 2 s each measured in chDB, whatever the partition's size). A queued mutation is durable: a crash before it
+# is applied leaves it to run when ClickHouse is back.
+QUEUED_DELETE = {"lightweight_deletes_sync": 0}
+CLEANUP_WAIT_SECONDS = 600.0
+LEDGER_COLUMNS = ["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
+                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "recorded_at"]
 
 
 @contextlib.contextmanager
@@ -102,19 +107,12 @@ def connect(url: str) -> Any:
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    cloud_account_id: str
-    hour: int
-    run_id: uuid.UUID
-    status: str
-    reason: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None = None
-    rows_written: int = 0
-    total_cost: float = 0.0
-    samples_seen: int = 0
-    coverage: int = 0
-    error: str = ""
+class Collected:
+    """What one cleanup removed: runs, the partitions it touched (one delete per table each), its time."""
+
+    runs: int
+    partitions: int
+    seconds: float
 
 
 class ClickHouseSink:
@@ -133,21 +131,28 @@ class ClickHouseSink:
 
     # -- the ledger --------------------------------------------------------------------------------------------
 
-    def record(self, run: RunRecord) -> None:
-        with classified(f"recording run {run.run_id} as {run.status}"):
-            self.client.insert(
-                "k8s_expense_runs",
-                [[run.cloud_account_id, utc(run.hour), run.run_id, run.status, run.reason, run.started_at,
-                  run.finished_at, run.rows_written, run.total_cost, run.samples_seen, run.coverage,
-                  run.error[:2000], now()]],
-                column_names=["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
-                              "rows_written", "total_cost", "samples_seen", "coverage", "error", "recorded_at"],
-            )
+    def record(self, *runs: RunRecord) -> None:
+        if not runs:
+            return
+        with classified(f"recording run {runs[0].run_id} as {runs[0].status}"):
+            at = now()
+            self.client.insert("k8s_expense_runs", [
+                [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
+                 r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000], at] for r in runs],
+                column_names=LEDGER_COLUMNS)
+
+    def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
+        """The run readers see for the tenant-hour, as ``k8s_expense_current_runs`` defines it; None: no run yet."""
+        rows = self.query("SELECT run_id, coverage, rows_written FROM k8s_expense_current_run_records "
+                          "WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}",
+                          {"tenant": tenant, "hour": utc(hour)})
+        return CurrentRun(rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
 
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
     def write_hour(self, run: RunRecord, result: HourResult) -> RunRecord:
-        """Insert the rows of a run, commit it, clean up older runs; returns the succeeded record."""
+        """Insert the rows of a run and commit it; returns the succeeded record. Older runs stay underneath,
+        invisible, until ``collect_garbage``."""
         inserted_at = now()
         with classified(f"inserting {len(result.rows)} rows"):
             if result.rows:
@@ -156,87 +161,122 @@ class ClickHouseSink:
             if result.metric_samples:
                 self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
                                    column_names=METRIC_COLUMNS, column_oriented=True)
-        done = RunRecord(run.cloud_account_id, run.hour, run.run_id, "succeeded", run.reason, run.started_at,
-                         finished_at=now(), rows_written=len(result.rows), total_cost=result.total_cost,
-                         samples_seen=result.samples_seen, coverage=result.coverage)
+        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, result.coverage)
+        if not run.may_commit(done.finished_at):
+            raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
+                                 "cleanup takes runs this old for dead and may be removing its rows")
         self.record(done)
-        self.remove_obsolete_runs(run.cloud_account_id, run.hour)
         return done
 
-    def remove_obsolete_runs(self, tenant: str, hour: int, stale_after: dt.timedelta = STALE_RUN) -> int:
-        """Delete the rows of the hour's runs that can no longer become current; returns how many runs.
+    # -- cleanup -----------------------------------------------------------------------------------------------
 
-        Kept: the current (latest succeeded) run, and runs still 'running' that started recently (another
-        consumer may be writing them and commit after us; its success then cleans up ours).
-        """
-        with classified("finding obsolete runs"):
-            obsolete = self.client.query(
-                """
-                SELECT run_id FROM k8s_expense_runs
-                WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')} AND status != 'queued'
-                GROUP BY run_id
-                HAVING run_id != (
-                        SELECT argMax(run_id, recorded_at) FROM k8s_expense_runs
-                        WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}
-                          AND status = 'succeeded')
-                   AND (argMax(status, recorded_at) != 'running' OR min(started_at) < {stale:DateTime64(3, 'UTC')})
-                """,
-                parameters={"tenant": tenant, "hour": utc(hour), "stale": now() - stale_after},
-            ).result_rows
-        run_ids = [r[0] for r in obsolete]
-        if not run_ids:
-            return 0
-        with classified("deleting obsolete runs"):
-            for table in RUN_TABLES:
-                self.client.command(
-                    f"DELETE FROM {local_table(table, self.cluster)} WHERE cloud_account_id = {{tenant:String}} "
-                    "AND hour = {hour:DateTime('UTC')} AND run_id IN {runs:Array(UUID)}",
-                    parameters={"tenant": tenant, "hour": utc(hour), "runs": run_ids},
-                )
-        log.info("removed obsolete runs", tenant=tenant, hour=utc(hour).isoformat(), runs=len(run_ids))
-        return len(run_ids)
+    def collect_garbage(self, since: dt.datetime | None = None, stale_after: dt.timedelta = STALE_RUN) -> Collected:
+        """Remove the rows of every run that can no longer become current, in hours whose ledger changed since
+        ``since`` (None: every hour), and record those runs as ``collected``.
 
-    def remove_abandoned_runs(self, since_hour: int, stale_after: dt.timedelta = STALE_RUN) -> int:
-        """Clean up after crashes: rows of runs that never committed, in hours from ``since_hour`` on.
+        Removed: superseded succeeded runs, failed runs, and runs still 'running' that started more than
+        ``stale_after`` ago (their process died; a run that old may not commit, ``RunRecord.may_commit``). Kept: the
+        current run of each hour and recent running runs (another consumer may still commit them). One
+        lightweight delete per table and monthly partition for all the runs found, whatever their number; a
+        crash halfway is repaired by the next call (the deletes are idempotent, the runs not yet 'collected')."""
+        started = time.perf_counter()
+        obsolete = self._obsolete_runs(since, stale_after)
+        by_partition: dict[int, list[tuple]] = {}
+        for tenant, hour, run_id, partition in obsolete:
+            by_partition.setdefault(int(partition), []).append((tenant, int(hour), run_id))
+        for partition, runs in sorted(by_partition.items()):
+            for at in range(0, len(runs), COLLECT_BATCH_RUNS):
+                batch = tuple(runs[at: at + COLLECT_BATCH_RUNS])
+                with classified(f"removing the rows of {len(batch)} obsolete runs"):
+                    for table in RUN_TABLES:
+                        self.client.command(delete_runs(table, partition, self.cluster), parameters={"runs": batch},
+                                            settings=QUEUED_DELETE)
+                at_collection = now()
+                self.record(*(RunRecord(tenant, hour, run_id, RunStatus.COLLECTED, "gc", at_collection,
+                                        finished_at=at_collection) for tenant, hour, run_id in batch))
+        if obsolete:
+            self._await_deletes()
+        done = Collected(len(obsolete), len(by_partition), time.perf_counter() - started)
+        if obsolete:
+            log.info("removed the rows of obsolete runs", runs=done.runs, partitions=done.partitions,
+                     seconds=round(done.seconds, 3))
+        return done
 
-        Such rows are invisible (no view selects them) and normally removed when their hour is next written;
-        this finds hours that will not be written again. Returns the number of hours cleaned."""
-        hours = self.query(
-            """
-            SELECT DISTINCT cloud_account_id, toUnixTimestamp(hour) FROM k8s_expenses
-            WHERE hour >= {since:DateTime('UTC')} AND (cloud_account_id, hour, run_id) NOT IN
-                  (SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs
-                   WHERE hour >= {since:DateTime('UTC')})
-            """, {"since": utc(since_hour)})
-        return sum(self.remove_obsolete_runs(tenant, int(hour), stale_after) > 0 for tenant, hour in hours)
+    def _await_deletes(self) -> None:
+        """Until ClickHouse has applied every queued delete of the run tables (on a cluster each server applies its
+        own, and ``ON CLUSTER`` returns once they are queued everywhere: nothing to wait for here)."""
+        if self.cluster:
+            return
+        deadline = time.monotonic() + CLEANUP_WAIT_SECONDS
+        while True:
+            (pending, failure), = self.query(
+                "SELECT countIf(NOT is_done), anyIf(latest_fail_reason, NOT is_done AND latest_fail_reason != '') "
+                "FROM system.mutations WHERE database = currentDatabase() AND table IN {tables:Array(String)}",
+                {"tables": list(RUN_TABLES)})
+            if not pending:
+                return
+            if failure or time.monotonic() > deadline:
+                log.warning("cleanup's deletes not applied yet; ClickHouse goes on with them", pending=pending,
+                            failure=str(failure)[:300])
+                return
+            time.sleep(0.1)
+
+    def _obsolete_runs(self, since: dt.datetime | None, stale_after: dt.timedelta) -> list[tuple]:
+        """(tenant, hour, run id, partition) of the runs ``collect_garbage`` removes."""
+        changed = ("AND (cloud_account_id, hour) IN (SELECT cloud_account_id, hour FROM k8s_expense_runs "
+                   "WHERE recorded_at >= {since:DateTime64(6, 'UTC')})") if since else ""
+        return self.query(
+            f"""
+            SELECT r.cloud_account_id, toUnixTimestamp(r.hour), r.run_id, toYYYYMM(r.hour)
+            FROM (
+                SELECT cloud_account_id, hour, run_id, argMax(status, recorded_at) AS last_status,
+                       min(started_at) AS first_started
+                FROM k8s_expense_runs
+                WHERE status NOT IN ('queued', 'refused') {changed}
+                GROUP BY cloud_account_id, hour, run_id
+            ) AS r
+            LEFT JOIN (
+                SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs WHERE 1 {changed}
+            ) AS current ON r.cloud_account_id = current.cloud_account_id AND r.hour = current.hour
+            WHERE r.last_status != 'collected' AND r.run_id != current.run_id
+              AND (r.last_status != 'running' OR r.first_started < {{stale:DateTime64(3, 'UTC')}})
+            ORDER BY r.cloud_account_id, r.hour
+            """, {"stale": now() - stale_after, **({"since": since} if since else {})})
 
     # -- reading the ledger ------------------------------------------------------------------------------------
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, tuple]:
         """hour -> (coverage of the current run or None, latest status, latest record time) from the ledger."""
+        window = "cloud_account_id = {tenant:String} AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}"
         rows = self.query(
-            """
-            SELECT toUnixTimestamp(hour), countIf(status = 'succeeded') > 0,
-                   argMaxIf(coverage, recorded_at, status = 'succeeded'), argMax(status, recorded_at),
-                   max(recorded_at)
-            FROM k8s_expense_runs
-            WHERE cloud_account_id = {tenant:String}
-              AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}
-            GROUP BY hour
+            f"""
+            SELECT toUnixTimestamp(latest.hour), current.coverage, latest.last_status, latest.at
+            FROM (SELECT hour, argMax(status, recorded_at) AS last_status, max(recorded_at) AS at
+                  FROM k8s_expense_runs WHERE {window} AND status != 'collected' GROUP BY hour) AS latest
+            LEFT JOIN (SELECT hour, coverage FROM k8s_expense_current_run_records WHERE {window}) AS current
+                ON latest.hour = current.hour
+            SETTINGS join_use_nulls = 1
             """, {"tenant": tenant, "first": utc(first_hour), "last": utc(last_hour)})
-        return {int(h): (int(coverage) if ok else None, str(status), _aware(at)) for h, ok, coverage, status, at in rows}
+        return {int(h): (None if coverage is None else int(coverage), str(status), _aware(at))
+                for h, coverage, status, at in rows}
 
     def ledger_summary(self, tenant: str | None = None) -> list[tuple]:
-        """Per tenant-hour: (tenant, hour, succeeded ever, latest status, latest error, latest run's rows and cost)."""
-        where = "WHERE cloud_account_id = {tenant:String}" if tenant else ""
+        """Per tenant-hour: (tenant, hour, has a current run, latest status, latest error or refusal, the current
+        run's rows and cost)."""
+        where = "cloud_account_id = {tenant:String}" if tenant else "1"
         return self.query(
             f"""
-            SELECT cloud_account_id, toUnixTimestamp(hour), countIf(status = 'succeeded') > 0,
-                   argMax(status, recorded_at), argMaxIf(error, recorded_at, status = 'failed'),
-                   argMaxIf(rows_written, recorded_at, status = 'succeeded'),
-                   argMaxIf(total_cost, recorded_at, status = 'succeeded')
-            FROM k8s_expense_runs {where}
-            GROUP BY cloud_account_id, hour ORDER BY cloud_account_id, hour
+            SELECT latest.cloud_account_id, toUnixTimestamp(latest.hour), current.run_id IS NOT NULL,
+                   latest.last_status, latest.last_error, ifNull(current.rows_written, 0), ifNull(current.total_cost, 0)
+            FROM (SELECT cloud_account_id, hour, argMax(status, recorded_at) AS last_status,
+                         argMaxIf(error, recorded_at, status IN ('failed', 'refused')) AS last_error
+                  FROM k8s_expense_runs WHERE {where} AND status != 'collected'
+                  GROUP BY cloud_account_id, hour) AS latest
+            LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost
+                       FROM k8s_expense_current_run_records WHERE {where}) AS current
+                ON latest.cloud_account_id = current.cloud_account_id AND latest.hour = current.hour
+            ORDER BY latest.cloud_account_id, latest.hour
+            SETTINGS join_use_nulls = 1
             """, {"tenant": tenant} if tenant else {})
 
     # -- reading -----------------------------------------------------------------------------------------------
@@ -324,6 +364,14 @@ class ReadClients:
         for client in idle:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def delete_runs(table: str, partition: int, cluster: str | None) -> str:
+    """Cleanup's statement: a lightweight delete of the runs ``%(runs)s`` (tuples of tenant, hour, run id) in one
+    monthly partition; on a cluster, of the local tables ``ON CLUSTER``. The runs are bound client-side, so the
+    statement is complete text, as ``ON CLUSTER`` needs (each server runs the text it is sent)."""
+    return (f"DELETE FROM {local_table(table, cluster)} IN PARTITION {int(partition)} "
+            "WHERE (cloud_account_id, hour, run_id) IN %(runs)s")
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

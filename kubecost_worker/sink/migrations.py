@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TerminalError
-from .clickhouse import classified, now
+from ..runs import now
+from .clickhouse import classified
 from .cluster import local_table, render
 
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

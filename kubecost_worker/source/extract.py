@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING,
                             SUMMARISABLE, HourInput, Series, Summary, pod_of, pods_needing_samples)
+from ..runs import HOUR
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled
 
@@ -268,10 +269,10 @@ def hourly_counts(client: ThanosClient, tenant_label: str, tenant: str, metrics:
     so the counts compare with the ``coverage`` a run recorded.
     """
     selector = "{" + names_matcher(list(metrics)) + ", " + tenant_matcher(tenant_label, tenant) + "}"
-    result = client.query_range(f"sum(count_over_time({selector}[{client.range_selector(3600)}]))",
-                                first_hour + 3600 - 0.001, last_hour + 3600 - 0.001, 3600)
+    result = client.query_range(f"sum(count_over_time({selector}[{client.range_selector(HOUR)}]))",
+                                first_hour + HOUR - 0.001, last_hour + HOUR - 0.001, HOUR)
     counts: dict[int, int] = {}
     for series in result:
         for t, value in series["values"]:
-            counts[round(float(t) + 0.001) - 3600] = int(float(value))
+            counts[round(float(t) + 0.001) - HOUR] = int(float(value))
     return counts

@@ -117,6 +117,7 @@ KCW_TENANTS: {{ join "," $c.tenants | quote }}
 KCW_DATA_DIR: "/data"
 KCW_CLICKHOUSE_CLUSTER: {{ $c.clickhouseCluster | quote }}
 KCW_RETENTION_DAYS: {{ $c.retentionDays | int | toString | quote }}
+KCW_REFUSE_BELOW: {{ $c.refuseBelow | toString | quote }}
 KCW_STEP_SECONDS: {{ $c.stepSeconds | int | toString | quote }}
 KCW_LOG_FORMAT: {{ $c.logFormat | quote }}
 KCW_LOG_LEVEL: {{ $c.logLevel | quote }}

@@ -1,0 +1,132 @@
+"""The run ledger's rules, in one place: what a run of a tenant-hour is, the states it goes through, which run of
+an hour readers see, and when a new run must not replace it. Pure: the sink writes the records
+(``k8s_expense_runs``) and ``k8s_expense_current_runs`` (migration 0004) is the SQL form of the current-run rule;
+``k8s_expense_current_run_records`` (0010) is the ledger record of that run.
+
+A run goes ``running`` -> ``succeeded`` | ``failed`` | ``refused``; nothing else. The scheduler records
+``queued`` under a run id of its own when it enqueues an hour, and cleanup records ``collected`` once a run's rows
+are gone. The current run of a tenant-hour is its latest ``succeeded`` run (by ``recorded_at``): a reader sees the
+hour as that run wrote it, and a run that is still writing, failed, was refused or was superseded is invisible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass, replace
+
+HOUR = 3600
+# A run still 'running' after this long is taken for dead (its process was killed): cleanup may remove its rows,
+# so a run this old may not commit any more (``RunRecord.may_commit``).
+STALE_RUN = dt.timedelta(hours=2)
+# A run that took this much of STALE_RUN fails instead of committing: cleanup could be removing its rows.
+COMMIT_DEADLINE = STALE_RUN - dt.timedelta(minutes=15)
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"        # the scheduler enqueued the hour (a record of its own, never written by a run)
+    RUNNING = "running"      # started; its rows, if any, are invisible
+    SUCCEEDED = "succeeded"  # committed: the latest succeeded run of the hour is the one readers see
+    FAILED = "failed"        # stopped by an error; its rows, if any, stay invisible until cleanup removes them
+    REFUSED = "refused"      # found markedly less data than the current run: nothing written, the hour unchanged
+    COLLECTED = "collected"  # cleanup removed the rows of this superseded, failed or abandoned run
+
+
+# Statuses that end a run; COLLECTED is cleanup's note about a run that had already ended.
+FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REFUSED})
+PENDING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+def utc(ts: int | float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(ts: int | float) -> str:
+    return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hour_starts(start: int, end: int) -> list[int]:
+    """The whole hours in ``[start, end)``: each hour that starts at or after ``start`` and ends by ``end``."""
+    first = -(-start // HOUR) * HOUR
+    return list(range(first, end - HOUR + 1, HOUR))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One record of the ledger: a run's state at ``recorded_at`` (the sink stamps it when it writes)."""
+
+    cloud_account_id: str
+    hour: int
+    run_id: uuid.UUID
+    status: RunStatus
+    reason: str  # why the run was asked for: scheduled, catch-up, late-data, rerun, backfill
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    rows_written: int = 0
+    total_cost: float = 0.0
+    samples_seen: int = 0
+    coverage: int = 0  # samples of the sentinel series: what late-data rechecks and refusals compare
+    error: str = ""  # why it failed or was refused
+
+    @classmethod
+    def start(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
+        if hour % HOUR:
+            raise ValueError(f"hour {hour} is not on an hour boundary")
+        return cls(tenant, hour, uuid.uuid4(), RunStatus.RUNNING, reason, started_at=now())
+
+    @classmethod
+    def queued(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
+        return cls(tenant, hour, uuid.uuid4(), RunStatus.QUEUED, reason, started_at=now())
+
+    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int, coverage: int) -> "RunRecord":
+        return self._end(RunStatus.SUCCEEDED, rows_written=rows_written, total_cost=total_cost,
+                         samples_seen=samples_seen, coverage=coverage)
+
+    def failed(self, error: str) -> "RunRecord":
+        return self._end(RunStatus.FAILED, error=error)
+
+    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int, coverage: int) -> "RunRecord":
+        # rows_written holds the rows the run would have written: the ledger shows what it found beside why
+        return self._end(RunStatus.REFUSED, error=why, rows_written=rows_found, total_cost=total_cost,
+                         samples_seen=samples_seen, coverage=coverage)
+
+    def may_commit(self, at: dt.datetime) -> bool:
+        return at - self.started_at < COMMIT_DEADLINE
+
+    def _end(self, status: RunStatus, **changes) -> "RunRecord":
+        if self.status != RunStatus.RUNNING:
+            raise ValueError(f"a {self.status} run cannot become {status}")
+        return replace(self, status=status, finished_at=now(), **changes)
+
+
+@dataclass(frozen=True)
+class CurrentRun:
+    """What the ledger says of the run readers see for a tenant-hour (``k8s_expense_current_run_records``)."""
+
+    run_id: uuid.UUID
+    coverage: int
+    rows_written: int
+
+
+def refusal(current: CurrentRun | None, coverage: int, rows: int, keep_fraction: float) -> str | None:
+    """Why a run that found ``coverage`` sentinel samples and ``rows`` rows must not replace the hour's current run,
+    or None when it may. A run is refused when it found markedly less than the current run: below ``keep_fraction``
+    of its sentinel samples or of its rows (Thanos's retention dropped the raw samples, a compactor downsampled
+    them, a Prometheus lost data). ``keep_fraction`` 0 never refuses; an hour without a current run never refuses.
+    Late data only adds samples, so a late-data rerun passes."""
+    if current is None or keep_fraction <= 0:
+        return None
+    short = []
+    if coverage < keep_fraction * current.coverage:
+        short.append(f"{coverage} sentinel samples against {current.coverage}")
+    if rows < keep_fraction * current.rows_written:
+        short.append(f"{rows} rows against {current.rows_written}")
+    if not short:
+        return None
+    return (f"found markedly less data than the current run {current.run_id} ({', '.join(short)}; "
+            f"KCW_REFUSE_BELOW={keep_fraction:g}): the hour is kept as it is; rerun with --force to replace it")
