@@ -39,12 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consumers import WORKER, worker_env  # noqa: E402
-from kubecost_worker import logs  # noqa: E402
+from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
-from kubecost_worker.localprom import LocalPrometheus, backfill as promtool_backfill, free_port  # noqa: E402
-from kubecost_worker.pipeline import Pipeline, backfill  # noqa: E402
-from kubecost_worker.simulate import write_simulation  # noqa: E402
-from kubecost_worker.sink import migrations  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks, free_port  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.sink.clickhouse import ClickHouseSink  # noqa: E402
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
 
@@ -149,10 +148,10 @@ def measure_reads(url: str, tenant: str, last: int, prom_hours: int, days: int, 
     up to ``last`` (the hour the worker processes and the window then copies)."""
     prom_start = last - (prom_hours - 1) * 3600
     config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch-reads'}"})
-    sink = ClickHouseSink.open(config.clickhouse_url)
-    migrations.migrate(sink.client)
-    thanos = ThanosClient(ThanosSettings.from_config(config))
-    backfill(Pipeline(config, thanos, sink), [tenant], [last])
+    sink = wiring.open_sink(config)
+    wiring.apply_schema(sink, config)
+    thanos = wiring.thanos_client(config)
+    run_hours(wiring.build_pipeline(config, sink), [tenant], [last])
     rows = fill(sink, days, tenant)
     stored_hour = sink.query("SELECT sum(total_cost) FROM k8s_expenses_current WHERE cloud_account_id = {t:String} "
                              "AND hour = toDateTime({h:Int64}, 'UTC')", {"t": tenant, "h": last})[0][0]
@@ -237,9 +236,9 @@ def measure_stream(url: str, tenant: str, last: int, days: int, workdir: Path, e
     RSS at rest and at its peak (VmHWM: the most it ever held; RssAnon sampled), the time to the first byte of
     the body and to its last, the body's size and the tenant's rows in ``counted``."""
     config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'ch-{endpoint}-{days}'}"})
-    sink = ClickHouseSink.open(config.clickhouse_url)
-    migrations.migrate(sink.client)
-    backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), [tenant], [last])
+    sink = wiring.open_sink(config)
+    wiring.apply_schema(sink, config)
+    run_hours(wiring.build_pipeline(config, sink), [tenant], [last])
     fill(sink, days, tenant, tables=tables)
     texts = sink.query(f"SELECT count() FROM {counted} WHERE cloud_account_id = {{t:String}}", {"t": tenant})[0][0]
     sink.close()
@@ -320,7 +319,7 @@ def kubecost_series_tsdb(thanos: ThanosClient, selector: str, last: int, prom_ho
                     out.write("".join(f"{name}{{{labels}}} {value} {float(ts) - tile * held!r}\n"
                                       for ts, value in series["values"]))
         out.write("# EOF\n")
-    promtool_backfill(openmetrics, workdir / "tsdb-kubecost-series")
+    create_blocks(openmetrics, workdir / "tsdb-kubecost-series")
     return workdir / "tsdb-kubecost-series"
 
 
@@ -373,7 +372,7 @@ def main() -> None:
     print(f"simulating {args.pods} pods for {args.prom_hours} h and backfilling Prometheus...", file=sys.stderr)
     sim = write_simulation(workdir / "sim", [TENANT], prom_start, args.prom_hours, nodes=max(3, args.pods // 50),
                            pods=args.pods)
-    promtool_backfill(Path(sim["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
     with LocalPrometheus(workdir / "tsdb") as url:
         result = measure_reads(url, TENANT, last, args.prom_hours, args.days, args.requests, workdir)
         year = measure_streamed_year(url, TENANT, last, args.stream_days, workdir) if args.stream_days else None
@@ -381,7 +380,7 @@ def main() -> None:
     if args.breakdown_pods:
         print(f"simulating {args.breakdown_pods} pods for 1 h for the per-pod breakdown...", file=sys.stderr)
         small = write_simulation(workdir / "sim-small", [TENANT], last, 1, nodes=3, pods=args.breakdown_pods)
-        promtool_backfill(Path(small["openmetrics"]), workdir / "tsdb-small")
+        create_blocks(Path(small["openmetrics"]), workdir / "tsdb-small")
         with LocalPrometheus(workdir / "tsdb-small") as url:
             breakdown = measure_streamed_breakdown(url, TENANT, last, 366, workdir)
     print(f"\n{args.pods} pods, {args.days} days stored ({result['rows']:,} rows of the tenant, {NEIGHBOURS} "

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kubecost_worker.localprom import LocalPrometheus, backfill  # noqa: E402
-from kubecost_worker.simulate import write_simulation  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 
 WORKER = Path(sys.executable).parent / "kubecost-worker"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -89,7 +89,7 @@ def main() -> None:
     start = end - args.hours * 3600
     tenants = [f"bench-tenant-{i + 1:03d}" for i in range(args.tenants)]
     sim = write_simulation(workdir / "sim", tenants, start, args.hours, pods=args.pods)
-    backfill(Path(sim["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
     jobs = args.tenants * args.hours
     rows = []
     with LocalPrometheus(workdir / "tsdb") as url:

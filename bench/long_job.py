@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consumers import AMQP, WORKER, consumer_env, delete_queues  # noqa: E402
-from kubecost_worker.localprom import LocalPrometheus, backfill  # noqa: E402
-from kubecost_worker.simulate import write_simulation  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from tests.faultproxy import FaultProxy, Slow  # noqa: E402
 
 TENANT = "long-job-tenant"
@@ -42,7 +42,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-long-"))
     hour = int(time.time()) // 3600 * 3600 - 3 * 3600
     sim = write_simulation(workdir / "sim", [TENANT], hour, 1, nodes=3, pods=10)
-    backfill(Path(sim["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
     with LocalPrometheus(workdir / "tsdb") as url, FaultProxy(url, upstream_timeout=60) as proxy:
         proxy.default = Slow(min(55.0, args.minutes * 60 / QUERIES_PER_HOUR))
         env = {**consumer_env(proxy.url), "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}",

@@ -50,17 +50,14 @@ def peak_rss_mb() -> float:
 
 
 def pipeline(url: str):
+    from kubecost_worker import wiring
     from kubecost_worker.config import load_config
-    from kubecost_worker.pipeline import Pipeline
-    from kubecost_worker.sink import migrations
-    from kubecost_worker.sink.clickhouse import ClickHouseSink
-    from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
     ch = f"chdb://{tempfile.mkdtemp(prefix='kcw-probe-')}"
     config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": ch})
-    sink = ClickHouseSink.open(ch)
-    migrations.migrate(sink.client)
-    return Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink)
+    pipeline = wiring.build_pipeline(config)
+    wiring.apply_schema(pipeline.sink, config)
+    return pipeline
 
 
 def main() -> None:

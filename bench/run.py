@@ -43,16 +43,13 @@ from api import (cluster_cost_line, measure_reads, measure_streamed_breakdown, m
                  streamed_year_lines)
 from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
 
-from kubecost_worker import logs  # noqa: E402
+from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
-from kubecost_worker.localprom import LocalPrometheus, backfill  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
-from kubecost_worker.pipeline import Pipeline  # noqa: E402
-from kubecost_worker.simulate import write_simulation  # noqa: E402
-from kubecost_worker.sink import migrations  # noqa: E402
 from kubecost_worker.sink.clickhouse import RUN_TABLES, ClickHouseSink  # noqa: E402
 from kubecost_worker.source.promql import names_matcher  # noqa: E402
-from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
 
 TENANT = "bench-tenant"
 PROBE = ROOT / "bench" / "probe.py"
@@ -65,7 +62,7 @@ def say(message: str) -> None:
 def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) -> Path:
     say(f"simulating {pods:,} pods for {hours} h and backfilling Prometheus")
     sim = write_simulation(workdir / f"sim-{name}", [TENANT], first_hour, hours, nodes=max(3, pods // 50), pods=pods)
-    backfill(Path(sim["openmetrics"]), workdir / f"tsdb-{name}")
+    create_blocks(Path(sim["openmetrics"]), workdir / f"tsdb-{name}")
     Path(sim["openmetrics"]).unlink()  # gigabytes, and Prometheus holds it now
     return workdir / f"tsdb-{name}"
 
@@ -73,9 +70,9 @@ def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) 
 def tenant_hour(url: str, hour: int, runs: int, workdir: Path, name: str) -> dict:
     """Median worker and floor seconds over interleaved runs; the store is emptied (untimed) before each run."""
     config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'ch-hour-{name}'}"})
-    sink = ClickHouseSink.open(config.clickhouse_url)
-    migrations.migrate(sink.client)
-    pipeline = Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink)
+    pipeline = wiring.build_pipeline(config)
+    sink = pipeline.sink
+    wiring.apply_schema(sink, config)
     selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f', tenant_id="{TENANT}"' + "}"
     worker, rerun, floor, rows, size = [], [], [], 0, 0
     for _ in range(runs):

@@ -31,16 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kubecost_worker import logs  # noqa: E402
+from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.jobs.scheduler import CLEANUP_OVERLAP  # noqa: E402
-from kubecost_worker.localprom import LocalPrometheus, backfill as promtool_backfill  # noqa: E402
-from kubecost_worker.pipeline import Pipeline  # noqa: E402
 from kubecost_worker.runs import HOUR, RunStatus, now  # noqa: E402
-from kubecost_worker.simulate import write_simulation  # noqa: E402
 from kubecost_worker.sink import migrations  # noqa: E402
 from kubecost_worker.sink.clickhouse import ClickHouseSink  # noqa: E402
-from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
 
 GOLDEN = "golden-tenant"
 RERUN_HOURS = 6
@@ -113,11 +111,11 @@ def write_path(sink: ClickHouseSink, workdir: Path, pods: int, tenants: int, las
     """Reruns against first runs, the overhead before cleanup and cleanup's cost, beside the big store."""
     first_hour = last_hour - (RERUN_HOURS - 1) * HOUR
     sim = write_simulation(workdir / "sim", [GOLDEN], first_hour, RERUN_HOURS, nodes=max(3, pods // 50), pods=pods)
-    promtool_backfill(Path(sim["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
     hours = list(range(first_hour, last_hour + HOUR, HOUR))
     with LocalPrometheus(workdir / "tsdb") as url:
         config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": sink.url})
-        pipeline = Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink)
+        pipeline = wiring.build_pipeline(config, sink)
         pipeline.run_hour(GOLDEN, hours[0] - HOUR)  # warm: connections, caches (an hour without data)
 
         def timed(reason: str) -> list[float]:

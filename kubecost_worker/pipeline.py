@@ -114,9 +114,11 @@ def cyclic_gc_paused():
 
 
 @dataclass
-class BackfillSummary:
-    tenants: int
-    hours: int
+class HoursSummary:
+    """What ``run_hours`` did: tenant-hours done, failed and refused, rows and cost written, seconds taken."""
+
+    tenant_count: int
+    hour_count: int
     done: int = 0
     failed: int = 0
     refused: int = 0
@@ -126,19 +128,20 @@ class BackfillSummary:
 
     def line(self) -> str:
         jobs = self.done + self.failed
-        line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenants} tenants x {self.hours} "
+        line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenant_count} tenants x {self.hour_count} "
                 f"hours), {self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, {self.failed} failed")
         return line + (f", {self.refused} refused (less data than stored; --force replaces)" if self.refused else "")
 
 
-def backfill(pipeline: Pipeline, tenants: list[str], hours: list[int], progress: bool = False,
-             force: bool = False) -> BackfillSummary:
-    """Run every tenant-hour, hour by hour; a failed tenant-hour is recorded and the others go on."""
+def run_hours(pipeline: Pipeline, tenants: list[str], hour_starts: list[int], progress: bool = False,
+              force: bool = False) -> HoursSummary:
+    """Run every tenant-hour (``kubecost-worker backfill``), hour by hour; a failed tenant-hour is recorded and the
+    others go on."""
     from tqdm import tqdm
 
-    summary = BackfillSummary(tenants=len(tenants), hours=len(hours))
+    summary = HoursSummary(tenant_count=len(tenants), hour_count=len(hour_starts))
     started = time.perf_counter()
-    jobs = [(tenant, hour) for hour in hours for tenant in tenants]
+    jobs = [(tenant, hour) for hour in hour_starts for tenant in tenants]
     for tenant, hour in tqdm(jobs, disable=not progress, unit="tenant-hour", file=sys.stderr):
         try:
             record = pipeline.run_hour(tenant, hour, reason="backfill", force=force)

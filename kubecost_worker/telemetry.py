@@ -39,22 +39,30 @@ def metrics_text() -> bytes:
     return generate_latest()
 
 
+HEALTH_PATHS = ("/metrics", "/healthz", "/readyz")
+PLAIN_TEXT = "text/plain; charset=utf-8"
+
+
+def health_answer(path: str, ready: Callable[[], bool]) -> tuple[int, bytes, str]:
+    """(status, body, content type) of ``/metrics``, ``/healthz`` or ``/readyz``: the one definition both the
+    worker processes' server (below) and the read API serve. Ready: ``ready()`` says so without raising."""
+    if path == "/metrics":
+        return 200, metrics_text(), CONTENT_TYPE_LATEST
+    if path == "/healthz":
+        return 200, b"ok\n", PLAIN_TEXT
+    if path == "/readyz":
+        ok = safe_check(ready)
+        return (200, b"ready\n", PLAIN_TEXT) if ok else (503, b"not ready\n", PLAIN_TEXT)
+    return 404, b"not found\n", PLAIN_TEXT
+
+
 class _Handler(BaseHTTPRequestHandler):
     ready: Callable[[], bool] = staticmethod(lambda: True)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            self._send(200, metrics_text(), CONTENT_TYPE_LATEST)
-        elif path == "/healthz":
-            self._send(200, b"ok\n")
-        elif path == "/readyz":
-            ok = safe_check(self.ready)
-            self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
-        else:
-            self._send(404, b"not found\n")
+        self._send(*health_answer(self.path.split("?", 1)[0], self.ready))
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from kubecost_worker.localprom import LocalPrometheus, backfill
-from kubecost_worker.simulate import write_simulation
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
+from kubecost_worker.devtools.simulation import write_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(sys.executable).parent / "kubecost-worker"
@@ -32,7 +32,7 @@ def prometheus_from(tmp_path_factory):
 
     def start(openmetrics: Path) -> str:
         tsdb = tmp_path_factory.mktemp("tsdb")
-        backfill(Path(openmetrics), tsdb)
+        create_blocks(Path(openmetrics), tsdb)
         prometheus = LocalPrometheus(tsdb)
         started.append(prometheus)
         return prometheus.start()
@@ -75,7 +75,7 @@ class Cluster:
     def __init__(self, root: Path, tenants: list[str], start: int, hours: int, pods: int = 20, seed: int = 0):
         self.tenants, self.start, self.hours = tenants, start, hours
         self.sim = write_simulation(root / "sim", tenants, start, hours, nodes=3, pods=pods, seed=seed)
-        backfill(Path(self.sim["openmetrics"]), root / "tsdb")
+        create_blocks(Path(self.sim["openmetrics"]), root / "tsdb")
         self.prometheus = LocalPrometheus(root / "tsdb")
         self.url = self.prometheus.start()
         self.truth = [json.loads(line) for line in Path(self.sim["ground_truth"]).read_text().splitlines() if line]
@@ -118,11 +118,11 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
     """A simulated cluster run through the real pipeline (Prometheus -> worker -> chDB, in this process);
     yields the sink on the written data, with Prometheus already stopped."""
     from kubecost_worker.config import load_config
-    from kubecost_worker.pipeline import Pipeline, backfill as run_backfill
+    from kubecost_worker.pipeline import run_hours
     from kubecost_worker.runs import hour_starts
     from kubecost_worker.sink import migrations
     from kubecost_worker.sink.clickhouse import ClickHouseSink
-    from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
+    from kubecost_worker.wiring import build_pipeline
 
     cluster = Cluster(root, tenants, start, hours, pods=pods, seed=seed)
     config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}"})
@@ -130,8 +130,7 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
         with ch_client(config.clickhouse_url) as client:
             migrations.migrate(client)
             sink = ClickHouseSink(client, url=config.clickhouse_url)
-            done = run_backfill(Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink), tenants,
-                                hour_starts(start, start + hours * 3600))
+            done = run_hours(build_pipeline(config, sink), tenants, hour_starts(start, start + hours * 3600))
             assert done.failed == 0
             cluster.prometheus.stop()
             yield sink

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from kubecost_worker.api.app import create_app
 from kubecost_worker.errors import TransientError
-from kubecost_worker.localprom import free_port
+from kubecost_worker.devtools.localprom import free_port
 from kubecost_worker.runs import RunRecord, RunStatus, now, utc
 from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
 

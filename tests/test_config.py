@@ -88,7 +88,7 @@ def test_simulate_command_writes_openmetrics_and_ground_truth(tmp_path):
 def test_health_endpoints_report_readiness():
     import requests
 
-    from kubecost_worker.localprom import free_port
+    from kubecost_worker.devtools.localprom import free_port
     from kubecost_worker.telemetry import TENANT_HOURS, serve_health
 
     state = {"ready": False}

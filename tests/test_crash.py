@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kubecost_worker.demo import compare_with_ground_truth, stored_rows
+from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import WORKER, Cluster, ch_client, run_worker

@@ -170,7 +170,7 @@ def test_dockerignore_keeps_local_state_out():
     for path in (".venv", ".git", ".kcw-data", ".demo", ".pytest_cache", "kubecost_worker/__pycache__",
                  "kubecost_worker.egg-info"):
         assert ignored(path), f"{path} should be excluded from the build context"
-    for path in ("pyproject.toml", "README.md", "kubecost_worker/cli.py", "migrations/0001_k8s_expenses.sql"):
+    for path in ("pyproject.toml", "README.md", "kubecost_worker/cli/__init__.py", "migrations/0001_k8s_expenses.sql"):
         assert not ignored(path), f"{path} is needed by the build"
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-from kubecost_worker.demo import compare_with_ground_truth
+from kubecost_worker.devtools.accuracy import compare_with_ground_truth
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import Cluster, ch_client, iso, run_worker
@@ -49,7 +49,7 @@ def backfill_all(env: dict[str, str], *extra: str) -> str:
 
 
 def stored(ch_url: str) -> list[dict]:
-    from kubecost_worker.demo import stored_rows
+    from kubecost_worker.devtools.accuracy import stored_rows
 
     with ch_client(ch_url) as client:
         return stored_rows(ClickHouseSink(client))

@@ -25,7 +25,7 @@ from kubecost_worker.errors import TransientError
 from kubecost_worker.jobs.status import summarize
 from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.model.checks import implausible
-from kubecost_worker.pipeline import Pipeline, backfill
+from kubecost_worker.pipeline import Pipeline, run_hours
 from kubecost_worker.runs import hour_starts
 from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink
@@ -161,7 +161,7 @@ class Store:
         migrations.migrate(client)
         self.sink = ClickHouseSink(client)
         self.hours = hour_starts(START, START + HOURS * 3600)
-        done = backfill(self.pipeline(self.cluster.url), TENANTS, self.hours)
+        done = run_hours(self.pipeline(self.cluster.url), TENANTS, self.hours)
         assert done.failed == 0 and done.done == len(TENANTS) * HOURS
         self.clean = self.visible()
         assert all(self.clean[key] for key in self.clean) and len(self.clean) == len(TENANTS) * HOURS
@@ -211,7 +211,7 @@ def test_a_faulty_answer_is_read_exactly_or_the_hour_fails(store, fault):
     before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
     time.sleep(0.01)
     try:
-        done = backfill(store.pipeline(store.proxy.url), TENANTS, store.hours)
+        done = run_hours(store.pipeline(store.proxy.url), TENANTS, store.hours)
     finally:
         store.proxy.default = "pass"
     assert any(matches(query_of(path)) for path in store.proxy.seen), f"{fault}: the fault hit no query"
@@ -268,7 +268,7 @@ def test_an_unexpected_error_fails_the_hour_and_the_backfill_goes_on(store, monk
     monkeypatch.setattr(pipeline_module, "compute_hour", sometimes_broken)
     before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
     time.sleep(0.01)
-    done = backfill(store.pipeline(store.cluster.url), TENANTS, store.hours)
+    done = run_hours(store.pipeline(store.cluster.url), TENANTS, store.hours)
     runs = store.runs_since(before)
     assert done.failed == HOURS and done.done == HOURS
     assert {(tenant, status) for tenant, _, status, _ in runs} == {(TENANTS[0], "failed"), (TENANTS[1], "succeeded")}
@@ -284,7 +284,7 @@ def test_a_rerun_that_finds_the_history_gone_is_refused_and_force_replaces_it(st
     try:
         before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
         time.sleep(0.01)
-        refused = backfill(store.pipeline(store.proxy.url), TENANTS, store.hours)
+        refused = run_hours(store.pipeline(store.proxy.url), TENANTS, store.hours)
         assert (refused.done, refused.failed, refused.refused) == (0, 0, len(TENANTS) * HOURS)
         assert "refused" in refused.line()
         runs = store.runs_since(before)
@@ -295,12 +295,12 @@ def test_a_rerun_that_finds_the_history_gone_is_refused_and_force_replaces_it(st
         lines = summarize(store.sink.ledger_summary(TENANTS[0]))
         assert f"{HOURS} refused" in lines and lines.count("  refused  ") == HOURS
 
-        forced = backfill(store.pipeline(store.proxy.url), TENANTS[:1], store.hours[:1], force=True)
+        forced = run_hours(store.pipeline(store.proxy.url), TENANTS[:1], store.hours[:1], force=True)
         assert (forced.done, forced.rows) == (1, 0)
         assert (TENANTS[0], store.hours[0]) not in store.visible()  # the operator asked for the empty hour
     finally:
         store.proxy.default = "pass"
-    restored = backfill(store.pipeline(store.cluster.url), TENANTS, store.hours)
+    restored = run_hours(store.pipeline(store.cluster.url), TENANTS, store.hours)
     assert restored.done == len(TENANTS) * HOURS and restored.refused == 0
     visible = store.visible()
     assert visible.keys() == store.clean.keys() and all(same_rows(visible[k], v) for k, v in store.clean.items())

@@ -51,9 +51,9 @@ def stored(tmp_path_factory, request):
                     labels = (raw + "," if raw else "") + f'tenant_id="{tenant}"'
                     f.writelines(f"{name}{{{labels}}} {v!r} {t}\n" for t in range(H0, H0 + HOURS * 3600, 60))
         f.write("# EOF\n")
-    from kubecost_worker.localprom import LocalPrometheus, backfill
+    from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 
-    backfill(root / "gke.om", root / "tsdb")
+    create_blocks(root / "gke.om", root / "tsdb")
     ch_url = f"chdb://{root / 'ch'}"
     with LocalPrometheus(root / "tsdb") as url:
         env = {"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": ch_url}

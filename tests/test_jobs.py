@@ -13,15 +13,14 @@ import uuid
 import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from kubecost_worker import wiring
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import TransientError
-from kubecost_worker.demo import compare_with_ground_truth, stored_rows
+from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
 from kubecost_worker.jobs.consumer import JobHandler, drain
 from kubecost_worker.jobs.messages import Job, iso
 from kubecost_worker.jobs.scheduler import Scheduler
-from kubecost_worker.pipeline import Pipeline
-from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
@@ -57,9 +56,9 @@ class World:
                                    "KCW_RETRY_DELAYS_SECONDS": "1", "KCW_MAX_RETRIES": "2", "KCW_THANOS_RETRIES": "1",
                                    "KCW_LAG_MINUTES": "0", "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), **settings})
         self.broker = Broker.from_config(self.config)
-        self.sink = ClickHouseSink.open(self.config.clickhouse_url)
-        migrations.migrate(self.sink.client)
-        self.pipeline = Pipeline(self.config, ThanosClient(ThanosSettings.from_config(self.config)), self.sink)
+        self.sink = wiring.open_sink(self.config)
+        wiring.apply_schema(self.sink, self.config)
+        self.pipeline = wiring.build_pipeline(self.config, self.sink)
         self.handler = JobHandler(self.config, self.broker, lambda: self.pipeline)
 
     def dead_letters(self) -> list[tuple[dict, bytes]]:
@@ -263,7 +262,7 @@ def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(clust
 def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, world_factory, tmp_path):
     """The worker first sees the last hour with its second half missing (remote-write still retrying), then
     Thanos holds all of it: the next tick notices the grown sample count and the hour is computed again."""
-    from kubecost_worker.localprom import LocalPrometheus, backfill
+    from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 
     last = END - 3600
     thinned = tmp_path / "thinned.om"
@@ -272,7 +271,7 @@ def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, wor
             if not line.startswith("#") and last + 1800 <= int(line.rsplit(" ", 1)[1]) < END:
                 continue
             out.write(line)
-    backfill(thinned, tmp_path / "tsdb")
+    create_blocks(thinned, tmp_path / "tsdb")
     with LocalPrometheus(tmp_path / "tsdb") as early_url:
         world = world_factory(early_url, KCW_RECHECK_HOURS="2")
         Scheduler(world.pipeline, world.broker, clock=just_after_the_data).tick()
@@ -300,7 +299,7 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
     from .conftest import WORKER
 
     ch_url = f"chdb://{tmp_path / 'ch'}"
-    from kubecost_worker.localprom import free_port
+    from kubecost_worker.devtools.localprom import free_port
 
     port, metrics_port = free_port(), free_port()
     env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0",
@@ -380,8 +379,7 @@ def test_a_locked_chdb_path_makes_the_job_wait_and_succeed_once_free(cluster, tm
         config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": ch_url, "KCW_BROKER_URL": "memory://",
                               "KCW_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:10]}", "KCW_RETRY_DELAYS_SECONDS": "1"})
         broker = Broker.from_config(config)
-        handler = JobHandler(config, broker, lambda: Pipeline(
-            config, ThanosClient(ThanosSettings.from_config(config)), ClickHouseSink.open(config.clickhouse_url)))
+        handler = JobHandler(config, broker, lambda: wiring.build_pipeline(config))
         broker.publish(job())
         assert handler.handle(broker.get(broker.jobs)) == "retried"
     finally:

@@ -24,9 +24,9 @@ def body(**changes):
 def test_a_valid_message_round_trips():
     job = parse(body(), max_hours=24)
     assert job == Job("acme-1", T0, T0 + 2 * H, "rerun", T0 + 3 * H + 245)
-    assert job.hours == [T0, T0 + H]
+    assert job.hour_starts == [T0, T0 + H]
     assert parse(job.to_json(), 24) == job
-    assert parse(body(start=T0, end=T0 + H), 24).hours == [T0]  # unix seconds are accepted too
+    assert parse(body(start=T0, end=T0 + H), 24).hour_starts == [T0]  # unix seconds are accepted too
 
 
 def test_force_is_optional_and_written_only_when_true():

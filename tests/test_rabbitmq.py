@@ -23,7 +23,7 @@ from typing import Callable
 import kombu
 import pytest
 
-from kubecost_worker.demo import compare_with_ground_truth, stored_rows
+from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
 from kubecost_worker.jobs.messages import Job
 from kubecost_worker.sink.clickhouse import ClickHouseSink

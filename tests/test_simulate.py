@@ -1,4 +1,4 @@
-"""Tests of the synthetic cluster simulator (kubecost_worker/simulate.py) and its ground truth."""
+"""Tests of the synthetic cluster simulator (kubecost_worker/devtools/) and its ground truth."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ from collections import defaultdict
 
 import pytest
 
-from kubecost_worker.simulate import (
-    COST_FIELDS,
-    GiB,
-    ROW_KEY,
-    escape_label_value,
-    simulate,
-    write_simulation,
-)
+from kubecost_worker.devtools.accuracy import KEY as ROW_KEY
+from kubecost_worker.devtools.cluster import GiB, escape_label_value
+from kubecost_worker.model.allocation import COST_FIELDS
+from kubecost_worker.devtools.simulation import simulate, write_simulation
 
 START = 1_700_002_800  # an hour boundary
 HOURS = 2

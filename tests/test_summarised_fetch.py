@@ -23,7 +23,7 @@ import pytest
 
 from kubecost_worker.model import compute_hour
 from kubecost_worker.model.series import RUNNING, Series, Summary
-from kubecost_worker.simulate import write_simulation
+from kubecost_worker.devtools.simulation import write_simulation
 from kubecost_worker.source.extract import fetch_hour
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
@@ -183,10 +183,10 @@ def edge_hour(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
-    from kubecost_worker.localprom import LocalPrometheus, backfill
+    from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 
     root = tmp_path_factory.mktemp("edge")
-    backfill(edge_hour(root / "edge.om"), root / "tsdb")
+    create_blocks(edge_hour(root / "edge.om"), root / "tsdb")
     with LocalPrometheus(root / "tsdb") as url:
         client = ThanosClient(ThanosSettings(url))
         yield client, *both(client, "t-edge", H)

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from kubecost_worker.errors import TerminalError, TransientError
-from kubecost_worker.localprom import LocalPrometheus, backfill
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS
 from kubecost_worker.source.extract import fetch_hour
 from kubecost_worker.source.promql import names_matcher, quote, tenant_matcher
@@ -136,7 +136,7 @@ def prom(tmp_path_factory) -> str:
     write_openmetrics(directory / "seed.om")
     tsdb = directory / "tsdb"
     tsdb.mkdir()
-    backfill(directory / "seed.om", tsdb)
+    create_blocks(directory / "seed.om", tsdb)
     prometheus = LocalPrometheus(tsdb)
     url = prometheus.start()
     try:
@@ -495,7 +495,7 @@ def test_a_misconfigured_url_is_terminal_and_not_retried(url):
 
 
 def test_connection_refused_is_transient():
-    from kubecost_worker.localprom import free_port
+    from kubecost_worker.devtools.localprom import free_port
 
     client = make_client(f"http://127.0.0.1:{free_port()}", retries=2)
     with pytest.raises(TransientError):

@@ -169,18 +169,12 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
         # shape, never Starlette's plain-text page
         return error_response(ApiError(500, "OM0001", "Internal error"))
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(telemetry.metrics_text(), media_type=telemetry.CONTENT_TYPE_LATEST)
+    def health(request: Request) -> Response:
+        status, body, content_type = telemetry.health_answer(request.url.path, ready)
+        return Response(body, status_code=status, media_type=content_type)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> Response:
-        return Response("ok\n", media_type="text/plain")
-
-    @app.get("/readyz", include_in_schema=False)
-    def readyz() -> Response:
-        ok = telemetry.safe_check(ready)
-        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503, media_type="text/plain")
+    for path in telemetry.HEALTH_PATHS:
+        app.add_api_route(path, health, methods=["GET"], include_in_schema=False)
 
     def authorize(secret: str | None) -> None:
         if not secret:

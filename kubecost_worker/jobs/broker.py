@@ -45,6 +45,15 @@ TRUNCATED = "x-kcw-truncated-from"  # on a dead letter: the size of the body it 
 HEARTBEAT_SECONDS = 30
 
 
+def body_of(message: Any) -> bytes:
+    """A message's raw body as bytes, whatever the transport handed over (bytes from AMQP, str from memory://,
+    nothing at all from a message kombu could not build)."""
+    body = getattr(message, "body", None)
+    if isinstance(body, bytes):
+        return body
+    return body.encode(errors="replace") if isinstance(body, str) else b""
+
+
 @dataclass(order=True)
 class _Delayed:
     due: float

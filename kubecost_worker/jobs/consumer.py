@@ -28,7 +28,7 @@ from kombu.mixins import ConsumerMixin
 from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
-from .broker import ATTEMPT, REFUSED, Broker
+from .broker import ATTEMPT, REFUSED, Broker, body_of
 from ..runs import HOUR, RunStatus
 from .messages import InvalidJob, Job, parse
 
@@ -54,7 +54,7 @@ class JobHandler:
 
     def handle(self, message: Any, channel: Any = None) -> str:
         try:
-            body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+            body = body_of(message)
             attempt = _attempt(message.headers)
         except Exception as exc:  # a message no code path foresaw: never a reason for the consumer to stop
             return self._dead(message, b"", f"unreadable message: {type(exc).__name__}: {exc}", "invalid", 0, channel)
@@ -64,13 +64,13 @@ class JobHandler:
             job = parse(body, self.config.max_rerun_hours)
         except InvalidJob as exc:
             return self._dead(message, body, str(exc), "invalid", attempt, channel)
-        if len(job.hours) > 1:
+        if len(job.hour_starts) > 1:
             return self._split(message, job, channel)
         bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
         try:
             with self.broker.heartbeats(channel):
                 records = [self.pipeline().run_hour(job.cloud_account_id, hour, job.reason, job.force)
-                           for hour in job.hours]
+                           for hour in job.hour_starts]
         except TransientError as exc:
             if attempt >= self.config.max_retries:
                 return self._dead(message, body, str(exc), "transient", attempt, channel)
@@ -89,17 +89,17 @@ class JobHandler:
 
     def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
         """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
-        body = message.body if isinstance(getattr(message, "body", None), bytes) else b""
+        body = body_of(message)
         self._dead(message, body, f"undecodable message: {type(error).__name__}: {error}", "invalid", 0, channel)
 
     def _split(self, message: Any, job: Job, channel: Any) -> str:
         """One job per hour of the range, published (with publisher confirms) before the range is acked: a crash
         in between publishes some hours twice, and running an hour twice stores it once."""
-        for hour in job.hours:
+        for hour in job.hour_starts:
             self.broker.publish(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at, job.force),
                                 channel)
         message.ack()
-        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hours))
+        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hour_starts))
         return self._count("split")
 
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
@@ -153,13 +153,11 @@ class JobConsumer(ConsumerMixin):
                 self._on_iteration(self._channel)
 
 
-def drain(broker: Broker, handler: JobHandler, before_each: Callable[[], None] | None = None) -> Counter[str]:
+def drain(broker: Broker, handler: JobHandler) -> Counter[str]:
     """``once``: process jobs until the queue is empty and no in-process retry is waiting; returns the
     outcomes of this call."""
     before = Counter(handler.outcomes)
     while True:
-        if before_each:
-            before_each()
         broker.release_due()
         message = broker.get(broker.jobs)
         if message is not None:

@@ -14,7 +14,6 @@ once and the consumer goes on.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 
 from ..config import is_safe_tenant_id
 from ..errors import TerminalError
-from ..runs import HOUR, iso
+from ..runs import HOUR, iso, parse_time
 
 FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
 OPTIONAL_FIELDS = ("force",)
@@ -50,13 +49,9 @@ def _seconds(name: str, value: Any) -> int | float:
         return value
     if isinstance(value, str):
         try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidJob(f"{name} is not an ISO-8601 time: {value[:40]!r}") from None
-        if parsed.tzinfo is None:
-            raise InvalidJob(f"{name} has no time zone (write it in UTC with a Z): {value[:40]!r}")
-        seconds = parsed.timestamp()
-        return int(seconds) if seconds.is_integer() else seconds  # a fractional start fails the hour check
+            return parse_time(value, naive_is_utc=False)  # a fractional start fails the hour check
+        except ValueError as exc:
+            raise InvalidJob(f"{name} is {exc}: {value[:40]!r}") from None
     raise InvalidJob(f"{name} must be an ISO-8601 UTC time or unix seconds, got {type(value).__name__}")
 
 
@@ -70,7 +65,7 @@ class Job:
     force: bool = False
 
     @property
-    def hours(self) -> list[int]:
+    def hour_starts(self) -> list[int]:
         return list(range(self.start, self.end, HOUR))
 
     def to_json(self) -> bytes:

@@ -20,9 +20,15 @@ MANAGEMENT = "__cluster_management__"
 UNMOUNTED = "__unmounted__"
 
 
+# The costs of a row, in the order its total adds them; the quantities they price.
+COST_FIELDS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost")
+QUANTITY_FIELDS = ("running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours")
+
+
 @dataclass
 class ExpenseRow:
-    """One row of ``k8s_expenses`` (without the run bookkeeping the sink adds)."""
+    """One row of ``k8s_expenses`` (without the run bookkeeping the sink adds), its fields in the table's column
+    order."""
 
     cloud_account_id: str
     cluster_id: str
@@ -48,8 +54,8 @@ class ExpenseRow:
 
     @property
     def total_cost(self) -> float:
-        return (self.cpu_cost + self.ram_cost + self.gpu_cost + self.pv_cost + self.network_cost
-                + self.lb_cost + self.management_cost)
+        # left to right, as migration 0006's ALIAS adds them: the same double as the stored total
+        return sum(getattr(self, name) for name in COST_FIELDS)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -93,7 +99,7 @@ class _Pod:
     node: str = ""
 
     @property
-    def hours(self) -> float:
+    def running_hours(self) -> float:
         return (self.stop - self.start) / 3600.0
 
     def contains(self, t: float) -> bool:
@@ -324,7 +330,7 @@ class _ClusterHour:
                         key = (ns, name, container)
                         quantity += max(self._mean_of(instances, pod, allocation[resource].get(key, [])),
                                         self._mean_of(instances, pod, requests[resource].get(key, [])))
-                    quantity_hours = quantity * pod.hours
+                    quantity_hours = quantity * pod.running_hours
                     if quantity_hours == 0:
                         continue
                     node_prices = prices[resource].get(pod.node)
@@ -365,7 +371,7 @@ class _ClusterHour:
                 samples = self._samples_of(instances, pod, s.samples)
                 if not samples:
                     continue
-                byte_hours = timeline.mean(samples) * pod.hours
+                byte_hours = timeline.mean(samples) * pod.running_hours
                 cost = byte_hours / GIB * timeline.time_weighted_mean(pv_prices.get(volume, []), pod.start, pod.stop)
                 row = self._pod_row(pod, owners, namespace_labels, pod_labels)
                 row.pv_byte_hours += byte_hours

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import math
 
-from .allocation import HourResult
+from .allocation import COST_FIELDS as COSTS, QUANTITY_FIELDS as QUANTITIES, HourResult
 
 # No single row (a pod, a node's idle capacity, a load balancer, the cluster fee) costs a million dollars an hour:
 # the largest cloud machines cost a few hundred.
 MAX_ROW_HOURLY_COST = 1e6
-QUANTITIES = ("running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours")
-COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost")
 SHOWN = 5  # problems named in the error; the rest are counted
 
 

@@ -18,6 +18,7 @@ is stale.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -38,12 +39,8 @@ from .cluster import local_table
 
 log = structlog.get_logger(__name__)
 
-EXPENSE_COLUMNS = [
-    "cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node",
-    "running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours",
-    "cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost",
-    "labels", "run_id", "inserted_at",
-]  # total_cost is computed on read (migration 0006)
+ROW_FIELDS = [f.name for f in dataclasses.fields(ExpenseRow)]  # the table's columns, in order
+EXPENSE_COLUMNS = [*ROW_FIELDS, "run_id", "inserted_at"]  # total_cost is computed on read (migration 0006)
 METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210), a full
@@ -288,6 +285,12 @@ class ClickHouseSink:
         with classified("querying"):
             return self.client.query(sql, parameters=parameters or {}, query_formats=formats).result_rows
 
+    def query_with_names(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]:
+        """The result's column names and rows (the ``sql`` command prints both)."""
+        with classified("querying"):
+            result = self.client.query(sql, parameters=parameters or {})
+        return list(result.column_names), result.result_rows
+
     def stream(self, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False) -> Iterator[tuple]:
         """The result's rows, a block at a time as ClickHouse sends them: memory bounded by one block however
         long the result. A generator: the query runs at the first ``next()``; closing it early ends the query.
@@ -379,16 +382,12 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def _expense_columns(rows: list[ExpenseRow], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:
-    hours = {r.hour: utc(r.hour) for r in rows}
-    columns: list[list] = [[] for _ in EXPENSE_COLUMNS]
-    for r in rows:
-        values = (r.cloud_account_id, r.cluster_id, hours[r.hour], r.namespace, r.workload_kind, r.workload_name,
-                  r.pod, r.node, r.running_minutes, r.cpu_core_hours, r.ram_byte_hours, r.gpu_hours,
-                  r.pv_byte_hours, r.cpu_cost, r.ram_cost, r.gpu_cost, r.pv_cost, r.network_cost, r.lb_cost,
-                  r.management_cost, r.labels, run_id, inserted_at)
-        for column, value in zip(columns, values):
-            column.append(value)
-    return columns
+    """Column-oriented: one list per column of EXPENSE_COLUMNS (the hour as a datetime, the run's id and time)."""
+    columns = [[getattr(r, name) for r in rows] for name in ROW_FIELDS]
+    hours = columns[ROW_FIELDS.index("hour")]
+    as_datetime = {hour: utc(hour) for hour in set(hours)}  # a run's rows share one or a few hours
+    columns[ROW_FIELDS.index("hour")] = [as_datetime[hour] for hour in hours]
+    return [*columns, [run_id] * len(rows), [inserted_at] * len(rows)]
 
 
 def _metric_columns(samples: list[MetricSample], run_id: uuid.UUID) -> list[list]:

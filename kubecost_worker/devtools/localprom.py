@@ -18,7 +18,7 @@ def require_tools() -> None:
         raise RuntimeError(f"{' and '.join(missing)} not found: install Debian's prometheus package")
 
 
-def backfill(openmetrics: Path, tsdb_dir: Path) -> None:
+def create_blocks(openmetrics: Path, tsdb_dir: Path) -> None:
     """Write TSDB blocks from ``openmetrics`` (72 h blocks: far faster than the 2 h default)."""
     require_tools()
     result = subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=72h",

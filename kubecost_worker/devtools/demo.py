@@ -9,62 +9,20 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from .config import load_config
-from .localprom import LocalPrometheus, backfill as promtool_backfill
-from .pipeline import Pipeline, backfill
-from .runs import HOUR, hour_starts
-from .sink import migrations
-from .sink.clickhouse import ClickHouseSink
-from .source.thanos import ThanosClient, ThanosSettings
-
-KEY = ("cloud_account_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node")
-COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost", "total_cost")
-
-
-@dataclass
-class Accuracy:
-    compared: int
-    missing: list[tuple]
-    unexpected: list[tuple]
-    max_abs_error: float
-    max_rel_error: float
-
-    @property
-    def exact(self) -> bool:
-        return not self.missing and not self.unexpected
-
-
-def stored_rows(sink: ClickHouseSink) -> list[dict[str, Any]]:
-    names = ", ".join(n if n != "hour" else "toUnixTimestamp(hour) AS hour" for n in (*KEY, *COSTS))
-    rows = sink.query(f"SELECT {names} FROM k8s_expenses_current")
-    return [dict(zip((*KEY, *COSTS), r)) for r in rows]
-
-
-def compare_with_ground_truth(stored: list[dict[str, Any]], truth: list[dict[str, Any]]) -> Accuracy:
-    """Row by row, every cost column: what is missing, what is extra, and the largest error."""
-    key = lambda row: tuple(row[k] for k in KEY)
-    got = {key(r): r for r in stored}
-    want = {key(r): r for r in truth}
-    max_abs = max_rel = 0.0
-    for k in want.keys() & got.keys():
-        for column in COSTS:
-            expected, actual = float(want[k][column]), float(got[k][column])
-            error = abs(actual - expected)
-            max_abs = max(max_abs, error)
-            if expected:
-                max_rel = max(max_rel, error / abs(expected))
-    return Accuracy(len(want.keys() & got.keys()), sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys()),
-                    max_abs, max_rel)
-
+from .. import wiring
+from ..config import load_config
+from ..output import format_rows
+from ..pipeline import run_hours
+from ..runs import HOUR, hour_starts
+from .accuracy import Accuracy, compare_with_ground_truth, stored_rows
+from .localprom import LocalPrometheus, create_blocks
+from .simulation import write_simulation
 
 def run_demo(workdir: str | Path, tenant_count: int = 2, hours: int = 24, pods: int = 20, nodes: int = 3,
              echo: Callable[[str], None] = print) -> Accuracy:
-    from .simulate import write_simulation
-
     began = time.perf_counter()
     workdir = Path(workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -75,28 +33,26 @@ def run_demo(workdir: str | Path, tenant_count: int = 2, hours: int = 24, pods: 
     echo(f"1/5 simulating {tenant_count} tenants x {nodes} nodes x ~{pods} pods for the last {hours} hours")
     written = write_simulation(workdir / "simulation", tenants, start, hours, nodes=nodes, pods=pods)
     echo(f"2/5 backfilling a local Prometheus with {written['samples']:,} samples (promtool)")
-    promtool_backfill(Path(written["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(written["openmetrics"]), workdir / "tsdb")
     with LocalPrometheus(workdir / "tsdb") as url:
         config = load_config({"KCW_THANOS_URL": url, "KCW_DATA_DIR": str(workdir / "data")})
-        sink = ClickHouseSink.open(config.clickhouse_url)
-        migrations.migrate(sink.client)
-        pipeline = Pipeline(config, ThanosClient(ThanosSettings.from_config(config)), sink)
+        pipeline = wiring.build_pipeline(config)
+        sink = pipeline.sink
+        wiring.apply_schema(sink, config)
         found = pipeline.tenants()
         echo(f"3/5 Prometheus on {url}; tenants discovered: {', '.join(found)}")
         echo(f"4/5 running the worker over {hours} hours into embedded ClickHouse at {config.clickhouse_url}")
-        summary = backfill(pipeline, found, hour_starts(start, end), progress=False)
+        summary = run_hours(pipeline, found, hour_starts(start, end), progress=False)
     echo("    " + summary.line())
     truth = [json.loads(line) for line in Path(written["ground_truth"]).read_text().splitlines() if line]
     accuracy = compare_with_ground_truth(stored_rows(sink), truth)
     echo("5/5 cost by namespace over the whole window (from k8s_expenses_current):\n")
-    from .cli import format_rows
-
-    result = sink.client.query(
+    names, rows = sink.query_with_names(
         "SELECT cloud_account_id AS tenant, namespace, round(sum(cpu_cost), 4) AS cpu, round(sum(ram_cost), 4) AS ram,"
         " round(sum(pv_cost + gpu_cost + network_cost + lb_cost + management_cost), 4) AS other,"
         " round(sum(total_cost), 4) AS total FROM k8s_expenses_current"
         " GROUP BY tenant, namespace ORDER BY tenant, total DESC")
-    echo(format_rows(list(result.column_names), result.result_rows))
+    echo(format_rows(names, rows))
     sink.close()
     echo(f"\nground truth: {accuracy.compared} rows compared, {len(accuracy.missing)} missing, "
          f"{len(accuracy.unexpected)} unexpected, max relative error {accuracy.max_rel_error:.2e}, "

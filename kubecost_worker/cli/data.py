@@ -1,0 +1,87 @@
+"""The stored data: ``migrate``, ``backfill``, ``sql``, ``status``, ``gc``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import wiring
+from ..errors import WorkerError
+from .base import TimeParam, cli, config_of
+
+
+@cli.command()
+@click.option("--resume", is_flag=True, help="Re-run a migration that was started but never finished.")
+@click.pass_context
+def migrate(ctx: click.Context, resume: bool) -> None:
+    """Apply pending schema migrations (idempotent)."""
+    config = config_of(ctx)
+    applied = wiring.apply_schema(wiring.open_sink(config), config, resume)
+    click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
+    if config.retention_days:
+        click.echo(f"migrate: retention {config.retention_days} days")
+
+
+@cli.command()
+@click.option("--tenant", "tenants", multiple=True, help="Tenant (cloud account id); repeat; default: all tenants.")
+@click.option("--start", required=True, type=TimeParam(), help="Start, ISO-8601 UTC or unix seconds.")
+@click.option("--end", required=True, type=TimeParam(), help="End (exclusive), ISO-8601 UTC or unix seconds.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--force", is_flag=True, help="Replace hours even where far less data is found than is stored.")
+@click.pass_context
+def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, progress: bool | None,
+             force: bool) -> None:
+    """Process every whole hour in [start, end) for the given tenants."""
+    from ..pipeline import run_hours
+    from ..runs import hour_starts
+
+    if end <= start:
+        raise click.BadParameter("--end must be after --start")
+    if tenants:
+        ctx.obj = {**ctx.obj, "KCW_TENANTS": ",".join(tenants)}
+    config = config_of(ctx, "KCW_THANOS_URL")
+    pipeline = wiring.build_pipeline(config)
+    wiring.require_migrated(pipeline.sink)
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = run_hours(pipeline, pipeline.tenants(), hour_starts(start, end), progress=show, force=force)
+    click.echo(summary.line())
+    if summary.failed:
+        raise WorkerError(f"{summary.failed} of {summary.done + summary.failed} tenant-hours failed (see the log)")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table", show_default=True)
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str) -> None:
+    """Run one SQL query on the configured ClickHouse (handy for the embedded chDB) and print the rows."""
+    from ..output import format_rows
+
+    names, rows = wiring.open_sink(config_of(ctx)).query_with_names(query)
+    click.echo(format_rows(names, rows, fmt))
+
+
+@cli.command()
+@click.option("--tenant", default=None, help="Only this tenant.")
+@click.pass_context
+def status(ctx: click.Context, tenant: str | None) -> None:
+    """Per tenant from the run ledger: the last complete hour, the gaps, the failures and refusals."""
+    from ..jobs.status import summarize
+
+    click.echo(summarize(wiring.open_sink(config_of(ctx)).ledger_summary(tenant)))
+
+
+@cli.command()
+@click.option("--since", type=TimeParam(), default=None,
+              help="Only hours whose ledger changed since then (ISO-8601 UTC or unix seconds); default: every hour.")
+@click.pass_context
+def gc(ctx: click.Context, since: int | None) -> None:
+    """Remove the rows of superseded, failed and abandoned runs (the scheduler does it each tick)."""
+    from ..runs import utc
+
+    sink = wiring.open_sink(config_of(ctx))
+    wiring.require_migrated(sink)
+    collected = sink.collect_garbage(utc(since) if since is not None else None)
+    click.echo(f"gc: removed the rows of {collected.runs} runs in {collected.partitions} monthly partitions, "
+               f"{collected.seconds:.2f} s")
