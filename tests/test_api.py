@@ -24,7 +24,7 @@ from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
 
 from .conftest import pipeline_written
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 SECRET = "s3cret-cluster-key"
 TENANTS = ["api-tenant-a", "api-tenant-b"]
 HOURS = 4

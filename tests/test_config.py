@@ -11,6 +11,8 @@ from kubecost_worker.errors import ConfigError
 
 from .conftest import run_worker
 
+pytestmark = [pytest.mark.needs_chdb]
+
 
 @pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("YES", True), ("on", True),
                                            ("false", False), ("0", False), ("no", False), ("Off", False)])

@@ -18,7 +18,7 @@ from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import WORKER, Cluster, ch_client, run_worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["crash-tenant-a", "crash-tenant-b"]
 HOURS = 12
 END = int(time.time()) // 3600 * 3600

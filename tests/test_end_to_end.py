@@ -17,7 +17,7 @@ from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import Cluster, ch_client, iso, run_worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["e2e-tenant-a", "e2e-tenant-b"]
 HOURS = 3
 REL, ABS = 1e-9, 1e-12

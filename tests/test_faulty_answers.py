@@ -34,7 +34,7 @@ from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 from .conftest import Cluster, ch_client
 from .faultproxy import FaultProxy, Rewrite, Trickle, When, query_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["faulty-a", "faulty-b"]
 HOURS = 3
 START = (int(time.time()) // 3600 - 30) * 3600

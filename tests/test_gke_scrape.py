@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import ch_client, run_worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 SCRAPE = Path(__file__).parent / "data" / "kubecost-scrapes" / "kubecost_gke_demo_scrape.prom"
 GIB = 2**30
 TENANTS = {"gke-a": 1.0, "gke-b": 2.0}

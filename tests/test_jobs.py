@@ -27,7 +27,7 @@ from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 from .conftest import Cluster, bad_job_messages, ch_client
 from .faultproxy import FaultProxy, Status
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["jobs-tenant-a", "jobs-tenant-b"]
 HOURS = 3
 END = int(time.time()) // 3600 * 3600

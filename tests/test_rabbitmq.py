@@ -32,7 +32,7 @@ from .conftest import WORKER, Cluster, bad_job_messages, ch_client, iso, run_wor
 from .faultproxy import STALL, FaultProxy, Rewrite, Slow, Status
 from .tcprelay import TcpRelay
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus, pytest.mark.needs_rabbitmq, pytest.mark.timeout(180)]
 
 RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
 BROKER = f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}//"

@@ -22,6 +22,8 @@ from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, RU
 
 from .conftest import ROOT, ch_client
 
+pytestmark = [pytest.mark.needs_chdb]
+
 H0 = 1_767_225_600
 
 

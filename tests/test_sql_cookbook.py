@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import ROOT, pipeline_written
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["cookbook-a", "cookbook-b"]
 HOURS = 3
 END = int(time.time()) // 3600 * 3600

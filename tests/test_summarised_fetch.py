@@ -29,6 +29,8 @@ from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
 from .faultproxy import FaultProxy, Rewrite
 
+pytestmark = [pytest.mark.needs_prometheus]
+
 TENANT_LABEL = "tenant_id"
 FIELDS = ("running_minutes", "cpu_core_hours", "ram_byte_hours", "gpu_hours", "pv_byte_hours", "cpu_cost",
           "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost")

@@ -32,6 +32,8 @@ from kubecost_worker.source.thanos import MAX_POINTS_PER_SERIES, ThanosClient, T
 
 from .faultproxy import CLOSE, PASS, RESET, STALL, TRUNCATE, FaultProxy, Rewrite, Status, partial
 
+pytestmark = [pytest.mark.needs_prometheus]
+
 ROOT = Path(__file__).resolve().parents[1]
 TENANT_LABEL = "tenant_id"
 
