@@ -15,7 +15,7 @@ from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, WorkerError
 from .model import compute_hour
 from .model.checks import describe, implausible
-from .runs import HOUR, RunRecord, RunStatus, refusal, utc
+from .runs import HOUR, SENTINEL_METRICS, RunRecord, RunStatus, refusal, utc
 from .sink.clickhouse import ClickHouseSink
 from .source.extract import discover_tenants, fetch_hour
 from .source.thanos import ThanosClient
@@ -76,7 +76,8 @@ class Pipeline:
     def _compute_and_write(self, run: RunRecord, bound, force: bool) -> RunRecord:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
-        result = compute_hour(hour_input, self.config.tenant_label)
+        result = compute_hour(hour_input)
+        coverage = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
         if problems:
             raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
@@ -84,12 +85,12 @@ class Pipeline:
             bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
         if not force:
             current = self.sink.current_run(run.cloud_account_id, run.hour)
-            why = refusal(current, result.coverage, len(result.rows), self.config.refuse_below)
+            why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
             if why:
-                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, result.coverage)
+                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, coverage)
                 self.sink.record(refused)
                 return refused
-        return self.sink.write_hour(run, result)
+        return self.sink.write_hour(run, result, coverage)
 
     def _record_failure(self, run: RunRecord, exc: Exception) -> None:
         failed = run.failed(f"{type(exc).__name__}: {exc}")

@@ -16,7 +16,14 @@ import enum
 import uuid
 from dataclasses import dataclass, replace
 
+from .model.series import NODE_CPU_HOURLY_COST, RUNNING
+
 HOUR = 3600
+# A run's coverage: the samples of these series in its hour. The scheduler re-counts them in Thanos (more: late
+# samples arrived, the hour is computed again) and refusals compare them (far fewer: the data behind the hour
+# was lost). Node prices and pod running series are in every useful scrape and arrive in the same remote-write
+# batches as the rest.
+SENTINEL_METRICS = (NODE_CPU_HOURLY_COST, RUNNING)
 # A run still 'running' after this long is taken for dead (its process was killed): cleanup may remove its rows,
 # so a run this old may not commit any more (``RunRecord.may_commit``).
 STALE_RUN = dt.timedelta(hours=2)

@@ -9,6 +9,7 @@ import pytest
 from kubecost_worker.model import HourInput, Series, compute_hour
 from kubecost_worker.model.series import deduplicate
 from kubecost_worker.model.workload import Owners, resolve_workload
+from kubecost_worker.runs import SENTINEL_METRICS
 
 H0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 STEP = 60
@@ -24,7 +25,7 @@ def minutes(first: int, last_exclusive: int, value: float | list[float] = 1.0) -
 
 def s(**labels):
     def with_samples(samples):
-        return Series({**labels, "tenant_id": TENANT}, samples)
+        return Series(labels, samples)  # as the source hands series over: the tenant label stripped
 
     return with_samples
 
@@ -318,20 +319,20 @@ def test_summaries_give_the_hand_computed_cost():
     """A pod running minutes 10..29 with a mean of 0.75 cores (request 0.25), all of it as summaries."""
     from kubecost_worker.model.series import Summary
 
-    c = dict(namespace="default", pod="p", container="app", tenant_id=TENANT)
+    c = dict(namespace="default", pod="p", container="app")
     summarised = {
         "kube_pod_container_status_running": [Summary({**c, "uid": "u"}, first=H0 + 600.0, last=H0 + 29 * 60.0)],
         "container_cpu_allocation": [Summary({**c, "node": "n1"}, mean=0.75)],
         "kube_pod_container_resource_requests": [Summary({**c, "node": "n1", "resource": "cpu"}, mean=0.25)],
         "kube_pod_owner": [Summary(dict(namespace="default", pod="p", owner_kind="StatefulSet", owner_name="db",
-                                        owner_is_controller="true", tenant_id=TENANT))],
+                                        owner_is_controller="true"))],
     }
     inp = hour(node_series(cpu=0.04), summarised)
     with pytest.raises(ValueError, match="sample count"):  # coverage counts running samples: the source must say
-        compute_hour(inp)
+        inp.sample_count(SENTINEL_METRICS)
     inp = HourInput(TENANT, H0, H0 + 3600, STEP, inp.series, counted={"kube_pod_container_status_running": 20})
     result = compute_hour(inp)
-    assert result.coverage == 20 + 60  # the running samples as counted, and node_cpu_hourly_cost's 60
+    assert inp.sample_count(SENTINEL_METRICS) == 20 + 60  # the running samples as counted, node_cpu_hourly_cost's 60
     row = one_row(result, "p")
     assert row.running_minutes == pytest.approx(20)
     assert row.cpu_core_hours == pytest.approx(0.75 * 20 / 60)
@@ -343,7 +344,7 @@ def test_a_summary_where_samples_are_needed_is_refused():
     """Two instances of one pod name split their samples by time: a summary cannot be split, the model says so."""
     from kubecost_worker.model.series import Summary
 
-    c = dict(namespace="default", pod="p", container="app", tenant_id=TENANT)
+    c = dict(namespace="default", pod="p", container="app")
     two_instances = {
         "kube_pod_container_status_running": [s(**c, uid="a")(minutes(0, 20)), s(**c, uid="b")(minutes(40, 60))],
         "container_cpu_allocation": [Summary({**c, "node": "n1"}, mean=0.75)],

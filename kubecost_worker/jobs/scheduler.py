@@ -19,12 +19,11 @@ import structlog
 
 from .. import telemetry
 from ..errors import WorkerError
-from ..model.series import SENTINEL_METRICS
 from ..runs import HOUR, STALE_RUN, RunRecord, RunStatus, now as utc_now
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import Job
-from .planning import HourState, catchup_window, plan
+from .planning import SENTINEL_METRICS, HourState, catchup_window, plan
 
 log = structlog.get_logger(__name__)
 PRESENCE_METRICS = ("node_cpu_hourly_cost",)  # cheap: one series per node

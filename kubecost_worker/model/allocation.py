@@ -10,8 +10,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import timeline
-from .series import (COUNTERS, LABEL_METRICS, SENTINEL_METRICS, HourInput, Series, Summary, deduplicate,
-                     resource_kind)
+from .series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES,
+                     COUNTERS, KEPT_PREFIX, KUBECOST_CLUSTER_INFO, KUBECOST_CLUSTER_MANAGEMENT_COST,
+                     KUBECOST_LOAD_BALANCER_COST, KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL, KUBE_JOB_OWNER,
+                     KUBE_NAMESPACE_LABELS, KUBE_NODE_STATUS_CAPACITY_CPU_CORES,
+                     KUBE_NODE_STATUS_CAPACITY_MEMORY_BYTES, KUBE_PERSISTENTVOLUME_CAPACITY_BYTES,
+                     KUBE_POD_CONTAINER_RESOURCE_REQUESTS, KUBE_POD_LABELS, KUBE_POD_OWNER, KUBE_REPLICASET_OWNER,
+                     LABEL_METRICS, NODE_CPU_HOURLY_COST, NODE_GPU_COUNT, NODE_GPU_HOURLY_COST,
+                     NODE_RAM_HOURLY_COST, POD_PVC_ALLOCATION, PV_HOURLY_COST, RUNNING, HourInput, Series, Summary,
+                     deduplicate, resource_kind)
 from .workload import Owners, resolve_workload
 
 GIB = float(2**30)
@@ -68,7 +75,6 @@ class HourResult:
     metric_samples: list["MetricSample"]
     samples_seen: int
     unpriced_nodes: list[str]
-    coverage: int = 0
 
     @property
     def total_cost(self) -> float:
@@ -106,7 +112,7 @@ class _Pod:
         return self.start <= t < self.stop
 
 
-def compute_hour(inp: HourInput, tenant_label: str = "tenant_id") -> HourResult:
+def compute_hour(inp: HourInput) -> HourResult:
     """All rows and metric samples of one tenant-hour."""
     rows: list[ExpenseRow] = []
     unpriced: list[str] = []
@@ -114,9 +120,8 @@ def compute_hour(inp: HourInput, tenant_label: str = "tenant_id") -> HourResult:
         cluster = _ClusterHour(inp, cluster_id, series)
         rows.extend(cluster.rows())
         unpriced.extend(cluster.unpriced_nodes)
-    return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp, tenant_label),
-                      samples_seen=inp.values_read(), unpriced_nodes=unpriced,
-                      coverage=inp.sample_count(SENTINEL_METRICS))
+    return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp), samples_seen=inp.values_read(),
+                      unpriced_nodes=unpriced)
 
 
 # -- Clusters ------------------------------------------------------------------------------------------------
@@ -124,7 +129,7 @@ def compute_hour(inp: HourInput, tenant_label: str = "tenant_id") -> HourResult:
 def split_by_cluster(inp: HourInput) -> dict[str, dict[str, list[Series]]]:
     """Series grouped by their ``cluster_id`` label; unlabelled ones go to the cluster of kubecost_cluster_info."""
     default = ""
-    for s in inp.of("kubecost_cluster_info"):
+    for s in inp.of(KUBECOST_CLUSTER_INFO):
         if "cluster_id" not in s.labels:
             default = s.labels.get("id") or s.labels.get("name") or ""
             break
@@ -137,17 +142,17 @@ def split_by_cluster(inp: HourInput) -> dict[str, dict[str, list[Series]]]:
 
 # -- Hourly metric samples -----------------------------------------------------------------------------------
 
-def hourly_metric_samples(inp: HourInput, tenant_label: str) -> list[MetricSample]:
+def hourly_metric_samples(inp: HourInput) -> list[MetricSample]:
     out = []
     for metric, group in sorted(inp.series.items()):
-        if not metric.startswith("kubecost_"):
+        if not metric.startswith(KEPT_PREFIX):
             continue
         for s in group:
             if isinstance(s, Summary):  # never for kubecost_* series, which the source always fetches as samples
                 raise ValueError(f"{metric}: a summary where the hourly mean needs samples")
             inside = _window(s.samples, inp.start, inp.end)
             if inside:
-                labels = {k: v for k, v in s.labels.items() if k not in ("__name__", tenant_label)}
+                labels = {k: v for k, v in s.labels.items() if k != "__name__"}
                 out.append(MetricSample(inp.tenant, inp.start, metric, labels, timeline.mean(inside), len(inside)))
     return out
 
@@ -205,9 +210,9 @@ class _ClusterHour:
 
     def rows(self) -> list[ExpenseRow]:
         prices = {resource: self._node_gauges(metric) for resource, metric in (
-            ("cpu", "node_cpu_hourly_cost"), ("ram", "node_ram_hourly_cost"), ("gpu", "node_gpu_hourly_cost"))}
-        owners = Owners.from_series(self.of("kube_pod_owner"), self.of("kube_replicaset_owner"),
-                                    self.of("kube_job_owner"))
+            ("cpu", NODE_CPU_HOURLY_COST), ("ram", NODE_RAM_HOURLY_COST), ("gpu", NODE_GPU_HOURLY_COST))}
+        owners = Owners.from_series(self.of(KUBE_POD_OWNER), self.of(KUBE_REPLICASET_OWNER),
+                                    self.of(KUBE_JOB_OWNER))
         namespace_labels, pod_labels = self._labels()
         pods = self._pods()
         allocated = self._allocate_containers(pods, prices, owners, namespace_labels, pod_labels)
@@ -229,8 +234,8 @@ class _ClusterHour:
                                                                                  sorted(s.labels.items())))
             return {k.removeprefix("label_"): v for k, v in newest.labels.items() if k.startswith("label_")}
 
-        namespace_labels = {ns: latest(g) for (ns,), g in self.by("kube_namespace_labels", "namespace").items()}
-        pod_labels = {key: latest(g) for key, g in self.by("kube_pod_labels", "namespace", "pod", "uid").items()}
+        namespace_labels = {ns: latest(g) for (ns,), g in self.by(KUBE_NAMESPACE_LABELS, "namespace").items()}
+        pod_labels = {key: latest(g) for key, g in self.by(KUBE_POD_LABELS, "namespace", "pod", "uid").items()}
         return namespace_labels, pod_labels
 
     def _pod_row(self, pod: _Pod, owners: Owners, namespace_labels, pod_labels) -> ExpenseRow:
@@ -244,7 +249,7 @@ class _ClusterHour:
     def _pods(self) -> dict[tuple[str, str], list[_Pod]]:
         """Pod instances by (namespace, pod): from running samples, else from allocation samples."""
         running: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-        for s in self.of("kube_pod_container_status_running"):
+        for s in self.of(RUNNING):
             key = (s.labels.get("namespace", ""), s.labels.get("pod", ""), s.labels.get("uid", ""))
             if isinstance(s, Summary):
                 running[key].extend(t for t in (s.first, s.last) if t is not None)
@@ -258,8 +263,8 @@ class _ClusterHour:
         # are all 0, it did not run (pending, or its containers not running) and costs nothing.
         reported = {(ns, name) for ns, name, _ in running}
         fallback: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for metric in ("container_cpu_allocation", "container_memory_allocation_bytes", "container_gpu_allocation",
-                       "pod_pvc_allocation"):
+        for metric in (CONTAINER_CPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION,
+                       POD_PVC_ALLOCATION):
             for s in self.of(metric):
                 key = (s.labels.get("namespace", ""), s.labels.get("pod", ""))
                 if key not in reported:
@@ -269,8 +274,8 @@ class _ClusterHour:
         for instances in pods.values():
             instances.sort(key=lambda p: p.start)
         # The node of a pod: of its allocation series, else of its request series.
-        for metric in ("kube_pod_container_resource_requests", "container_cpu_allocation",
-                       "container_memory_allocation_bytes", "container_gpu_allocation"):
+        for metric in (KUBE_POD_CONTAINER_RESOURCE_REQUESTS, CONTAINER_CPU_ALLOCATION,
+                       CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION):
             for s in self.of(metric):
                 node = s.labels.get("node", "")
                 for pod in self._owners_of_samples(pods, s):
@@ -302,14 +307,14 @@ class _ClusterHour:
     def _allocate_containers(self, pods, prices, owners, namespace_labels, pod_labels):
         """Pod rows with quantities and costs; returns per node the allocated (quantity-hours, cost) by resource."""
         allocation = {
-            "cpu": self.by("container_cpu_allocation", "namespace", "pod", "container"),
-            "ram": self.by("container_memory_allocation_bytes", "namespace", "pod", "container"),
-            "gpu": self.by("container_gpu_allocation", "namespace", "pod", "container"),
+            "cpu": self.by(CONTAINER_CPU_ALLOCATION, "namespace", "pod", "container"),
+            "ram": self.by(CONTAINER_MEMORY_ALLOCATION_BYTES, "namespace", "pod", "container"),
+            "gpu": self.by(CONTAINER_GPU_ALLOCATION, "namespace", "pod", "container"),
         }
         requests: dict[str, dict[tuple[str, str, str], list[Series]]] = {"cpu": defaultdict(list),
                                                                          "ram": defaultdict(list),
                                                                          "gpu": defaultdict(list)}
-        for s in self.of("kube_pod_container_resource_requests"):
+        for s in self.of(KUBE_POD_CONTAINER_RESOURCE_REQUESTS):
             kind = resource_kind(s.labels.get("resource", ""))
             if kind:
                 requests[kind][(s.labels.get("namespace", ""), s.labels.get("pod", ""),
@@ -362,9 +367,9 @@ class _ClusterHour:
 
     def _allocate_volumes(self, pods, owners, namespace_labels, pod_labels) -> dict[str, list[float]]:
         """PV costs on pod rows; returns per volume what pods paid (byte-hours, cost)."""
-        pv_prices = {s.labels.get("persistentvolume", ""): s.samples for s in self.of("pv_hourly_cost")}
+        pv_prices = {s.labels.get("persistentvolume", ""): s.samples for s in self.of(PV_HOURLY_COST)}
         paid: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-        for s in self.of("pod_pvc_allocation"):
+        for s in self.of(POD_PVC_ALLOCATION):
             ns, name, volume = (s.labels.get(k, "") for k in ("namespace", "pod", "persistentvolume"))
             instances = pods.get((ns, name), [])
             for pod in instances:
@@ -382,8 +387,8 @@ class _ClusterHour:
 
     def _unmounted(self, paid: dict[str, list[float]]) -> None:
         capacities = {s.labels.get("persistentvolume", ""): s.samples
-                      for s in self.of("kube_persistentvolume_capacity_bytes")}
-        for s in self.of("pv_hourly_cost"):
+                      for s in self.of(KUBE_PERSISTENTVOLUME_CAPACITY_BYTES)}
+        for s in self.of(PV_HOURLY_COST):
             volume = s.labels.get("persistentvolume", "")
             capacity = capacities.get(volume)
             if not capacity:
@@ -404,7 +409,7 @@ class _ClusterHour:
         for cls in ("zone", "region", "internet"):
             samples = sorted(x for s in self.of(f"kubecost_network_{cls}_egress_cost") for x in s.samples)
             price_of[cls] = timeline.time_weighted_mean(samples, self.start, self.end)
-        for s in self.of("kubecost_pod_network_egress_bytes_total"):
+        for s in self.of(KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL):
             labels = s.labels
             if labels.get("internet") == "true":
                 price = price_of["internet"]
@@ -433,21 +438,21 @@ class _ClusterHour:
         return timeline.integral(s.samples, t0, t1)
 
     def _load_balancers(self, namespace_labels) -> None:
-        for s in self.of("kubecost_load_balancer_cost"):
+        for s in self.of(KUBECOST_LOAD_BALANCER_COST):
             ns, service = s.labels.get("namespace", ""), s.labels.get("service_name", "")
             self.row(ns, "service", service, labels=namespace_labels.get(ns, {})).lb_cost += self._active_cost(s)
 
     def _management(self) -> None:
-        for s in self.of("kubecost_cluster_management_cost"):
+        for s in self.of(KUBECOST_CLUSTER_MANAGEMENT_COST):
             self.row(MANAGEMENT, MANAGEMENT, MANAGEMENT).management_cost += self._active_cost(s)
 
     # -- Idle --------------------------------------------------------------------------------------------------
 
     def _idle(self, prices, allocated) -> None:
         capacity = {
-            "cpu": self._node_gauges("kube_node_status_capacity_cpu_cores"),
-            "ram": self._node_gauges("kube_node_status_capacity_memory_bytes"),
-            "gpu": self._node_gauges("node_gpu_count"),
+            "cpu": self._node_gauges(KUBE_NODE_STATUS_CAPACITY_CPU_CORES),
+            "ram": self._node_gauges(KUBE_NODE_STATUS_CAPACITY_MEMORY_BYTES),
+            "gpu": self._node_gauges(NODE_GPU_COUNT),
         }
         for node, cpu_prices in sorted(prices["cpu"].items()):
             t0, t1 = timeline.span([t for t, _ in cpu_prices], self.step, self.end)

@@ -1,9 +1,10 @@
-"""The model's input: the raw samples of one tenant-hour, as plain data, and their de-duplication."""
+"""The model's input, a documented contract: the series of one tenant-hour as plain data (``HourInput`` of ``Series``
+and ``Summary``, the tenant label already stripped by the source), the names of the metrics the model reads, and
+their de-duplication."""
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
@@ -19,9 +20,9 @@ class Series:
 class Summary(NamedTuple):
     """A series Prometheus already reduced over ``[start, end)``, in place of its samples.
 
-    The source sends these for the ``SUMMARISABLE`` metrics where the reduction is all the model would take from
-    the samples (see ``pods_needing_samples``); everywhere else it sends the samples. A tuple: a large tenant-hour
-    holds 100,000 of them.
+    The source sends these where the reduction is all the model would take from the samples (its fetch policy,
+    ``source/policy.py``); everywhere else it sends the samples, and the model refuses a summary where it needs
+    samples. A tuple: a large tenant-hour holds 100,000 of them.
     """
 
     labels: Labels
@@ -63,58 +64,72 @@ class HourInput:
         return sum(1 if isinstance(s, Summary) else len(s.samples) for group in self.series.values() for s in group)
 
 
+# Every metric the model reads, by name (IDENTITY below says which labels identify a series of each).
+CONTAINER_CPU_ALLOCATION = "container_cpu_allocation"
+CONTAINER_GPU_ALLOCATION = "container_gpu_allocation"
+CONTAINER_MEMORY_ALLOCATION_BYTES = "container_memory_allocation_bytes"
+KUBECOST_CLUSTER_INFO = "kubecost_cluster_info"
+KUBECOST_CLUSTER_MANAGEMENT_COST = "kubecost_cluster_management_cost"
+KUBECOST_LOAD_BALANCER_COST = "kubecost_load_balancer_cost"
+KUBECOST_NETWORK_INTERNET_EGRESS_COST = "kubecost_network_internet_egress_cost"
+KUBECOST_NETWORK_REGION_EGRESS_COST = "kubecost_network_region_egress_cost"
+KUBECOST_NETWORK_ZONE_EGRESS_COST = "kubecost_network_zone_egress_cost"
+KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL = "kubecost_pod_network_egress_bytes_total"
+KUBE_JOB_OWNER = "kube_job_owner"
+KUBE_NAMESPACE_LABELS = "kube_namespace_labels"
+KUBE_NODE_STATUS_CAPACITY_CPU_CORES = "kube_node_status_capacity_cpu_cores"
+KUBE_NODE_STATUS_CAPACITY_MEMORY_BYTES = "kube_node_status_capacity_memory_bytes"
+KUBE_PERSISTENTVOLUME_CAPACITY_BYTES = "kube_persistentvolume_capacity_bytes"
+KUBE_POD_CONTAINER_RESOURCE_REQUESTS = "kube_pod_container_resource_requests"
+KUBE_POD_LABELS = "kube_pod_labels"
+KUBE_POD_OWNER = "kube_pod_owner"
+KUBE_REPLICASET_OWNER = "kube_replicaset_owner"
+NODE_CPU_HOURLY_COST = "node_cpu_hourly_cost"
+NODE_GPU_COUNT = "node_gpu_count"
+NODE_GPU_HOURLY_COST = "node_gpu_hourly_cost"
+NODE_RAM_HOURLY_COST = "node_ram_hourly_cost"
+POD_PVC_ALLOCATION = "pod_pvc_allocation"
+PV_HOURLY_COST = "pv_hourly_cost"
+RUNNING = "kube_pod_container_status_running"
+
 # The labels that identify a series of each metric. Two series equal on these are one series seen twice
 # (typically once from kube-state-metrics, once re-emitted by the cost-model, with other job/instance labels).
 CONTAINER = ("namespace", "pod", "container", "node")
 NODE_PRICE = ("node",)
 IDENTITY: dict[str, tuple[str, ...]] = {
-    "container_cpu_allocation": CONTAINER,
-    "container_memory_allocation_bytes": CONTAINER,
-    "container_gpu_allocation": CONTAINER,
-    "kube_pod_container_resource_requests": ("namespace", "pod", "container", "node", "resource"),
-    "kube_pod_container_status_running": ("namespace", "pod", "container", "uid"),
-    "kube_pod_owner": ("namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"),
-    "kube_replicaset_owner": ("namespace", "replicaset", "owner_kind", "owner_name"),
-    "kube_job_owner": ("namespace", "job_name", "owner_kind", "owner_name"),
-    "node_cpu_hourly_cost": NODE_PRICE,
-    "node_ram_hourly_cost": NODE_PRICE,
-    "node_gpu_hourly_cost": NODE_PRICE,
-    "node_gpu_count": NODE_PRICE,
-    "kube_node_status_capacity_cpu_cores": NODE_PRICE,
-    "kube_node_status_capacity_memory_bytes": NODE_PRICE,
-    "pod_pvc_allocation": ("namespace", "pod", "persistentvolumeclaim", "persistentvolume"),
-    "pv_hourly_cost": ("persistentvolume",),
-    "kube_persistentvolume_capacity_bytes": ("persistentvolume",),
-    "kubecost_load_balancer_cost": ("namespace", "service_name", "ingress_ip"),
-    "kubecost_cluster_management_cost": ("provisioner_name",),
-    "kubecost_network_zone_egress_cost": (),
-    "kubecost_network_region_egress_cost": (),
-    "kubecost_network_internet_egress_cost": (),
-    "kubecost_pod_network_egress_bytes_total": ("namespace", "pod_name", "internet", "same_zone", "same_region"),
-    "kubecost_cluster_info": ("id", "name"),
+    CONTAINER_CPU_ALLOCATION: CONTAINER,
+    CONTAINER_MEMORY_ALLOCATION_BYTES: CONTAINER,
+    CONTAINER_GPU_ALLOCATION: CONTAINER,
+    KUBE_POD_CONTAINER_RESOURCE_REQUESTS: ("namespace", "pod", "container", "node", "resource"),
+    RUNNING: ("namespace", "pod", "container", "uid"),
+    KUBE_POD_OWNER: ("namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"),
+    KUBE_REPLICASET_OWNER: ("namespace", "replicaset", "owner_kind", "owner_name"),
+    KUBE_JOB_OWNER: ("namespace", "job_name", "owner_kind", "owner_name"),
+    NODE_CPU_HOURLY_COST: NODE_PRICE,
+    NODE_RAM_HOURLY_COST: NODE_PRICE,
+    NODE_GPU_HOURLY_COST: NODE_PRICE,
+    NODE_GPU_COUNT: NODE_PRICE,
+    KUBE_NODE_STATUS_CAPACITY_CPU_CORES: NODE_PRICE,
+    KUBE_NODE_STATUS_CAPACITY_MEMORY_BYTES: NODE_PRICE,
+    POD_PVC_ALLOCATION: ("namespace", "pod", "persistentvolumeclaim", "persistentvolume"),
+    PV_HOURLY_COST: ("persistentvolume",),
+    KUBE_PERSISTENTVOLUME_CAPACITY_BYTES: ("persistentvolume",),
+    KUBECOST_LOAD_BALANCER_COST: ("namespace", "service_name", "ingress_ip"),
+    KUBECOST_CLUSTER_MANAGEMENT_COST: ("provisioner_name",),
+    KUBECOST_NETWORK_ZONE_EGRESS_COST: (),
+    KUBECOST_NETWORK_REGION_EGRESS_COST: (),
+    KUBECOST_NETWORK_INTERNET_EGRESS_COST: (),
+    KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL: ("namespace", "pod_name", "internet", "same_zone", "same_region"),
+    KUBECOST_CLUSTER_INFO: ("id", "name"),
 }
 
 # Label-carrying metrics are not merged: every copy keeps its labels and the latest copy in the hour wins.
-LABEL_METRICS = ("kube_pod_labels", "kube_namespace_labels")
+LABEL_METRICS = (KUBE_POD_LABELS, KUBE_NAMESPACE_LABELS)
 # Metrics the allocation needs, besides every kubecost_* series kept as hourly samples.
 NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
-COUNTERS = {"kubecost_pod_network_egress_bytes_total"}
-RUNNING = "kube_pod_container_status_running"
-# Pod-level metrics: the bulk of a tenant-hour's samples. Of these the model takes only a mean (allocations and
-# requests), the first and last positive sample (running series) or the labels (owners, pod labels). Prometheus
-# reduces them, so that one number per series crosses the network instead of one per sample.
-CONTAINER_SUMMARIES = ("container_cpu_allocation", "container_memory_allocation_bytes", "container_gpu_allocation",
-                       "kube_pod_container_resource_requests")
-COUNTED_SUMMARIES = (RUNNING, "kube_pod_owner", "kube_pod_labels")  # their per-series sample counts come along
-SUMMARISABLE = (*CONTAINER_SUMMARIES, *COUNTED_SUMMARIES)
+COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL}
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
-# Counted per hour in the run ledger and re-counted in Thanos by the scheduler: when the count grew, late
-# samples arrived (remote-write retries) and the hour is computed again. Node prices and pod running series
-# are in every useful scrape and arrive in the same remote-write batches as the rest.
-SENTINEL_METRICS = ("node_cpu_hourly_cost", "kube_pod_container_status_running")
-
-
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:
     keys = IDENTITY.get(metric)
     if keys is None:
@@ -158,48 +173,3 @@ def resource_kind(resource: str) -> str | None:
     if resource == "memory":
         return "ram"
     return "gpu" if resource in GPU_RESOURCES else None
-
-
-def pod_of(s: Series | Summary) -> tuple[str, str]:
-    return s.labels.get("namespace", ""), s.labels.get("pod", "")
-
-
-def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float,
-                         end: float) -> set[tuple[str, str]]:
-    """``(namespace, pod)`` whose summaries cannot stand for their samples: the source fetches those samples.
-
-    - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between
-      instances by time, or takes the running time of a pod without running samples from its allocations;
-    - a series the model would merge or add to another one: copies of one series, two series of one container
-      and resource, two label series of one pod;
-    - a mean that is not finite: the model leaves NaN and infinite samples out;
-    - a running series summarised without its first or last positive sample.
-    """
-    instances: dict[tuple[str, str], set[str]] = defaultdict(set)
-    needed: set[tuple[str, str]] = set()
-    for s in series.get(RUNNING, ()):
-        if isinstance(s, Summary) and (s.first is None or s.last is None):
-            needed.add(pod_of(s))
-        elif isinstance(s, Summary) or any(start <= t < end and v > 0 for t, v in s.samples):
-            instances[pod_of(s)].add(s.labels.get("uid", ""))
-    for metric in SUMMARISABLE:
-        summarised: dict[tuple, bool] = {}  # key -> whether a series of that key came as a summary
-        for s in series.get(metric, ()):
-            labels, pod = s.labels, pod_of(s)
-            if metric in CONTAINER_SUMMARIES:
-                key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""),
-                       resource_kind(labels.get("resource", "cpu")))
-                if isinstance(s, Summary) and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
-                    needed.add(pod)
-            elif metric == RUNNING:
-                key = (labels.get("cluster_id", ""), *identity(metric, labels))
-            elif metric in LABEL_METRICS:
-                key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
-            else:
-                continue  # owners: the model reads only their labels, copies and all
-            is_summary = isinstance(s, Summary)
-            # a second series of one key: the model merges or adds them, which needs their samples
-            if key in summarised and (is_summary or summarised[key]):
-                needed.add(pod)
-            summarised[key] = summarised.get(key, False) or is_summary
-    return needed

@@ -147,9 +147,9 @@ class ClickHouseSink:
 
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
-    def write_hour(self, run: RunRecord, result: HourResult) -> RunRecord:
-        """Insert the rows of a run and commit it; returns the succeeded record. Older runs stay underneath,
-        invisible, until ``collect_garbage``."""
+    def write_hour(self, run: RunRecord, result: HourResult, coverage: int = 0) -> RunRecord:
+        """Insert the rows of a run and commit it with its ``coverage`` (``runs.SENTINEL_METRICS``); returns the
+        succeeded record. Older runs stay underneath, invisible, until ``collect_garbage``."""
         inserted_at = now()
         with classified(f"inserting {len(result.rows)} rows"):
             if result.rows:
@@ -158,7 +158,7 @@ class ClickHouseSink:
             if result.metric_samples:
                 self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
                                    column_names=METRIC_COLUMNS, column_oriented=True)
-        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, result.coverage)
+        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, coverage)
         if not run.may_commit(done.finished_at):
             raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
                                  "cleanup takes runs this old for dead and may be removing its rows")

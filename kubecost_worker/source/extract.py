@@ -1,10 +1,10 @@
 """Fetching what one tenant-hour needs: Prometheus reduces the pod-level series, the rest comes as samples.
 
 Most of a tenant-hour's samples are pod-level series of which the model takes one figure each
-(``SUMMARISABLE``): the mean of an allocation or request, the first and last positive sample of a running series,
+(``policy.SUMMARISABLE``): the mean of an allocation or request, the first and last positive sample of a running series,
 the labels of an owner or label series. Prometheus computes those figures, so one number per series crosses the
 network instead of 60 samples. Prices, capacities, volumes, counters and every ``kubecost_*`` series come as
-samples. Pods the figures cannot describe exactly (``pods_needing_samples``) are fetched again as samples, so the
+samples. Pods the figures cannot describe exactly (``policy.pods_needing_samples``) are fetched again as samples, so the
 model computes the same numbers either way (``tests/test_summarised_fetch.py``).
 
 Answers are checked for what they claim before the model sees them (``ThanosBadAnswer``, retried and never
@@ -22,8 +22,8 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..model.series import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, KEPT_PREFIX, NEEDED_METRICS, RUNNING,
-                            SUMMARISABLE, HourInput, Series, Summary, pod_of, pods_needing_samples)
+from ..model.series import KEPT_PREFIX, NEEDED_METRICS, RUNNING, HourInput, Series, Summary
+from .policy import CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, pod_of, pods_needing_samples
 from ..runs import HOUR
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled
@@ -76,13 +76,15 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         return [item for item in result if item["metric"].get(tenant_label) == tenant]
 
     def means(promql: str) -> list[Summary]:
-        return [Summary(_labels(i["metric"]), mean=_value(promql, i)) for i in own(client.query(promql, at_end))]
+        return [Summary(_labels(i["metric"], tenant_label), mean=_value(promql, i))
+                for i in own(client.query(promql, at_end))]
 
     def counts(promql: str) -> list[tuple[dict[str, str], int]]:
-        return [(_labels(i["metric"]), _count(promql, i)) for i in own(client.query(promql, at_end))]
+        return [(_labels(i["metric"], tenant_label), _count(promql, i)) for i in own(client.query(promql, at_end))]
 
     def times(promql: str, at: float) -> dict[frozenset, float]:
-        return {frozenset(i["metric"].items()): _value(promql, i) for i in own(client.query(promql, at))}
+        return {frozenset(_labels(i["metric"], tenant_label).items()): _value(promql, i)
+                for i in own(client.query(promql, at))}
 
     def census() -> dict[str, int]:
         """Series of each summarised metric in the hour, counted by the server in one query: a summary that
@@ -166,10 +168,11 @@ def pod_patterns(names: list[str], max_chars: int) -> list[str]:
     return patterns
 
 
-def _labels(parsed: dict[str, str]) -> dict[str, str]:
-    """The labels of a series, each value shared with the series of the other metrics (``sys.intern``): a pod's
-    name, namespace and node recur in a dozen series, and a large tenant-hour holds 100,000 label sets."""
-    return dict(zip(parsed, map(sys.intern, parsed.values())))
+def _labels(parsed: dict[str, str], tenant_label: str) -> dict[str, str]:
+    """The labels of a series as the model takes them: without the tenant label (every series of the hour has the
+    same), each value shared with the series of the other metrics (``sys.intern``): a pod's name, namespace and
+    node recur in a dozen series, and a large tenant-hour holds 100,000 label sets."""
+    return {k: sys.intern(v) for k, v in parsed.items() if k != tenant_label}
 
 
 def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int,
@@ -191,7 +194,7 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
     for item in client.samples(promql, end - 0.001):
         labels = dict(item["metric"])
         name = labels.pop("__name__", "")
-        if labels.get(tenant_label) != tenant:  # defence in depth: never take another tenant's series
+        if labels.pop(tenant_label, None) != tenant:  # defence in depth: never take another tenant's series
             continue
         if seen is not None:
             seen[name].add(frozenset(labels.items()))

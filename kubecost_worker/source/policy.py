@@ -1,0 +1,70 @@
+"""The source's fetch policy: which series Prometheus summarises, and which pods need their raw samples after all.
+
+The model reads one figure of most pod-level series (``model/series.py`` names them): a mean, the first and
+last positive sample, the labels. Where such a figure stands exactly for the samples, the source asks
+Prometheus for it instead of the samples; where it does not (``pods_needing_samples``), it fetches those pods'
+samples, so the model computes the same numbers either way (``tests/test_summarised_fetch.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Mapping
+
+from ..model.series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES,
+                            KUBE_POD_CONTAINER_RESOURCE_REQUESTS, KUBE_POD_LABELS, KUBE_POD_OWNER, LABEL_METRICS,
+                            RUNNING, Series, Summary, identity, resource_kind)
+
+# Pod-level metrics: the bulk of a tenant-hour's samples. Of these the model takes only a mean (allocations and
+# requests), the first and last positive sample (running series) or the labels (owners, pod labels). Prometheus
+# reduces them, so that one number per series crosses the network instead of one per sample.
+CONTAINER_SUMMARIES = (CONTAINER_CPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION,
+                       KUBE_POD_CONTAINER_RESOURCE_REQUESTS)
+COUNTED_SUMMARIES = (RUNNING, KUBE_POD_OWNER, KUBE_POD_LABELS)  # their per-series sample counts come along
+SUMMARISABLE = (*CONTAINER_SUMMARIES, *COUNTED_SUMMARIES)
+
+
+def pod_of(s: Series | Summary) -> tuple[str, str]:
+    return s.labels.get("namespace", ""), s.labels.get("pod", "")
+
+
+def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float,
+                         end: float) -> set[tuple[str, str]]:
+    """``(namespace, pod)`` whose summaries cannot stand for their samples: the source fetches those samples.
+
+    - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between
+      instances by time, or takes the running time of a pod without running samples from its allocations;
+    - a series the model would merge or add to another one: copies of one series, two series of one container
+      and resource, two label series of one pod;
+    - a mean that is not finite: the model leaves NaN and infinite samples out;
+    - a running series summarised without its first or last positive sample.
+    """
+    instances: dict[tuple[str, str], set[str]] = defaultdict(set)
+    needed: set[tuple[str, str]] = set()
+    for s in series.get(RUNNING, ()):
+        if isinstance(s, Summary) and (s.first is None or s.last is None):
+            needed.add(pod_of(s))
+        elif isinstance(s, Summary) or any(start <= t < end and v > 0 for t, v in s.samples):
+            instances[pod_of(s)].add(s.labels.get("uid", ""))
+    for metric in SUMMARISABLE:
+        summarised: dict[tuple, bool] = {}  # key -> whether a series of that key came as a summary
+        for s in series.get(metric, ()):
+            labels, pod = s.labels, pod_of(s)
+            if metric in CONTAINER_SUMMARIES:
+                key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""),
+                       resource_kind(labels.get("resource", "cpu")))
+                if isinstance(s, Summary) and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
+                    needed.add(pod)
+            elif metric == RUNNING:
+                key = (labels.get("cluster_id", ""), *identity(metric, labels))
+            elif metric in LABEL_METRICS:
+                key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
+            else:
+                continue  # owners: the model reads only their labels, copies and all
+            is_summary = isinstance(s, Summary)
+            # a second series of one key: the model merges or adds them, which needs their samples
+            if key in summarised and (is_summary or summarised[key]):
+                needed.add(pod)
+            summarised[key] = summarised.get(key, False) or is_summary
+    return needed
