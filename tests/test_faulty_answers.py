@@ -23,7 +23,7 @@ import pytest
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import TransientError
 from kubecost_worker.jobs.status import summarize
-from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
+from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.model.checks import implausible
 from kubecost_worker.pipeline import Pipeline, run_hours
 from kubecost_worker.runs import hour_starts

@@ -13,7 +13,7 @@ import pytest
 
 from kubecost_worker.devtools.accuracy import KEY as ROW_KEY
 from kubecost_worker.devtools.cluster import GiB, escape_label_value
-from kubecost_worker.model.allocation import COST_FIELDS
+from kubecost_worker.model.rows import COST_FIELDS
 from kubecost_worker.devtools.simulation import simulate, write_simulation
 
 START = 1_700_002_800  # an hour boundary

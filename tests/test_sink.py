@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from kubecost_worker.errors import TerminalError, TransientError
-from kubecost_worker.model.allocation import ExpenseRow, HourResult, MetricSample
+from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.sink import migrations
 from kubecost_worker.runs import STALE_RUN, RunRecord, RunStatus, now, utc
 from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, RUN_TABLES, ClickHouseSink, connect,

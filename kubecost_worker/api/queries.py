@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from ..model.allocation import IDLE
+from ..model.rows import IDLE
 from ..runs import HOUR
 
 _IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model.allocation import COST_FIELDS
+from ..model.rows import COST_FIELDS
 from ..sink.clickhouse import ClickHouseSink
 
 KEY = ("cloud_account_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node")

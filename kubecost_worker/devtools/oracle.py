@@ -8,7 +8,7 @@ import json
 import math
 from collections import defaultdict
 
-from ..model.allocation import COST_FIELDS  # the column names only: the oracle never calls the model
+from ..model.rows import COST_FIELDS  # the column names only: the oracle never calls the model
 from .cluster import GiB, TenantSim
 
 

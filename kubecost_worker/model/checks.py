@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .allocation import COST_FIELDS as COSTS, QUANTITY_FIELDS as QUANTITIES, HourResult
+from .rows import COST_FIELDS as COSTS, QUANTITY_FIELDS as QUANTITIES, HourResult
 
 # No single row (a pod, a node's idle capacity, a load balancer, the cluster fee) costs a million dollars an hour:
 # the largest cloud machines cost a few hundred.

@@ -33,7 +33,7 @@ import structlog
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
 from ..errors import TerminalError, TransientError
-from ..model.allocation import ExpenseRow, HourResult, MetricSample
+from ..model.rows import ExpenseRow, HourResult, MetricSample
 from ..runs import STALE_RUN, CurrentRun, RunRecord, RunStatus, now, utc
 from .cluster import local_table
 

@@ -1,0 +1,175 @@
+"""Pods and their containers (``docs/model.md``, "Pods" and "CPU, RAM, GPU"): which pod instances ran when and on
+which node, the labels and workload of their rows, and the quantity-hours and cost of each container resource."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from . import timeline
+from .cluster import ClusterHour, RowBook, samples_of
+from .resources import RESOURCES
+from .rows import ExpenseRow
+from .series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES,
+                     KUBE_JOB_OWNER, KUBE_NAMESPACE_LABELS, KUBE_POD_CONTAINER_RESOURCE_REQUESTS, KUBE_POD_LABELS,
+                     KUBE_POD_OWNER, KUBE_REPLICASET_OWNER, POD_PVC_ALLOCATION, RUNNING, Series, Summary,
+                     resource_kind)
+from .workload import Owners, resolve_workload
+
+
+@dataclass
+class Pod:
+    """A pod instance: (namespace, pod, uid) with its running interval."""
+
+    namespace: str
+    name: str
+    uid: str
+    start: float
+    stop: float
+    node: str = ""
+
+    @property
+    def running_hours(self) -> float:
+        return (self.stop - self.start) / 3600.0
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t < self.stop
+
+
+Pods = dict[tuple[str, str], list[Pod]]  # (namespace, pod name) -> its instances, by start
+
+
+def pod_instances(ctx: ClusterHour) -> Pods:
+    """Pod instances by (namespace, pod): from running samples, else from allocation samples."""
+    running: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for s in ctx.of(RUNNING):
+        key = (s.labels.get("namespace", ""), s.labels.get("pod", ""), s.labels.get("uid", ""))
+        if isinstance(s, Summary):
+            running[key].extend(t for t in (s.first, s.last) if t is not None)
+        else:
+            running[key].extend(t for t, v in s.samples if v > 0)
+    pods: Pods = defaultdict(list)
+    for (ns, name, uid), times in running.items():
+        if times:
+            pods[(ns, name)].append(Pod(ns, name, uid, *timeline.span(times, ctx.step, ctx.end)))
+    # Without any running series, the allocation samples tell when the pod ran; with running series that
+    # are all 0, it did not run (pending, or its containers not running) and costs nothing.
+    reported = {(ns, name) for ns, name, _ in running}
+    fallback: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for metric in (CONTAINER_CPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION,
+                   POD_PVC_ALLOCATION):
+        for s in ctx.of(metric):
+            key = (s.labels.get("namespace", ""), s.labels.get("pod", ""))
+            if key not in reported:
+                fallback[key].extend(t for t, _ in samples_of(s))
+    for (ns, name), times in fallback.items():
+        pods[(ns, name)].append(Pod(ns, name, "", *timeline.span(times, ctx.step, ctx.end)))
+    for instances in pods.values():
+        instances.sort(key=lambda p: p.start)
+    # The node of a pod: of its allocation series, else of its request series.
+    for metric in (KUBE_POD_CONTAINER_RESOURCE_REQUESTS, CONTAINER_CPU_ALLOCATION,
+                   CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION):
+        for s in ctx.of(metric):
+            node = s.labels.get("node", "")
+            for pod in _instances_of_samples(pods, s):
+                pod.node = node or pod.node
+    return pods
+
+
+def samples_in(instances: list[Pod], pod: Pod, samples) -> list[tuple[float, float]]:
+    """The samples of a series of a pod name that belong to ``pod`` (all of them if the name has one pod)."""
+    if len(instances) == 1:
+        return list(samples)
+    return [(t, v) for t, v in samples if pod.contains(t)]
+
+
+def _instances_of_samples(pods: Pods, s: Series | Summary) -> list[Pod]:
+    instances = pods.get((s.labels.get("namespace", ""), s.labels.get("pod", "")), [])
+    if len(instances) == 1:
+        return list(instances)
+    return [p for p in instances if any(p.contains(t) for t, _ in samples_of(s))]
+
+
+def _mean_of(instances: list[Pod], pod: Pod, group: list[Series | Summary]) -> float:
+    """Mean of the samples of ``group``'s series that belong to ``pod``; 0 without samples."""
+    if len(group) == 1 and isinstance(group[0], Summary) and len(instances) == 1:
+        return group[0].mean
+    return timeline.mean([x for s in group for x in samples_in(instances, pod, samples_of(s))])
+
+
+class PodRows:
+    """The row of a pod instance: its workload (owners) and labels (the namespace's, then the pod's)."""
+
+    def __init__(self, ctx: ClusterHour, book: RowBook):
+        self.book = book
+        self.owners = Owners.from_series(ctx.of(KUBE_POD_OWNER), ctx.of(KUBE_REPLICASET_OWNER), ctx.of(KUBE_JOB_OWNER))
+
+        def latest(group: list[Series | Summary]) -> dict[str, str]:
+            # A summary is the only copy of its pod's labels (the source sends samples otherwise).
+            newest = group[0] if len(group) == 1 else max(group, key=lambda s: (s.samples[-1][0],
+                                                                                 sorted(s.labels.items())))
+            return {k.removeprefix("label_"): v for k, v in newest.labels.items() if k.startswith("label_")}
+
+        self.namespace_labels = {ns: latest(g) for (ns,), g in ctx.by(KUBE_NAMESPACE_LABELS, "namespace").items()}
+        self.pod_labels = {key: latest(g) for key, g in ctx.by(KUBE_POD_LABELS, "namespace", "pod", "uid").items()}
+
+    def of(self, pod: Pod) -> ExpenseRow:
+        own_labels = self._own_labels(pod)
+        kind, name = resolve_workload(self.owners, pod.namespace, pod.name, own_labels)
+        return self.book.row(pod.namespace, kind, name, pod.name, pod.node,
+                             {**self.namespace_labels.get(pod.namespace, {}), **own_labels})
+
+    def _own_labels(self, pod: Pod) -> dict[str, str]:
+        own = self.pod_labels.get((pod.namespace, pod.name, pod.uid))
+        if own is None:  # uid unknown on one side: the labels of any pod of that name
+            own = next((v for (ns, name, _), v in self.pod_labels.items() if (ns, name) == (pod.namespace, pod.name)),
+                       {})
+        return own
+
+
+Allocated = dict[str, dict[str, list[float]]]  # node -> resource -> [quantity-hours, cost] allocated to pods
+
+
+def allocate_containers(ctx: ClusterHour, book: RowBook, pods: Pods, rows: PodRows,
+                        prices: dict[str, dict[str, list[tuple[float, float]]]]) -> Allocated:
+    """Pod rows with running minutes, quantities and costs; returns per node what pods were allocated."""
+    allocation = {r.name: ctx.by(r.allocation, "namespace", "pod", "container") for r in RESOURCES}
+    requests: dict[str, dict[tuple[str, str, str], list[Series | Summary]]] = {r.name: defaultdict(list)
+                                                                               for r in RESOURCES}
+    for s in ctx.of(KUBE_POD_CONTAINER_RESOURCE_REQUESTS):
+        kind = resource_kind(s.labels.get("resource", ""))
+        if kind:
+            requests[kind][(s.labels.get("namespace", ""), s.labels.get("pod", ""),
+                            s.labels.get("container", ""))].append(s)
+    containers: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for table in (*allocation.values(), *requests.values()):
+        for ns, pod, container in table:
+            containers[(ns, pod)].add(container)
+
+    price_over: dict[tuple, float] = {}  # most pods of a node share one interval (the whole hour)
+    allocated: Allocated = defaultdict(lambda: {r.name: [0.0, 0.0] for r in RESOURCES})
+    for (ns, name), instances in pods.items():
+        for pod in instances:
+            row = rows.of(pod)
+            row.running_minutes += (pod.stop - pod.start) / 60.0
+            for resource in RESOURCES:
+                quantity = 0.0
+                for container in sorted(containers.get((ns, name), ())):
+                    key = (ns, name, container)
+                    quantity += max(_mean_of(instances, pod, allocation[resource.name].get(key, [])),
+                                    _mean_of(instances, pod, requests[resource.name].get(key, [])))
+                quantity_hours = quantity * pod.running_hours
+                if quantity_hours == 0:
+                    continue
+                node_prices = prices[resource.name].get(pod.node)
+                if node_prices is None and pod.node not in book.unpriced_nodes:
+                    book.unpriced_nodes.append(pod.node)
+                interval = (resource.name, pod.node, pod.start, pod.stop)
+                if interval not in price_over:
+                    price_over[interval] = timeline.time_weighted_mean(node_prices or [], pod.start, pod.stop)
+                cost = quantity_hours * price_over[interval] / resource.per_unit
+                setattr(row, resource.quantity_field, getattr(row, resource.quantity_field) + quantity_hours)
+                setattr(row, resource.cost_field, getattr(row, resource.cost_field) + cost)
+                allocated[pod.node][resource.name][0] += quantity_hours
+                allocated[pod.node][resource.name][1] += cost
+    return allocated
