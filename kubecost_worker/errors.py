@@ -17,6 +17,11 @@ class TerminalError(WorkerError):
     """Retrying cannot succeed: invalid input, a rejected query, a schema problem."""
 
 
+class UnexpectedError(TerminalError):
+    """An exception no check foresaw (a bug, or an input that breaks one of the model's invariants): the tenant-hour
+    fails and is recorded, the others go on, its job is dead-lettered as ``unexpected``. Retrying would fail again."""
+
+
 class ConfigError(TerminalError):
     """Invalid configuration; ``problems`` lists every problem found, not just the first."""
 

@@ -12,7 +12,7 @@ import structlog
 
 from . import telemetry
 from .config import Config, is_safe_tenant_id
-from .errors import TerminalError, WorkerError
+from .errors import TerminalError, UnexpectedError, WorkerError
 from .model import compute_hour
 from .model.checks import describe, implausible
 from .runs import HOUR, SENTINEL_METRICS, RunRecord, RunStatus, refusal, utc
@@ -55,17 +55,18 @@ class Pipeline:
                 except WorkerError:
                     raise
                 except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
-                    raise TerminalError(f"unexpected {type(exc).__name__}: {exc}") from exc
+                    raise UnexpectedError(f"unexpected {type(exc).__name__}: {exc}") from exc
         except WorkerError as exc:
-            transient = not isinstance(exc, TerminalError)
-            bound.error("tenant-hour failed", error=str(exc), transient=transient)
+            kind = ("unexpected" if isinstance(exc, UnexpectedError) else "terminal" if isinstance(exc, TerminalError)
+                    else "transient")
+            bound.error("tenant-hour failed", error=str(exc), kind=kind, exc_info=kind == "unexpected")
             telemetry.TENANT_HOURS.labels("failed").inc()
-            telemetry.TENANT_HOUR_FAILURES.labels("transient" if transient else "terminal").inc()
+            telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
             self._record_failure(run, exc)
             raise
         if done.status == RunStatus.REFUSED:
             telemetry.TENANT_HOURS.labels("refused").inc()
-            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written, coverage=done.coverage)
+            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written, sentinel_samples=done.sentinel_samples)
             return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
@@ -77,7 +78,7 @@ class Pipeline:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
         result = compute_hour(hour_input)
-        coverage = hour_input.sample_count(SENTINEL_METRICS)
+        sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
         if problems:
             raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
@@ -85,12 +86,13 @@ class Pipeline:
             bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
         if not force:
             current = self.sink.current_run(run.cloud_account_id, run.hour)
-            why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
+            why = refusal(current, sentinel_samples, len(result.rows), self.config.refuse_below)
             if why:
-                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, coverage)
+                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen,
+                                      sentinel_samples)
                 self.sink.record(refused)
                 return refused
-        return self.sink.write_hour(run, result, coverage)
+        return self.sink.write_hour(run, result, sentinel_samples)
 
     def _record_failure(self, run: RunRecord, exc: Exception) -> None:
         failed = run.failed(f"{type(exc).__name__}: {exc}")

@@ -97,7 +97,7 @@ class RunRecord:
     rows_written: int = 0
     total_cost: float = 0.0
     samples_seen: int = 0
-    coverage: int = 0  # samples of the sentinel series: what late-data rechecks and refusals compare
+    sentinel_samples: int = 0  # of SENTINEL_METRICS in the hour (the ledger's column `coverage`)
     error: str = ""  # why it failed or was refused
 
     @classmethod
@@ -110,17 +110,19 @@ class RunRecord:
     def queued(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
         return cls(tenant, hour, uuid.uuid4(), RunStatus.QUEUED, reason, started_at=now())
 
-    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int, coverage: int) -> "RunRecord":
+    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int,
+                  sentinel_samples: int) -> "RunRecord":
         return self._end(RunStatus.SUCCEEDED, rows_written=rows_written, total_cost=total_cost,
-                         samples_seen=samples_seen, coverage=coverage)
+                         samples_seen=samples_seen, sentinel_samples=sentinel_samples)
 
     def failed(self, error: str) -> "RunRecord":
         return self._end(RunStatus.FAILED, error=error)
 
-    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int, coverage: int) -> "RunRecord":
+    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int,
+                sentinel_samples: int) -> "RunRecord":
         # rows_written holds the rows the run would have written: the ledger shows what it found beside why
         return self._end(RunStatus.REFUSED, error=why, rows_written=rows_found, total_cost=total_cost,
-                         samples_seen=samples_seen, coverage=coverage)
+                         samples_seen=samples_seen, sentinel_samples=sentinel_samples)
 
     def may_commit(self, at: dt.datetime) -> bool:
         return at - self.started_at < COMMIT_DEADLINE
@@ -136,12 +138,12 @@ class CurrentRun:
     """What the ledger says of the run readers see for a tenant-hour (``k8s_expense_current_run_records``)."""
 
     run_id: uuid.UUID
-    coverage: int
+    sentinel_samples: int
     rows_written: int
 
 
-def refusal(current: CurrentRun | None, coverage: int, rows: int, keep_fraction: float) -> str | None:
-    """Why a run that found ``coverage`` sentinel samples and ``rows`` rows must not replace the hour's current run,
+def refusal(current: CurrentRun | None, sentinel_samples: int, rows: int, keep_fraction: float) -> str | None:
+    """Why a run that found ``sentinel_samples`` and ``rows`` rows must not replace the hour's current run,
     or None when it may. A run is refused when it found markedly less than the current run: below ``keep_fraction``
     of its sentinel samples or of its rows (Thanos's retention dropped the raw samples, a compactor downsampled
     them, a Prometheus lost data). ``keep_fraction`` 0 never refuses; an hour without a current run never refuses.
@@ -149,8 +151,8 @@ def refusal(current: CurrentRun | None, coverage: int, rows: int, keep_fraction:
     if current is None or keep_fraction <= 0:
         return None
     short = []
-    if coverage < keep_fraction * current.coverage:
-        short.append(f"{coverage} sentinel samples against {current.coverage}")
+    if sentinel_samples < keep_fraction * current.sentinel_samples:
+        short.append(f"{sentinel_samples} sentinel samples against {current.sentinel_samples}")
     if rows < keep_fraction * current.rows_written:
         short.append(f"{rows} rows against {current.rows_written}")
     if not short:

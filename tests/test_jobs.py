@@ -240,6 +240,36 @@ def test_a_rerun_that_finds_the_hour_gone_is_refused_and_a_forced_range_replaces
     assert stored_rows(world.sink) == []  # replaced by what Thanos holds now: nothing
 
 
+def test_an_input_that_breaks_an_invariant_fails_its_hour_and_is_dead_lettered_as_unexpected(
+        cluster, world_factory, monkeypatch):
+    """The model refuses a summary where it needs samples (a ValueError: an invariant of its input): that hour is
+    recorded failed with the reason, its job dead-lettered as ``unexpected``, and the next job goes on."""
+    import kubecost_worker.pipeline as pipeline_module
+    from kubecost_worker.model.series import HourInput, Summary
+
+    real = pipeline_module.fetch_hour
+
+    def broken_for_the_first_hour(client, label, tenant, start, end, step):
+        hour_input = real(client, label, tenant, start, end, step)
+        if start != START:
+            return hour_input
+        series = {**hour_input.series, "kubecost_cluster_info": [Summary({"id": "c"}, mean=1.0)]}
+        return HourInput(hour_input.tenant, hour_input.start, hour_input.end, hour_input.step, series,
+                         hour_input.counted)
+
+    monkeypatch.setattr(pipeline_module, "fetch_hour", broken_for_the_first_hour)
+    world = world_factory(cluster.url)
+    world.broker.publish(job())
+    world.broker.publish(job(start=START + 3600, end=START + 7200))
+    assert drain(world.broker, world.handler) == {"dead-unexpected": 1, "done": 1}
+    (headers, _), = world.dead_letters()
+    assert headers[ERROR_KIND] == "unexpected" and "a summary where the hourly mean needs samples" in headers[ERROR]
+    assert world.sink.query("SELECT toUnixTimestamp(hour), status, error FROM k8s_expense_runs "
+                            "WHERE status IN ('failed', 'running') AND hour = toDateTime({h:UInt32}, 'UTC') "
+                            "ORDER BY recorded_at DESC LIMIT 1", {"h": START})[0][:2] == (START, "failed")
+    assert world.succeeded() == [(TENANTS[0], START + 3600)]
+
+
 def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(cluster, world_factory):
     world = world_factory(cluster.url)
     scheduler = Scheduler(world.pipeline, world.broker, clock=just_after_the_data)

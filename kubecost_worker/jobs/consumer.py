@@ -27,7 +27,7 @@ from kombu.mixins import ConsumerMixin
 
 from .. import telemetry
 from ..config import Config
-from ..errors import TerminalError, TransientError
+from ..errors import TerminalError, TransientError, UnexpectedError
 from .broker import ATTEMPT, REFUSED, Broker, body_of
 from ..runs import HOUR, RunStatus
 from .messages import InvalidJob, Job, parse
@@ -78,6 +78,9 @@ class JobHandler:
             message.ack()
             bound.warning("job failed, retrying later", error=str(exc), delay_seconds=delay)
             return self._count("retried")
+        except UnexpectedError as exc:  # recorded as the hour's failure by the pipeline; the traceback is logged
+            bound.error("job failed on an unexpected error", error=str(exc))
+            return self._dead(message, body, str(exc), "unexpected", attempt, channel)
         except TerminalError as exc:
             return self._dead(message, body, str(exc), "terminal", attempt, channel)
         except Exception as exc:  # a bug: dead-letter it rather than loop on it forever

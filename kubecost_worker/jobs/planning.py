@@ -20,7 +20,7 @@ from ..runs import HOUR, PENDING, SENTINEL_METRICS  # noqa: F401  (what the rech
 class HourState:
     """What the run ledger knows about one tenant-hour."""
 
-    succeeded_coverage: int | None  # sentinel samples seen by the current run; None: never succeeded
+    current_sentinel_samples: int | None  # of the current run (runs.SENTINEL_METRICS); None: never succeeded
     last_status: str  # the latest record: queued, running, succeeded, failed or refused
     last_recorded_at: dt.datetime
 
@@ -59,8 +59,8 @@ def plan(window: list[int], data_counts: dict[int, int], recheck_counts: dict[in
         state = states.get(hour)
         if state is not None and state.is_pending(trusted_after):
             continue
-        if state is None or state.succeeded_coverage is None:
+        if state is None or state.current_sentinel_samples is None:
             due.append((hour, "scheduled" if hour == newest else "catch-up"))
-        elif recheck_counts.get(hour, 0) > state.succeeded_coverage:
+        elif recheck_counts.get(hour, 0) > state.current_sentinel_samples:
             due.append((hour, "late-data"))
     return due

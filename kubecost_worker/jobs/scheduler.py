@@ -59,7 +59,7 @@ class Scheduler:
             recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
                                             recheck[-1]) if recheck else {})
             states = {hour: HourState(*state) for hour, state in sink.hour_states(tenant, window[0], window[-1]).items()}
-            complete = [hour for hour, state in states.items() if state.succeeded_coverage is not None]
+            complete = [hour for hour, state in states.items() if state.current_sentinel_samples is not None]
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))

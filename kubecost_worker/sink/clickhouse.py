@@ -135,7 +135,7 @@ class ClickHouseSink:
             at = now()
             self.client.insert("k8s_expense_runs", [
                 [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
-                 r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000], at] for r in runs],
+                 r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000], at] for r in runs],
                 column_names=LEDGER_COLUMNS)
 
     def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
@@ -147,8 +147,8 @@ class ClickHouseSink:
 
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
-    def write_hour(self, run: RunRecord, result: HourResult, coverage: int = 0) -> RunRecord:
-        """Insert the rows of a run and commit it with its ``coverage`` (``runs.SENTINEL_METRICS``); returns the
+    def write_hour(self, run: RunRecord, result: HourResult, sentinel_samples: int = 0) -> RunRecord:
+        """Insert the rows of a run and commit it with its ``sentinel_samples``; returns the
         succeeded record. Older runs stay underneath, invisible, until ``collect_garbage``."""
         inserted_at = now()
         with classified(f"inserting {len(result.rows)} rows"):
@@ -158,7 +158,7 @@ class ClickHouseSink:
             if result.metric_samples:
                 self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
                                    column_names=METRIC_COLUMNS, column_oriented=True)
-        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, coverage)
+        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, sentinel_samples)
         if not run.may_commit(done.finished_at):
             raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
                                  "cleanup takes runs this old for dead and may be removing its rows")
@@ -243,7 +243,7 @@ class ClickHouseSink:
     # -- reading the ledger ------------------------------------------------------------------------------------
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, tuple]:
-        """hour -> (coverage of the current run or None, latest status, latest record time) from the ledger."""
+        """hour -> (sentinel samples of the current run or None, latest status, latest record time)."""
         window = "cloud_account_id = {tenant:String} AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}"
         rows = self.query(
             f"""
