@@ -18,7 +18,7 @@ from kubecost_worker import wiring
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import TransientError
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
-from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
+from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker, body_of
 from kubecost_worker.jobs.consumer import JobHandler, drain
 from kubecost_worker.jobs.messages import Job, iso
 from kubecost_worker.jobs.scheduler import Scheduler
@@ -65,7 +65,7 @@ class World:
     def dead_letters(self) -> list[tuple[dict, bytes]]:
         out = []
         while (message := self.broker.get(self.broker.dead)) is not None:
-            out.append((dict(message.headers), message.body if isinstance(message.body, bytes) else message.body.encode()))
+            out.append((dict(message.headers), body_of(message)))
             message.ack()
         return out
 

@@ -24,7 +24,7 @@ import kombu
 import pytest
 
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
-from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker
+from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker, body_of
 from kubecost_worker.jobs.messages import Job
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
@@ -411,7 +411,7 @@ def test_transient_failures_wait_in_the_delay_queues_then_succeed_or_are_dead_le
         assert consumer.stop() == 0, consumer.tail()
     assert rig.depth(rig.jobs) == (0, 0) and all(rig.ready(q) == 0 for q in rig.delay_queues)
     message = rig.broker.get(rig.broker.dead)
-    body = message.body if isinstance(message.body, bytes) else message.body.encode()
+    body = body_of(message)
     assert json.loads(body)["cloud_account_id"] == TENANTS[1]
     headers = message.headers
     assert headers[ERROR_KIND] == "transient" and headers[ATTEMPTS] == 2 and "503" in headers[ERROR], headers
@@ -448,7 +448,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_then_listed_and_replay
     while (message := rig.broker.get(rig.broker.dead)) is not None:
         taken.append(message)
     try:
-        bodies = [m.body if isinstance(m.body, bytes) else m.body.encode() for m in taken]
+        bodies = [body_of(m) for m in taken]
         assert bodies == list(bad)
         for message, reason in zip(taken, bad.values()):
             headers = message.headers
@@ -605,7 +605,7 @@ def test_compressed_and_oversized_bodies_are_dead_lettered_unread_and_the_consum
     assert consumer.done() == [(TENANTS[0], START)]
     dead = []
     while (message := rig.broker.get(rig.broker.dead)) is not None:
-        dead.append((message.headers, message.body if isinstance(message.body, bytes) else message.body.encode()))
+        dead.append((message.headers, body_of(message)))
         message.ack()
     assert [body for _, body in dead] == [bomb, garbage, oversized[:DEAD_LETTER_BYTES]]
     for headers, _ in dead[:2]:
