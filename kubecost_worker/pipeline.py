@@ -66,7 +66,8 @@ class Pipeline:
             raise
         if done.status == RunStatus.REFUSED:
             telemetry.TENANT_HOURS.labels("refused").inc()
-            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written, sentinel_samples=done.sentinel_samples)
+            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written,
+                          sentinel_samples=done.sentinel_samples)
             return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
@@ -131,8 +132,9 @@ class HoursSummary:
 
     def line(self) -> str:
         jobs = self.done + self.failed
-        line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenant_count} tenants x {self.hour_count} "
-                f"hours), {self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, {self.failed} failed")
+        line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenant_count} tenants x "
+                f"{self.hour_count} hours), {self.rows} rows, total cost {self.total_cost:.4f}, {self.seconds:.1f} s, "
+                f"{self.failed} failed")
         return line + (f", {self.refused} refused (less data than stored; --force replaces)" if self.refused else "")
 
 

@@ -40,8 +40,6 @@ class RunStatus(enum.StrEnum):
     COLLECTED = "collected"  # cleanup removed the rows of this superseded, failed or abandoned run
 
 
-# Statuses that end a run; COLLECTED is cleanup's note about a run that had already ended.
-FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REFUSED})
 PENDING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 
 

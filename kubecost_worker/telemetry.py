@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 TENANT_HOURS = Counter("kcw_tenant_hours_total", "Tenant-hours processed, by outcome (succeeded, failed, refused)",
                        ["outcome"])
-TENANT_HOUR_FAILURES = Counter("kcw_tenant_hour_failures_total", "Failed tenant-hours, by reason (transient, terminal, unexpected)",
+TENANT_HOUR_FAILURES = Counter("kcw_tenant_hour_failures_total",
+                               "Failed tenant-hours, by reason (transient, terminal, unexpected)",
                                ["reason"])
 RUN_SECONDS = Histogram("kcw_run_duration_seconds", "Duration of one tenant-hour run (fetch, compute, write, commit)",
                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))

@@ -32,7 +32,8 @@ def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, fo
     for job in jobs:
         broker.publish(job)
     broker.close()
-    click.echo(f"rerun: published {len(jobs)} tenant-hour jobs ({len(tenants)} tenants x {len(jobs) // len(tenants)} hours)")
+    click.echo(f"rerun: published {len(jobs)} tenant-hour jobs "
+               f"({len(tenants)} tenants x {len(jobs) // len(tenants)} hours)")
 
 
 @cli.group()

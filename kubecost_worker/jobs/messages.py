@@ -7,9 +7,9 @@
 2000 and 2200 (``requested_at`` too); a message may cover several hours (a rerun range) up to
 ``KCW_MAX_RERUN_HOURS``. ``force`` (optional, a JSON boolean, default false) replaces hours even where the run
 finds markedly less data than the stored one (``runs.refusal``); it is written only when true, so a message
-without it reads the same to a consumer that predates it. Anything else is an ``InvalidJob`` naming the problem, whatever the body holds (a nesting
-deep enough to exhaust the parser, a number too large for a date): the message goes to the dead-letter queue at
-once and the consumer goes on.
+without it reads the same to a consumer that predates it. Anything else is an ``InvalidJob`` naming the problem,
+whatever the body holds (a nesting deep enough to exhaust the parser, a number too large for a date): the message
+goes to the dead-letter queue at once and the consumer goes on.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class Job:
         return json.dumps({**body, "force": True} if self.force else body).encode()
 
     def describe(self) -> str:
-        return f"{self.cloud_account_id} [{iso(self.start)}, {iso(self.end)}) {self.reason}" + (" forced" if self.force else "")
+        forced = " forced" if self.force else ""
+        return f"{self.cloud_account_id} [{iso(self.start)}, {iso(self.end)}) {self.reason}{forced}"
 
 
 def validate(job: Job, max_hours: int) -> Job:

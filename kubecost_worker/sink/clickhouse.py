@@ -178,6 +178,8 @@ class ClickHouseSink:
         crash halfway is repaired by the next call (the deletes are idempotent, the runs not yet 'collected')."""
         started = time.perf_counter()
         obsolete = self._obsolete_runs(since, stale_after)
+        if not obsolete:
+            return Collected(0, 0, time.perf_counter() - started)
         by_partition: dict[int, list[tuple]] = {}
         for tenant, hour, run_id, partition in obsolete:
             by_partition.setdefault(int(partition), []).append((tenant, int(hour), run_id))
@@ -191,11 +193,9 @@ class ClickHouseSink:
                 at_collection = now()
                 self.record(*(RunRecord(tenant, hour, run_id, RunStatus.COLLECTED, "gc", at_collection,
                                         finished_at=at_collection) for tenant, hour, run_id in batch))
-        if obsolete:
-            self._await_deletes()
+        self._await_deletes()
         done = Collected(len(obsolete), len(by_partition), time.perf_counter() - started)
-        if obsolete:
-            log.info("removed the rows of obsolete runs", runs=done.runs, partitions=done.partitions,
+        log.info("removed the rows of obsolete runs", runs=done.runs, partitions=done.partitions,
                      seconds=round(done.seconds, 3))
         return done
 
@@ -244,7 +244,8 @@ class ClickHouseSink:
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, tuple]:
         """hour -> (sentinel samples of the current run or None, latest status, latest record time)."""
-        window = "cloud_account_id = {tenant:String} AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}"
+        window = ("cloud_account_id = {tenant:String} "
+                  "AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}")
         rows = self.query(
             f"""
             SELECT toUnixTimestamp(latest.hour), current.coverage, latest.last_status, latest.at
