@@ -10,6 +10,7 @@ capacity (``idle.py``, ``volumes.py``): each adds its costs to the cluster's ``R
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Mapping
 
 from . import timeline
 from .cluster import ClusterHour, RowBook, window
@@ -23,8 +24,9 @@ from .series import KEPT_PREFIX, KUBECOST_CLUSTER_INFO, HourInput, Series, Summa
 from .volumes import allocate_volumes, unmounted
 
 
-def compute_hour(inp: HourInput) -> HourResult:
-    """All rows and metric samples of one tenant-hour."""
+def compute_hour(inp: HourInput, default_prices: Mapping[str, float] | None = None) -> HourResult:
+    """All rows, node rows and metric samples of one tenant-hour. ``default_prices`` ($ per core-hour, GiB-hour,
+    GPU-hour by resource name ``cpu``, ``ram``, ``gpu``) price the resources of nodes without price series."""
     rows: list[ExpenseRow] = []
     unpriced: list[str] = []
     for cluster_id, series in split_by_cluster(inp).items():

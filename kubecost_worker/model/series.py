@@ -29,6 +29,11 @@ class Summary(NamedTuple):
     mean: float = math.nan      # of the samples: what the model takes of allocation and request series
     first: float | None = None  # times of the first and the last positive sample: what it takes of running series
     last: float | None = None
+    # of usage series: a counter's reset-aware increase (CPU seconds) over the hour's consecutive samples, the
+    # last one before the hour included; the highest sample of a gauge (working set) or the highest rate between
+    # consecutive samples of a counter on the hour's scrape grid (model/usage.py defines both)
+    increase: float = math.nan
+    maximum: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class HourInput:
 
 # Every metric the model reads, by name (IDENTITY below says which labels identify a series of each).
 CONTAINER_CPU_ALLOCATION = "container_cpu_allocation"
+CONTAINER_CPU_USAGE_SECONDS_TOTAL = "container_cpu_usage_seconds_total"  # cAdvisor
+CONTAINER_MEMORY_WORKING_SET_BYTES = "container_memory_working_set_bytes"  # cAdvisor
 CONTAINER_GPU_ALLOCATION = "container_gpu_allocation"
 CONTAINER_MEMORY_ALLOCATION_BYTES = "container_memory_allocation_bytes"
 KUBECOST_CLUSTER_INFO = "kubecost_cluster_info"
@@ -77,6 +84,8 @@ KUBECOST_NETWORK_ZONE_EGRESS_COST = "kubecost_network_zone_egress_cost"
 KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL = "kubecost_pod_network_egress_bytes_total"
 KUBE_JOB_OWNER = "kube_job_owner"
 KUBE_NAMESPACE_LABELS = "kube_namespace_labels"
+KUBE_NODE_LABELS = "kube_node_labels"
+KUBECOST_NODE_IS_SPOT = "kubecost_node_is_spot"
 KUBE_NODE_STATUS_CAPACITY_CPU_CORES = "kube_node_status_capacity_cpu_cores"
 KUBE_NODE_STATUS_CAPACITY_MEMORY_BYTES = "kube_node_status_capacity_memory_bytes"
 KUBE_PERSISTENTVOLUME_CAPACITY_BYTES = "kube_persistentvolume_capacity_bytes"
@@ -91,6 +100,7 @@ NODE_RAM_HOURLY_COST = "node_ram_hourly_cost"
 POD_PVC_ALLOCATION = "pod_pvc_allocation"
 PV_HOURLY_COST = "pv_hourly_cost"
 RUNNING = "kube_pod_container_status_running"
+SERVICE_SELECTOR_LABELS = "service_selector_labels"
 
 # The labels that identify a series of each metric. Two series equal on these are one series seen twice
 # (typically once from kube-state-metrics, once re-emitted by the cost-model, with other job/instance labels).
@@ -121,14 +131,21 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     KUBECOST_NETWORK_INTERNET_EGRESS_COST: (),
     KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL: ("namespace", "pod_name", "internet", "same_zone", "same_region"),
     KUBECOST_CLUSTER_INFO: ("id", "name"),
+    KUBECOST_NODE_IS_SPOT: NODE_PRICE,
+    # a restarted container is a new cgroup (id): its own series; copies from two scrapes of one kubelet merge
+    CONTAINER_CPU_USAGE_SECONDS_TOTAL: ("namespace", "pod", "container", "id"),
+    CONTAINER_MEMORY_WORKING_SET_BYTES: ("namespace", "pod", "container", "id"),
 }
+# cAdvisor's series of a pod's whole cgroup (container="") and of its pause container ("POD"): not containers,
+# and counting them would count the pod's usage twice.
+NOT_CONTAINERS = ("", "POD")
 
 # Label-carrying metrics are not merged: every copy keeps its labels and the latest copy in the hour wins.
-LABEL_METRICS = (KUBE_POD_LABELS, KUBE_NAMESPACE_LABELS)
+LABEL_METRICS = (KUBE_POD_LABELS, KUBE_NAMESPACE_LABELS, KUBE_NODE_LABELS, SERVICE_SELECTOR_LABELS)
 # Metrics the allocation needs, besides every kubecost_* series kept as hourly samples.
 NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
-COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL}
+COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL, CONTAINER_CPU_USAGE_SECONDS_TOTAL}
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:
     keys = IDENTITY.get(metric)
