@@ -173,7 +173,8 @@ def main() -> None:
                 out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
     small_figures = ("hour_2k", "backfill_rss", "consumers", "storage", "reads")
     if any(wanted(f) for f in small_figures):
-        small = simulated(workdir, "2k", 2000, first, 24)
+        whole_day = any(wanted(f) for f in small_figures[1:])  # the tenant-hour alone needs its hour only
+        small = simulated(workdir, "2k", 2000, first if whole_day else last, 24 if whole_day else 1)
         with LocalPrometheus(small) as url:
             if wanted("hour_2k"):
                 say("2,000 pods: tenant-hour vs floor")
