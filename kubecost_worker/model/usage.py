@@ -61,6 +61,7 @@ def irate_max(samples: Sequence[tuple[float, float]], start: float, end: float, 
         if last < 1 or times[last - 1] < t - reach:
             continue
         (t1, v1), (t2, v2) = samples[last - 1], samples[last]
-        rate = (v2 - v1 if v2 >= v1 else v2) / (t2 - t1)
+        # Prometheus keeps times in whole milliseconds: the same interval, not its float-seconds approximation
+        rate = (v2 - v1 if v2 >= v1 else v2) / (round((t2 - t1) * 1000) / 1000)
         best = rate if best is None else max(best, rate)
     return best
