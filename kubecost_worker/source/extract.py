@@ -2,10 +2,11 @@
 
 Most of a tenant-hour's samples are pod-level series of which the model takes one figure each
 (``policy.SUMMARISABLE``): the mean of an allocation or request, the first and last positive sample of a running series,
-the labels of an owner or label series. Prometheus computes those figures, so one number per series crosses the
-network instead of 60 samples. Prices, capacities, volumes, counters and every ``kubecost_*`` series come as
-samples. Pods the figures cannot describe exactly (``policy.pods_needing_samples``) are fetched again as samples, so the
-model computes the same numbers either way (``tests/test_summarised_fetch.py``).
+the labels of an owner or label series, the increase, mean and maximum of cAdvisor's usage series. Prometheus
+computes those figures, so one number per series crosses the network instead of 60 samples. Prices, capacities,
+volumes, the network counter and every ``kubecost_*`` series come as samples. Pods the figures cannot describe
+exactly (``policy.pods_needing_samples``) are fetched again as samples, so the model computes the same numbers
+either way (``tests/test_summarised_fetch.py``).
 
 Answers are checked for what they claim before the model sees them (``ThanosBadAnswer``, retried and never
 stored): samples are sorted by time where a server sent them out of order, a sample repeated with the same value
@@ -22,8 +23,10 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..model.series import KEPT_PREFIX, NEEDED_METRICS, RUNNING, HourInput, Series, Summary
-from .policy import CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, pod_of, pods_needing_samples
+from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES, KEPT_PREFIX,
+                            NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
+from .policy import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, USAGE_SUMMARIES, is_container, pod_of,
+                     pods_needing_samples)
 from ..runs import HOUR
 from .promql import names_matcher, quote, tenant_matcher
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled
@@ -36,6 +39,11 @@ SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, chea
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
+
+# The label naming which figure of a usage series an answer is, where one query asks several (label_replace)
+FIGURE = "kcw_figure"
+# The figure every usage series with samples in the hour has: what the census counts
+IN_HOUR = {CONTAINER_CPU_USAGE_SECONDS_TOTAL: "last", CONTAINER_MEMORY_WORKING_SET_BYTES: "mean"}
 
 
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
@@ -68,9 +76,16 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
     hour, first_step = client.range_selector(end - start), client.range_selector(step)
     at_end, after_first_step = end - 0.001, start + step - 0.001
     selector = "{" + tenant_matcher(tenant_label, tenant) + "}"
+    # cAdvisor's pod cgroup and pause container are not containers: the model leaves them out, the server too
+    containers = "{" + tenant_matcher(tenant_label, tenant) + "".join(f", container!={quote(c)}"
+                                                                      for c in NOT_CONTAINERS) + "}"
 
     def of(metric: str) -> str:
         return metric + selector
+
+    def summarised(metric: str) -> str:
+        """The series a summary of ``metric`` covers."""
+        return metric + (containers if metric in USAGE_SUMMARIES else selector)
 
     def own(result: list[dict]) -> list[dict]:  # defence in depth, as for samples
         return [item for item in result if item["metric"].get(tenant_label) == tenant]
@@ -86,12 +101,61 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         return {frozenset(_labels(i["metric"], tenant_label).items()): _value(promql, i)
                 for i in own(client.query(promql, at))}
 
-    def census() -> dict[str, int]:
+    def figures(metric: str, queries: dict[str, str]) -> list[tuple[Summary, bool]]:
+        """Several figures of each series in one query, each answer tagged with its figure's name; the summaries
+        and whether each one's series has samples in the hour (what the census counts)."""
+        promql = " or ".join(f'label_replace({q}, "{FIGURE}", "{name}", "", "")' for name, q in queries.items())
+        by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
+        for item in own(client.query(promql, at_end)):
+            labels = _labels(item["metric"], tenant_label)
+            name = labels.pop(FIGURE, None)
+            labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
+            key = frozenset(labels.items())
+            if name not in queries or name in by_series[key]:
+                raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
+                                      f"or gives twice: {dict(labels)}")
+            by_series[key][name] = _value(promql, item)
+        return [(_usage(metric, dict(key), found), IN_HOUR[metric] in found) for key, found in by_series.items()]
+
+    def census() -> tuple[dict[str, int], dict[str, int]]:
         """Series of each summarised metric in the hour, counted by the server in one query: a summary that
-        lists fewer (a proxy or store dropping part of an answer) is refused, not priced as if complete."""
-        promql = " or ".join(f'label_replace(count(count_over_time({of(m)}[{hour}])), "metric", "{m}", "", "")'
-                             for m in SUMMARISABLE)
-        return {i["metric"].get("metric", ""): _count(promql, i) for i in client.query(promql, at_end)}
+        lists fewer (a proxy or store dropping part of an answer) is refused, not priced as if complete. The same
+        query counts the usage metrics' samples (``HourInput.counted``), non-containers included as the samples
+        path counts them."""
+        promql = " or ".join(
+            [f'label_replace(count(count_over_time({summarised(m)}[{hour}])), "metric", "{m}", "", "")'
+             for m in SUMMARISABLE]
+            + [f'label_replace(sum(count_over_time({of(m)}[{hour}])), "samples_of", "{m}", "", "")'
+               for m in USAGE_SUMMARIES])
+        answer = client.query(promql, at_end)
+        return ({i["metric"]["metric"]: _count(promql, i) for i in answer if "metric" in i["metric"]},
+                {i["metric"]["samples_of"]: _count(promql, i) for i in answer if "samples_of" in i["metric"]})
+
+    cpu, memory = summarised(CONTAINER_CPU_USAGE_SECONDS_TOTAL), summarised(CONTAINER_MEMORY_WORKING_SET_BYTES)
+    # The counter's last sample before the hour: in the step before it, as the model reads it (evaluated 1 ms
+    # before start; the range_selector is exact on either server).
+    before = f"[{first_step}] offset {end - start}s"
+    whole = client.range_selector(end - start + step)  # [start - step, end): every sample the increase may read
+    usage_queries = {
+        CONTAINER_MEMORY_WORKING_SET_BYTES: {"mean": f"avg_over_time({memory}[{hour}])",
+                                             "maximum": f"max_over_time({memory}[{hour}])"},
+        CONTAINER_CPU_USAGE_SECONDS_TOTAL: {
+            "last": f"last_over_time({cpu}[{hour}])",
+            "before": f"last_over_time({cpu}{before})",
+            # where last - before is not the model's increase: a reset (resets() counts v < previous, as the model
+            # does; over the whole window, so conservatively), a NaN or infinite sample (0 x it is NaN, and NaN !=
+            # 0; resets() does not see a reset across a NaN, the model, leaving the NaN out, does), two samples in
+            # the step before the hour (the model keeps only the later, the irate of the first grid point may read
+            # both)
+            "irregular": f"resets({cpu}[{whole}]) > 0 or 0 * sum_over_time({cpu}[{whole}]) != 0 "
+                         f"or count_over_time({cpu}{before}) > 1",
+            # the irate at t = start + k x step, k = 1 ... 3600/step - 1 (a subquery's points are the multiples of
+            # its step inside its range, here (start + step - 1 ms, end - 1 ms]), each of the last two samples in
+            # [t - (2 x step - 1 ms), t]
+            "maximum": f"max_over_time(irate({cpu}[{client.range_selector(2 * step)}])"
+                       f"[{end - start - step}s:{step}s])",
+        },
+    }
 
     sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
     running = of(RUNNING)
@@ -99,6 +163,7 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
                               start, end, step)
         mean_of = {m: pool.submit(means, f"avg_over_time({of(m)}[{hour}])") for m in CONTAINER_SUMMARIES}
+        usage_of = {m: pool.submit(figures, m, queries) for m, queries in usage_queries.items()}
         count_of = {m: pool.submit(counts, f"count_over_time({of(m)}[{hour}])") for m in COUNTED_SUMMARIES}
         # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
         # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
@@ -107,11 +172,13 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         last = pool.submit(times, f"timestamp({running}) and {running} > 0", at_end)
         series_in_hour = pool.submit(census)
         series: dict[str, list[Series | Summary]] = {m: future.result() for m, future in mean_of.items()}
+        usage = {m: future.result() for m, future in usage_of.items()}
         counted_series = {m: future.result() for m, future in count_of.items()}
         first_times, last_times = first.result(), last.result()
         sampled_series, counted = samples.result()
-        expected = series_in_hour.result()
-    for metric, found in (*series.items(), *counted_series.items()):
+        expected, usage_samples = series_in_hour.result()
+    in_hour = {m: [s for s, inside in group if inside] for m, group in usage.items()}
+    for metric, found in (*series.items(), *counted_series.items(), *in_hour.items()):
         if len(found) != expected.get(metric, 0):
             raise ThanosBadAnswer(f"{metric}: the summary lists {len(found)} series where the hour has "
                                   f"{expected.get(metric, 0)}: an answer is incomplete")
@@ -121,7 +188,23 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
             series[metric] = [_running(labels, first_times, last_times, start) for labels, _ in group]
         else:
             series[metric] = [Summary(labels) for labels, _ in group]
+    for metric, group in usage.items():
+        counted[metric] = usage_samples.get(metric, 0)
+        series[metric] = [s for s, _ in group]
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
+
+
+def _usage(metric: str, labels: dict[str, str], found: dict[str, float]) -> Summary:
+    """A usage series' summary from the figures the server gave of it. The CPU counter's increase is its last
+    sample in the hour less its last in the step before, exactly the model's reset-aware sum where there is no
+    reset; NaN (its pod is fetched as samples) where the server's figures cannot give it. A counter with samples
+    only before the hour (a container that stopped just before it) gets a summary too: NaN, so that the samples
+    the model reads of it come."""
+    if metric == CONTAINER_MEMORY_WORKING_SET_BYTES:
+        return Summary(labels, mean=found.get("mean", math.nan), maximum=found.get("maximum", math.nan))
+    regular = "last" in found and "before" in found and "irregular" not in found
+    return Summary(labels, increase=found["last"] - found["before"] if regular else math.nan,
+                   maximum=found.get("maximum", math.nan))
 
 
 def _running(labels: dict[str, str], first_times: dict, last_times: dict, start: int) -> Summary:
@@ -150,7 +233,10 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
                                   "series re-fetched did not come back: an answer is incomplete")
     for metric in metrics:
         kept = [s for s in series.get(metric, ()) if pod_of(s) not in pods]
-        kept += [s for s in fetched.get(metric, ()) if pod_of(s) in pods]  # the same pod name in other namespaces
+        # the same pod name in other namespaces; cAdvisor's non-containers as the summaries leave them out
+        # in label order whatever the batches: the same input however the pods were split
+        kept += sorted((s for s in fetched.get(metric, ()) if pod_of(s) in pods
+                        and (metric not in USAGE_SUMMARIES or is_container(s))), key=lambda s: sorted(s.labels.items()))
         if kept:
             series[metric] = kept
         else:

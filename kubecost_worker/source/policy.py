@@ -1,9 +1,10 @@
 """The source's fetch policy: which series Prometheus summarises, and which pods need their raw samples after all.
 
 The model reads one figure of most pod-level series (``model/series.py`` names them): a mean, the first and
-last positive sample, the labels. Where such a figure stands exactly for the samples, the source asks
-Prometheus for it instead of the samples; where it does not (``pods_needing_samples``), it fetches those pods'
-samples, so the model computes the same numbers either way (``tests/test_summarised_fetch.py``).
+last positive sample, the labels, and of cAdvisor's usage series an increase or a mean and a maximum. Where such a
+figure stands exactly for the samples, the source asks Prometheus for it instead of the samples; where it does not
+(``pods_needing_samples``), it fetches those pods' samples, so the model computes the same numbers either way
+(``tests/test_summarised_fetch.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import math
 from collections import defaultdict
 from typing import Mapping
 
-from ..model.series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES,
+from ..model.series import (CONTAINER_CPU_ALLOCATION, CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_GPU_ALLOCATION,
+                            CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_MEMORY_WORKING_SET_BYTES,
                             KUBE_POD_CONTAINER_RESOURCE_REQUESTS, KUBE_POD_LABELS, KUBE_POD_OWNER, LABEL_METRICS,
-                            RUNNING, Series, Summary, identity, resource_kind)
+                            NOT_CONTAINERS, RUNNING, Series, Summary, identity, resource_kind)
 
 # Pod-level metrics: the bulk of a tenant-hour's samples. Of these the model takes only a mean (allocations and
 # requests), the first and last positive sample (running series) or the labels (owners, pod labels). Prometheus
@@ -22,7 +24,22 @@ from ..model.series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, 
 CONTAINER_SUMMARIES = (CONTAINER_CPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES, CONTAINER_GPU_ALLOCATION,
                        KUBE_POD_CONTAINER_RESOURCE_REQUESTS)
 COUNTED_SUMMARIES = (RUNNING, KUBE_POD_OWNER, KUBE_POD_LABELS)  # their per-series sample counts come along
-SUMMARISABLE = (*CONTAINER_SUMMARIES, *COUNTED_SUMMARIES)
+# cAdvisor's usage series, one per container cgroup: of the CPU counter the model takes its increase and its highest
+# irate, of the working set its mean and its highest sample (``Summary.increase``, ``mean``, ``maximum``).
+USAGE_SUMMARIES = (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES)
+SUMMARISABLE = (*CONTAINER_SUMMARIES, *COUNTED_SUMMARIES, *USAGE_SUMMARIES)
+
+
+def is_container(s: Series | Summary) -> bool:
+    """Whether a usage series is a container's: cAdvisor's pod cgroup (``container=""``) and pause container
+    (``"POD"``) are not, and the model leaves them out (summaries never include them)."""
+    return s.labels.get("container", "") not in NOT_CONTAINERS
+
+
+def usage_figures(metric: str, s: Summary) -> tuple[float, float]:
+    """The figures the model takes of a usage summary: the CPU counter's increase or the working set's mean, and
+    the maximum. NaN where the server could not give the figure exactly (a reset, no sample before the hour...)."""
+    return (s.increase if metric == CONTAINER_CPU_USAGE_SECONDS_TOTAL else s.mean), s.maximum
 
 
 def pod_of(s: Series | Summary) -> tuple[str, str]:
@@ -36,8 +53,12 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
     - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between
       instances by time, or takes the running time of a pod without running samples from its allocations;
     - a series the model would merge or add to another one: copies of one series, two series of one container
-      and resource, two label series of one pod;
+      and resource, two label series of one pod, two working-set series of one container (the model averages
+      their samples together; a restart is a new cgroup ``id``). Two CPU counters of one container stay
+      summaries: the model adds their increases and takes the higher maximum, which the summaries give exactly;
     - a mean that is not finite: the model leaves NaN and infinite samples out;
+    - a usage figure that is not finite: the source leaves it NaN where the server cannot compute the model's
+      figure (a counter reset, no sample in the step before the hour, a NaN sample...);
     - a running series summarised without its first or last positive sample.
     """
     instances: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -56,6 +77,16 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
                        resource_kind(labels.get("resource", "cpu")))
                 if isinstance(s, Summary) and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
                     needed.add(pod)
+            elif metric in USAGE_SUMMARIES:
+                if not is_container(s):
+                    continue  # never a summary, and the model leaves them out
+                if isinstance(s, Summary) and (not all(map(math.isfinite, usage_figures(metric, s)))
+                                               or len(instances.get(pod, ())) != 1):
+                    needed.add(pod)
+                if metric == CONTAINER_MEMORY_WORKING_SET_BYTES:  # not the cgroup id: a container's series average
+                    key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""))
+                else:
+                    key = (labels.get("cluster_id", ""), *identity(metric, labels))
             elif metric == RUNNING:
                 key = (labels.get("cluster_id", ""), *identity(metric, labels))
             elif metric in LABEL_METRICS:
