@@ -43,10 +43,8 @@ pytestmark = [pytest.mark.needs_prometheus]
 
 TENANT_LABEL = "tenant_id"
 FIELDS = (*QUANTITY_FIELDS, *COST_FIELDS, *REQUEST_FIELDS, *USAGE_FIELDS, *NETWORK_FIELDS)
-# Prometheus's irate divides by the whole milliseconds between two samples; the model's, by the difference of
-# their float seconds, off by up to 2.4e-7 s at today's epoch (a few 1e-9 relative over 60 s) where the scrape
-# is not on the second. Until the model rounds that difference to the millisecond, the highest irate agrees to this.
-TOLERANCE = {"cpu_usage_max_cores": 1e-8}
+# Every column to the same tolerance: the model's irate divides by whole milliseconds, as Prometheus's does.
+TOLERANCE: dict[str, float] = {}
 
 
 def assert_same_result(summarised, sampled) -> None:
