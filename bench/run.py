@@ -17,7 +17,8 @@ Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/gu
 4. Backfill: the 24 hours of the 2,000-pod tenant as 24 jobs on RabbitMQ, with 1 and with 2 ``consume``
    processes (each on its own chDB path: embedded ClickHouse allows one process per path).
 5. Storage: bytes per ``k8s_expenses`` row on disk after ``OPTIMIZE FINAL`` (``system.parts``), on the 24 hours the
-   single consumer wrote, and rows per tenant per day.
+   single consumer wrote, and rows per tenant per day; and the same on a 2,000-pod day with every column of the
+   allocation record populated (``bench/storage.py``: a row per container, pod uids, requests and usage).
 6. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
    and a year of its ``kubecost_metrics`` streamed in one request (server RSS, time to first byte).
 """
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api import (cluster_cost_line, measure_reads, measure_streamed_breakdown, measure_streamed_year,  # noqa: E402
                  streamed_year_lines)
 from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
+from storage import measure as measure_record_storage  # noqa: E402
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
@@ -159,6 +161,8 @@ def main() -> None:
         out["consumers"] = [consumers_backfill(url, first, 24, count, workdir) for count in (1, 2)]
         say("storage after OPTIMIZE FINAL")
         out["storage"] = storage(workdir / "consumer-1-0")
+        say("storage of the allocation record: a 2,000-pod day with every column populated (bench/storage.py)")
+        out["storage_record"] = measure_record_storage(2000, 24, 1, workdir / "storage-record")
         if not args.skip_reads:
             say("reads: 30 days of the 2,000-pod tenant stored, request-time Prometheus alongside")
             out["reads"] = measure_reads(url, TENANT, last, 4, 30, 30, workdir)
@@ -207,6 +211,10 @@ def print_table(out: dict) -> None:
     add("k8s_expenses bytes per row on disk (after merges)", f"{s['bytes_per_row']:.1f} B", "<= 40 B",
         s["bytes_per_row"] <= 40)
     add("  rows per tenant per day (2,000 pods)", f"{s['rows_per_day']:,.0f}")
+    if "storage_record" in out:
+        r = out["storage_record"]
+        add("  with every allocation-record column populated (bench/storage.py)", f"{r['bytes_per_row']:.1f} B",
+            "<= 40 B", r["bytes_per_row"] <= 40)
     kb = s["tenant_day_kb"]
     add("  kB/tenant/day: rollup / samples / points / ledger",
         f"{kb['k8s_expenses_namespace_hourly']:.0f} / {kb['kubecost_metrics_hourly']:.0f} / "

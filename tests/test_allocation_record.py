@@ -240,8 +240,8 @@ def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
         for hour in (H0, H0 + 3600):
             run = RunRecord.start(T, hour, "test")
             old_sink.record(run)
-            old_sink.write_hour(run, HourResult([dataclasses.replace(r, hour=hour) for r in old.rows], old.metric_samples,
-                                                samples_seen=1, unpriced_nodes=[]))
+            rows = [dataclasses.replace(r, hour=hour) for r in old.rows]
+            old_sink.write_hour(run, HourResult(rows, old.metric_samples, samples_seen=1, unpriced_nodes=[]))
         views = ("k8s_expenses_current", "k8s_expenses_namespace_current", "kubecost_metrics_current",
                  "k8s_expense_current_run_records")
         columns = {v: ", ".join(c for c, *_ in client.query(f"DESCRIBE {v}").result_rows) for v in views}

@@ -115,7 +115,8 @@ def test_cluster_costs_agree_with_sql_to_the_cent(served, client):
         "SELECT sum(network_zone_cost), sum(network_region_cost), sum(network_internet_cost) FROM k8s_expenses_current "
         "WHERE cloud_account_id = {t:String}", t=TENANTS[0])
     assert body["breakdown"] == pytest.approx({
-        "management_cost": body["summary"]["management_cost"], "load_balancer_cost": body["summary"]["load_balancer_cost"],
+        "management_cost": body["summary"]["management_cost"],
+        "load_balancer_cost": body["summary"]["load_balancer_cost"],
         "network_internet_cost": internet, "network_region_cost": region, "network_zone_cost": zone})
     assert list(body["breakdown"]) == ["management_cost", "load_balancer_cost", "network_internet_cost",
                                        "network_region_cost", "network_zone_cost"]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 
-from kubecost_worker.model.rows import GIB, IDLE, ExpenseRow, HourResult, NodeRow
+from kubecost_worker.model.rows import IDLE, ExpenseRow, HourResult, NodeRow
 from kubecost_worker.runs import RunRecord
 from kubecost_worker.sink import migrations
 from kubecost_worker.sink.clickhouse import ClickHouseSink

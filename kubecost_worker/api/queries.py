@@ -30,7 +30,8 @@ WINDOW = _IN_WINDOW + " AND run_id IN (SELECT run_id FROM k8s_expense_current_ru
 NAMESPACE_ROLLUP = "k8s_expenses_namespace_hourly"
 SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "kubecost_savings_memory_allocation_bytes"}
 # CloudTuner's breakdown object of kubecost_cluster_costs, in the order its consumer documents it.
-BREAKDOWN = ("management_cost", "load_balancer_cost", "network_internet_cost", "network_region_cost", "network_zone_cost")
+BREAKDOWN = ("management_cost", "load_balancer_cost", "network_internet_cost", "network_region_cost",
+             "network_zone_cost")
 COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "total_cost")
 QUANTITIES = ("cpu_core_hours", "ram_byte_hours")
 AGGREGATES = {

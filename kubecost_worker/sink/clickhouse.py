@@ -274,8 +274,8 @@ class ClickHouseSink:
         return self.query(
             f"""
             SELECT latest.cloud_account_id, toUnixTimestamp(latest.hour), current.run_id IS NOT NULL,
-                   latest.last_status, latest.last_error, ifNull(current.rows_written, 0), ifNull(current.total_cost, 0),
-                   current.unpriced_nodes
+                   latest.last_status, latest.last_error, ifNull(current.rows_written, 0),
+                   ifNull(current.total_cost, 0), current.unpriced_nodes
             FROM (SELECT cloud_account_id, hour, argMax(status, recorded_at) AS last_status,
                          argMaxIf(error, recorded_at, status IN ('failed', 'refused')) AS last_error
                   FROM k8s_expense_runs WHERE {where} AND status != 'collected'

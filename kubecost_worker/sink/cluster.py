@@ -5,10 +5,10 @@ Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_i
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized views are created ``ON CLUSTER``; the
 materialized views read and write the local tables, where inserts land (and a materialized view's new query,
-``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and
-the code keep using the plain names. Backfills (``INSERT ... SELECT``) run on every shard at once, each from
-and into its local tables (``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local
-target too.
+``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only.
+Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and the code keep using the plain names.
+Backfills (``INSERT ... SELECT``) run on every shard at once, each from and into its local tables
+(``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local target too.
 """
 
 from __future__ import annotations
