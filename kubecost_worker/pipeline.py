@@ -79,7 +79,7 @@ class Pipeline:
     def _compute_and_write(self, run: RunRecord, bound, force: bool) -> RunRecord:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
-        result = compute_hour(hour_input, self.config.default_prices)
+        result = compute_hour(hour_input, default_prices=self.config.default_prices)
         sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
         if problems:
