@@ -17,7 +17,8 @@ Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/gu
 4. Backfill: the 24 hours of the 2,000-pod tenant as 24 jobs on RabbitMQ, with 1 and with 2 ``consume``
    processes (each on its own chDB path: embedded ClickHouse allows one process per path).
 5. Storage: bytes per ``k8s_expenses`` row on disk after ``OPTIMIZE FINAL`` (``system.parts``), on the 24 hours the
-   single consumer wrote, and rows per tenant per day.
+   single consumer wrote, and rows per tenant per day; and the same on a 2,000-pod day with every column of the
+   allocation record populated (``bench/storage.py``: a row per container, pod uids, requests and usage).
 6. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
    and a year of its ``kubecost_metrics`` streamed in one request (server RSS, time to first byte).
 """

@@ -56,6 +56,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_price(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < float("inf"):  # NaN fails too
+        raise ValueError(f"expected a price >= 0 in dollars, got {raw!r}")
+    return value
+
+
 def _parse_non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -226,10 +233,22 @@ class Config:
     metrics_port: int
     retention_days: int
     refuse_below: float
+    default_cpu_price: float | None
+    default_ram_price: float | None
+    default_gpu_price: float | None
 
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.clickhouse_url.startswith("chdb:")
+
+    @property
+    def default_prices(self) -> dict[str, float] | None:
+        """The configured default prices by resource (``compute_hour``'s ``default_prices``: only those set), or
+        None when none is: a node without price series then prices its pods at 0."""
+        prices = {resource: price for resource, price in (("cpu", self.default_cpu_price),
+                                                          ("ram", self.default_ram_price),
+                                                          ("gpu", self.default_gpu_price)) if price is not None}
+        return prices or None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -290,6 +309,14 @@ SETTINGS: dict[str, Setting] = {
                 "the stored hour kept (rerun --force replaces it); 0 never refuses."),
         Setting("KCW_METRICS_PORT", _parse_non_negative_int, "9108",
                 "Port of /metrics, /healthz and /readyz of run, schedule and consume (0: off)."),
+        # Unset by default: a node without price series is visible (ledger, /metrics) and its pods cost 0 rather
+        # than a made-up price. OpenCost's defaults, for who wants them: 0.031611, 0.004237, 0.95.
+        Setting("KCW_DEFAULT_CPU_PRICE", _parse_price, "",
+                "$ per core-hour for nodes without a CPU price series (OpenCost's default: 0.031611); unset: 0."),
+        Setting("KCW_DEFAULT_RAM_PRICE", _parse_price, "",
+                "$ per GiB-hour for nodes without a RAM price series (OpenCost's default: 0.004237); unset: 0."),
+        Setting("KCW_DEFAULT_GPU_PRICE", _parse_price, "",
+                "$ per GPU-hour for nodes without a GPU price series (OpenCost's default: 0.95); unset: 0."),
     )
 }
 

@@ -71,6 +71,7 @@ class Pipeline:
             return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
+        telemetry.UNPRICED_NODES.labels(tenant).set(len(done.unpriced_nodes))
         bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
                    samples=done.samples_seen)
         return done
@@ -78,19 +79,21 @@ class Pipeline:
     def _compute_and_write(self, run: RunRecord, bound, force: bool) -> RunRecord:
         hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
                                 run.hour + HOUR, self.config.step_seconds)
-        result = compute_hour(hour_input)
+        result = compute_hour(hour_input, default_prices=self.config.default_prices)
         sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
         if problems:
             raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
         if result.unpriced_nodes:
-            bound.warning("pods on nodes without price series cost 0", nodes=result.unpriced_nodes[:10])
+            bound.warning("nodes without price series: their pods are priced by the configured defaults, else at 0",
+                          nodes=result.unpriced_nodes[:10], count=len(result.unpriced_nodes),
+                          defaults=sorted(self.config.default_prices or {}))
         if not force:
             current = self.sink.current_run(run.cloud_account_id, run.hour)
             why = refusal(current, sentinel_samples, len(result.rows), self.config.refuse_below)
             if why:
                 refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen,
-                                      sentinel_samples)
+                                      sentinel_samples, result.unpriced_nodes)
                 self.sink.record(refused)
                 return refused
         return self.sink.write_hour(run, result, sentinel_samples)

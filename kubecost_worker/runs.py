@@ -15,6 +15,7 @@ import datetime as dt
 import enum
 import uuid
 from dataclasses import dataclass, replace
+from typing import Iterable
 
 from .model.series import NODE_CPU_HOURLY_COST, RUNNING
 
@@ -97,6 +98,9 @@ class RunRecord:
     samples_seen: int = 0
     sentinel_samples: int = 0  # of SENTINEL_METRICS in the hour (the ledger's column `coverage`)
     error: str = ""  # why it failed or was refused
+    # nodes whose pods were priced by the configured defaults or not at all (no price series): the ledger's record
+    # of a price gap, for status and /metrics (migration 0011)
+    unpriced_nodes: tuple[str, ...] = ()
 
     @classmethod
     def start(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
@@ -108,19 +112,21 @@ class RunRecord:
     def queued(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
         return cls(tenant, hour, uuid.uuid4(), RunStatus.QUEUED, reason, started_at=now())
 
-    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int,
-                  sentinel_samples: int) -> "RunRecord":
+    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int, sentinel_samples: int,
+                  unpriced_nodes: Iterable[str] = ()) -> "RunRecord":
         return self._end(RunStatus.SUCCEEDED, rows_written=rows_written, total_cost=total_cost,
-                         samples_seen=samples_seen, sentinel_samples=sentinel_samples)
+                         samples_seen=samples_seen, sentinel_samples=sentinel_samples,
+                         unpriced_nodes=tuple(unpriced_nodes))
 
     def failed(self, error: str) -> "RunRecord":
         return self._end(RunStatus.FAILED, error=error)
 
-    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int,
-                sentinel_samples: int) -> "RunRecord":
+    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int, sentinel_samples: int,
+                unpriced_nodes: Iterable[str] = ()) -> "RunRecord":
         # rows_written holds the rows the run would have written: the ledger shows what it found beside why
         return self._end(RunStatus.REFUSED, error=why, rows_written=rows_found, total_cost=total_cost,
-                         samples_seen=samples_seen, sentinel_samples=sentinel_samples)
+                         samples_seen=samples_seen, sentinel_samples=sentinel_samples,
+                         unpriced_nodes=tuple(unpriced_nodes))
 
     def may_commit(self, at: dt.datetime) -> bool:
         return at - self.started_at < COMMIT_DEADLINE

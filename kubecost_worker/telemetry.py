@@ -32,6 +32,9 @@ DEAD_LETTERS = Counter("kcw_dead_letters_total", "Jobs moved to the dead-letter 
 REFUSED_HOURS = Gauge("kcw_refused_hours",
                       "Hours of the scheduler's window whose latest run was refused (less data than stored; the stored "
                       "hour kept), per tenant", ["tenant"])
+UNPRICED_NODES = Gauge("kcw_unpriced_nodes",
+                       "Nodes without price series in the tenant's latest committed run (their pods priced by the "
+                       "KCW_DEFAULT_*_PRICE defaults, else at 0), per tenant", ["tenant"])
 RUNS_COLLECTED = Counter("kcw_runs_collected_total", "Superseded, failed or abandoned runs whose rows cleanup removed")
 JOBS_ENQUEUED = Counter("kcw_jobs_enqueued_total", "Jobs the scheduler enqueued, by reason", ["reason"])
 

@@ -110,6 +110,16 @@ def test_cluster_costs_agree_with_sql_to_the_cent(served, client):
                           "AND namespace = '__idle__'", t=TENANTS[0])
     assert body["summary"]["idle_cost"] == pytest.approx(idle) and body["summary"]["management_cost"] > 0
     assert {k: body[k] for k in ("cloud_account_id", "start_date", "end_date")} == window()
+    # CloudTuner's breakdown beside the summary: management, load balancers, network by egress class
+    (zone, region, internet), = served.sql(
+        "SELECT sum(network_zone_cost), sum(network_region_cost), sum(network_internet_cost) FROM k8s_expenses_current "
+        "WHERE cloud_account_id = {t:String}", t=TENANTS[0])
+    assert body["breakdown"] == pytest.approx({
+        "management_cost": body["summary"]["management_cost"],
+        "load_balancer_cost": body["summary"]["load_balancer_cost"],
+        "network_internet_cost": internet, "network_region_cost": region, "network_zone_cost": zone})
+    assert list(body["breakdown"]) == ["management_cost", "load_balancer_cost", "network_internet_cost",
+                                       "network_region_cost", "network_zone_cost"]
 
 
 def test_kubecost_metrics_all_and_filtered(served, client):
@@ -240,6 +250,7 @@ def test_the_error_contract(served, client, endpoint, extra):
     assert status == 200
     if endpoint == "kubecost_cluster_costs":
         assert body["total_cost"] == 0 and body["data_points"] == [] and set(body["summary"].values()) == {0}
+        assert set(body["breakdown"].values()) == {0}
     elif endpoint == "kubecost_metrics":
         assert body["metrics"] == {}
     elif endpoint == "kubecost_savings":
@@ -249,7 +260,7 @@ def test_the_error_contract(served, client, endpoint, extra):
 
 
 ANSWERS = {"kubecost_metrics": lambda b: b["metrics"], "kubecost_savings": lambda b: (b["cpu_savings"], b["memory_savings"]),
-           "kubecost_cluster_costs": lambda b: (b["total_cost"], b["data_points"], b["summary"]),
+           "kubecost_cluster_costs": lambda b: (b["total_cost"], b["data_points"], b["summary"], b["breakdown"]),
            "k8s_expenses": lambda b: b["rows"]}
 
 

@@ -148,3 +148,22 @@ def test_consume_before_migrate_refuses_to_start(tmp_path):
                                         "KCW_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
                                         "KCW_METRICS_PORT": "0"}, timeout=60)
     assert result.returncode == 1 and "run `kubecost-worker migrate` first" in result.stderr, result.stderr
+
+
+def test_default_prices_are_optional_non_negative_and_bad_ones_reported_with_the_others():
+    config = load_config({})
+    assert (config.default_cpu_price, config.default_ram_price, config.default_gpu_price) == (None, None, None)
+    assert config.default_prices is None  # a node without price series: its pods cost 0, and the ledger says so
+    opencost = load_config({"KCW_DEFAULT_CPU_PRICE": "0.031611", "KCW_DEFAULT_RAM_PRICE": " 0.004237 ",
+                            "KCW_DEFAULT_GPU_PRICE": "0.95"})
+    assert opencost.default_prices == {"cpu": 0.031611, "ram": 0.004237, "gpu": 0.95}
+    assert load_config({"KCW_DEFAULT_GPU_PRICE": "2.48"}).default_prices == {"gpu": 2.48}  # only what is set
+    with pytest.raises(ConfigError) as raised:
+        load_config({"KCW_DEFAULT_CPU_PRICE": "-0.1", "KCW_DEFAULT_RAM_PRICE": "nan", "KCW_DEFAULT_GPU_PRICE": "cheap",
+                     "KCW_STEP_SECONDS": "7"})
+    problems = raised.value.problems
+    assert len(problems) == 4
+    for name in ("KCW_DEFAULT_CPU_PRICE", "KCW_DEFAULT_RAM_PRICE", "KCW_DEFAULT_GPU_PRICE", "KCW_STEP_SECONDS"):
+        assert any(p.startswith(name) for p in problems), name
+    with pytest.raises(ConfigError, match="KCW_DEFAULT_CPU_PRICE"):
+        load_config({"KCW_DEFAULT_CPU_PRICE": "inf"})

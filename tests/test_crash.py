@@ -86,7 +86,9 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_or_doubled_hour(cluste
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SLOW_COMMIT)
     ch_url = f"chdb://{tmp_path / 'killed'}"
-    env = {**env_for(cluster, ch_url), "PYTHONPATH": str(hooks), "CRASH_TEST_SLOW_COMMIT": "0.15",
+    # the hook's directory first, then the caller's path (a checkout run with PYTHONPATH keeps running its own code)
+    pythonpath = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**env_for(cluster, ch_url), "PYTHONPATH": pythonpath, "CRASH_TEST_SLOW_COMMIT": "0.15",
            "KCW_LOG_FORMAT": "json", "KCW_LOG_LEVEL": "info"}
     assert run_worker("migrate", env=env).returncode == 0
     rng = random.Random(20261126)

@@ -213,7 +213,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "deployment-full": {
         "mode": "deployment",
         "config": {"thanosUrl": "http://thanos-query.monitoring:9090", "scheduleMinute": 7, "metricsPort": 9200,
-                   "apiPort": 8081, "retryDelaysSeconds": [10, 60]},
+                   "apiPort": 8081, "retryDelaysSeconds": [10, 60], "defaultCpuPrice": 0.031611,
+                   "defaultRamPrice": 0.004237, "defaultGpuPrice": 0.95},
         "existingSecret": "kcw-credentials",
         "secretKeys": {"clickhouseUrl": "ch", "brokerUrl": "amqp", "clusterSecret": "api-secret"},
         "consumer": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12,
@@ -328,6 +329,8 @@ def test_chart_lints_strictly(name):
     ({"mode": "deployment", "api": {"ingress": {"enabled": "yes"}}}, "/api/ingress/enabled"),
     ({"config": {"scheduleMinute": 60}}, "/config/scheduleMinute"),
     ({"config": {"logFormat": "xml"}}, "/config/logFormat"),
+    ({"config": {"defaultCpuPrice": -0.5}}, "/config/defaultCpuPrice"),
+    ({"config": {"defaultGpuPrice": "0.95"}}, "/config/defaultGpuPrice"),
     ({"config": {"tenants": ["acme prod"]}}, "/config/tenants/0"),
     ({"config": {"thanosUrl": "thanos:9090"}}, "/config/thanosUrl"),
     ({"secrets": {"brokerUrl": "redis://broker:6379"}}, "/secrets/brokerUrl"),
@@ -667,6 +670,9 @@ def test_rendered_environment_loads_with_the_projects_config(name):
     assert config.api_port == values.get("apiPort", 8080)
     assert config.schedule_minute == values.get("scheduleMinute", 5)
     assert config.retry_delays_seconds == tuple(values.get("retryDelaysSeconds", (30, 120, 600, 1800)))
+    # default prices: unset unless given, then exactly the values' numbers
+    assert (config.default_cpu_price, config.default_ram_price, config.default_gpu_price) == (
+        values.get("defaultCpuPrice"), values.get("defaultRamPrice"), values.get("defaultGpuPrice"))
     # The hook copy for the migration Job holds the same data.
     for job in of_kind(docs, "Job"):
         hook_cm = one(docs, "ConfigMap", pod_spec(job)["containers"][0]["envFrom"][0]["configMapRef"]["name"])

@@ -260,10 +260,10 @@ def test_an_unexpected_error_fails_the_hour_and_the_backfill_goes_on(store, monk
 
     real = pipeline_module.compute_hour
 
-    def sometimes_broken(hour_input):
+    def sometimes_broken(hour_input, **options):
         if hour_input.tenant == TENANTS[0]:
             raise KeyError("values")
-        return real(hour_input)
+        return real(hour_input, **options)
 
     monkeypatch.setattr(pipeline_module, "compute_hour", sometimes_broken)
     before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]

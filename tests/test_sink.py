@@ -14,11 +14,11 @@ import uuid
 import pytest
 
 from kubecost_worker.errors import TerminalError, TransientError
-from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample
+from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
 from kubecost_worker.sink import migrations
 from kubecost_worker.runs import STALE_RUN, RunRecord, RunStatus, now, utc
-from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, RUN_TABLES, ClickHouseSink, connect,
-                                             delete_runs)
+from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, NODE_COLUMNS, RUN_TABLES, ClickHouseSink,
+                                             connect, delete_runs)
 
 from .conftest import ROOT, ch_client
 
@@ -31,7 +31,9 @@ def result_with(pods: dict[str, float], tenant="t-1", hour=H0) -> HourResult:
     rows = [ExpenseRow(tenant, "c1", hour, "default", "deployment", "api", pod, "n1", cpu_cost=cost,
                        cpu_core_hours=1.0, labels={"team": "a"}) for pod, cost in pods.items()]
     samples = [MetricSample(tenant, hour, "kubecost_savings_cpu_allocation", {"daemonset": "false"}, 1.5, 60)]
-    return HourResult(rows, samples, samples_seen=100, unpriced_nodes=[])
+    # the node's row says what the run saw: its cost is the sum of the pods', so a rerun's shows in it
+    nodes = [NodeRow(tenant, "c1", hour, "n1", cpu_cost=sum(pods.values()), allocated_cost=sum(pods.values()))]
+    return HourResult(rows, samples, samples_seen=100, unpriced_nodes=[], nodes=nodes)
 
 
 def commit(sink: ClickHouseSink, result: HourResult) -> RunRecord:
@@ -61,7 +63,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
-                         "0010_run_ledger_refused_collected"]
+                         "0010_run_ledger_refused_collected", "0011_allocation_record"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -73,6 +75,7 @@ def test_schema_matches_what_the_code_inserts(sink):
     assert {("k8s_expenses", c) for c in EXPENSE_COLUMNS} <= columns
     assert {("kubecost_metrics_hourly", c) for c in METRIC_COLUMNS} <= columns
     assert {("k8s_expenses_current", c) for c in EXPENSE_COLUMNS} <= columns
+    assert {(t, c) for t in ("k8s_nodes_hourly", "k8s_nodes_hourly_current") for c in NODE_COLUMNS} <= columns
     done = commit(sink, result_with({"a": 1.25}))
     row = sink.query("SELECT * FROM k8s_expenses_current")
     assert len(row) == 1 and done.rows_written == 1 and done.total_cost == pytest.approx(1.25)
@@ -97,6 +100,7 @@ def test_rerun_replaces_rows_exactly_and_cleanup_leaves_no_stale_rows(sink):
     assert sink.query("SELECT namespace, rows, total_cost FROM k8s_expenses_namespace_hourly") == [("default", 1, 1.5)]
     assert sink.query("SELECT count() FROM kubecost_metrics_hourly") == [(1,)]
     assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(1,)]
+    assert sink.query("SELECT node, cpu_cost FROM k8s_nodes_hourly") == [("n1", 1.5)]  # the nodes of the rerun
     assert current(sink) == [("a", 1.5)]
     assert sink.collect_garbage().runs == 0  # the runs removed are recorded 'collected': not looked at again
     assert sink.query("SELECT count() FROM k8s_expense_runs WHERE status = 'collected'") == [(2,)]
@@ -142,6 +146,7 @@ OLD_VIEWS = {  # the *_current views as migrations 0004 and 0006 defined them: (
     "k8s_expenses_current": "SELECT *, total_cost FROM k8s_expenses",
     "kubecost_metrics_current": "SELECT * FROM kubecost_metrics_hourly",
     "k8s_expenses_namespace_current": "SELECT * FROM k8s_expenses_namespace_hourly",
+    "k8s_nodes_hourly_current": "SELECT *, total_cost FROM k8s_nodes_hourly",  # new in 0011, the same rule
 }
 
 
@@ -197,15 +202,42 @@ def test_cleanup_is_one_delete_per_table_and_partition_whatever_the_number_of_ru
     assert sink.collect_garbage().runs == 0
 
 
+class WrittenBefore:
+    """The client as the code of an older schema wrote through it: the columns the table has, tables it has (the
+    code of today writes columns and tables later migrations added)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def insert(self, table, data, column_names, column_oriented=False, **kwargs):
+        have = {name for name, in self.client.query("SELECT name FROM system.columns WHERE database = "
+                                                    "currentDatabase() AND table = {t:String}",
+                                                    parameters={"t": table}).result_rows}
+        if not have:
+            return None
+        keep = [i for i, name in enumerate(column_names) if name in have]
+        data = [data[i] for i in keep] if column_oriented else [[row[i] for i in keep] for row in data]
+        return self.client.insert(table, data, column_names=[column_names[i] for i in keep],
+                                  column_oriented=column_oriented, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def migrated_to(client, tmp_path, count: int) -> list[str]:
+    """The schema of the first ``count`` migrations, as an installation of that version has it."""
+    older = tmp_path / f"{count:04d}"
+    older.mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql"))[:count]:
+        shutil.copy(path, older)
+    return migrations.migrate(client, older)
+
+
 def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_path):
     """Hours written (and rerun) under migration 0009 read the same after 0010, and cleanup keeps them."""
-    older = tmp_path / "0009"
-    older.mkdir()
-    for path in sorted((ROOT / "migrations").glob("*.sql"))[:9]:
-        shutil.copy(path, older)
     with ch_client(ch_url) as client:
-        assert migrations.migrate(client, older)[-1] == "0009_current_views_join"
-        sink = ClickHouseSink(client)
+        assert migrated_to(client, tmp_path, 9)[-1] == "0009_current_views_join"
+        sink = ClickHouseSink(WrittenBefore(client))
         for k, hour in enumerate((H0, H0 + 3600, H0 + 40 * 86400)):
             commit(sink, result_with({"a": 1.0, "b": 2.0 + k}, hour=hour))
             commit(sink, result_with({"a": 1.5, "c": 0.5 + k}, hour=hour))
@@ -213,10 +245,15 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         views = ("k8s_expenses_current", "kubecost_metrics_current", "k8s_expenses_namespace_current")
         before = {view: sink.query(snapshot.format(view=view)) for view in views}
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
-        assert migrations.migrate(client) == ["0010_run_ledger_refused_collected"]
+        assert migrated_to(client, tmp_path, 10) == ["0010_run_ledger_refused_collected"]
         assert {view: sink.query(snapshot.format(view=view)) for view in views} == before
+        # and on to today's schema, which today's cleanup needs: the columns there were read the same
+        old = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
+        snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
+        assert migrations.migrate(client) == ["0011_allocation_record"]
+        assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
-        assert {view: sink.query(snapshot.format(view=view)) for view in views} == before
+        assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         assert sink.query("SELECT count() FROM k8s_expenses") == [(6,)]
 
 
@@ -226,12 +263,13 @@ def test_the_current_run_rule_is_written_once(sink):
     def words(sql: str) -> str:
         return " ".join(sql.replace("(", " ( ").replace(")", " ) ").split())
 
-    last = migrations.load_migrations(ROOT / "migrations")[9]
-    rule = [s for s in migrations.load_migrations(ROOT / "migrations")[3].statements
+    every = migrations.load_migrations(ROOT / "migrations")
+    rule = [s for s in every[3].statements
             if "VIEW IF NOT EXISTS k8s_expense_current_runs AS" in s][0].split(" AS\n", 1)[1]
-    inline = [s.split("INNER JOIN (", 1)[1].rsplit(") AS current", 1)[0] for s in last.statements
-              if s.startswith("CREATE OR REPLACE VIEW") and "_current AS" in s]
-    assert len(inline) == 3 and all(words(copy) == words(rule) for copy in inline)
+    for migration, views in ((every[9], 3), (every[10], 4)):  # 0010, and 0011's views over tables that grew
+        inline = [s.split("INNER JOIN (", 1)[1].rsplit(") AS current", 1)[0] for s in migration.statements
+                  if s.startswith("CREATE OR REPLACE VIEW") and "_current AS" in s]
+        assert len(inline) == views and all(words(copy) == words(rule) for copy in inline), migration.name
 
 
 def test_tenants_and_hours_are_independent(sink):
@@ -286,7 +324,8 @@ def test_retention_sets_a_ttl_on_every_hourly_table(sink):
 
 
 IDEMPOTENT_DDL = re.compile(r"^(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW) "
-                            r"|^ALTER TABLE \w+\s+MODIFY COLUMN IF EXISTS [^;]*$")
+                            r"|^ALTER TABLE \w+\s+(MODIFY COLUMN IF EXISTS|ADD COLUMN IF NOT EXISTS) [^;]*$"
+                            r"|^ALTER TABLE \w+_mv MODIFY QUERY\s+SELECT ")
 # A backfill skips what its target already holds: INSERT INTO t ... NOT IN (SELECT ... FROM t).
 GUARDED_BACKFILL = re.compile(r"^INSERT INTO (\w+)\b.*\bNOT IN\s*\(SELECT [\w, ]+ FROM \1\)", re.S)
 
@@ -298,9 +337,11 @@ def test_migration_files_are_idempotent():
         for statement in migration.statements:
             assert IDEMPOTENT_DDL.match(statement) or GUARDED_BACKFILL.match(statement), \
                 (migration.name, statement[:80])
-            if statement.startswith("ALTER"):  # every clause a MODIFY COLUMN IF EXISTS: no DROP, no data change
-                clauses = re.split(r",\s*(?=MODIFY)", statement.split(None, 3)[3])
-                assert all(c.startswith("MODIFY COLUMN IF EXISTS ") for c in clauses), (migration.name, clauses)
+            if statement.startswith("ALTER") and " MODIFY QUERY" not in statement:
+                # every clause a MODIFY COLUMN IF EXISTS or ADD COLUMN IF NOT EXISTS: no DROP, no data change
+                clauses = re.split(r",\s*(?=MODIFY|ADD)", statement.split(None, 3)[3])
+                assert all(c.startswith(("MODIFY COLUMN IF EXISTS ", "ADD COLUMN IF NOT EXISTS ")) for c in clauses), \
+                    (migration.name, clauses)
 
 
 def test_total_cost_computed_on_read_is_the_models_sum(sink):
@@ -321,10 +362,6 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
     written after it; the backfills run again add nothing, and a repeated points text is read once."""
     from kubecost_worker.api import queries
 
-    older = tmp_path / "0004"
-    older.mkdir()
-    for path in sorted((ROOT / "migrations").glob("*.sql"))[:4]:
-        shutil.copy(path, older)
     labels = [{"daemonset": "true"}, {"daemonset": "false", "node": "n1"}]
 
     def hour_with(pods: dict[str, float], hour: int) -> HourResult:
@@ -334,12 +371,14 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         return HourResult(result.rows, samples, samples_seen=1, unpriced_nodes=[])
 
     with ch_client(ch_url) as client:
-        assert migrations.migrate(client, older)[-1] == "0004_current_views"
-        sink = ClickHouseSink(client)
+        assert migrated_to(client, tmp_path, 4)[-1] == "0004_current_views"
+        sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-4:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
-                                                   "0009_current_views_join", "0010_run_ledger_refused_collected"]
+        assert migrations.migrate(client)[-5:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+                                                   "0009_current_views_join", "0010_run_ledger_refused_collected",
+                                                   "0011_allocation_record"]
+        sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
 
@@ -447,7 +486,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     from kubecost_worker.sink.cluster import local_table, render
 
     statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
-    tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE"))]
+    tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE")) and " MODIFY QUERY" not in s]
     rendered = [r for s in statements for r in render(s, "prod-1")]
     assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
     backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
@@ -455,7 +494,8 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
         "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
         "insert_distributed_sync = 1") for r in backfills)
     assert all(" ON CLUSTER `prod-1` " in r for r in rendered if r not in backfills)
-    for name in ("k8s_expenses", "k8s_expense_runs", "kubecost_metrics_hourly", "k8s_expenses_namespace_hourly"):
+    for name in ("k8s_expenses", "k8s_expense_runs", "kubecost_metrics_hourly", "k8s_expenses_namespace_hourly",
+                 "k8s_nodes_hourly"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
         assert f"ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')" in local
         assert "PARTITION BY toYYYYMM(hour)" in local and "ORDER BY (cloud_account_id, " in local
@@ -465,16 +505,22 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     rollup_mv, points_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
     assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
+    new_query, = [r for r in rendered if " MODIFY QUERY" in r]  # 0011: the rollup's view, still over the local table
+    assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
+    assert "FROM k8s_expenses_local\n" in new_query and "FROM k8s_expenses\n" not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 12 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 17 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     ledger = [r for r in rendered if "'refused' = 5" in r]
     assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
     assert delete_runs("k8s_expenses", 202601, "prod-1") == (  # cleanup: the local tables, one partition
         "DELETE FROM k8s_expenses_local ON CLUSTER `prod-1` IN PARTITION 202601 "
         "WHERE (cloud_account_id, hour, run_id) IN %(runs)s")
     codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
-    assert len(codecs) == 1 and codecs[0].startswith("ALTER TABLE k8s_expenses_local ON CLUSTER")  # data: local
-    alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost" in r]
+    assert len(codecs) == 2 and all(c.startswith("ALTER TABLE k8s_expenses_local ON CLUSTER") for c in codecs)  # local
+    added = [r for r in rendered if "ADD COLUMN IF NOT EXISTS pod_uid" in r]  # 0011: both, the codec on the data
+    assert [r.split(" ON ")[0] for r in added] == ["ALTER TABLE k8s_expenses_local", "ALTER TABLE k8s_expenses"]
+    assert "CODEC" in added[0] and "CODEC" not in added[1]
+    alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost + gpu_cost + pv_cost" in r]
     assert [r.split(" ON ")[0] for r in alias] == ["ALTER TABLE k8s_expenses_local", "ALTER TABLE k8s_expenses"]
     assert [r for s in statements for r in render(s, None)] == statements  # without a cluster: unchanged
     assert render(migrations.TRACKING_DDL.strip(), "prod-1")[1].endswith("schema_migrations_local, rand())")

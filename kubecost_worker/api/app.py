@@ -101,10 +101,19 @@ class CostSummary(BaseModel):
     idle_cost: float
 
 
+class CostBreakdown(BaseModel):
+    management_cost: float
+    load_balancer_cost: float
+    network_internet_cost: float
+    network_region_cost: float
+    network_zone_cost: float
+
+
 class ClusterCostsResponse(Window):
     total_cost: float
     data_points: list[Point]
     summary: CostSummary
+    breakdown: CostBreakdown
 
 
 class SavingsResponse(Window):

@@ -29,6 +29,9 @@ _IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDa
 WINDOW = _IN_WINDOW + " AND run_id IN (SELECT run_id FROM k8s_expense_current_runs WHERE " + _IN_WINDOW + ")"
 NAMESPACE_ROLLUP = "k8s_expenses_namespace_hourly"
 SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "kubecost_savings_memory_allocation_bytes"}
+# CloudTuner's breakdown object of kubecost_cluster_costs, in the order its consumer documents it.
+BREAKDOWN = ("management_cost", "load_balancer_cost", "network_internet_cost", "network_region_cost",
+             "network_zone_cost")
 COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "total_cost")
 QUANTITIES = ("cpu_core_hours", "ram_byte_hours")
 AGGREGATES = {
@@ -171,20 +174,25 @@ def cluster_costs(reader, tenant: str, start: int, end: int) -> dict[str, Any]:
     Held in memory: one row per stored hour and cluster (a year of one cluster: 8,760 points, under 1 MB).
 
     ``summary.total_cost`` equals ``total_cost``, and the other summary keys add up to it: CloudTuner's REST API
-    reads ``summary.total_cost`` and drops a cluster whose value is not above 0."""
+    reads ``summary.total_cost`` and drops a cluster whose value is not above 0. ``breakdown`` is the object
+    CloudTuner logs beside it: management, load balancers and the network cost by egress class (hours written before
+    migration 0011 have no classes: their network cost is in ``summary.network_cost`` only)."""
     rows = reader.query(
         "SELECT toUnixTimestamp(hour) AS ts, cluster_id, sum(total_cost), sumIf(cpu_cost, namespace != {idle:String}), "
         "sumIf(ram_cost, namespace != {idle:String}), sumIf(gpu_cost, namespace != {idle:String}), sum(pv_cost), "
-        "sum(network_cost), sum(lb_cost), sum(management_cost), sumIf(total_cost, namespace = {idle:String}) "
+        "sum(network_cost), sum(lb_cost), sum(management_cost), sumIf(total_cost, namespace = {idle:String}), "
+        "sum(network_internet_cost), sum(network_region_cost), sum(network_zone_cost) "
         f"FROM {NAMESPACE_ROLLUP} WHERE {WINDOW} GROUP BY ts, cluster_id ORDER BY ts, cluster_id",
         _params(tenant, start, end, idle=IDLE))
     names = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "load_balancer_cost", "management_cost",
-             "idle_cost")
+             "idle_cost", "network_internet_cost", "network_region_cost", "network_zone_cost")
+    sums = {name: math.fsum(row[3 + i] for row in rows) for i, name in enumerate(names)}
     total = math.fsum(row[2] for row in rows)
     return {
         "total_cost": total,
         "data_points": [_point(ts, value, {"cluster_id": cluster}) for ts, cluster, value, *_ in rows],
-        "summary": {"total_cost": total, **{name: math.fsum(row[3 + i] for row in rows) for i, name in enumerate(names)}},
+        "summary": {"total_cost": total, **{name: sums[name] for name in names[:8]}},
+        "breakdown": {name: sums[name] for name in BREAKDOWN},
     }
 
 

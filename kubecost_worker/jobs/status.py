@@ -17,8 +17,8 @@ def _ranges(hours: list[int]) -> list[str]:
 
 
 def summarize(rows: list[tuple]) -> str:
-    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost) per tenant-hour
-    (``ClickHouseSink.ledger_summary``)."""
+    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost, unpriced nodes) per
+    tenant-hour (``ClickHouseSink.ledger_summary``)."""
     if not rows:
         return "status: the run ledger is empty"
     lines = []
@@ -32,13 +32,19 @@ def summarize(rows: list[tuple]) -> str:
         failures = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.FAILED]
         refusals = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.REFUSED]
         pending = [h for _, h, ok, latest, *_ in items if latest in PENDING and not ok]
+        # the current runs that priced pods by the defaults or not at all: a node without price series
+        unpriced = [(h, list(nodes)) for _, h, ok, *_, nodes in items if ok and nodes]
         lines.append(f"{tenant}: last complete hour {iso(last_complete) if last_complete is not None else 'none'}, "
                      f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, "
-                     f"{len(refusals)} refused, {len(pending)} pending")
+                     f"{len(refusals)} refused, {len(pending)} pending"
+                     + (f", {len(unpriced)} with unpriced nodes" if unpriced else ""))
         for block in _ranges(missing):
             lines.append(f"  gap      {block}")
         for hour, error in failures[:20]:
             lines.append(f"  failed   {iso(hour)}: {error[:160]}")
         for hour, error in refusals[:20]:
             lines.append(f"  refused  {iso(hour)}: {error[:200]}")
+        for hour, nodes in unpriced[:20]:
+            lines.append(f"  unpriced {iso(hour)}: {len(nodes)} node{'s' if len(nodes) > 1 else ''} without price "
+                         f"series ({', '.join(nodes[:5])}{', ...' if len(nodes) > 5 else ''})")
     return "\n".join(lines)

@@ -4,7 +4,8 @@ One code path, clickhouse-connect, for the embedded chDB (``chdb:///path``) and 
 (``http(s)://...``). The write protocol of one run (the rules are in ``runs.py``):
 
 1. ledger row ``running`` (run id, start time);
-2. insert the expense rows and metric samples, tagged with the run id (invisible: no view selects them);
+2. insert the expense rows, the node rows and the metric samples, tagged with the run id (invisible: no view
+   selects them);
 3. ledger row ``succeeded``: from this single-row insert on, ``k8s_expenses_current`` shows the new run's
    rows instead of the previous run's; a reader sees the old hour or the new one, never a mix.
 
@@ -33,7 +34,7 @@ import structlog
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
 from ..errors import TerminalError, TransientError
-from ..model.rows import ExpenseRow, HourResult, MetricSample
+from ..model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
 from ..runs import STALE_RUN, CurrentRun, RunRecord, RunStatus, now, utc
 from .cluster import local_table
 
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 ROW_FIELDS = [f.name for f in dataclasses.fields(ExpenseRow)]  # the table's columns, in order
 EXPENSE_COLUMNS = [*ROW_FIELDS, "run_id", "inserted_at"]  # total_cost is computed on read (migration 0006)
+NODE_FIELDS = [f.name for f in dataclasses.fields(NodeRow)]  # k8s_nodes_hourly's columns (migration 0011)
+NODE_COLUMNS = [*NODE_FIELDS, "run_id", "inserted_at"]  # total_cost is computed on read there too
 METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210), a full
@@ -48,7 +51,7 @@ METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samp
 TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 243, 252, 999}
 # Tables whose rows carry the run id of the run that wrote them.
 RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
-              "kubecost_metric_points_hourly")
+              "kubecost_metric_points_hourly", "k8s_nodes_hourly")
 # Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
 # (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
 STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
@@ -61,7 +64,7 @@ COLLECT_BATCH_RUNS = 5_000
 QUEUED_DELETE = {"lightweight_deletes_sync": 0}
 CLEANUP_WAIT_SECONDS = 600.0
 LEDGER_COLUMNS = ["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
-                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "recorded_at"]
+                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "unpriced_nodes", "recorded_at"]
 
 
 @contextlib.contextmanager
@@ -135,7 +138,8 @@ class ClickHouseSink:
             at = now()
             self.client.insert("k8s_expense_runs", [
                 [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
-                 r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000], at] for r in runs],
+                 r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000],
+                 list(r.unpriced_nodes), at] for r in runs],
                 column_names=LEDGER_COLUMNS)
 
     def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
@@ -148,17 +152,22 @@ class ClickHouseSink:
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
     def write_hour(self, run: RunRecord, result: HourResult, sentinel_samples: int = 0) -> RunRecord:
-        """Insert the rows of a run and commit it with its ``sentinel_samples``; returns the
-        succeeded record. Older runs stay underneath, invisible, until ``collect_garbage``."""
+        """Insert the rows of a run (expenses, nodes, metric samples) and commit it with its ``sentinel_samples``
+        and unpriced nodes; returns the succeeded record. Older runs stay underneath, invisible, until
+        ``collect_garbage``."""
         inserted_at = now()
         with classified(f"inserting {len(result.rows)} rows"):
             if result.rows:
                 self.client.insert("k8s_expenses", _expense_columns(result.rows, run.run_id, inserted_at),
                                    column_names=EXPENSE_COLUMNS, column_oriented=True)
+            if result.nodes:
+                self.client.insert("k8s_nodes_hourly", _node_columns(result.nodes, run.run_id, inserted_at),
+                                   column_names=NODE_COLUMNS, column_oriented=True)
             if result.metric_samples:
                 self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
                                    column_names=METRIC_COLUMNS, column_oriented=True)
-        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, sentinel_samples)
+        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, sentinel_samples,
+                             result.unpriced_nodes)
         if not run.may_commit(done.finished_at):
             raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
                                  "cleanup takes runs this old for dead and may be removing its rows")
@@ -260,17 +269,18 @@ class ClickHouseSink:
 
     def ledger_summary(self, tenant: str | None = None) -> list[tuple]:
         """Per tenant-hour: (tenant, hour, has a current run, latest status, latest error or refusal, the current
-        run's rows and cost)."""
+        run's rows, cost and unpriced nodes)."""
         where = "cloud_account_id = {tenant:String}" if tenant else "1"
         return self.query(
             f"""
             SELECT latest.cloud_account_id, toUnixTimestamp(latest.hour), current.run_id IS NOT NULL,
-                   latest.last_status, latest.last_error, ifNull(current.rows_written, 0), ifNull(current.total_cost, 0)
+                   latest.last_status, latest.last_error, ifNull(current.rows_written, 0),
+                   ifNull(current.total_cost, 0), current.unpriced_nodes
             FROM (SELECT cloud_account_id, hour, argMax(status, recorded_at) AS last_status,
                          argMaxIf(error, recorded_at, status IN ('failed', 'refused')) AS last_error
                   FROM k8s_expense_runs WHERE {where} AND status != 'collected'
                   GROUP BY cloud_account_id, hour) AS latest
-            LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost
+            LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost, unpriced_nodes
                        FROM k8s_expense_current_run_records WHERE {where}) AS current
                 ON latest.cloud_account_id = current.cloud_account_id AND latest.hour = current.hour
             ORDER BY latest.cloud_account_id, latest.hour
@@ -383,11 +393,21 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def _expense_columns(rows: list[ExpenseRow], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:
-    """Column-oriented: one list per column of EXPENSE_COLUMNS (the hour as a datetime, the run's id and time)."""
-    columns = [[getattr(r, name) for r in rows] for name in ROW_FIELDS]
-    hours = columns[ROW_FIELDS.index("hour")]
+    """Column-oriented: one list per column of EXPENSE_COLUMNS (the hour as a datetime, the run's id and time).
+    Unknown usage stays None: its columns are Nullable, so it is stored NULL, never 0."""
+    return _run_columns(rows, ROW_FIELDS, run_id, inserted_at)
+
+
+def _node_columns(nodes: list[NodeRow], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:
+    """Column-oriented: one list per column of NODE_COLUMNS."""
+    return _run_columns(nodes, NODE_FIELDS, run_id, inserted_at)
+
+
+def _run_columns(rows: list, fields: list[str], run_id: uuid.UUID, inserted_at: dt.datetime) -> list[list]:
+    columns = [[getattr(r, name) for r in rows] for name in fields]
+    hours = columns[fields.index("hour")]
     as_datetime = {hour: utc(hour) for hour in set(hours)}  # a run's rows share one or a few hours
-    columns[ROW_FIELDS.index("hour")] = [as_datetime[hour] for hour in hours]
+    columns[fields.index("hour")] = [as_datetime[hour] for hour in hours]
     return [*columns, [run_id] * len(rows), [inserted_at] * len(rows)]
 
 

@@ -4,11 +4,11 @@ Each ``CREATE TABLE x ... ENGINE = MergeTree`` becomes a replicated local table 
 Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized views are created ``ON CLUSTER``; the
-materialized views read and write the local tables, where inserts land. Column changes (``ALTER TABLE``) go to
-both, codecs to the local tables only. Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and
-the code keep using the plain names. Backfills (``INSERT ... SELECT``) run on every shard at once, each from
-and into its local tables (``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local
-target too.
+materialized views read and write the local tables, where inserts land (and a materialized view's new query,
+``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only.
+Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and the code keep using the plain names.
+Backfills (``INSERT ... SELECT``) run on every shard at once, each from and into its local tables
+(``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local target too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _CREATE_VIEW = re.compile(r"^(CREATE VIEW IF NOT EXISTS|CREATE OR REPLACE VIEW) 
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b(.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
 _INSERT_SELECT = re.compile(r"^INSERT INTO \w+\b.*\bSELECT\b", re.S)
+_MODIFY_QUERY = re.compile(r"^ALTER TABLE (\w+) MODIFY QUERY\b(.*)$", re.S)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
 _CODEC = re.compile(r"\s*CODEC\([^()]*(\([^()]*\)[^()]*)*\)")
 
@@ -51,6 +52,12 @@ def render(statement: str, cluster: str | None) -> list[str]:
         create, name, select = match.groups()
         return [f"{create} {name} {on} AS{select.rstrip()}\n"
                 "SETTINGS distributed_product_mode = 'local'"]
+    if match := _MODIFY_QUERY.match(statement):
+        # a materialized view's new SELECT: the view is ON CLUSTER under its own name and reads the local tables,
+        # as when it was created
+        name, select = match.groups()
+        local_select = _FROM.sub(lambda m: f"FROM {m.group(1)}_local", select)
+        return [f"ALTER TABLE {name} {on} MODIFY QUERY{local_select}"]
     if match := _ALTER_TABLE.match(statement):
         # the local tables hold the data; the Distributed table over them gets the same columns, without codecs
         name, clauses = match.groups()

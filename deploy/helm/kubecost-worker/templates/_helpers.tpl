@@ -118,6 +118,10 @@ KCW_DATA_DIR: "/data"
 KCW_CLICKHOUSE_CLUSTER: {{ $c.clickhouseCluster | quote }}
 KCW_RETENTION_DAYS: {{ $c.retentionDays | int | toString | quote }}
 KCW_REFUSE_BELOW: {{ $c.refuseBelow | toString | quote }}
+{{- range $env, $key := dict "KCW_DEFAULT_CPU_PRICE" "defaultCpuPrice" "KCW_DEFAULT_RAM_PRICE" "defaultRamPrice" "KCW_DEFAULT_GPU_PRICE" "defaultGpuPrice" }}
+{{- $price := index $c $key }}
+{{ $env }}: {{ if kindIs "invalid" $price }}""{{ else }}{{ $price | toString | quote }}{{ end }}
+{{- end }}
 KCW_STEP_SECONDS: {{ $c.stepSeconds | int | toString | quote }}
 KCW_LOG_FORMAT: {{ $c.logFormat | quote }}
 KCW_LOG_LEVEL: {{ $c.logLevel | quote }}
