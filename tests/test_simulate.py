@@ -22,6 +22,7 @@ STEP = 60
 TENANTS = ["acme", "beta"]
 WEIRD = 'we"ird\\ten\nant'
 
+COUNTERS = ("kubecost_pod_network_egress_bytes_total", "container_cpu_usage_seconds_total")
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+) (\d+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -42,7 +43,7 @@ def parse_openmetrics(path):
         assert line, "blank line"
         if line.startswith("# TYPE "):
             _, _, family, mtype = line.split(" ")
-            assert mtype == ("unknown" if family == "kubecost_pod_network_egress_bytes_total" else "gauge")
+            assert mtype == ("unknown" if family in COUNTERS else "gauge")
             continue
         m = _LINE.match(line)
         assert m, line
@@ -113,7 +114,9 @@ def test_openmetrics_structure(written, parsed):
               "kubecost_load_balancer_cost", "kubecost_cluster_management_cost",
               "kubecost_network_zone_egress_cost", "kubecost_network_region_egress_cost",
               "kubecost_network_internet_egress_cost", "kubecost_pod_network_egress_bytes_total",
-              "kubecost_savings_cpu_allocation", "kubecost_savings_memory_allocation_bytes"):
+              "kubecost_savings_cpu_allocation", "kubecost_savings_memory_allocation_bytes",
+              "container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "kube_node_labels",
+              "service_selector_labels"):
         assert f in families_seen, f
 
 
@@ -250,7 +253,8 @@ def test_features_present(sim, truth):
             kinds = {r["workload_kind"] for r in rows}
             assert {"deployment", "statefulset", "daemonset", "cronjob", "__unallocated__", "__idle__",
                     "__cluster_management__", "service", "persistentvolume"} <= kinds
-            assert len([r for r in rows if r["namespace"] == "__idle__"]) == len(t.nodes)
+            # an idle row per priced node: the node without prices has none
+            assert len([r for r in rows if r["namespace"] == "__idle__"]) == len(t.nodes) - 1
             assert len([r for r in rows if r["namespace"] == "__cluster_management__"]) == 1
             svc = [r for r in rows if r["workload_kind"] == "service"]
             assert svc and svc[0]["lb_cost"] > 0 and svc[0]["labels"] == t.namespace_labels[svc[0]["namespace"]]
@@ -294,9 +298,10 @@ def test_reused_pod_name(sim, truth):
         assert (reused[0].start, reused[0].end) == (0, n // 3)
         assert reused[1].start == 2 * n // 3
         rows = [r for r in _hour_rows(truth, t.tenant, 0) if r["pod"] == "cache-0"]
-        assert len(rows) == 1
-        # 20 + 20 minutes of at least the 0.25-core request
-        assert rows[0]["cpu_core_hours"] >= 0.25 * (40 / 60) - 1e-12
+        # one row per instance (pod_uid is part of the key), each 20 minutes of at least the 0.25-core request
+        assert sorted(r["pod_uid"] for r in rows) == sorted(p.uid for p in reused)
+        assert all(r["container"] == "redis" and r["running_minutes"] == 20 for r in rows)
+        assert all(r["cpu_core_hours"] >= 0.25 * (20 / 60) - 1e-12 for r in rows)
 
 
 def test_labels_overlay(sim, truth):
@@ -346,6 +351,9 @@ def test_file_features(sim, parsed):
     # node_total_hourly_cost is the sum of the parts
     for nd in t.nodes:
         total = [v for lab, v, _ in by_family["node_total_hourly_cost"] if lab["node"] == nd.name]
+        if not nd.priced:
+            assert total == []
+            continue
         assert total[0] == pytest.approx(nd.cpu_cores * nd.cpu_price[0] + nd.mem_bytes / GiB * nd.ram_price[0]
                                          + nd.gpus * nd.gpu_price[0], rel=1e-12)
 
@@ -388,7 +396,7 @@ def test_truth_matches_file(sim, parsed, truth):
                 q = max(math.fsum(vals) / len(vals), math.fsum(req) / len(req) if req else 0.0) * hours
                 pmetric = "node_cpu_hourly_cost" if resource == "cpu" else "node_ram_hourly_cost"
                 ps = [v for x, v in price[(pmetric, tn, node)].items() if first <= x < last]
-                mean_price = math.fsum(ps) / len(ps)
+                mean_price = math.fsum(ps) / len(ps) if ps else 0.0  # the unpriced node: its pods cost 0
                 acc = expected[(tn, hs, ns, pod, node)]
                 if resource == "cpu":
                     acc[0] += q
@@ -396,8 +404,11 @@ def test_truth_matches_file(sim, parsed, truth):
                 else:
                     acc[1] += q
                     acc[3] += q / GiB * mean_price
-    got = {(r["cloud_account_id"], r["hour"], r["namespace"], r["pod"], r["node"]): r
-           for r in truth if r["pod"]}
+    got = defaultdict(lambda: defaultdict(float))  # a pod's rows summed: its containers' and its own
+    for r in truth:
+        if r["pod"]:
+            for f in ("cpu_core_hours", "ram_byte_hours", "cpu_cost", "ram_cost"):
+                got[(r["cloud_account_id"], r["hour"], r["namespace"], r["pod"], r["node"])][f] += r[f]
     assert set(got) == set(expected)
     for key, (cpu_h, ram_h, cpu_c, ram_c) in expected.items():
         r = got[key]
