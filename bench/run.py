@@ -1,6 +1,6 @@
 """Every performance figure of the service in one table, each next to its target, measured in one run.
 
-    .venv/bin/python bench/run.py [--runs 5] [--skip-reads]
+    .venv/bin/python bench/run.py [--runs 5] [--skip-reads] [--only hour_2k,storage,...]
 
 Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/guest), as the tests do. About
 6 minutes on the project's 2-core machine; promtool peaks at about 8 GB while backfilling the 24 hours.
@@ -109,6 +109,20 @@ def consumers_backfill(url: str, first_hour: int, hours: int, count: int, workdi
     return {"consumers": count, "seconds": seconds, "per_minute": hours / seconds * 60}
 
 
+FIGURES = ("hour_10k", "memory_10k", "hour_2k", "backfill_rss", "consumers", "storage", "reads")
+
+
+def direct_backfill(url: str, first_hour: int, hours: int, workdir: Path) -> Path:
+    """The hours written by one process's pipeline (no broker): what ``storage`` measures without consumers."""
+    path = workdir / "direct"
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}"})
+    pipeline = wiring.build_pipeline(config)
+    wiring.apply_schema(pipeline.sink, config)
+    pipeline.run_hours([TENANT], first_hour, first_hour + (hours - 1) * 3600)
+    pipeline.sink.close()
+    return path
+
+
 def storage(ch_path: Path) -> dict:
     sink = ClickHouseSink.open(f"chdb://{ch_path}")
     for table in ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
@@ -136,35 +150,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-reads", action="store_true", help="leave out the read-layer figures (about 3 min)")
+    parser.add_argument("--only", type=lambda v: set(v.split(",")), default=None, metavar="FIGURES",
+                        help=f"a comma-separated subset of {','.join(FIGURES)} (storage without consumers: the 24 "
+                             "hours written by one process directly)")
     args = parser.parse_args()
+    wanted = lambda figure: args.only is None or figure in args.only
     logs.configure("text", "warning")
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
     last = int(time.time()) // 3600 * 3600 - 3600
     first = last - 23 * 3600
-    small = simulated(workdir, "2k", 2000, first, 24)
-    large = simulated(workdir, "10k", 10000, last, 1)
     out: dict = {}
-    with LocalPrometheus(large) as url:
-        say("10,000 pods: tenant-hour vs floor, memory")
-        out["hour_10k"] = tenant_hour(url, last, args.runs, workdir, "10k")
-        out["memory_10k"] = probe("tenant-hour", url, TENANT, str(last))
-        out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
-    with LocalPrometheus(small) as url:
-        say("2,000 pods: tenant-hour vs floor")
-        out["hour_2k"] = tenant_hour(url, last, args.runs, workdir, "2k")
-        say("2,000 pods: RSS over a 24-hour backfill in one process")
-        out["backfill_rss"] = probe("backfill", url, TENANT, str(first), "24", "3")
-        say("2,000 pods: 24 hours through RabbitMQ with 1, then 2 consumers")
-        out["consumers"] = [consumers_backfill(url, first, 24, count, workdir) for count in (1, 2)]
-        say("storage after OPTIMIZE FINAL")
-        out["storage"] = storage(workdir / "consumer-1-0")
-        if not args.skip_reads:
-            say("reads: 30 days of the 2,000-pod tenant stored, request-time Prometheus alongside")
-            out["reads"] = measure_reads(url, TENANT, last, 4, 30, 30, workdir)
-            say("reads: a year of the 2,000-pod tenant's kubecost_metrics streamed in one request")
-            out["streamed_year"] = measure_streamed_year(url, TENANT, last, 365, workdir)
-    if not args.skip_reads:
+    if wanted("hour_10k") or wanted("memory_10k"):
+        large = simulated(workdir, "10k", 10000, last, 1)
+        with LocalPrometheus(large) as url:
+            if wanted("hour_10k"):
+                say("10,000 pods: tenant-hour vs floor")
+                out["hour_10k"] = tenant_hour(url, last, args.runs, workdir, "10k")
+            if wanted("memory_10k"):
+                say("10,000 pods: memory")
+                out["memory_10k"] = probe("tenant-hour", url, TENANT, str(last))
+                out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
+    small_figures = ("hour_2k", "backfill_rss", "consumers", "storage", "reads")
+    if any(wanted(f) for f in small_figures):
+        whole_day = any(wanted(f) for f in small_figures[1:])  # the tenant-hour alone needs its hour only
+        small = simulated(workdir, "2k", 2000, first if whole_day else last, 24 if whole_day else 1)
+        with LocalPrometheus(small) as url:
+            if wanted("hour_2k"):
+                say("2,000 pods: tenant-hour vs floor")
+                out["hour_2k"] = tenant_hour(url, last, args.runs, workdir, "2k")
+            if wanted("backfill_rss"):
+                say("2,000 pods: RSS over a 24-hour backfill in one process")
+                out["backfill_rss"] = probe("backfill", url, TENANT, str(first), "24", "3")
+            if wanted("consumers"):
+                say("2,000 pods: 24 hours through RabbitMQ with 1, then 2 consumers")
+                out["consumers"] = [consumers_backfill(url, first, 24, count, workdir) for count in (1, 2)]
+            if wanted("storage"):
+                say("storage after OPTIMIZE FINAL")
+                out["storage"] = storage(workdir / "consumer-1-0" if wanted("consumers")
+                                         else direct_backfill(url, first, 24, workdir))
+            if wanted("reads") and not args.skip_reads:
+                say("reads: 30 days of the 2,000-pod tenant stored, request-time Prometheus alongside")
+                out["reads"] = measure_reads(url, TENANT, last, 4, 30, 30, workdir)
+                say("reads: a year of the 2,000-pod tenant's kubecost_metrics streamed in one request")
+                out["streamed_year"] = measure_streamed_year(url, TENANT, last, 365, workdir)
+    if wanted("reads") and not args.skip_reads:
         with LocalPrometheus(simulated(workdir, "100", 100, last, 1)) as url:
             say("reads: 366 days of a 100-pod tenant's k8s_expenses per pod and hour streamed in one request")
             out["streamed_breakdown"] = measure_streamed_breakdown(url, TENANT, last, 366, workdir)
@@ -181,37 +211,42 @@ def print_table(out: dict) -> None:
         rows.append((figure, measured, target, "" if met is None else ("yes" if met else "NO")))
 
     for key, label in (("hour_2k", "2,000"), ("hour_10k", "10,000")):
+        if key not in out:
+            continue
         h = out[key]
         ratio = h["worker_s"] / h["floor_s"]
         add(f"tenant-hour, {label} pods: worker / floor", f"{h['worker_s']:.2f} s / {h['floor_s']:.2f} s = {ratio:.2f}",
             "<= 1.25", ratio <= 1.25)
         add("  rerun of that hour (replaces its rows); floor body", f"{h['rerun_s']:.2f} s; {h['floor_mb']:.1f} MB")
-    m, model_only = out["memory_10k"], out["model_only_10k"]
-    add("peak RSS, 10,000-pod tenant-hour, embedded ClickHouse", f"{m['peak_rss_mb']:.0f} MB", "<= 400 MB",
-        m["peak_rss_mb"] <= 400)
-    add("  of which at rest before the hour (interpreter, chDB)", f"{m['at_rest_mb']:.0f} MB")
-    add("  added by the tenant-hour", f"{m['peak_rss_mb'] - m['at_rest_mb']:.0f} MB", "<= 400 MB",
-        m["peak_rss_mb"] - m["at_rest_mb"] <= 400)
-    add("peak RSS, same fetch + model without embedded engine", f"{model_only['peak_rss_mb']:.0f} MB", "<= 400 MB",
-        model_only["peak_rss_mb"] <= 400)
-    b = out["backfill_rss"]
-    growth = b["rss_after_last_mb"] / b["rss_after_hours_mb"]
-    add("RSS after tenant-hour 1 / 24 of a backfill (2,000 pods)",
-        f"{b['rss_after_first_mb']:.0f} / {b['rss_after_hours_mb']:.0f} MB")
-    add(f"  after {b['tenant_hours']} (the 24 hours twice more): growth since 24",
-        f"{b['rss_after_last_mb']:.0f} MB: {growth:.2f}x", "no growth (<= 1.1x)", growth <= 1.1)
-    for c in out["consumers"]:
+    if "memory_10k" in out:
+        m, model_only = out["memory_10k"], out["model_only_10k"]
+        add("peak RSS, 10,000-pod tenant-hour, embedded ClickHouse", f"{m['peak_rss_mb']:.0f} MB", "<= 400 MB",
+            m["peak_rss_mb"] <= 400)
+        add("  of which at rest before the hour (interpreter, chDB)", f"{m['at_rest_mb']:.0f} MB")
+        add("  added by the tenant-hour", f"{m['peak_rss_mb'] - m['at_rest_mb']:.0f} MB", "<= 400 MB",
+            m["peak_rss_mb"] - m["at_rest_mb"] <= 400)
+        add("peak RSS, same fetch + model without embedded engine", f"{model_only['peak_rss_mb']:.0f} MB", "<= 400 MB",
+            model_only["peak_rss_mb"] <= 400)
+    if "backfill_rss" in out:
+        b = out["backfill_rss"]
+        growth = b["rss_after_last_mb"] / b["rss_after_hours_mb"]
+        add("RSS after tenant-hour 1 / 24 of a backfill (2,000 pods)",
+            f"{b['rss_after_first_mb']:.0f} / {b['rss_after_hours_mb']:.0f} MB")
+        add(f"  after {b['tenant_hours']} (the 24 hours twice more): growth since 24",
+            f"{b['rss_after_last_mb']:.0f} MB: {growth:.2f}x", "no growth (<= 1.1x)", growth <= 1.1)
+    for c in out.get("consumers", []):
         add(f"backfill 24 h x 2,000 pods, {c['consumers']} consumer{'s' if c['consumers'] > 1 else ''} (RabbitMQ)",
             f"{c['seconds']:.0f} s, {c['per_minute']:.0f} tenant-hours/min")
-    s = out["storage"]
-    add("k8s_expenses bytes per row on disk (after merges)", f"{s['bytes_per_row']:.1f} B", "<= 40 B",
-        s["bytes_per_row"] <= 40)
-    add("  rows per tenant per day (2,000 pods)", f"{s['rows_per_day']:,.0f}")
-    kb = s["tenant_day_kb"]
-    add("  kB/tenant/day: rollup / samples / points / ledger",
-        f"{kb['k8s_expenses_namespace_hourly']:.0f} / {kb['kubecost_metrics_hourly']:.0f} / "
-        f"{kb['kubecost_metric_points_hourly']:.0f} / {kb['k8s_expense_runs']:.0f} "
-        f"(k8s_expenses: {kb['k8s_expenses']:,.0f})")
+    if "storage" in out:
+        s = out["storage"]
+        add("k8s_expenses bytes per row on disk (after merges)", f"{s['bytes_per_row']:.1f} B", "<= 40 B",
+            s["bytes_per_row"] <= 40)
+        add("  rows per tenant per day (2,000 pods)", f"{s['rows_per_day']:,.0f}")
+        kb = s["tenant_day_kb"]
+        add("  kB/tenant/day: rollup / samples / points / ledger",
+            f"{kb['k8s_expenses_namespace_hourly']:.0f} / {kb['kubecost_metrics_hourly']:.0f} / "
+            f"{kb['kubecost_metric_points_hourly']:.0f} / {kb['k8s_expense_runs']:.0f} "
+            f"(k8s_expenses: {kb['k8s_expenses']:,.0f})")
     for e in out.get("reads", {}).get("endpoints", []):
         add(f"read {e['endpoint']}, 30 days: p50 / p95", f"{e['p50_ms']:.0f} / {e['p95_ms']:.0f} ms", "p50 <= 50 ms",
             e["p50_ms"] <= 50)

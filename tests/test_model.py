@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
 from kubecost_worker.model import HourInput, Series, compute_hour
+from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS
 from kubecost_worker.model.series import deduplicate
 from kubecost_worker.model.workload import Owners, resolve_workload
 from kubecost_worker.runs import SENTINEL_METRICS
@@ -80,9 +82,14 @@ def pod_rows(result, pod):
 
 
 def one_row(result, pod):
+    """A pod instance's figures: summed over its rows (one per container, and its own), its running time the
+    longest of theirs (containers inherit the pod's); docs/model.md, "Rows"."""
     rows = pod_rows(result, pod)
-    assert len(rows) == 1, rows
-    return rows[0]
+    assert rows and len({(r.pod_uid, r.node, r.workload_kind, r.workload_name) for r in rows}) == 1, rows
+    summed = {name: math.fsum(getattr(r, name) for r in rows) for name in (*QUANTITY_FIELDS, *COST_FIELDS,
+                                                                            *REQUEST_FIELDS, *NETWORK_FIELDS)}
+    summed["running_minutes"] = max(r.running_minutes for r in rows)
+    return dataclasses.replace(rows[0], container="", **summed)
 
 
 def idle_row(result, node="n1"):
@@ -201,10 +208,11 @@ def test_reused_pod_name_with_a_new_uid_is_two_pods():
     allocation = {"container_cpu_allocation": [
         s(namespace="default", pod="worker", container="app", node="n1")(minutes(0, 20, 1.0) + minutes(40, 60, 2.0))]}
     result = compute_hour(hour(node_series(cpu=0.06), first, second, allocation))
-    row = one_row(result, "worker")
-    assert row.running_minutes == pytest.approx(40)  # not the 60-minute span
-    assert row.cpu_core_hours == pytest.approx(1.0 * 20 / 60 + 2.0 * 20 / 60)
-    assert row.cpu_cost == pytest.approx(1.0 * 0.06)
+    a, b = (one_row(dataclasses.replace(result, rows=[r for r in result.rows if r.pod_uid == uid]), "worker")
+            for uid in ("A", "B"))
+    assert a.running_minutes + b.running_minutes == pytest.approx(40)  # not the 60-minute span
+    assert a.cpu_core_hours == pytest.approx(1.0 * 20 / 60) and b.cpu_core_hours == pytest.approx(2.0 * 20 / 60)
+    assert a.cpu_cost + b.cpu_cost == pytest.approx(1.0 * 0.06)
 
 
 def test_idle_is_capacity_cost_minus_allocated_and_the_invariant_holds():

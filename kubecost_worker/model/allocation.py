@@ -2,9 +2,10 @@
 
 Pure functions only: no I/O, no clock. ``docs/model.md`` is the specification. Per cluster of the hour
 (``cluster.ClusterHour``, a frozen context of its series), in this order: pods and their containers
-(``pods.py``: CPU, RAM and GPU over ``resources.RESOURCES``), volumes (``volumes.py``), network
-(``network.py``), load balancers (``load_balancers.py``), cluster management, unmounted volumes and idle
-capacity (``idle.py``, ``volumes.py``): each adds its costs to the cluster's ``RowBook``.
+(``pods.py``: a row per container, CPU, RAM and GPU over ``resources.RESOURCES``, priced by ``NodePrices``),
+their usage (``usage.py``), volumes (``volumes.py``), network (``network.py``), load balancers
+(``load_balancers.py``), cluster management, unmounted volumes, the nodes and their idle capacity (``idle.py``,
+``volumes.py``): each adds its costs to the cluster's ``RowBook``; the nodes come out as ``NodeRow``s.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Mapping
 
 from . import timeline
 from .cluster import ClusterHour, RowBook, window
-from .idle import idle, management
+from .idle import management, nodes_and_idle
 from .load_balancers import load_balancers
 from .network import allocate_network
 from .pods import PodRows, allocate_containers, pod_instances
-from .resources import RESOURCES
-from .rows import ExpenseRow, HourResult, MetricSample
+from .usage import allocate_usage
+from .resources import RESOURCES, NodePrices
+from .rows import ExpenseRow, HourResult, MetricSample, NodeRow
 from .series import KEPT_PREFIX, KUBECOST_CLUSTER_INFO, HourInput, Series, Summary
 from .volumes import allocate_volumes, unmounted
 
@@ -28,29 +30,31 @@ def compute_hour(inp: HourInput, default_prices: Mapping[str, float] | None = No
     """All rows, node rows and metric samples of one tenant-hour. ``default_prices`` ($ per core-hour, GiB-hour,
     GPU-hour by resource name ``cpu``, ``ram``, ``gpu``) price the resources of nodes without price series."""
     rows: list[ExpenseRow] = []
+    nodes: list[NodeRow] = []
     unpriced: list[str] = []
     for cluster_id, series in split_by_cluster(inp).items():
-        book = cluster_rows(ClusterHour.of_input(inp, cluster_id, series))
+        book, node_rows = cluster_rows(ClusterHour.of_input(inp, cluster_id, series), default_prices or {})
         rows.extend(book.rows.values())
+        nodes.extend(node_rows)
         unpriced.extend(book.unpriced_nodes)
     return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp), samples_seen=inp.values_read(),
-                      unpriced_nodes=unpriced)
+                      unpriced_nodes=unpriced, nodes=nodes)
 
 
-def cluster_rows(ctx: ClusterHour) -> RowBook:
-    """Every row of one cluster-hour."""
+def cluster_rows(ctx: ClusterHour, default_prices: Mapping[str, float]) -> tuple[RowBook, list[NodeRow]]:
+    """Every row and node row of one cluster-hour."""
     book = RowBook(ctx)
-    prices = {r.name: ctx.node_gauges(r.price) for r in RESOURCES}
+    prices = NodePrices({r.name: ctx.node_gauges(r.price) for r in RESOURCES}, default_prices)
     pods = pod_instances(ctx)
     rows = PodRows(ctx, book)
     allocated = allocate_containers(ctx, book, pods, rows, prices)
+    allocate_usage(ctx, pods, rows)
     paid = allocate_volumes(ctx, pods, rows)
     allocate_network(ctx, pods, rows)
     load_balancers(ctx, book, rows.namespace_labels)
     management(ctx, book)
     unmounted(ctx, book, paid)
-    idle(ctx, book, prices, allocated)
-    return book
+    return book, nodes_and_idle(ctx, book, prices, pods, allocated)
 
 
 # -- Clusters ------------------------------------------------------------------------------------------------

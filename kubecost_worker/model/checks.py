@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 
-from .rows import COST_FIELDS as COSTS, QUANTITY_FIELDS as QUANTITIES, HourResult
+from .rows import (COST_FIELDS as COSTS, NETWORK_FIELDS, QUANTITY_FIELDS as QUANTITIES, REQUEST_FIELDS,
+                   USAGE_FIELDS, HourResult)
 
 # No single row (a pod, a node's idle capacity, a load balancer, the cluster fee) costs a million dollars an hour:
 # the largest cloud machines cost a few hundred.
@@ -25,8 +26,18 @@ def implausible(result: HourResult) -> list[str]:
                 problems.append(f"{where}: {name} = {value!r}")
             elif name in COSTS and value > MAX_ROW_HOURLY_COST:
                 problems.append(f"{where}: {name} = {value!r} (more than {MAX_ROW_HOURLY_COST:g} an hour)")
+        for name in (*REQUEST_FIELDS, *USAGE_FIELDS, *NETWORK_FIELDS):
+            value = getattr(row, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                problems.append(f"{where}: {name} = {value!r}")
         if row.running_minutes > 60 + 1e-9:
             problems.append(f"{where}: running_minutes = {row.running_minutes!r} (more than the hour)")
+    for node in result.nodes:
+        for name in ("cpu_cores", "ram_bytes", "gpu_count", "cpu_price", "ram_price", "gpu_price", "cpu_cost",
+                     "ram_cost", "gpu_cost", "allocated_cost", "idle_cost"):
+            value = getattr(node, name)
+            if not math.isfinite(value) or value < 0:
+                problems.append(f"node {node.node}: {name} = {value!r}")
     for sample in result.metric_samples:
         if not math.isfinite(sample.value):
             problems.append(f"{sample.metric}{sample.labels}: hourly mean = {sample.value!r}")

@@ -50,6 +50,16 @@ class ClusterHour:
     def node_gauges(self, metric: str) -> dict[str, list[tuple[float, float]]]:
         return {s.labels.get("node", ""): s.samples for s in self.of(metric)}
 
+    def latest_labels(self, metric: str, *keys: str) -> dict[tuple[str, ...], dict[str, str]]:
+        """The ``label_*`` labels (prefix removed) of the latest series of each key of a label metric, whose copies
+        are kept apart (``LABEL_METRICS``): the latest copy in the hour wins, ties by labels."""
+        latest = {}
+        for key, group in self.by(metric, *keys).items():
+            newest = group[0] if len(group) == 1 else max(group, key=lambda s: (samples_of(s)[-1][0],
+                                                                                 sorted(s.labels.items())))
+            latest[key] = {k.removeprefix("label_"): v for k, v in newest.labels.items() if k.startswith("label_")}
+        return latest
+
     def active_cost(self, s: Series) -> float:
         """Integral of a $/hour gauge over its active interval."""
         t0, t1 = timeline.span([t for t, _ in s.samples], self.step, self.end)
@@ -65,11 +75,13 @@ class RowBook:
     unpriced_nodes: list[str] = field(default_factory=list)
 
     def row(self, namespace: str, kind: str, name: str, pod: str = "", node: str = "",
-            labels: dict[str, str] | None = None) -> ExpenseRow:
-        key = (self.ctx.cluster_id, namespace, kind, name, pod, node)
+            labels: dict[str, str] | None = None, container: str = "", pod_uid: str = "",
+            service: str = "") -> ExpenseRow:
+        key = (self.ctx.cluster_id, namespace, kind, name, pod, node, container, pod_uid)
         if key not in self.rows:
             self.rows[key] = ExpenseRow(self.ctx.tenant, self.ctx.cluster_id, self.ctx.hour, namespace, kind, name,
-                                        pod, node, labels=dict(labels or {}))
+                                        pod, node, labels=dict(labels or {}), container=container, pod_uid=pod_uid,
+                                        service=service)
         return self.rows[key]
 
 

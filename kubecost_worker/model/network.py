@@ -19,18 +19,19 @@ def allocate_network(ctx: ClusterHour, pods: Pods, rows: PodRows) -> None:
     for cls, metric in PRICE_METRICS.items():
         samples = sorted(x for s in ctx.of(metric) for x in s.samples)
         price_of[cls] = timeline.time_weighted_mean(samples, ctx.start, ctx.end)
+    charged = {}
     for s in ctx.of(KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL):
         labels = s.labels
         if labels.get("internet") == "true":
-            price = price_of["internet"]
+            cls = "internet"
         elif labels.get("same_region") == "false":
-            price = price_of["region"]
+            cls = "region"
         elif labels.get("same_zone") == "false":
-            price = price_of["zone"]
+            cls = "zone"
         else:
-            continue
-        cost = timeline.counter_increase(s.samples) / GIB * price
-        if cost == 0:
+            continue  # inside a zone: free
+        egress = timeline.counter_increase(s.samples)
+        if egress == 0:
             continue
         ns, name = labels.get("namespace", ""), labels.get("pod_name", "")
         instances = pods.get((ns, name))
@@ -38,4 +39,9 @@ def allocate_network(ctx: ClusterHour, pods: Pods, rows: PodRows) -> None:
             pod = max(instances, key=lambda p: p.stop - p.start)
         else:
             pod = Pod(ns, name, "", ctx.start, ctx.start)
-        rows.of(pod).network_cost += cost
+        row = rows.of(pod)
+        setattr(row, f"network_{cls}_bytes", getattr(row, f"network_{cls}_bytes") + egress)
+        setattr(row, f"network_{cls}_cost", getattr(row, f"network_{cls}_cost") + egress / GIB * price_of[cls])
+        charged[id(row)] = row
+    for row in charged.values():
+        row.network_cost = row.network_zone_cost + row.network_region_cost + row.network_internet_cost

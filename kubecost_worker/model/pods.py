@@ -1,5 +1,6 @@
-"""Pods and their containers (``docs/model.md``, "Pods" and "CPU, RAM, GPU"): which pod instances ran when and on
-which node, the labels and workload of their rows, and the quantity-hours and cost of each container resource."""
+"""Pods and their containers (``docs/model.md``, "Pods", "Rows", "CPU, RAM, GPU", "Services"): which pod instances
+ran when and on which node, the labels, workload and service of their rows, and the quantity-hours, requests and
+cost of each container resource."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from dataclasses import dataclass
 
 from . import timeline
 from .cluster import ClusterHour, RowBook, samples_of
-from .resources import RESOURCES
-from .rows import ExpenseRow
+from .resources import RESOURCES, NodePrices, worst_source
+from .rows import PRICE_NODE, ExpenseRow
 from .series import (CONTAINER_CPU_ALLOCATION, CONTAINER_GPU_ALLOCATION, CONTAINER_MEMORY_ALLOCATION_BYTES,
                      KUBE_JOB_OWNER, KUBE_NAMESPACE_LABELS, KUBE_POD_CONTAINER_RESOURCE_REQUESTS, KUBE_POD_LABELS,
-                     KUBE_POD_OWNER, KUBE_REPLICASET_OWNER, POD_PVC_ALLOCATION, RUNNING, Series, Summary,
-                     resource_kind)
+                     KUBE_POD_OWNER, KUBE_REPLICASET_OWNER, POD_PVC_ALLOCATION, RUNNING, SERVICE_SELECTOR_LABELS,
+                     Series, Summary, resource_kind)
 from .workload import Owners, resolve_workload
 
 
@@ -98,26 +99,32 @@ def _mean_of(instances: list[Pod], pod: Pod, group: list[Series | Summary]) -> f
 
 
 class PodRows:
-    """The row of a pod instance: its workload (owners) and labels (the namespace's, then the pod's)."""
+    """The rows of a pod instance: its workload (owners), labels (the namespace's, then the pod's) and service,
+    on a row per container and the pod's own row (``container = ''``: volumes, network)."""
 
     def __init__(self, ctx: ClusterHour, book: RowBook):
         self.book = book
         self.owners = Owners.from_series(ctx.of(KUBE_POD_OWNER), ctx.of(KUBE_REPLICASET_OWNER), ctx.of(KUBE_JOB_OWNER))
+        self.namespace_labels = {ns: labels for (ns,), labels in ctx.latest_labels(KUBE_NAMESPACE_LABELS,
+                                                                                   "namespace").items()}
+        self.pod_labels = ctx.latest_labels(KUBE_POD_LABELS, "namespace", "pod", "uid")
+        self.selectors = services_by_namespace(ctx)
+        # (namespace, pod, uid, start, container) -> the container's row, for the usage that follows
+        self.containers: dict[tuple, ExpenseRow] = {}
 
-        def latest(group: list[Series | Summary]) -> dict[str, str]:
-            # A summary is the only copy of its pod's labels (the source sends samples otherwise).
-            newest = group[0] if len(group) == 1 else max(group, key=lambda s: (s.samples[-1][0],
-                                                                                 sorted(s.labels.items())))
-            return {k.removeprefix("label_"): v for k, v in newest.labels.items() if k.startswith("label_")}
-
-        self.namespace_labels = {ns: latest(g) for (ns,), g in ctx.by(KUBE_NAMESPACE_LABELS, "namespace").items()}
-        self.pod_labels = {key: latest(g) for key, g in ctx.by(KUBE_POD_LABELS, "namespace", "pod", "uid").items()}
-
-    def of(self, pod: Pod) -> ExpenseRow:
+    def of(self, pod: Pod, container: str = "") -> ExpenseRow:
         own_labels = self._own_labels(pod)
         kind, name = resolve_workload(self.owners, pod.namespace, pod.name, own_labels)
         return self.book.row(pod.namespace, kind, name, pod.name, pod.node,
-                             {**self.namespace_labels.get(pod.namespace, {}), **own_labels})
+                             {**self.namespace_labels.get(pod.namespace, {}), **own_labels}, container=container,
+                             pod_uid=pod.uid, service=selecting_service(self.selectors.get(pod.namespace, ()),
+                                                                        own_labels))
+
+    def container_row(self, pod: Pod, container: str) -> ExpenseRow:
+        key = (pod.namespace, pod.name, pod.uid, pod.start, container)
+        if key not in self.containers:
+            self.containers[key] = self.of(pod, container)
+        return self.containers[key]
 
     def _own_labels(self, pod: Pod) -> dict[str, str]:
         own = self.pod_labels.get((pod.namespace, pod.name, pod.uid))
@@ -127,12 +134,33 @@ class PodRows:
         return own
 
 
+Selectors = dict[str, list[tuple[str, dict[str, str]]]]  # namespace -> [(service, selector)], by service name
+
+
+def services_by_namespace(ctx: ClusterHour) -> Selectors:
+    """Each Service's selector (the latest ``service_selector_labels`` series of it in the hour), by namespace."""
+    selectors: Selectors = defaultdict(list)
+    for (ns, service), selector in sorted(ctx.latest_labels(SERVICE_SELECTOR_LABELS, "namespace",
+                                                           "service").items()):
+        selectors[ns].append((service, selector))
+    return selectors
+
+
+def selecting_service(services: list[tuple[str, dict[str, str]]] | tuple, pod_labels: dict[str, str]) -> str:
+    """The first Service by name whose selector is not empty and all of whose labels the pod has; '' for none."""
+    for service, selector in services:
+        if selector and all(pod_labels.get(k) == v for k, v in selector.items()):
+            return service
+    return ""
+
+
 Allocated = dict[str, dict[str, list[float]]]  # node -> resource -> [quantity-hours, cost] allocated to pods
 
 
-def allocate_containers(ctx: ClusterHour, book: RowBook, pods: Pods, rows: PodRows,
-                        prices: dict[str, dict[str, list[tuple[float, float]]]]) -> Allocated:
-    """Pod rows with running minutes, quantities and costs; returns per node what pods were allocated."""
+def allocate_containers(ctx: ClusterHour, book: RowBook, pods: Pods, rows: PodRows, prices: NodePrices) -> Allocated:
+    """A row per container of each pod instance with running minutes, quantities, requests and costs (a pod
+    without any container series: its own row, with its running minutes); returns per node what pods were
+    allocated."""
     allocation = {r.name: ctx.by(r.allocation, "namespace", "pod", "container") for r in RESOURCES}
     requests: dict[str, dict[tuple[str, str, str], list[Series | Summary]]] = {r.name: defaultdict(list)
                                                                                for r in RESOURCES}
@@ -142,34 +170,44 @@ def allocate_containers(ctx: ClusterHour, book: RowBook, pods: Pods, rows: PodRo
             requests[kind][(s.labels.get("namespace", ""), s.labels.get("pod", ""),
                             s.labels.get("container", ""))].append(s)
     containers: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for table in (*allocation.values(), *requests.values()):
+    for table in (*allocation.values(), *requests.values(), ctx.by(RUNNING, "namespace", "pod", "container")):
         for ns, pod, container in table:
             containers[(ns, pod)].add(container)
 
     price_over: dict[tuple, float] = {}  # most pods of a node share one interval (the whole hour)
     allocated: Allocated = defaultdict(lambda: {r.name: [0.0, 0.0] for r in RESOURCES})
     for (ns, name), instances in pods.items():
+        names = sorted(containers.get((ns, name), ()))
         for pod in instances:
-            row = rows.of(pod)
-            row.running_minutes += (pod.stop - pod.start) / 60.0
-            for resource in RESOURCES:
-                quantity = 0.0
-                for container in sorted(containers.get((ns, name), ())):
-                    key = (ns, name, container)
-                    quantity += max(_mean_of(instances, pod, allocation[resource.name].get(key, [])),
-                                    _mean_of(instances, pod, requests[resource.name].get(key, [])))
-                quantity_hours = quantity * pod.running_hours
-                if quantity_hours == 0:
-                    continue
-                node_prices = prices[resource.name].get(pod.node)
-                if node_prices is None and pod.node not in book.unpriced_nodes:
-                    book.unpriced_nodes.append(pod.node)
-                interval = (resource.name, pod.node, pod.start, pod.stop)
-                if interval not in price_over:
-                    price_over[interval] = timeline.time_weighted_mean(node_prices or [], pod.start, pod.stop)
-                cost = quantity_hours * price_over[interval] / resource.per_unit
-                setattr(row, resource.quantity_field, getattr(row, resource.quantity_field) + quantity_hours)
-                setattr(row, resource.cost_field, getattr(row, resource.cost_field) + cost)
-                allocated[pod.node][resource.name][0] += quantity_hours
-                allocated[pod.node][resource.name][1] += cost
+            minutes = (pod.stop - pod.start) / 60.0
+            if not names:
+                rows.of(pod).running_minutes += minutes
+                continue
+            for container in names:
+                row = rows.container_row(pod, container)
+                row.running_minutes += minutes
+                key = (ns, name, container)
+                sources = []
+                for resource in RESOURCES:
+                    requested = _mean_of(instances, pod, requests[resource.name].get(key, []))
+                    quantity = max(_mean_of(instances, pod, allocation[resource.name].get(key, [])), requested)
+                    if resource.request_field:
+                        setattr(row, resource.request_field,
+                                getattr(row, resource.request_field) + requested * pod.running_hours)
+                    quantity_hours = quantity * pod.running_hours
+                    if quantity_hours == 0:
+                        continue
+                    node_prices, source = prices.of(resource.name, pod.node)
+                    sources.append(source)
+                    if source != PRICE_NODE and pod.node not in book.unpriced_nodes:
+                        book.unpriced_nodes.append(pod.node)
+                    interval = (resource.name, pod.node, pod.start, pod.stop)
+                    if interval not in price_over:
+                        price_over[interval] = timeline.time_weighted_mean(node_prices, pod.start, pod.stop)
+                    cost = quantity_hours * price_over[interval] / resource.per_unit
+                    setattr(row, resource.quantity_field, getattr(row, resource.quantity_field) + quantity_hours)
+                    setattr(row, resource.cost_field, getattr(row, resource.cost_field) + cost)
+                    allocated[pod.node][resource.name][0] += quantity_hours
+                    allocated[pod.node][resource.name][1] += cost
+                row.price_source = worst_source(sources or [prices.of("cpu", pod.node)[1]])
     return allocated
