@@ -51,20 +51,22 @@ def cpu_increments(c: Container, count: int) -> list[bool]:
 
 
 def cpu_usage_of_hour(c: Container, usage: list[float], seen: list[bool], first_step: int, hour_first: int,
-                      hour_end: int, step: int) -> tuple[float, float]:
+                      hour_end: int, step: int) -> tuple[float, float | None]:
     """(core-hours, max cores) of the container in the hour ``[hour_first, hour_end)`` (global steps).
 
     The increase adds the pairs whose later sample is in the hour (the earlier one may be the last before it); the
-    irate grid has the points ``hour_first + 1 ... hour_end - 1``, each the rate of the pair ending there. A
-    series without a single grid point in the hour has a maximum of 0."""
-    increase, highest = [], 0.0
+    irate grid has the points ``hour_first + 1 ... hour_end - 1``, each the rate of the pair ending there. Where
+    no grid point has a pair (a container seen once in the hour, or whose only pair ends at the hour's first
+    sample), the maximum is None: the PromQL docs/model.md defines it by returns nothing there, and a peak of 0
+    would read as an idle container."""
+    increase, highest = [], None
     for j, u in enumerate(usage):
         later = first_step + j + 1
         if not seen[j] or not hour_first <= later < hour_end:
             continue
         increase.append(u * step)
         if later > hour_first:
-            highest = max(highest, u)
+            highest = u if highest is None else max(highest, u)
     return fsum(increase) / 3600, highest
 
 
