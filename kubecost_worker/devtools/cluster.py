@@ -594,7 +594,8 @@ class _Builder:
         self.add_pod(namespace="monitoring", name=self.pod_name("monitoring", "node-exporter", rng), uid=uid,
                      node=node, start=0, end=total, owner=("DaemonSet", "node-exporter"),
                      workload=("daemonset", "node-exporter"), labels={"app": "node-exporter", "team": "platform"},
-                     containers=[self.container(uid, "node-exporter", 0.1, 128 * MiB)], role="unpriced")
+                     containers=[self.container(uid, "node-exporter", 0.1, 128 * MiB)], duplicate=True,
+                     role="unpriced")  # as every node-exporter pod: its KSM series also come re-emitted
         uid = self.uid(rng)
         self.add_pod(namespace="default", name="ci-runner-0", uid=uid, node=node, start=0, end=total,
                      owner=("StatefulSet", "ci-runner"), workload=("statefulset", "ci-runner"),

@@ -28,7 +28,7 @@ class OpenMetricsWriter:
     # -- OpenMetrics -------------------------------------------------------------------------------
     def write_openmetrics(self, path) -> int:
         """Write every series, family by family, streaming. Returns the number of samples."""
-        ts = [str(self.start + k * self.step) for k in range(self.total_steps)]
+        ends = [f" {self.start + k * self.step}\n" for k in range(self.total_steps)]  # " <timestamp>\n" per step
         samples = 0
         series = 0
         with open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -42,14 +42,20 @@ class OpenMetricsWriter:
                     if isinstance(values, (int, float)):
                         values = float(values)
                     if isinstance(values, float):
-                        mid = prefix + repr(values) + " "
-                        chunk = [mid + ts[k] + "\n" for k in steps]
+                        line_start = prefix + repr(values)
+                        # a constant over a range of steps (most series): the lines joined in one C call
+                        stamps = ends[steps.start:steps.stop] if isinstance(steps, range) and steps.step == 1 \
+                            else [ends[k] for k in steps]
+                        count = len(stamps)
+                        text = line_start + line_start.join(stamps) if stamps else ""
                     else:
-                        chunk = [f"{prefix}{v!r} {ts[k]}\n" for k, v in zip(steps, values)]
-                    if not chunk:
+                        chunk = [f"{prefix}{v!r}{ends[k]}" for k, v in zip(steps, values)]
+                        count = len(chunk)
+                        text = "".join(chunk)
+                    if not count:
                         continue
-                    fh.write("".join(chunk))
-                    samples += len(chunk)
+                    fh.write(text)
+                    samples += count
                     series += 1
             fh.write("# EOF\n")
         self.series_written = series
