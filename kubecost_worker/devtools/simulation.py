@@ -1,8 +1,8 @@
 """A simulated multi-tenant Kubecost cluster with exact ground truth, for the demo, tests and benchmarks.
 
 ``simulate`` decides the clusters (``cluster.py``); a ``Simulation`` writes them as OpenMetrics (``openmetrics.py``)
-and derives the rows the cost model must produce from them, expense and node rows (``oracle.py``); ``write_simulation`` does both into a
-directory.
+and derives the rows the cost model must produce from them, expense and node rows (``oracle.py``);
+``write_simulation`` does both into a directory.
 """
 
 from __future__ import annotations
