@@ -1,18 +1,22 @@
 """End to end with real components: simulator -> promtool -> Prometheus -> `kubecost-worker` CLI -> chDB.
 
-Tolerance against the ground truth: 1e-9 relative (1e-12 $ absolute). Values travel exactly (repr floats in
+Tolerance against the ground truth: 1e-9 relative (1e-12 absolute near 0), for every numeric column of every row
+(costs, quantities, requests, usage, network classes; a NULL only against a NULL) and of every node row; service and
+price source exactly. Values travel exactly (repr floats in
 OpenMetrics, float64 in Prometheus, shortest round-trip decimal in its JSON); only the order of float
 additions differs between the simulator and the model, which moves the last bits (2e-15 measured).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
-from kubecost_worker.devtools.accuracy import compare_with_ground_truth
+from kubecost_worker.devtools.accuracy import compare_nodes_with_ground_truth, compare_with_ground_truth
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
 from .conftest import Cluster, ch_client, iso, run_worker
@@ -55,32 +59,57 @@ def stored(ch_url: str) -> list[dict]:
         return stored_rows(ClickHouseSink(client))
 
 
+def stored_node_rows(ch_url: str) -> list[dict]:
+    from kubecost_worker.devtools.accuracy import stored_nodes
+
+    with ch_client(ch_url) as client:
+        return stored_nodes(ClickHouseSink(client))
+
+
+def truth_nodes(cluster: Cluster) -> list[dict]:
+    return [json.loads(line) for line in Path(cluster.sim["ground_truth_nodes"]).read_text().splitlines() if line]
+
+
 def full_rows(ch_url: str) -> list[tuple]:
     with ch_client(ch_url) as client:
         return sorted(client.query(
             "SELECT * EXCEPT (run_id, inserted_at) FROM k8s_expenses_current").result_rows, key=repr)
 
 
-def assert_matches_truth(ch_url: str, truth: list[dict]) -> None:
-    accuracy = compare_with_ground_truth(stored(ch_url), truth)
-    assert accuracy.missing == [] and accuracy.unexpected == []
+def assert_matches_truth(ch_url: str, truth: list[dict], nodes: list[dict] | None = None) -> None:
+    """Every row, and in it every cost, quantity, request, usage and network column (None only against None) within
+    REL of the ground truth (ABS near 0), and its service and price source; the node rows likewise."""
+    accuracy = compare_with_ground_truth(stored(ch_url), truth, rel=REL, abs_=ABS)
+    assert accuracy.missing == [] and accuracy.unexpected == [], (accuracy.missing[:5], accuracy.unexpected[:5])
     assert accuracy.compared == len(truth)
-    assert accuracy.max_abs_error <= ABS or accuracy.max_rel_error <= REL, accuracy
+    assert accuracy.mismatches == [], accuracy.mismatches[:10]
+    if nodes is not None:
+        node_accuracy = compare_nodes_with_ground_truth(stored_node_rows(ch_url), nodes, rel=REL, abs_=ABS)
+        assert node_accuracy.missing == [] and node_accuracy.unexpected == [], node_accuracy
+        assert node_accuracy.compared == len(nodes) and node_accuracy.mismatches == [], node_accuracy.mismatches[:10]
 
 
 def test_backfill_equals_the_ground_truth(cluster, ch_url):
     out = backfill_all(cluster.worker_env(ch_url))  # no --tenant: every tenant Thanos knows
     assert f"{len(TENANTS) * HOURS}/{len(TENANTS) * HOURS} tenant-hours" in out and "0 failed" in out
-    assert_matches_truth(ch_url, cluster.truth)
+    assert_matches_truth(ch_url, cluster.truth, truth_nodes(cluster))
     with ch_client(ch_url) as client:
         runs = client.query("SELECT cloud_account_id, count() FROM k8s_expense_runs WHERE status = 'succeeded' "
                             "GROUP BY 1 ORDER BY 1").result_rows
         kinds = {k for k, in client.query("SELECT DISTINCT workload_kind FROM k8s_expenses_current").result_rows}
         labelled = client.query("SELECT count() FROM k8s_expenses_current WHERE labels['team'] != ''").result_rows
+        unknown_usage = client.query("SELECT count() FROM k8s_expenses_current "
+                                     "WHERE container != '' AND cpu_usage_core_hours IS NULL").result_rows
+        sources = {s for s, in client.query("SELECT DISTINCT price_source FROM k8s_expenses_current").result_rows}
+        services = {s for s, in client.query("SELECT DISTINCT service FROM k8s_expenses_current").result_rows}
     assert runs == [(t, HOURS) for t in TENANTS]
     assert {"deployment", "statefulset", "daemonset", "cronjob", "__unallocated__", "__idle__", "service",
             "persistentvolume", "__cluster_management__"} <= kinds
     assert labelled[0][0] > 0
+    # what the comparison covered: containers without usage (NULL), the unpriced node's pods, services
+    nulls = sum(1 for r in cluster.truth if r["container"] and r["cpu_usage_core_hours"] is None)
+    assert unknown_usage[0][0] == nulls > 0
+    assert sources == {"", "node", "none"} and {"web", "web-all", "backend", "postgres", ""} <= services
 
 
 def test_the_invariant_holds_against_sums_prometheus_computes(cluster, ch_url):
@@ -147,7 +176,7 @@ def test_rerun_changes_nothing_refuses_far_less_data_and_force_replaces_it(clust
     assert status.returncode == 0 and status.stdout.count("  refused  ") == len(refused)
     assert "rows against" in status.stdout and "--force" in status.stdout
     backfill_all(strict, "--force")  # the operator knows the data changed
-    assert_matches_truth(ch_url, smaller_cluster.truth)
+    assert_matches_truth(ch_url, smaller_cluster.truth, truth_nodes(smaller_cluster))
     pods_before = {r["pod"] for r in cluster.truth} - {r["pod"] for r in smaller_cluster.truth}
     assert pods_before, "the smaller cluster should lack some pods"
     collect_garbage(smaller_cluster.worker_env(ch_url))
@@ -210,4 +239,4 @@ def test_thanos_faults_are_retried_and_a_partial_hour_is_never_stored(cluster, c
         assert ok.returncode == 0, ok.stderr[-2000:]
         assert proxy.pending == 0
     truth = [r for r in cluster.truth if r["cloud_account_id"] == TENANTS[0]]
-    assert_matches_truth(ch_url, truth)
+    assert_matches_truth(ch_url, truth, [r for r in truth_nodes(cluster) if r["cloud_account_id"] == TENANTS[0]])

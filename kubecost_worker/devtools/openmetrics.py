@@ -12,6 +12,15 @@ from .cluster import GiB, Pod, TenantSim, format_labels
 
 _Series = tuple[str, Iterable[int], "list[float] | float"]  # label string, steps, values (or a constant)
 
+# the pause container of every pod: what cAdvisor reports as container="POD"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+PAUSE_CORES = 0.0005
+PAUSE_BYTES = 1_052_672.0
+
+
+def pause_id(pod_uid: str) -> str:
+    return f"{random.Random(f'{pod_uid}|pause').getrandbits(256):064x}"
+
 
 class OpenMetricsWriter:
     """Mixed into ``Simulation`` (``tenants``, ``start``, ``step``, ``total_steps``, ``hour_steps``)."""
@@ -19,7 +28,7 @@ class OpenMetricsWriter:
     # -- OpenMetrics -------------------------------------------------------------------------------
     def write_openmetrics(self, path) -> int:
         """Write every series, family by family, streaming. Returns the number of samples."""
-        ts = [str(self.start + k * self.step) for k in range(self.total_steps)]
+        ends = [f" {self.start + k * self.step}\n" for k in range(self.total_steps)]  # " <timestamp>\n" per step
         samples = 0
         series = 0
         with open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -33,14 +42,20 @@ class OpenMetricsWriter:
                     if isinstance(values, (int, float)):
                         values = float(values)
                     if isinstance(values, float):
-                        mid = prefix + repr(values) + " "
-                        chunk = [mid + ts[k] + "\n" for k in steps]
+                        line_start = prefix + repr(values)
+                        # a constant over a range of steps (most series): the lines joined in one C call
+                        stamps = ends[steps.start:steps.stop] if isinstance(steps, range) and steps.step == 1 \
+                            else [ends[k] for k in steps]
+                        count = len(stamps)
+                        text = line_start + line_start.join(stamps) if stamps else ""
                     else:
-                        chunk = [f"{prefix}{v!r} {ts[k]}\n" for k, v in zip(steps, values)]
-                    if not chunk:
+                        chunk = [f"{prefix}{v!r}{ends[k]}" for k, v in zip(steps, values)]
+                        count = len(chunk)
+                        text = "".join(chunk)
+                    if not count:
                         continue
-                    fh.write("".join(chunk))
-                    samples += len(chunk)
+                    fh.write(text)
+                    samples += count
                     series += 1
             fh.write("# EOF\n")
         self.series_written = series
@@ -54,6 +69,7 @@ class OpenMetricsWriter:
                              ("node_gpu_hourly_cost", "gpu"), ("node_gpu_count", "gpu_count"),
                              ("node_total_hourly_cost", "total"), ("kubecost_node_is_spot", "spot")):
             f.append((metric, g, lambda attr=attr: self._gen_node(attr)))
+        f.append(("kube_node_labels", g, self._gen_node_labels))
         f.append(("kube_node_status_capacity_cpu_cores", g, lambda: self._gen_capacity("cpu")))
         f.append(("kube_node_status_capacity_memory_bytes", g, lambda: self._gen_capacity("mem")))
         f.append(("kube_namespace_labels", g, self._gen_namespace_labels))
@@ -62,12 +78,16 @@ class OpenMetricsWriter:
         f.append(("container_memory_allocation_bytes", g, lambda: self._gen_allocation("mem")))
         f.append(("container_gpu_allocation", g, lambda: self._gen_allocation("gpu")))
         f.append(("kube_pod_container_resource_requests", g, self._gen_requests))
+        # counters are typed "unknown": an OpenMetrics counter family would have to drop the _total of its name
+        f.append(("container_cpu_usage_seconds_total", "unknown", self._gen_cpu_usage))
+        f.append(("container_memory_working_set_bytes", g, self._gen_working_set))
         f.append(("kube_pod_owner", g, self._gen_owner))
         f.append(("kube_replicaset_owner", g, self._gen_replicaset_owner))
         f.append(("kube_pod_labels", g, self._gen_pod_labels))
         f.append(("pod_pvc_allocation", g, self._gen_pvc))
         f.append(("pv_hourly_cost", g, lambda: self._gen_volume("price")))
         f.append(("kube_persistentvolume_capacity_bytes", g, lambda: self._gen_volume("capacity")))
+        f.append(("service_selector_labels", g, self._gen_service_selectors))
         f.append(("kubecost_load_balancer_cost", g, self._gen_lb))
         f.append(("kubecost_cluster_management_cost", g, self._gen_management))
         for cls in ("zone", "region", "internet"):
@@ -92,6 +112,8 @@ class OpenMetricsWriter:
     def _gen_node(self, attr: str) -> Iterator[_Series]:
         for t in self.tenants:
             for nd in t.nodes:
+                if not nd.priced:
+                    continue  # the cost-model knows no price, nor anything else it derives from one, of this node
                 labels = format_labels([("node", nd.name), ("instance", nd.name),
                                         ("instance_type", nd.instance_type), ("region", nd.region),
                                         ("provider_id", nd.provider_id), ("arch", nd.arch)] + self._tail(t))
@@ -109,6 +131,13 @@ class OpenMetricsWriter:
                     yield labels, self._all(), [
                         nd.cpu_cores * c + nd.mem_bytes / GiB * r + nd.gpus * g
                         for c, r, g in zip(nd.cpu_price, nd.ram_price, nd.gpu_price)]
+
+    def _gen_node_labels(self) -> Iterator[_Series]:
+        for t in self.tenants:
+            for nd in t.nodes:
+                if nd.labels is not None:
+                    pairs = [("node", nd.name)] + [(f"label_{k}", v) for k, v in sorted(nd.labels.items())]
+                    yield format_labels(pairs + self._tail(t, "kube-state-metrics")), self._all(), 1.0
 
     def _gen_capacity(self, what: str) -> Iterator[_Series]:
         for t in self.tenants:
@@ -200,6 +229,69 @@ class OpenMetricsWriter:
                             pairs += [("resource", resource), ("unit", unit), ("uid", p.uid)]
                             yield format_labels(pairs + self._tail(t, job)), range(p.start, p.end), float(value)
 
+    def _cadvisor_labels(self, t: TenantSim, p: Pod, container: str, cgroup: str | None, image: str) -> str:
+        pairs = [("namespace", p.namespace), ("pod", p.name), ("container", container)]
+        if cgroup is not None:
+            pairs.append(("id", cgroup))
+        pairs += [("image", image), ("node", p.node), ("instance", p.node)]
+        return format_labels(pairs + self._tail(t, "kubelet"))
+
+    def _container_series(self, t: TenantSim, p: Pod, c, values: list[float]) -> Iterator[_Series]:
+        """A container's cAdvisor series: one, two around a restart into a new cgroup, or one without ``id``
+        through a restart (the drop is in the series)."""
+        before, after = c.cgroup_ids(p.uid)
+        r = c.restart
+        if r is None:
+            yield self._cadvisor_labels(t, p, c.name, before, c.image), range(p.start, p.end), values
+        elif c.restart_new_series:
+            yield self._cadvisor_labels(t, p, c.name, before, c.image), range(p.start, p.start + r), values[:r]
+            yield self._cadvisor_labels(t, p, c.name, after, c.image), range(p.start + r, p.end), values[r:]
+        else:
+            yield self._cadvisor_labels(t, p, c.name, None, c.image), range(p.start, p.end), values
+
+    def _gen_cpu_usage(self) -> Iterator[_Series]:
+        """Each container's counter, and the traps: the pod's whole cgroup (container="", the sum of all its
+        containers, those without a series of their own included) and its pause container (container="POD")."""
+        step = self.step
+        for t in self.tenants:
+            for p in t.pods:
+                if p.pending:
+                    continue
+                count = p.end - p.start
+                usages = [c.cpu_usage(count) for c in p.containers]
+                for c, usage in zip(p.containers, usages):
+                    if c.cpu_usage_series:
+                        yield from self._container_series(t, p, c, c.cpu_counter(usage, step))
+                pause_start = PAUSE_CORES * step * 50 if p.start == 0 else 0.0
+                pod_total, pause = [], []
+                v = pause_start + sum(c.cpu_counter_start for c in p.containers)
+                w = pause_start
+                for used in zip(*usages):
+                    pod_total.append(v)
+                    pause.append(w)
+                    v += (sum(used) + PAUSE_CORES) * step
+                    w += PAUSE_CORES * step
+                root = f"/kubepods/burstable/pod{p.uid}"
+                yield self._cadvisor_labels(t, p, "", root, ""), range(p.start, p.end), pod_total
+                yield (self._cadvisor_labels(t, p, "POD", f"{root}/{pause_id(p.uid)}", PAUSE_IMAGE),
+                       range(p.start, p.end), pause)
+
+    def _gen_working_set(self) -> Iterator[_Series]:
+        for t in self.tenants:
+            for p in t.pods:
+                if p.pending:
+                    continue
+                count = p.end - p.start
+                usages = [c.mem_usage(count) for c in p.containers]
+                for c, usage in zip(p.containers, usages):
+                    if c.mem_usage_series:
+                        yield from self._container_series(t, p, c, usage)
+                pod_total = [sum(used) + PAUSE_BYTES for used in zip(*usages)]
+                root = f"/kubepods/burstable/pod{p.uid}"
+                yield self._cadvisor_labels(t, p, "", root, ""), range(p.start, p.end), pod_total
+                yield (self._cadvisor_labels(t, p, "POD", f"{root}/{pause_id(p.uid)}", PAUSE_IMAGE),
+                       range(p.start, p.end), PAUSE_BYTES)
+
     def _gen_owner(self) -> Iterator[_Series]:
         for t in self.tenants:
             for group in self._groups(t):
@@ -256,6 +348,13 @@ class OpenMetricsWriter:
                 else:
                     yield (format_labels([("persistentvolume", v.name)] + self._tail(t)), self._all(),
                            float(v.capacity))
+
+    def _gen_service_selectors(self) -> Iterator[_Series]:
+        for t in self.tenants:
+            for svc in t.services:
+                pairs = [("namespace", svc.namespace), ("service", svc.name)]
+                pairs += [(f"label_{k}", v) for k, v in sorted(svc.selector.items())]
+                yield format_labels(pairs + self._tail(t)), self._all(), 1.0
 
     def _gen_lb(self) -> Iterator[_Series]:
         for t in self.tenants:

@@ -1,8 +1,8 @@
 """A simulated multi-tenant Kubecost cluster with exact ground truth, for the demo, tests and benchmarks.
 
 ``simulate`` decides the clusters (``cluster.py``); a ``Simulation`` writes them as OpenMetrics (``openmetrics.py``)
-and derives the rows the cost model must produce from them (``oracle.py``); ``write_simulation`` does both into a
-directory.
+and derives the rows the cost model must produce from them, expense and node rows (``oracle.py``);
+``write_simulation`` does both into a directory.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Simulation(OpenMetricsWriter, GroundTruth):
         self.total_steps = hours * self.steps_per_hour
         self.series_written = 0
         self._truth: list[dict] | None = None
+        self._truth_nodes: list[dict] | None = None
 
     def hour_steps(self, h: int) -> range:
         n = self.steps_per_hour
@@ -54,11 +55,15 @@ def simulate(tenants: list[str], start: int, hours: int, nodes: int = 3, pods: i
 
 
 def write_simulation(out_dir, tenants, start, hours, nodes=3, pods=20, step=60, seed=0) -> dict:
-    """Simulate and write ``out_dir/metrics.om`` and ``out_dir/ground_truth.jsonl``."""
+    """Simulate and write ``out_dir/metrics.om``, ``out_dir/ground_truth.jsonl`` (expense rows) and
+    ``out_dir/ground_truth_nodes.jsonl`` (node rows)."""
     os.makedirs(out_dir, exist_ok=True)
     sim = simulate(tenants, start, hours, nodes=nodes, pods=pods, step=step, seed=seed)
     om = os.path.join(out_dir, "metrics.om")
     gt = os.path.join(out_dir, "ground_truth.jsonl")
     samples = sim.write_openmetrics(om)
     sim.write_ground_truth(gt)
-    return {"openmetrics": om, "ground_truth": gt, "samples": samples, "series": sim.series_written}
+    gt_nodes = os.path.join(out_dir, "ground_truth_nodes.jsonl")
+    sim.write_ground_truth_nodes(gt_nodes)
+    return {"openmetrics": om, "ground_truth": gt, "ground_truth_nodes": gt_nodes, "samples": samples,
+            "series": sim.series_written}
