@@ -43,6 +43,8 @@ def efficiency(rows: list[dict]) -> tuple[float | None, float | None, float | No
 
     cpu, cpu_cost = of("cpu_usage_core_hours", "cpu_request_core_hours", "cpu_cost")
     ram, ram_cost = of("ram_usage_byte_hours", "ram_request_byte_hours", "ram_cost")
+    if math.fsum(r["cpu_cost"] + r["ram_cost"] for r in rows) == 0:
+        return cpu, ram, 0.0
     weighed = [(e, c) for e, c in ((cpu, cpu_cost), (ram, ram_cost)) if e is not None]
     if not weighed:
         return cpu, ram, None

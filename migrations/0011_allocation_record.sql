@@ -41,11 +41,16 @@ ALTER TABLE k8s_expenses_namespace_hourly
     ADD COLUMN IF NOT EXISTS cpu_request_core_hours Float64 AFTER total_cost,
     ADD COLUMN IF NOT EXISTS ram_request_byte_hours Float64 AFTER cpu_request_core_hours,
     ADD COLUMN IF NOT EXISTS cpu_usage_core_hours Nullable(Float64) AFTER ram_request_byte_hours,
-    ADD COLUMN IF NOT EXISTS ram_usage_byte_hours Nullable(Float64) AFTER cpu_usage_core_hours;
+    ADD COLUMN IF NOT EXISTS ram_usage_byte_hours Nullable(Float64) AFTER cpu_usage_core_hours,
+    ADD COLUMN IF NOT EXISTS cpu_request_core_hours_with_usage Float64 AFTER ram_usage_byte_hours,
+    ADD COLUMN IF NOT EXISTS ram_request_byte_hours_with_usage Float64 AFTER cpu_request_core_hours_with_usage,
+    ADD COLUMN IF NOT EXISTS cpu_cost_with_usage Float64 AFTER ram_request_byte_hours_with_usage,
+    ADD COLUMN IF NOT EXISTS ram_cost_with_usage Float64 AFTER cpu_cost_with_usage;
 
 -- MODIFY QUERY changes the materialized view's SELECT in place (not experimental since ClickHouse 23.12): inserts
 -- go on through it, none is summed twice or missed, as a drop and create would risk. sum() of a Nullable column is
--- NULL where every row of the block is NULL: a rollup row without usage reads NULL, not 0.
+-- NULL where every row of the block is NULL: a rollup row without usage reads NULL, not 0. The *_with_usage sums name
+-- the table's columns (e.x), not the SELECT's aliases of the same names.
 ALTER TABLE k8s_expenses_namespace_hourly_mv MODIFY QUERY
 SELECT cloud_account_id, cluster_id, hour, namespace, run_id,
        sum(cpu_core_hours) AS cpu_core_hours, sum(ram_byte_hours) AS ram_byte_hours, sum(gpu_hours) AS gpu_hours,
@@ -56,8 +61,12 @@ SELECT cloud_account_id, cluster_id, hour, namespace, run_id,
        sum(lb_cost) AS lb_cost, sum(management_cost) AS management_cost, sum(total_cost) AS total_cost,
        count() AS rows,
        sum(cpu_request_core_hours) AS cpu_request_core_hours, sum(ram_request_byte_hours) AS ram_request_byte_hours,
-       sum(cpu_usage_core_hours) AS cpu_usage_core_hours, sum(ram_usage_byte_hours) AS ram_usage_byte_hours
-FROM k8s_expenses
+       sum(cpu_usage_core_hours) AS cpu_usage_core_hours, sum(ram_usage_byte_hours) AS ram_usage_byte_hours,
+       sumIf(e.cpu_request_core_hours, e.cpu_usage_core_hours IS NOT NULL) AS cpu_request_core_hours_with_usage,
+       sumIf(e.ram_request_byte_hours, e.ram_usage_byte_hours IS NOT NULL) AS ram_request_byte_hours_with_usage,
+       sumIf(e.cpu_cost, e.cpu_usage_core_hours IS NOT NULL) AS cpu_cost_with_usage,
+       sumIf(e.ram_cost, e.ram_usage_byte_hours IS NOT NULL) AS ram_cost_with_usage
+FROM k8s_expenses AS e
 GROUP BY cloud_account_id, cluster_id, hour, namespace, run_id;
 
 -- Each run's nodes as assets for the hour (docs/model.md, "Nodes"): join a cloud bill by provider_id. Written by
@@ -139,26 +148,34 @@ WHERE r.status = 'succeeded';
 -- Efficiency per tenant, cluster, hour and namespace (docs/model.md, "Efficiency"), from the namespace rollup of the
 -- current runs: Kubecost's cost-weighted definition on the sums, with the sums beside it, so that a longer window
 -- sums them and applies the same formula (docs/sql.md has it for any grouping; never average these ratios).
--- No request: 1 where the resource was used and cost something, else 0. Unknown usage (NULL): NULL. A resource that
--- cost nothing weighs nothing in the total; a namespace with no CPU and RAM cost has total efficiency 0.
+-- Over the rows whose usage is known (the *_with_usage sums): a container without cAdvisor series neither lowers nor
+-- raises the efficiency. No request: 1 where the resource was used and cost something, else 0. No known usage: NULL;
+-- the total weighs the known ones; 0 for a namespace with no CPU and RAM cost.
 CREATE OR REPLACE VIEW k8s_expenses_efficiency_current AS
 SELECT cloud_account_id, cluster_id, hour, namespace, cpu_cost, ram_cost, cpu_request_core_hours,
-       ram_request_byte_hours, cpu_usage_core_hours, ram_usage_byte_hours,
-       multiIf(cpu_usage_core_hours IS NULL, NULL, cpu_request_core_hours > 0,
-               cpu_usage_core_hours / cpu_request_core_hours, cpu_usage_core_hours > 0 AND cpu_cost > 0, 1., 0.)
-           AS cpu_efficiency,
-       multiIf(ram_usage_byte_hours IS NULL, NULL, ram_request_byte_hours > 0,
-               ram_usage_byte_hours / ram_request_byte_hours, ram_usage_byte_hours > 0 AND ram_cost > 0, 1., 0.)
-           AS ram_efficiency,
-       if(cpu_cost + ram_cost = 0, 0.,
-          (if(cpu_cost = 0, 0., cpu_efficiency * cpu_cost) + if(ram_cost = 0, 0., ram_efficiency * ram_cost))
-              / (cpu_cost + ram_cost)) AS total_efficiency
+       ram_request_byte_hours, cpu_usage_core_hours, ram_usage_byte_hours, cpu_request_core_hours_with_usage,
+       ram_request_byte_hours_with_usage, cpu_cost_with_usage, ram_cost_with_usage,
+       multiIf(cpu_usage_core_hours IS NULL, NULL, cpu_request_core_hours_with_usage > 0,
+               cpu_usage_core_hours / cpu_request_core_hours_with_usage,
+               cpu_usage_core_hours > 0 AND cpu_cost_with_usage > 0, 1., 0.) AS cpu_efficiency,
+       multiIf(ram_usage_byte_hours IS NULL, NULL, ram_request_byte_hours_with_usage > 0,
+               ram_usage_byte_hours / ram_request_byte_hours_with_usage,
+               ram_usage_byte_hours > 0 AND ram_cost_with_usage > 0, 1., 0.) AS ram_efficiency,
+       if(cpu_efficiency IS NULL, 0., cpu_cost_with_usage) + if(ram_efficiency IS NULL, 0., ram_cost_with_usage)
+           AS weighed_cost,
+       multiIf(cpu_cost + ram_cost = 0, 0., cpu_efficiency IS NULL AND ram_efficiency IS NULL, NULL,
+               weighed_cost = 0, 0.,
+               (ifNull(cpu_efficiency * cpu_cost_with_usage, 0.) + ifNull(ram_efficiency * ram_cost_with_usage, 0.))
+                   / weighed_cost) AS total_efficiency
 FROM (
     SELECT n.cloud_account_id AS cloud_account_id, n.cluster_id AS cluster_id, n.hour AS hour,
            n.namespace AS namespace, sum(n.cpu_cost) AS cpu_cost, sum(n.ram_cost) AS ram_cost,
            sum(n.cpu_request_core_hours) AS cpu_request_core_hours,
            sum(n.ram_request_byte_hours) AS ram_request_byte_hours,
-           sum(n.cpu_usage_core_hours) AS cpu_usage_core_hours, sum(n.ram_usage_byte_hours) AS ram_usage_byte_hours
+           sum(n.cpu_usage_core_hours) AS cpu_usage_core_hours, sum(n.ram_usage_byte_hours) AS ram_usage_byte_hours,
+           sum(n.cpu_request_core_hours_with_usage) AS cpu_request_core_hours_with_usage,
+           sum(n.ram_request_byte_hours_with_usage) AS ram_request_byte_hours_with_usage,
+           sum(n.cpu_cost_with_usage) AS cpu_cost_with_usage, sum(n.ram_cost_with_usage) AS ram_cost_with_usage
     FROM k8s_expenses_namespace_hourly AS n
     INNER JOIN (SELECT cloud_account_id, hour, argMax(run_id, recorded_at) AS run_id
                 FROM k8s_expense_runs

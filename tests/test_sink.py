@@ -507,7 +507,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
     new_query, = [r for r in rendered if " MODIFY QUERY" in r]  # 0011: the rollup's view, still over the local table
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
-    assert "FROM k8s_expenses_local\n" in new_query and "FROM k8s_expenses\n" not in new_query
+    assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
     assert len(views) == 17 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     ledger = [r for r in rendered if "'refused' = 5" in r]
