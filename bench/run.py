@@ -46,6 +46,7 @@ from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
@@ -119,7 +120,7 @@ def direct_backfill(url: str, first_hour: int, hours: int, workdir: Path) -> Pat
     config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}"})
     pipeline = wiring.build_pipeline(config)
     wiring.apply_schema(pipeline.sink, config)
-    pipeline.run_hours([TENANT], first_hour, first_hour + (hours - 1) * 3600)
+    run_hours(pipeline, [TENANT], [first_hour + i * 3600 for i in range(hours)])
     pipeline.sink.close()
     return path
 
