@@ -5,7 +5,8 @@
 Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/guest), as the tests do. About
 6 minutes on the project's 2-core machine; promtool peaks at about 8 GB while backfilling the 24 hours.
 
-1. Simulates two tenants and backfills a local Prometheus with each: 24 hours of 2,000 pods, 1 hour of 10,000.
+1. Simulates two tenants and backfills a local Prometheus with each: 24 hours of 2,000 pods, 2 hours of 10,000 (the
+   second is timed: the first holds the counters' last samples before it).
 2. Tenant-hour vs floor, per size: the worker's ``run_hour`` (fetch, model, insert, commit) into a store that does
    not hold the hour yet, next to the floor: one plain ``query_range`` over the same hour at the same step of every
    raw series the hour needs (``{__name__=~"<the metrics>", tenant_id="..."}``), the body read and discarded.
@@ -164,7 +165,7 @@ def main() -> None:
     first = last - 23 * 3600
     out: dict = {}
     if wanted("hour_10k") or wanted("memory_10k"):
-        large = simulated(workdir, "10k", 10000, last, 1)
+        large = simulated(workdir, "10k", 10000, last - 3600, 2)  # the timed hour and the one before
         with LocalPrometheus(large) as url:
             if wanted("hour_10k"):
                 say("10,000 pods: tenant-hour vs floor")
@@ -175,8 +176,10 @@ def main() -> None:
                 out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
     small_figures = ("hour_2k", "backfill_rss", "consumers", "storage", "reads")
     if any(wanted(f) for f in small_figures):
-        whole_day = any(wanted(f) for f in small_figures[1:])  # the tenant-hour alone needs its hour only
-        small = simulated(workdir, "2k", 2000, first if whole_day else last, 24 if whole_day else 1)
+        # the tenant-hour alone needs its hour and the one before (a counter's last sample before the hour: without
+        # it the source fetches every pod's samples, as for a tenant's first hour)
+        whole_day = any(wanted(f) for f in small_figures[1:])
+        small = simulated(workdir, "2k", 2000, first if whole_day else last - 3600, 24 if whole_day else 2)
         with LocalPrometheus(small) as url:
             if wanted("hour_2k"):
                 say("2,000 pods: tenant-hour vs floor")

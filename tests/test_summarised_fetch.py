@@ -258,7 +258,8 @@ def usage_cases(om: OpenMetrics) -> None:
         if t != H + 2700:
             spiky.append((t, value))
     om.add(CPU_USAGE, {"namespace": "app", "pod": "spiky", "container": "c", "id": "/kubepods/spiky/c"}, spiky)
-    # the scrape before the hour missed: no sample in its step, the increase cannot start there: samples
+    # the scrape before the hour missed: no sample in its step, the increase starts at the hour's first (the model
+    # reads no further back than a step): a summary still
     pod(om, "gap", hour)
     usage(om, "gap", [t for t in hour if t != H - 60] + [H - 120])
     # a NaN sample hiding a reset (resets() compares across the NaN, the model leaves it out): samples
@@ -500,7 +501,10 @@ def test_only_the_pods_usage_summaries_cannot_describe_come_as_samples(edge):
         assert cpu[name] is Summary and memory[name] is Summary, name
     assert cpu["spiky"] is Summary
     assert cpu["two-ids"] is Summary and memory["ws-only"] is Summary and "ws-only" not in cpu
-    for name in ("started", "restarted", "reborn", "gap", "nan-cpu", "nan-ws", "twin", "sidecar", "reused", "ghost",
+    # started inside the hour, or the scrape before it missed: the increase counts from the hour's first (its lowest)
+    for name in ("started", "gap"):
+        assert cpu[name] is Summary and memory[name] is Summary, name
+    for name in ("restarted", "reborn", "nan-cpu", "nan-ws", "twin", "sidecar", "reused", "ghost",
                  "jittered", "two-ws"):
         assert memory[name] is Series and cpu.get(name, Series) is Series, name
         # and the pod's other summarised series with them

@@ -132,8 +132,8 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
                 {i["metric"]["samples_of"]: _count(promql, i) for i in answer if "samples_of" in i["metric"]})
 
     cpu, memory = summarised(CONTAINER_CPU_USAGE_SECONDS_TOTAL), summarised(CONTAINER_MEMORY_WORKING_SET_BYTES)
-    # The counter's last sample before the hour: in the step before it, as the model reads it (evaluated 1 ms
-    # before start; the range_selector is exact on either server).
+    # The step before the hour (evaluated 1 ms before start; the range_selector is exact on either server): where
+    # the model takes a counter's last sample before the hour from.
     before = f"[{first_step}] offset {end - start}s"
     whole = client.range_selector(end - start + step)  # [start - step, end): every sample the increase may read
     usage_queries = {
@@ -141,8 +141,11 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
                                              "maximum": f"max_over_time({memory}[{hour}])"},
         CONTAINER_CPU_USAGE_SECONDS_TOTAL: {
             "last": f"last_over_time({cpu}[{hour}])",
-            "before": f"last_over_time({cpu}{before})",
-            # where last - before is not the model's increase: a reset (resets() counts v < previous, as the model
+            # a counter without a reset only grows: its lowest sample from the step before the hour on is the one
+            # the increase counts from (the last before the hour, else the hour's first: a container that started
+            # inside it)
+            "lowest": f"min_over_time({cpu}[{whole}])",
+            # where last - lowest is not the model's increase: a reset (resets() counts v < previous, as the model
             # does; over the whole window, so conservatively), a NaN or infinite sample (0 x it is NaN, and NaN !=
             # 0; resets() does not see a reset across a NaN, the model, leaving the NaN out, does), two samples in
             # the step before the hour (the model keeps only the later, the irate of the first grid point may read
@@ -196,14 +199,15 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
 
 def _usage(metric: str, labels: dict[str, str], found: dict[str, float]) -> Summary:
     """A usage series' summary from the figures the server gave of it. The CPU counter's increase is its last
-    sample in the hour less its last in the step before, exactly the model's reset-aware sum where there is no
-    reset; NaN (its pod is fetched as samples) where the server's figures cannot give it. A counter with samples
-    only before the hour (a container that stopped just before it) gets a summary too: NaN, so that the samples
-    the model reads of it come."""
+    sample in the hour less its lowest from the step before the hour on: without a reset that is the sample the
+    model counts from (the last before the hour, or the hour's first for a container that started inside it), so
+    exactly the model's reset-aware sum; NaN (its pod is fetched as samples) where the server's figures cannot give
+    it. A counter with samples only before the hour (a container that stopped just before it) gets a summary too:
+    NaN, so that the samples the model reads of it come."""
     if metric == CONTAINER_MEMORY_WORKING_SET_BYTES:
         return Summary(labels, mean=found.get("mean", math.nan), maximum=found.get("maximum", math.nan))
-    regular = "last" in found and "before" in found and "irregular" not in found
-    return Summary(labels, increase=found["last"] - found["before"] if regular else math.nan,
+    regular = "last" in found and "lowest" in found and "irregular" not in found
+    return Summary(labels, increase=found["last"] - found["lowest"] if regular else math.nan,
                    maximum=found.get("maximum", math.nan))
 
 

@@ -38,7 +38,7 @@ def is_container(s: Series | Summary) -> bool:
 
 def usage_figures(metric: str, s: Summary) -> tuple[float, float]:
     """The figures the model takes of a usage summary: the CPU counter's increase or the working set's mean, and
-    the maximum. NaN where the server could not give the figure exactly (a reset, no sample before the hour...)."""
+    the maximum. NaN where the server could not give the figure exactly (a reset, a NaN sample...)."""
     return (s.increase if metric == CONTAINER_CPU_USAGE_SECONDS_TOTAL else s.mean), s.maximum
 
 
@@ -58,7 +58,7 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
       summaries: the model adds their increases and takes the higher maximum, which the summaries give exactly;
     - a mean that is not finite: the model leaves NaN and infinite samples out;
     - a usage figure that is not finite: the source leaves it NaN where the server cannot compute the model's
-      figure (a counter reset, no sample in the step before the hour, a NaN sample...);
+      figure (a counter reset, two samples in the step before the hour, a NaN sample...);
     - a running series summarised without its first or last positive sample.
     """
     instances: dict[tuple[str, str], set[str]] = defaultdict(set)
