@@ -22,7 +22,9 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
     from ..devtools.demo import run_demo
 
     logs.configure("text", "warning")
-    run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
+    accuracy = run_demo(workdir, tenant_count=tenant_count, hours=hours, pods=pods, nodes=nodes, echo=click.echo)
+    if not accuracy.exact:  # the demo is also the laptop's proof that the numbers are right: say so by the exit code
+        raise click.ClickException("the stored rows differ from the simulator's ground truth (see above)")
 
 
 @cli.command()
