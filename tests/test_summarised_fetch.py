@@ -205,7 +205,7 @@ def usage(om: OpenMetrics, name: str, times, *, container: str = "c", cgroup: st
     """cAdvisor's CPU counter and working set of one container cgroup, sampled at ``times``: the counter grows at
     ``cores`` (varying around it), restarts from 0 at ``reset_at``; ``nan_at`` is a NaN sample of the counter."""
     base = {"namespace": "app", "pod": name, "container": container, "id": cgroup or f"/kubepods/{name}/{container}",
-            "image": "registry.example/app:1", "instance": "kubelet-1", "job": "kubelet", **(labels or {})}
+            "image": "app:1", "instance": "kubelet-1", "job": "kubelet", **(labels or {})}
     value, previous, counter, memory = counter_from, None, [], []
     for t in times:
         if previous is not None:

@@ -615,7 +615,7 @@ class _Builder:
         for p in self.pods:
             count = p.end - p.start
             for c in p.containers:
-                c.image = f"registry.example.com/{p.workload[1]}/{c.name}:1.{rng.randint(0, 9)}"
+                c.image = f"{p.workload[1]}/{c.name}:1.{rng.randint(0, 9)}"
                 if p.start == 0:
                     c.cpu_counter_start = round(c.cpu_base * step * rng.uniform(10, 100), 3)
                 if p.role == "bare":
