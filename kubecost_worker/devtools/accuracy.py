@@ -44,18 +44,18 @@ class Accuracy:
 
 def stored_rows(sink: ClickHouseSink) -> list[dict[str, Any]]:
     """The rows of ``k8s_expenses_current``, keyed and with the columns the ground truth has (in no set order)."""
-    columns = (*KEY, *NUMBERS, *TEXTS)
-    names = ", ".join(n if n != "hour" else "toUnixTimestamp(hour) AS hour" for n in columns)
-    rows = sink.query(f"SELECT {names} FROM k8s_expenses_current")
-    return [dict(zip(columns, r)) for r in rows]
+    return _select(sink, "k8s_expenses_current", (*KEY, *NUMBERS, *TEXTS))
 
 
 def stored_nodes(sink: ClickHouseSink) -> list[dict[str, Any]]:
     """The rows of ``k8s_nodes_hourly_current`` (NodeRow's fields as columns)."""
-    columns = tuple(f.name for f in fields(NodeRow))
+    return _select(sink, "k8s_nodes_hourly_current", tuple(f.name for f in fields(NodeRow)))
+
+
+def _select(sink: ClickHouseSink, view: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``columns`` of every row of ``view`` as dicts, the hour as unix seconds (as the ground truth has it)."""
     names = ", ".join(n if n != "hour" else "toUnixTimestamp(hour) AS hour" for n in columns)
-    rows = sink.query(f"SELECT {names} FROM k8s_nodes_hourly_current")
-    return [dict(zip(columns, r)) for r in rows]
+    return [dict(zip(columns, r)) for r in sink.query(f"SELECT {names} FROM {view}")]
 
 
 def compare_with_ground_truth(stored: list[dict[str, Any]], truth: list[dict[str, Any]], rel: float = REL,

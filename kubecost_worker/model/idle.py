@@ -4,9 +4,11 @@ pods were allocated, on an ``__idle__`` row; the cluster's management fee on its
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from . import timeline
 from .cluster import ClusterHour, RowBook
-from .pods import Allocated, Pods
+from .pods import Allocated, Pod, Pods
 from .resources import RESOURCES, NodePrices
 from .rows import IDLE, MANAGEMENT, PRICE_DEFAULT, PRICE_NODE, PRICE_NONE, NodeRow
 from .series import (KUBE_NODE_LABELS, KUBECOST_CLUSTER_MANAGEMENT_COST, KUBECOST_NODE_IS_SPOT,
@@ -29,12 +31,16 @@ def nodes_and_idle(ctx: ClusterHour, book: RowBook, prices: NodePrices, pods: Po
     attributes = _asset_labels(ctx)
     zones = ctx.latest_labels(KUBE_NODE_LABELS, "node")
     spot = {node: samples[-1][1] > 0 for node, samples in ctx.node_gauges(KUBECOST_NODE_IS_SPOT).items() if samples}
-    pod_nodes = {pod.node for instances in pods.values() for pod in instances if pod.node}
+    pods_on: dict[str, list[Pod]] = defaultdict(list)
+    for instances in pods.values():
+        for pod in instances:
+            if pod.node:
+                pods_on[pod.node].append(pod)
     names = {*prices.series["cpu"], *prices.series["ram"], *prices.series["gpu"], *capacity["cpu"],
-             *capacity["ram"], *pod_nodes}
+             *capacity["ram"], *pods_on}
     node_rows = []
     for node in sorted(names):
-        t0, t1 = _active_interval(ctx, node, prices, capacity, pods)
+        t0, t1 = _active_interval(ctx, node, prices, capacity, pods_on.get(node, []))
         hours = (t1 - t0) / 3600.0
         labels = attributes.get(node, {})
         zone = next((v for k in ZONE_LABELS if (v := zones.get((node,), {}).get(k))), "")
@@ -67,12 +73,11 @@ def nodes_and_idle(ctx: ClusterHour, book: RowBook, prices: NodePrices, pods: Po
 _CAPACITY_FIELD = {"cpu": "cpu_cores", "ram": "ram_bytes", "gpu": "gpu_count"}
 
 
-def _active_interval(ctx: ClusterHour, node: str, prices: NodePrices, capacity: dict, pods: Pods) -> tuple:
+def _active_interval(ctx: ClusterHour, node: str, prices: NodePrices, capacity: dict, instances: list[Pod]) -> tuple:
     """The span of the node's CPU price samples, else of its CPU (then RAM) capacity samples, else of its pods."""
     for samples in (prices.series["cpu"].get(node), capacity["cpu"].get(node), capacity["ram"].get(node)):
         if samples:
             return timeline.span([t for t, _ in samples], ctx.step, ctx.end)
-    instances = [p for group in pods.values() for p in group if p.node == node]
     if instances:
         return min(p.start for p in instances), max(p.stop for p in instances)
     return ctx.start, ctx.start

@@ -109,22 +109,31 @@ class PodRows:
                                                                                    "namespace").items()}
         self.pod_labels = ctx.latest_labels(KUBE_POD_LABELS, "namespace", "pod", "uid")
         self.selectors = services_by_namespace(ctx)
-        # (namespace, pod, uid, start, container) -> the container's row, for the usage that follows
-        self.containers: dict[tuple, ExpenseRow] = {}
+        # (namespace, pod, uid, start) -> the instance's workload kind and name, labels and service
+        self._identities: dict[tuple, tuple[str, str, dict[str, str], str]] = {}
+        # (namespace, pod, uid, start, container) -> the instance and its container's row, for the usage that follows
+        self.containers: dict[tuple, tuple[Pod, ExpenseRow]] = {}
 
     def of(self, pod: Pod, container: str = "") -> ExpenseRow:
-        own_labels = self._own_labels(pod)
-        kind, name = resolve_workload(self.owners, pod.namespace, pod.name, own_labels)
-        return self.book.row(pod.namespace, kind, name, pod.name, pod.node,
-                             {**self.namespace_labels.get(pod.namespace, {}), **own_labels}, container=container,
-                             pod_uid=pod.uid, service=selecting_service(self.selectors.get(pod.namespace, ()),
-                                                                        own_labels))
+        kind, name, labels, service = self._identity(pod)
+        return self.book.row(pod.namespace, kind, name, pod.name, pod.node, labels, container=container,
+                             pod_uid=pod.uid, service=service)
 
     def container_row(self, pod: Pod, container: str) -> ExpenseRow:
         key = (pod.namespace, pod.name, pod.uid, pod.start, container)
         if key not in self.containers:
-            self.containers[key] = self.of(pod, container)
-        return self.containers[key]
+            self.containers[key] = (pod, self.of(pod, container))
+        return self.containers[key][1]
+
+    def _identity(self, pod: Pod) -> tuple[str, str, dict[str, str], str]:
+        """What every row of a pod instance shares, resolved once for all of them."""
+        key = (pod.namespace, pod.name, pod.uid, pod.start)
+        if key not in self._identities:
+            own_labels = self._own_labels(pod)
+            kind, name = resolve_workload(self.owners, pod.namespace, pod.name, own_labels)
+            self._identities[key] = (kind, name, {**self.namespace_labels.get(pod.namespace, {}), **own_labels},
+                                     selecting_service(self.selectors.get(pod.namespace, ()), own_labels))
+        return self._identities[key]
 
     def _own_labels(self, pod: Pod) -> dict[str, str]:
         own = self.pod_labels.get((pod.namespace, pod.name, pod.uid))

@@ -57,6 +57,3 @@ class NodePrices:
         if resource in self.defaults:
             return [(0.0, float(self.defaults[resource]))], PRICE_DEFAULT
         return [], PRICE_NONE
-
-    def has_series(self, node: str) -> bool:
-        return any(node in by_node for by_node in self.series.values())

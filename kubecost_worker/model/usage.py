@@ -16,11 +16,10 @@ def allocate_usage(ctx: ClusterHour, pods: Pods, rows: PodRows) -> None:
     """Usage on the container rows the allocation made; a container without usage series keeps NULL (None)."""
     cpu = ctx.by(CONTAINER_CPU_USAGE_SECONDS_TOTAL, "namespace", "pod", "container")
     memory = ctx.by(CONTAINER_MEMORY_WORKING_SET_BYTES, "namespace", "pod", "container")
-    for (ns, name, uid, started, container), row in rows.containers.items():
+    for (ns, name, _, _, container), (pod, row) in rows.containers.items():
         if container in NOT_CONTAINERS:
             continue
-        instances = pods.get((ns, name), [])
-        pod = next(p for p in instances if (p.uid, p.start) == (uid, started))
+        instances = pods[(ns, name)]
         if group := cpu.get((ns, name, container)):
             increases, maxima = [], []
             for s in group:
