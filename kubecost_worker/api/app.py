@@ -17,12 +17,15 @@ shorter valid JSON).
 
 from __future__ import annotations
 
+import csv
 import hmac
+import io
 import itertools
 import json
 import re
 from typing import Annotated, Any, Callable, Iterator
 
+import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
@@ -30,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import telemetry
 from ..errors import WorkerError
-from . import queries
+from . import allocation, queries
 
 PREFIX = "/metroculus/v2"
 # Metroculus converts with int() after Tornado strips the value: digits, surrounding blanks ignored; a sign, a
@@ -39,7 +42,6 @@ UNIX_SECONDS = r"^[0-9]{1,19}$"
 # Chunks of a streamed body: large enough that a 130 MB body is a few thousand writes, small enough to hold.
 CHUNK_BYTES = 256 * 1024
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class ApiError(Exception):
@@ -122,6 +124,8 @@ class SavingsResponse(Window):
 
 
 class ExpenseGroup(BaseModel, extra="allow"):
+    """A group's row: ``timestamp``, one field per aggregated dimension (extra keys), then the figures."""
+
     timestamp: int
     cpu_cost: float
     ram_cost: float
@@ -129,9 +133,24 @@ class ExpenseGroup(BaseModel, extra="allow"):
     pv_cost: float
     network_cost: float
     lb_cost: float
+    management_cost: float
+    shared_cost: float
+    idle_cost: float
     total_cost: float
     cpu_core_hours: float
     ram_byte_hours: float
+    gpu_hours: float
+    cpu_request_core_hours: float
+    ram_request_byte_hours: float
+    cpu_usage_core_hours: float | None
+    ram_usage_byte_hours: float | None
+    cpu_request_average_cores: float
+    ram_request_average_bytes: float
+    cpu_usage_average_cores: float | None
+    ram_usage_average_bytes: float | None
+    cpu_efficiency: float | None
+    ram_efficiency: float | None
+    total_efficiency: float | None
 
 
 class ExpensesResponse(Window):
@@ -140,11 +159,46 @@ class ExpensesResponse(Window):
     rows: list[ExpenseGroup]
 
 
+class RightsizingRow(BaseModel):
+    cluster: str
+    namespace: str
+    controllerKind: str
+    controller: str
+    container: str
+    replicas: float
+    current_cpu: float
+    current_memory: float
+    usage_cpu: float | None
+    usage_memory: float | None
+    recommended_cpu: float | None
+    recommended_memory: float | None
+    cpu_saving: float | None
+    memory_saving: float | None
+    saving: float | None
+
+
+class RightsizingResponse(Window):
+    algorithm: str
+    targetCPUUtilization: float
+    targetRAMUtilization: float
+    q: float
+    rows: list[RightsizingRow]
+
+
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 503)}
+# format=csv answers text/csv: one header line, then the JSON rows' values
+WITH_CSV = {**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 # Constraints are documented (json_schema_extra) but checked by the handlers themselves, so that the checks run in
 # Metroculus's order (authorization first) and fail with its error codes, not with FastAPI's 422.
 SecretHeader = Annotated[str | None, Header(alias="Secret", description="The cluster secret")]
 TimeParam = Annotated[str | None, Query(description="unix seconds", json_schema_extra={"pattern": UNIX_SECONDS})]
+FlagParam = Annotated[str | None, Query(description="true or false (default)",
+                                         json_schema_extra={"pattern": "^(true|false|1|0|yes|no)$"})]
+FractionParam = Annotated[str | None, Query(description="a number in (0, 1]; q: in [0, 1]",
+                                            json_schema_extra={"pattern": r"^(0|1|0?\.[0-9]{1,6}|1\.0{1,6})$"})]
+FormatParam = Annotated[str | None, Query(description="json (default) or csv", json_schema_extra={"pattern": "^(json|csv)$"})]
+_DIMENSION = r"(cluster|node|namespace|controllerKind|controller|pod|container|service|workload|label:[a-zA-Z_][a-zA-Z0-9_]*)"
+AGGREGATE_PATTERN = f"^{_DIMENSION}(,{_DIMENSION})*$"
 TenantParam = Annotated[str | None, Query(description="cloud account id",
                                           json_schema_extra={"minLength": 1, "maxLength": 256})]
 
@@ -247,32 +301,71 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
         tenant, start, end = window(request)
         return envelope(tenant, start, end, **queries.savings(reader, tenant, start, end))
 
-    @app.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=ERRORS)
+    def answer(tenant: str, start: int, end: int, rows: Iterator[dict[str, Any]], columns: tuple[str, ...],
+               csv_format: bool, **body: Any) -> Response:
+        if not csv_format:
+            return envelope(tenant, start, end, **body, rows=queries.RawJson(json_array(rows)))
+        chunks = chunked(csv_lines(columns, rows))
+        first = next(chunks)
+        return StreamingResponse(itertools.chain((first,), chunks), media_type="text/csv; charset=utf-8")
+
+    def output_format(params) -> bool:
+        value = params.get("format") or "json"
+        if value not in ("json", "csv"):
+            raise invalid("format")
+        return value == "csv"
+
+    @app.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=WITH_CSV)
     def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                      start_date: TimeParam = None, end_date: TimeParam = None,
                      aggregate: Annotated[str | None, Query(
-                         description="namespace, workload, pod, node, cluster or label:<key>", json_schema_extra={
-                             "pattern": r"^(namespace|workload|pod|node|cluster|label:[a-zA-Z_][a-zA-Z0-9_]*)$"})] = None,
+                         description="comma-separated: cluster, node, namespace, controllerKind, controller, pod, "
+                                     "container, service, label:<key> (workload = namespace,controllerKind,controller)",
+                         json_schema_extra={"pattern": AGGREGATE_PATTERN})] = None,
+                     filter: Annotated[str | None, Query(
+                         description='OpenCost filter subset: field:"a","b" (!: none of, ~: prefix), clauses joined '
+                                     'by +', json_schema_extra={"maxLength": 4096})] = None,
                      namespace: Annotated[str | None, Query(json_schema_extra={"maxLength": 253})] = None,
-                     step: Annotated[str | None, Query(description="hour, day or window (default)",
-                                                       json_schema_extra={"pattern": "^(hour|day|window)$"})] = None):
-        """Costs and usage grouped like Kubecost's allocation API, per hour, day or the whole window."""
+                     step: Annotated[str | None, Query(description="hour, day, week (from Monday, UTC), month or "
+                                                                   "window (default)",
+                                                       json_schema_extra={"pattern": "^(hour|day|week|month|window)$"})] = None,
+                     shareIdle: FlagParam = None, idleByNode: FlagParam = None, shareTenancyCosts: FlagParam = None,
+                     shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces",
+                                                                  json_schema_extra={"maxLength": 4096})] = None,
+                     shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>",
+                                                              json_schema_extra={"maxLength": 4096})] = None,
+                     shareSplit: Annotated[str | None, Query(json_schema_extra={"pattern": "^(weighted|even)$"})] = None,
+                     format: FormatParam = None):
+        """Costs, shares, usage and efficiency grouped like OpenCost's allocation API, per step."""
         tenant, start, end = window(request)
-        params = request.query_params
-        aggregate_value = params.get("aggregate")
-        if aggregate_value is None or aggregate_value == "":
-            raise missing("aggregate")
-        if aggregate_value not in queries.AGGREGATES and not (
-                aggregate_value.startswith("label:") and LABEL_KEY.fullmatch(aggregate_value.removeprefix("label:"))):
-            raise invalid("aggregate")
-        step_value = params.get("step") or "window"
-        if step_value not in queries.STEPS:
-            raise invalid("step")
-        namespace_value = params.get("namespace")
-        if namespace_value is not None and len(namespace_value) > 253:
-            raise invalid("namespace")
-        rows = queries.expenses(reader, tenant, start, end, aggregate_value, step_value, namespace_value)
-        return envelope(tenant, start, end, aggregate=aggregate_value, step=step_value, rows=rows)
+        try:
+            parsed = allocation.parse_request(request.query_params)
+        except allocation.BadParameter as error:
+            raise (missing(error.name) if error.name == "aggregate" and not request.query_params.get("aggregate")
+                   else invalid(error.name)) from None
+        csv_format = output_format(request.query_params)
+        rows = allocation.allocation(reader, parsed, tenant, start, end)
+        columns = ("timestamp", *parsed.field_names, *allocation.ROW_FIGURES)
+        return answer(tenant, start, end, rows, columns, csv_format,
+                      aggregate=",".join(parsed.field_names), step=parsed.step)
+
+    @app.get(f"{PREFIX}/k8s_rightsizing", response_model=RightsizingResponse, responses=WITH_CSV)
+    def k8s_rightsizing(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                        start_date: TimeParam = None, end_date: TimeParam = None,
+                        targetCPUUtilization: FractionParam = None, targetRAMUtilization: FractionParam = None,
+                        algorithm: Annotated[str | None, Query(json_schema_extra={"pattern": "^(max|quantile)$"})] = None,
+                        q: FractionParam = None, format: FormatParam = None):
+        """Container request recommendations from the stored hourly usage maxima, with their monthly saving."""
+        tenant, start, end = window(request)
+        try:
+            parsed = allocation.parse_rightsizing(request.query_params)
+        except allocation.BadParameter as error:
+            raise invalid(error.name) from None
+        csv_format = output_format(request.query_params)
+        rows = allocation.rightsizing(reader, parsed, tenant, start, end)
+        return answer(tenant, start, end, iter(rows), allocation.RIGHTSIZING_FIELDS, csv_format,
+                      algorithm=parsed.algorithm, targetCPUUtilization=parsed.target_cpu,
+                      targetRAMUtilization=parsed.target_ram, q=parsed.q)
 
     app.openapi = lambda: _document_required(app)
     return app
@@ -305,6 +398,29 @@ def chunked(pieces: Iterator[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]
             yield b"".join(buffer)
             buffer, held = [], 0
     yield b"".join(buffer)
+
+
+def json_array(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    separator = b"["
+    for row in rows:
+        yield separator + orjson.dumps(row)
+        separator = b","
+    yield b"[]" if separator == b"[" else b"]"
+
+
+def csv_lines(columns: tuple[str, ...], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """One header line, then a line per row with the JSON row's values (an empty field for null)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
+                         for c in columns])
+        if buffer.tell() >= CHUNK_BYTES // 4:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
 
 
 REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}

@@ -17,8 +17,6 @@ import json
 import math
 from typing import Any, Iterable, Iterator
 
-import orjson
-
 from ..model.rows import IDLE
 from ..runs import HOUR
 
@@ -32,17 +30,6 @@ SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "
 # CloudTuner's breakdown object of kubecost_cluster_costs, in the order its consumer documents it.
 BREAKDOWN = ("management_cost", "load_balancer_cost", "network_internet_cost", "network_region_cost",
              "network_zone_cost")
-COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "total_cost")
-QUANTITIES = ("cpu_core_hours", "ram_byte_hours")
-AGGREGATES = {
-    "namespace": ("namespace",),
-    "workload": ("namespace", "workload_kind", "workload_name"),
-    "pod": ("namespace", "workload_kind", "workload_name", "pod"),
-    "node": ("node",),
-    "cluster": ("cluster_id",),
-}
-STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(hour))",
-         "window": "toUnixTimestamp(toStartOfHour(toDateTime({start:Int64}, 'UTC')))"}
 # A per-hour or per-day breakdown of k8s_expenses itself is asked in pieces of about this many stored rows (cut at
 # the step's boundaries, sized from the run ledger's row counts): each piece is grouped and sorted alone, so what
 # ClickHouse holds, like the server, follows the piece and not the window (a year of a 2,000-pod tenant per pod
@@ -53,10 +40,10 @@ ROWS_PER_PIECE = 200_000
 FIRST_SECOND, LAST_SECOND = 0, 2**32 - 1
 
 
-def _pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[int, int]]:
+def window_pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[int, int]]:
     """``[from, to)`` sub-windows of the window, in order, covering its stored hours: whole steps (hours or days)
     of about ``ROWS_PER_PIECE`` rows each, as the ledger counts them."""
-    params = _params(tenant, start, end)
+    params = bound_params(tenant, start, end)
     size = HOUR if step == "hour" else 24 * HOUR
     rows_per_step: dict[int, int] = {}
     for hour, rows in reader.query(f"SELECT toUnixTimestamp(hour), rows_written FROM k8s_expense_current_run_records "
@@ -75,7 +62,7 @@ def _pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[
     return [(max(a, window_start), min(b, window_end)) for a, b in pieces]
 
 
-def _params(tenant: str, start: int, end: int, **more: Any) -> dict[str, Any]:
+def bound_params(tenant: str, start: int, end: int, **more: Any) -> dict[str, Any]:
     def clamped(t: int) -> int:
         return min(max(t, FIRST_SECOND), LAST_SECOND)
 
@@ -106,7 +93,7 @@ def _metric_texts(reader, tenant: str, start: int, end: int, names: list[str] | 
     only = " AND metric IN {names:Array(String)}" if names else ""
     previous = None
     for row in reader.stream(f"SELECT metric, points_json FROM kubecost_metric_points_hourly WHERE {WINDOW}{only} "
-                             "ORDER BY metric, hour, points_json", _params(tenant, start, end, names=names or []),
+                             "ORDER BY metric, hour, points_json", bound_params(tenant, start, end, names=names or []),
                              strings_as_bytes=True):
         if row != previous:  # the same text twice: one run's hour backfilled while it was written (0008)
             yield row
@@ -183,7 +170,7 @@ def cluster_costs(reader, tenant: str, start: int, end: int) -> dict[str, Any]:
         "sum(network_cost), sum(lb_cost), sum(management_cost), sumIf(total_cost, namespace = {idle:String}), "
         "sum(network_internet_cost), sum(network_region_cost), sum(network_zone_cost) "
         f"FROM {NAMESPACE_ROLLUP} WHERE {WINDOW} GROUP BY ts, cluster_id ORDER BY ts, cluster_id",
-        _params(tenant, start, end, idle=IDLE))
+        bound_params(tenant, start, end, idle=IDLE))
     names = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "load_balancer_cost", "management_cost",
              "idle_cost", "network_internet_cost", "network_region_cost", "network_zone_cost")
     sums = {name: math.fsum(row[3 + i] for row in rows) for i, name in enumerate(names)}
@@ -194,40 +181,3 @@ def cluster_costs(reader, tenant: str, start: int, end: int) -> dict[str, Any]:
         "summary": {"total_cost": total, **{name: sums[name] for name in names[:8]}},
         "breakdown": {name: sums[name] for name in BREAKDOWN},
     }
-
-
-def expenses(reader, tenant: str, start: int, end: int, aggregate: str, step: str, namespace: str | None) -> RawJson:
-    """The ``rows`` array: costs grouped by ``aggregate`` (or ``label:<key>``) per ``step``, like Kubecost's
-    allocation API. Streamed: a year of a tenant's pods per hour is millions of rows."""
-    more: dict[str, Any] = {}
-    if aggregate.startswith("label:"):
-        dimensions = [("label", "{label_key:String}"), ("value", "labels[{label_key:String}]")]
-        more["label_key"] = aggregate.removeprefix("label:")
-    else:
-        dimensions = [(d, d) for d in AGGREGATES[aggregate]]
-    where = WINDOW + (" AND namespace = {namespace:String}" if namespace is not None else "")
-    if namespace is not None:
-        more["namespace"] = namespace
-    selected = ", ".join([f"{STEPS[step]} AS ts", *(f"{sql} AS d{i}" for i, (_, sql) in enumerate(dimensions)),
-                          *(f"sum({c})" for c in (*COSTS, *QUANTITIES))])
-    group = ", ".join(["ts", *(f"d{i}" for i in range(len(dimensions)))])
-    # namespace and cluster sums come from the per-namespace rollup: ~10 rows an hour instead of one per pod
-    table = NAMESPACE_ROLLUP if set(d for d, _ in dimensions) <= {"namespace", "cluster_id"} else "k8s_expenses"
-    sql = f"SELECT {selected} FROM {table} WHERE {where} GROUP BY {group} ORDER BY ts, sum(total_cost) DESC, {group}"
-    if table == NAMESPACE_ROLLUP or step == "window":  # ~10 rows an hour; or one group per key for the window
-        rows = reader.stream(sql, _params(tenant, start, end, **more))
-    else:
-        rows = (row for piece_start, piece_end in _pieces(reader, tenant, start, end, step)
-                for row in reader.stream(sql, _params(tenant, piece_start, piece_end, **more)))
-    names = [name for name, _ in dimensions]
-
-    def pieces() -> Iterator[bytes]:
-        separator = b"["
-        for ts, *rest in rows:
-            dims, values = rest[:len(names)], rest[len(names):]
-            yield separator + orjson.dumps({"timestamp": int(ts), **{n: str(v) for n, v in zip(names, dims)},
-                                            **{n: float(v) for n, v in zip((*COSTS, *QUANTITIES), values)}})
-            separator = b","
-        yield b"[]" if separator == b"[" else b"]"
-
-    return RawJson(pieces())

@@ -566,7 +566,7 @@ class _Builder:
         deployments: list[dict] = [
             dict(ns="frontend", name="web", replicas=3, sidecar=True, cpu=0.25, mem=256 * MiB),
             dict(ns="frontend", name="api-gateway", replicas=2, cpu=0.5, mem=512 * MiB, burst=True),
-            dict(ns="backend", name="orders", replicas=2, cpu=0.5, mem=1 * GiB, rollout=True),
+            dict(ns="backend", name="orders", replicas=2, cpu=0.5, mem=1 * GiB, rollout=True, oversized=True),
             dict(ns="backend", name="payments", replicas=2, cpu=0.25, mem=512 * MiB, pending=True),
         ]
         if self.gpu_node is not None:
@@ -677,6 +677,8 @@ class _Builder:
                     containers = [self.container(uid, deploy, d["cpu"], d["mem"], gpu)]
                     if d.get("burst"):  # uses more CPU than it requests all the time: an efficiency above 1
                         containers[0].cpu_range = (1.1, 1.6)
+                    if d.get("oversized"):  # asks for far more than it uses: rightsizing recommends less
+                        containers[0].cpu_range, containers[0].mem_range = (0.05, 0.3), (0.2, 0.45)
                     if d.get("sidecar"):
                         containers.append(self.container(uid, "istio-proxy", 0.1, 128 * MiB))
                     self.add_pod(namespace=ns, name=name, uid=uid, node=node, start=k, end=end,

@@ -1,0 +1,411 @@
+"""The allocation API's requests: OpenCost's aggregation, filters and sharing over the stored rows, and rightsizing.
+
+A request is parsed once into a frozen ``AllocationRequest`` (a bad value raises ``BadParameter`` naming the
+parameter); ``allocation`` turns it into SQL over ``k8s_expenses`` (or the namespace rollup where that holds
+every figure asked for), with every value a bound parameter, and ``model.sharing`` spreads the shared costs
+over the groups. docs/api.md is the reference, with an example per parameter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..model import sharing
+from ..model.rows import IDLE, MANAGEMENT, UNMOUNTED
+from ..model.workload import UNALLOCATED
+from . import queries
+
+SPECIAL_NAMESPACES = (IDLE, MANAGEMENT, UNMOUNTED)
+LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class BadParameter(ValueError):
+    """A request parameter that cannot be read: its name is the error's ``params``."""
+
+    def __init__(self, name: str, why: str = ""):
+        super().__init__(why or f"Invalid {name}")
+        self.name = name
+
+
+# OpenCost's aggregation properties, each one output field: (SQL over k8s_expenses, the same over the rollup or
+# None where the rollup has no such column). Rows that are no pod's (idle, cluster management, unmounted
+# volumes) take their namespace's name in every property but cluster and node, as OpenCost names them; a row
+# without the property groups under __unallocated__.
+DIMENSIONS: dict[str, tuple[str, str | None]] = {
+    "cluster": ("cluster_id", "cluster_id"),
+    "node": (f"if(node = '', '{UNALLOCATED}', node)", None),
+    "namespace": ("namespace", "namespace"),
+    "controllerKind": (f"if(workload_kind IN ('', '{UNALLOCATED}'), '{UNALLOCATED}', workload_kind)", None),
+    "controller": (f"if(workload_name IN ('', '{UNALLOCATED}'), '{UNALLOCATED}', "
+                   "concat(workload_kind, ':', workload_name))", None),
+    "pod": (f"if(pod = '', '{UNALLOCATED}', pod)", None),
+    "container": (f"if(container = '', '{UNALLOCATED}', container)", None),
+    "service": (f"if(service = '', '{UNALLOCATED}', service)", None),
+}
+# The names of the first version of this endpoint, still answered: workload is the three properties it grouped by.
+ALIASES = {"workload": ("namespace", "controllerKind", "controller")}
+KEEPS_ITS_NAME = ("cluster", "node")
+# filter= fields: the column each compares.
+FILTER_FIELDS = {"cluster": "cluster_id", "node": "node", "namespace": "namespace", "controllerKind": "workload_kind",
+                 "controllerName": "workload_name", "pod": "pod", "container": "container", "service": "service"}
+ROLLUP_FILTER_FIELDS = {"cluster", "namespace"}
+STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(hour))",
+         "week": "toUnixTimestamp(toDateTime(toMonday(hour), 'UTC'))",
+         "month": "toUnixTimestamp(toDateTime(toStartOfMonth(hour), 'UTC'))",
+         "window": "toUnixTimestamp(toStartOfHour(toDateTime({start:Int64}, 'UTC')))"}
+FIGURES_SQL = {
+    **{name: f"sum({name})" for name in (*sharing.COSTS, *sharing.QUANTITIES, *sharing.USAGE)},
+    "cpu_request_core_hours_with_usage": "sumIf(cpu_request_core_hours, cpu_usage_core_hours IS NOT NULL)",
+    "ram_request_byte_hours_with_usage": "sumIf(ram_request_byte_hours, ram_usage_byte_hours IS NOT NULL)",
+    "cpu_cost_with_usage": "sumIf(cpu_cost, cpu_usage_core_hours IS NOT NULL)",
+    "ram_cost_with_usage": "sumIf(ram_cost, ram_usage_byte_hours IS NOT NULL)",
+}
+ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}
+# The figures of an answer's row after its dimensions, in order (JSON keys and CSV columns alike).
+ROW_FIGURES = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost",
+               "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
+               "cpu_request_core_hours", "ram_request_byte_hours", "cpu_usage_core_hours", "ram_usage_byte_hours",
+               "cpu_request_average_cores", "ram_request_average_bytes", "cpu_usage_average_cores",
+               "ram_usage_average_bytes", "cpu_efficiency", "ram_efficiency", "total_efficiency")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str  # the output field: an OpenCost property, or label:<key>
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Clause:
+    field: str  # a FILTER_FIELDS name, or label
+    label: str | None
+    operator: str  # ":", "!:" or "~:"
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    dimensions: tuple[Dimension, ...]
+    step: str = "window"
+    filters: tuple[Clause, ...] = ()
+    policy: sharing.SharePolicy = field(default_factory=sharing.SharePolicy)
+    share_namespaces: tuple[str, ...] = ()
+    share_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shares(self) -> bool:
+        return (self.policy.share_idle or self.policy.share_tenancy or bool(self.share_namespaces)
+                or bool(self.share_labels))
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------------
+
+def parse_aggregate(value: str | None) -> tuple[Dimension, ...]:
+    if value is None or not value.strip():
+        raise BadParameter("aggregate", "aggregate is not provided")
+    dimensions: list[Dimension] = []
+    for item in (part.strip() for part in value.split(",")):
+        if item in ALIASES:
+            dimensions.extend(Dimension(name) for name in ALIASES[item])
+        elif item in DIMENSIONS:
+            dimensions.append(Dimension(item))
+        elif item.startswith("label:") and LABEL_KEY.fullmatch(item.removeprefix("label:")):
+            dimensions.append(Dimension(item, item.removeprefix("label:")))
+        else:
+            raise BadParameter("aggregate")
+    unique = tuple(dict.fromkeys(dimensions))
+    if len(unique) > 8:
+        raise BadParameter("aggregate")
+    return unique
+
+
+_CLAUSE = re.compile(r'\s*(?P<field>[A-Za-z]+)(?:\[(?P<label>[^\]]*)\])?(?P<op>!:|~:|:)(?P<values>"(?:[^"\\]|\\.)*"'
+                     r'(?:\s*,\s*"(?:[^"\\]|\\.)*")*)\s*(?:\+|\s|$)')
+_VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def parse_filter(value: str | None) -> tuple[Clause, ...]:
+    """OpenCost's filter language, the subset docs/api.md lists: ``field:"a","b"`` (equals one of), ``!:`` (none
+    of), ``~:`` (starts with one of), clauses joined by ``+`` (and). A ``+`` left unencoded in a URL reads as a
+    space, so blanks between clauses join them too."""
+    if value is None or not value.strip():
+        return ()
+    clauses, position = [], 0
+    while position < len(value):
+        if not value[position:].strip():
+            break
+        match = _CLAUSE.match(value, position)
+        if match is None:
+            raise BadParameter("filter")
+        name, label = match["field"], match["label"]
+        if name == "label":
+            if label is None or not LABEL_KEY.fullmatch(label):
+                raise BadParameter("filter")
+        elif name not in FILTER_FIELDS or label is not None:
+            raise BadParameter("filter")
+        values = tuple(re.sub(r"\\(.)", r"\1", v) for v in _VALUE.findall(match["values"]))
+        clauses.append(Clause(name, label, match["op"], values))
+        position = match.end()
+    return tuple(clauses)
+
+
+def parse_flag(name: str, value: str | None) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadParameter(name)
+
+
+def parse_share_labels(value: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (part.strip() for part in (value or "").split(",") if part.strip()):
+        key, colon, label_value = item.partition(":")
+        if not colon or not LABEL_KEY.fullmatch(key.strip()):
+            raise BadParameter("shareLabels")
+        pairs.append((key.strip(), label_value.strip()))
+    return tuple(pairs)
+
+
+def parse_request(params) -> AllocationRequest:
+    """The allocation request from the query parameters (a Starlette ``QueryParams`` or a mapping)."""
+    dimensions = parse_aggregate(params.get("aggregate"))
+    step = params.get("step") or "window"
+    if step not in STEPS:
+        raise BadParameter("step")
+    filters = parse_filter(params.get("filter"))
+    namespace = params.get("namespace")
+    if namespace is not None:
+        if len(namespace) > 253:
+            raise BadParameter("namespace")
+        filters += (Clause("namespace", None, ":", (namespace,)),)
+    split = params.get("shareSplit") or "weighted"
+    if split not in ("weighted", "even"):
+        raise BadParameter("shareSplit")
+    policy = sharing.SharePolicy(share_idle=parse_flag("shareIdle", params.get("shareIdle")),
+                                 idle_by_node=parse_flag("idleByNode", params.get("idleByNode")),
+                                 share_tenancy=parse_flag("shareTenancyCosts", params.get("shareTenancyCosts")),
+                                 split=split)
+    share_namespaces = tuple(n.strip() for n in (params.get("shareNamespaces") or "").split(",") if n.strip())
+    if any(len(n) > 253 for n in share_namespaces):
+        raise BadParameter("shareNamespaces")
+    return AllocationRequest(dimensions, step, filters, policy, share_namespaces,
+                             parse_share_labels(params.get("shareLabels")))
+
+
+# -- SQL -------------------------------------------------------------------------------------------------------
+
+class _Params:
+    """Bound parameters named in order: ``bind(value, type)`` returns the placeholder."""
+
+    def __init__(self, base: dict[str, Any]):
+        self.values = dict(base)
+
+    def bind(self, value: Any, kind: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{kind}}}"
+
+
+def _uses_rollup(request: AllocationRequest) -> bool:
+    return (all(d.label is None and DIMENSIONS[d.name][1] for d in request.dimensions)
+            and all(c.field in ROLLUP_FILTER_FIELDS for c in request.filters)
+            and not request.policy.idle_by_node and not request.share_labels)
+
+
+def _dimension_sql(dimension: Dimension, params: _Params, rollup: bool) -> str:
+    if dimension.label is not None:
+        key = params.bind(dimension.label, "String")
+        sql = f"if(mapContains(labels, {key}), labels[{key}], '{UNALLOCATED}')"
+    else:
+        sql = DIMENSIONS[dimension.name][1 if rollup else 0]
+    if dimension.name in KEEPS_ITS_NAME or dimension.name == "namespace":
+        return sql
+    return f"if(namespace IN {params.bind(list(SPECIAL_NAMESPACES), 'Array(String)')}, namespace, {sql})"
+
+
+def _filter_sql(clauses: tuple[Clause, ...], params: _Params) -> str:
+    terms = []
+    for clause in clauses:
+        column = f"labels[{params.bind(clause.label, 'String')}]" if clause.field == "label" \
+            else FILTER_FIELDS[clause.field]
+        values = params.bind(list(clause.values), "Array(String)")
+        if clause.operator == ":":
+            terms.append(f"{column} IN {values}")
+        elif clause.operator == "!:":
+            terms.append(f"{column} NOT IN {values}")
+        else:
+            terms.append(f"arrayExists(prefix -> startsWith({column}, prefix), {values})")
+    return " AND ".join(terms) or "1"
+
+
+def _role_sql(request: AllocationRequest, params: _Params) -> str:
+    shared = []
+    if request.share_namespaces:
+        shared.append(f"namespace IN {params.bind(list(request.share_namespaces), 'Array(String)')}")
+    for key, value in request.share_labels:
+        shared.append(f"labels[{params.bind(key, 'String')}] = {params.bind(value, 'String')}")
+    shared_sql = " OR ".join(shared) or "0"
+    return (f"multiIf(namespace = '{IDLE}', '{sharing.IDLE_ROLE}', namespace = '{MANAGEMENT}', "
+            f"'{sharing.MANAGEMENT_ROLE}', {shared_sql}, '{sharing.SHARED}', '{sharing.OWN}')")
+
+
+def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+    rollup = _uses_rollup(request)
+    params = _Params(queries.bound_params(tenant, start, end))
+    table = queries.NAMESPACE_ROLLUP if rollup else "k8s_expenses"
+    figures = ROLLUP_FIGURES_SQL if rollup else FIGURES_SQL
+    dims = [f"{_dimension_sql(d, params, rollup)} AS d{i}" for i, d in enumerate(request.dimensions)]
+    keys = [f"d{i}" for i in range(len(dims))]
+    sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
+    span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
+    if not request.shares:
+        where = f"{queries.WINDOW} AND {_filter_sql(request.filters, params)}"
+        sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {table} WHERE {where} "
+               f"GROUP BY ts, {', '.join(keys)} ORDER BY ts, f_total_cost DESC, {', '.join(keys)}")
+    else:
+        node = "node" if request.policy.idle_by_node else "''"
+        selected = [f"{STEPS[request.step]} AS ts", "cluster_id AS share_cluster", f"{node} AS share_node",
+                    f"{_role_sql(request, params)} AS role", f"{_filter_sql(request.filters, params)} AS kept",
+                    *dims, *sums, *span]
+        group = ["ts", "share_cluster", "share_node", "role", "kept", *keys]
+        sql = (f"SELECT {', '.join(selected)} FROM {table} WHERE {queries.WINDOW} GROUP BY {', '.join(group)} "
+               "ORDER BY ts")
+    return sql, params.values
+
+
+def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
+    """The SQL's rows, asked in pieces of whole steps where the answer can grow with the window (hour and day steps
+    over ``k8s_expenses``: queries.ROWS_PER_PIECE)."""
+    if _uses_rollup(request) or request.step not in ("hour", "day"):
+        sql, params = _select(request, tenant, start, end)
+        yield from reader.stream(sql, params)
+        return
+    for piece_start, piece_end in queries.window_pieces(reader, tenant, start, end, request.step):
+        sql, params = _select(request, tenant, piece_start, piece_end)
+        yield from reader.stream(sql, params)
+
+
+def _finished(request: AllocationRequest, ts: int, group: sharing.Group) -> dict[str, Any]:
+    figures = group.figures
+    cpu, ram, total = sharing.efficiency(figures)
+    row: dict[str, Any] = {"timestamp": int(ts), **dict(zip(request.field_names, group.key))}
+    values = {**figures, "shared_cost": group.shared_cost, "idle_cost": group.idle_cost,
+              "total_cost": group.total_cost, **sharing.averages(figures, group.first_hour, group.last_hour),
+              "cpu_efficiency": cpu, "ram_efficiency": ram, "total_efficiency": total}
+    for name in ROW_FIGURES:
+        value = values.get(name)
+        row[name] = None if value is None else float(value)
+    return row
+
+
+def allocation(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[dict[str, Any]]:
+    """The answer's rows, step by step: within a step by total cost (shares included), highest first, then by
+    the group's key."""
+    count = len(request.dimensions)
+    rows = _rows(reader, request, tenant, start, end)
+    if not request.shares:
+        for ts, *rest in rows:
+            figures = dict(zip(sharing.FIGURES, rest[count:count + len(sharing.FIGURES)]))
+            first, last = rest[-2:]
+            group = sharing.Group(tuple(str(v) for v in rest[:count]), figures, first, last)
+            yield _finished(request, ts, group)
+        return
+    for ts, step_rows in itertools.groupby(rows, key=lambda row: row[0]):
+        parts = []
+        for _, cluster, node, role, kept, *rest in step_rows:
+            figures = dict(zip(sharing.FIGURES, rest[count:count + len(sharing.FIGURES)]))
+            parts.append(sharing.Part(tuple(str(v) for v in rest[:count]), cluster, node, role, bool(kept), figures,
+                                      rest[-2], rest[-1]))
+        groups = sharing.share(parts, request.policy)
+        groups.sort(key=lambda g: -g.total_cost)  # stable: equal totals stay in key order
+        for group in groups:
+            yield _finished(request, ts, group)
+
+
+# -- rightsizing -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RightsizingRequest:
+    target_cpu: float = 0.7
+    target_ram: float = 0.8
+    algorithm: str = "max"
+    q: float = 0.95
+
+
+def _fraction(params, name: str, default: float, low_open: bool = True) -> float:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadParameter(name) from None
+    if not math.isfinite(value) or value > 1 or value < 0 or (low_open and value == 0):
+        raise BadParameter(name)
+    return value
+
+
+def parse_rightsizing(params) -> RightsizingRequest:
+    algorithm = params.get("algorithm") or "max"
+    if algorithm not in ("max", "quantile"):
+        raise BadParameter("algorithm")
+    return RightsizingRequest(_fraction(params, "targetCPUUtilization", 0.7),
+                              _fraction(params, "targetRAMUtilization", 0.8), algorithm,
+                              _fraction(params, "q", 0.95, low_open=False))
+
+
+RIGHTSIZING_FIELDS = ("cluster", "namespace", "controllerKind", "controller", "container", "replicas",
+                      "current_cpu", "current_memory", "usage_cpu", "usage_memory", "recommended_cpu",
+                      "recommended_memory", "cpu_saving", "memory_saving", "saving")
+
+
+def rightsizing(reader, request: RightsizingRequest, tenant: str, start: int, end: int) -> list[dict[str, Any]]:
+    """Per cluster, namespace, controller and container: the average request while running, the chosen statistic of
+    its container-hours' usage maxima, the request that statistic recommends and what the change saves a month.
+    Highest saving first."""
+    params = queries.bound_params(tenant, start, end, specials=list(SPECIAL_NAMESPACES), q=request.q)
+    statistic = "max({})" if request.algorithm == "max" else "quantileExactInclusive({{q:Float64}})({})"
+    sql = (
+        "SELECT cluster_id, namespace, workload_kind, workload_name, container, sum(cpu_request_core_hours), "
+        "sum(ram_request_byte_hours), sum(running_minutes) / 60, "
+        f"{statistic.format('cpu_usage_max_cores')}, {statistic.format('ram_usage_max_bytes')}, "
+        "countIf(cpu_usage_max_cores IS NOT NULL), countIf(ram_usage_max_bytes IS NOT NULL), "
+        "sum(cpu_cost), sum(cpu_core_hours), sum(ram_cost), sum(ram_byte_hours), "
+        "toUnixTimestamp(min(hour)), toUnixTimestamp(max(hour)) "
+        f"FROM k8s_expenses WHERE {queries.WINDOW} AND container != '' AND namespace NOT IN {{specials:Array(String)}} "
+        "GROUP BY cluster_id, namespace, workload_kind, workload_name, container "
+        "ORDER BY cluster_id, namespace, workload_kind, workload_name, container")
+    answer = []
+    for (cluster, namespace, kind, name, container, cpu_request, ram_request, running_hours, cpu_stat, ram_stat,
+         cpu_known, ram_known, cpu_cost, cpu_hours, ram_cost, ram_hours, first, last) in reader.query(sql, params):
+        if running_hours <= 0:
+            continue
+        span_hours = (last - first) / sharing.HOUR + 1
+        replicas = running_hours / span_hours
+        current_cpu, current_ram = cpu_request / running_hours, ram_request / running_hours
+        usage_cpu = float(cpu_stat) if cpu_known else None
+        usage_ram = float(ram_stat) if ram_known else None
+        recommended_cpu = sharing.recommend(usage_cpu, request.target_cpu, sharing.MIN_CPU_CORES)
+        recommended_ram = sharing.recommend(usage_ram, request.target_ram, sharing.MIN_RAM_BYTES)
+        cpu_saving = sharing.monthly_saving(current_cpu, recommended_cpu, cpu_cost / cpu_hours if cpu_hours else 0.0,
+                                            replicas)
+        ram_saving = sharing.monthly_saving(current_ram, recommended_ram, ram_cost / ram_hours if ram_hours else 0.0,
+                                            replicas)
+        known = [s for s in (cpu_saving, ram_saving) if s is not None]
+        answer.append(dict(zip(RIGHTSIZING_FIELDS, (
+            cluster, namespace, kind, name, container, replicas, current_cpu, current_ram, usage_cpu, usage_ram,
+            recommended_cpu, recommended_ram, cpu_saving, ram_saving, math.fsum(known) if known else None))))
+    answer.sort(key=lambda row: (row["saving"] is None, -(row["saving"] or 0.0)))
+    return answer
