@@ -197,3 +197,16 @@ def test_share_parameters():
         with pytest.raises(BadParameter) as raised:
             allocation.parse_rightsizing({name: value})
         assert raised.value.name == name
+
+
+def test_each_request_reads_the_smallest_table_that_holds_it():
+    def table(**params) -> str:
+        return allocation.source_table(allocation.parse_request({"aggregate": "namespace", **params}))
+
+    assert table() == table(aggregate="cluster,namespace", filter='namespace:"a"', shareIdle="true") \
+        == "k8s_expenses_namespace_hourly"
+    assert table(aggregate="controller,label:team", filter='namespace:"data"') == table(shareLabels="team:x") \
+        == table(aggregate="service,container", filter='label[team]:"a"+controllerName~:"x"') \
+        == "k8s_expenses_workload_hourly"
+    assert table(aggregate="pod") == table(filter='node:"n1"') == table(shareIdle="true", idleByNode="true") \
+        == "k8s_expenses"

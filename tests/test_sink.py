@@ -63,7 +63,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
         assert first == ["0001_k8s_expenses", "0002_k8s_expense_runs", "0003_kubecost_metrics_hourly",
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
-                         "0010_run_ledger_refused_collected", "0011_allocation_record"]
+                         "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -250,7 +250,7 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         # and on to today's schema, which today's cleanup needs: the columns there were read the same
         old = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
         snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
-        assert migrations.migrate(client) == ["0011_allocation_record"]
+        assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -375,9 +375,9 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-5:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-6:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                    "0009_current_views_join", "0010_run_ledger_refused_collected",
-                                                   "0011_allocation_record"]
+                                                   "0011_allocation_record", "0012_workload_rollup"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -490,7 +490,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     rendered = [r for s in statements for r in render(s, "prod-1")]
     assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
     backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
-    assert len(backfills) == 2 and all(r.endswith(
+    assert len(backfills) == 3 and all(r.endswith(
         "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
         "insert_distributed_sync = 1") for r in backfills)
     assert all(" ON CLUSTER `prod-1` " in r for r in rendered if r not in backfills)
@@ -502,9 +502,10 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
         distributed = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
         assert distributed.endswith(f"ENGINE = Distributed(`prod-1`, currentDatabase(), {name}_local, "
                                     "cityHash64(cloud_account_id))")  # a tenant's rows and ledger on one shard
-    rollup_mv, points_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
+    rollup_mv, points_mv, workload_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
     assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
+    assert "TO k8s_expenses_workload_hourly_local AS" in workload_mv and "FROM k8s_expenses_local AS e" in workload_mv
     new_query, = [r for r in rendered if " MODIFY QUERY" in r]  # 0011: the rollup's view, still over the local table
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query

@@ -31,20 +31,20 @@ class BadParameter(ValueError):
         self.name = name
 
 
-# OpenCost's aggregation properties, each one output field: (SQL over k8s_expenses, the same over the rollup or
-# None where the rollup has no such column). Rows that are no pod's (idle, cluster management, unmounted
-# volumes) take their namespace's name in every property but cluster and node, as OpenCost names them; a row
-# without the property groups under __unallocated__.
-DIMENSIONS: dict[str, tuple[str, str | None]] = {
-    "cluster": ("cluster_id", "cluster_id"),
-    "node": (f"if(node = '', '{UNALLOCATED}', node)", None),
-    "namespace": ("namespace", "namespace"),
-    "controllerKind": (f"if(workload_kind IN ('', '{UNALLOCATED}'), '{UNALLOCATED}', workload_kind)", None),
+# OpenCost's aggregation properties, each one output field, as SQL over k8s_expenses and its rollups (which
+# name their columns alike). Rows that are no pod's (idle, cluster management, unmounted volumes) take their
+# namespace's name in every property but cluster and node, as OpenCost names them; a row without the property
+# groups under __unallocated__.
+DIMENSIONS: dict[str, str] = {
+    "cluster": "cluster_id",
+    "node": f"if(node = '', '{UNALLOCATED}', node)",
+    "namespace": "namespace",
+    "controllerKind": f"if(workload_kind IN ('', '{UNALLOCATED}'), '{UNALLOCATED}', workload_kind)",
     "controller": (f"if(workload_name IN ('', '{UNALLOCATED}'), '{UNALLOCATED}', "
-                   "concat(workload_kind, ':', workload_name))", None),
-    "pod": (f"if(pod = '', '{UNALLOCATED}', pod)", None),
-    "container": (f"if(container = '', '{UNALLOCATED}', container)", None),
-    "service": (f"if(service = '', '{UNALLOCATED}', service)", None),
+                   "concat(workload_kind, ':', workload_name))"),
+    "pod": f"if(pod = '', '{UNALLOCATED}', pod)",
+    "container": f"if(container = '', '{UNALLOCATED}', container)",
+    "service": f"if(service = '', '{UNALLOCATED}', service)",
 }
 # The names of the first version of this endpoint, still answered: workload is the three properties it grouped by.
 ALIASES = {"workload": ("namespace", "controllerKind", "controller")}
@@ -52,7 +52,14 @@ KEEPS_ITS_NAME = ("cluster", "node")
 # filter= fields: the column each compares.
 FILTER_FIELDS = {"cluster": "cluster_id", "node": "node", "namespace": "namespace", "controllerKind": "workload_kind",
                  "controllerName": "workload_name", "pod": "pod", "container": "container", "service": "service"}
-ROLLUP_FILTER_FIELDS = {"cluster", "namespace"}
+# What each rollup can answer (dimensions, filter fields; labels: whether label:<key> and label[<key>] are in it).
+# A request is read from the smallest table that holds all it asks for (migrations 0005 and 0012).
+WORKLOAD_ROLLUP = "k8s_expenses_workload_hourly"
+ROLLUPS = (
+    (queries.NAMESPACE_ROLLUP, {"cluster", "namespace"}, {"cluster", "namespace"}, False),
+    (WORKLOAD_ROLLUP, {"cluster", "namespace", "controllerKind", "controller", "container", "service"},
+     {"cluster", "namespace", "controllerKind", "controllerName", "container", "service"}, True),
+)
 STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(hour))",
          "week": "toUnixTimestamp(toDateTime(toMonday(hour), 'UTC'))",
          "month": "toUnixTimestamp(toDateTime(toStartOfMonth(hour), 'UTC'))",
@@ -64,7 +71,7 @@ FIGURES_SQL = {
     "cpu_cost_with_usage": "sumIf(cpu_cost, cpu_usage_core_hours IS NOT NULL)",
     "ram_cost_with_usage": "sumIf(ram_cost, ram_usage_byte_hours IS NOT NULL)",
 }
-ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}
+ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}  # the rollups hold each figure's sum
 # The figures of an answer's row after its dimensions, in order (JSON keys and CSV columns alike).
 ROW_FIGURES = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost",
                "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
@@ -218,18 +225,23 @@ class _Params:
         return f"{{{name}:{kind}}}"
 
 
-def _uses_rollup(request: AllocationRequest) -> bool:
-    return (all(d.label is None and DIMENSIONS[d.name][1] for d in request.dimensions)
-            and all(c.field in ROLLUP_FILTER_FIELDS for c in request.filters)
-            and not request.policy.idle_by_node and not request.share_labels)
+def source_table(request: AllocationRequest) -> str:
+    """The smallest table holding every dimension and filter field the request needs (idle by node needs the
+    node, shared labels the labels)."""
+    for table, dimensions, fields, labels in ROLLUPS:
+        if (all(d.name in dimensions or (d.label is not None and labels) for d in request.dimensions)
+                and all(c.field in fields or (c.field == "label" and labels) for c in request.filters)
+                and not request.policy.idle_by_node and (labels or not request.share_labels)):
+            return table
+    return "k8s_expenses"
 
 
-def _dimension_sql(dimension: Dimension, params: _Params, rollup: bool) -> str:
+def _dimension_sql(dimension: Dimension, params: _Params) -> str:
     if dimension.label is not None:
         key = params.bind(dimension.label, "String")
         sql = f"if(mapContains(labels, {key}), labels[{key}], '{UNALLOCATED}')"
     else:
-        sql = DIMENSIONS[dimension.name][1 if rollup else 0]
+        sql = DIMENSIONS[dimension.name]
     if dimension.name in KEEPS_ITS_NAME or dimension.name == "namespace":
         return sql
     return f"if(namespace IN {params.bind(list(SPECIAL_NAMESPACES), 'Array(String)')}, namespace, {sql})"
@@ -262,11 +274,10 @@ def _role_sql(request: AllocationRequest, params: _Params) -> str:
 
 
 def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
-    rollup = _uses_rollup(request)
+    table = source_table(request)
     params = _Params(queries.bound_params(tenant, start, end))
-    table = queries.NAMESPACE_ROLLUP if rollup else "k8s_expenses"
-    figures = ROLLUP_FIGURES_SQL if rollup else FIGURES_SQL
-    dims = [f"{_dimension_sql(d, params, rollup)} AS d{i}" for i, d in enumerate(request.dimensions)]
+    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    dims = [f"{_dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     keys = [f"d{i}" for i in range(len(dims))]
     sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
     span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
@@ -287,8 +298,8 @@ def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tu
 
 def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
     """The SQL's rows, asked in pieces of whole steps where the answer can grow with the window (hour and day steps
-    over ``k8s_expenses``: queries.ROWS_PER_PIECE)."""
-    if _uses_rollup(request) or request.step not in ("hour", "day"):
+    over ``k8s_expenses`` or the workload rollup: queries.ROWS_PER_PIECE, counted in stored rows)."""
+    if source_table(request) == queries.NAMESPACE_ROLLUP or request.step not in ("hour", "day"):
         sql, params = _select(request, tenant, start, end)
         yield from reader.stream(sql, params)
         return
@@ -372,19 +383,23 @@ RIGHTSIZING_FIELDS = ("cluster", "namespace", "controllerKind", "controller", "c
 
 
 def rightsizing(reader, request: RightsizingRequest, tenant: str, start: int, end: int) -> list[dict[str, Any]]:
-    """Per cluster, namespace, controller and container: the average request while running, the chosen statistic of
-    its container-hours' usage maxima, the request that statistic recommends and what the change saves a month.
+    """Per cluster, namespace, controller and container (from the workload rollup, migration 0012): the average request
+    while running, the chosen statistic of its container-hours' usage maxima, the request that statistic recommends and what the change saves a month.
     Highest saving first."""
     params = queries.bound_params(tenant, start, end, specials=list(SPECIAL_NAMESPACES), q=request.q)
-    statistic = "max({})" if request.algorithm == "max" else "quantileExactInclusive({{q:Float64}})({})"
+    if request.algorithm == "max":
+        statistics = "max(cpu_usage_max_cores), max(ram_usage_max_bytes), "
+    else:
+        statistics = ("quantileExactInclusiveArray({q:Float64})(cpu_usage_maxima), "
+                      "quantileExactInclusiveArray({q:Float64})(ram_usage_maxima), ")
     sql = (
         "SELECT cluster_id, namespace, workload_kind, workload_name, container, sum(cpu_request_core_hours), "
-        "sum(ram_request_byte_hours), sum(running_minutes) / 60, "
-        f"{statistic.format('cpu_usage_max_cores')}, {statistic.format('ram_usage_max_bytes')}, "
+        f"sum(ram_request_byte_hours), sum(running_minutes) / 60, {statistics}"
         "countIf(cpu_usage_max_cores IS NOT NULL), countIf(ram_usage_max_bytes IS NOT NULL), "
         "sum(cpu_cost), sum(cpu_core_hours), sum(ram_cost), sum(ram_byte_hours), "
         "toUnixTimestamp(min(hour)), toUnixTimestamp(max(hour)) "
-        f"FROM k8s_expenses WHERE {queries.WINDOW} AND container != '' AND namespace NOT IN {{specials:Array(String)}} "
+        f"FROM {WORKLOAD_ROLLUP} WHERE {queries.WINDOW} AND container != '' "
+        "AND namespace NOT IN {specials:Array(String)} "
         "GROUP BY cluster_id, namespace, workload_kind, workload_name, container "
         "ORDER BY cluster_id, namespace, workload_kind, workload_name, container")
     answer = []

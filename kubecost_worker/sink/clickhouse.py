@@ -50,8 +50,8 @@ METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samp
 # disk (243 NOT_ENOUGH_SPACE: merges, TTLs and the operator free it).
 TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 243, 252, 999}
 # Tables whose rows carry the run id of the run that wrote them.
-RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
-              "kubecost_metric_points_hourly", "k8s_nodes_hourly")
+RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "k8s_expenses_workload_hourly",
+              "kubecost_metrics_hourly", "kubecost_metric_points_hourly", "k8s_nodes_hourly")
 # Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
 # (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
 STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}

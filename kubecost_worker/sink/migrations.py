@@ -131,8 +131,8 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
     return done
 
 
-RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "kubecost_metrics_hourly",
-                   "kubecost_metric_points_hourly", "k8s_expense_runs")
+RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "k8s_expenses_workload_hourly",
+                   "kubecost_metrics_hourly", "kubecost_metric_points_hourly", "k8s_nodes_hourly", "k8s_expense_runs")
 
 
 def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[str]:
