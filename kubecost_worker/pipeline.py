@@ -48,10 +48,11 @@ class Pipeline:
         run = RunRecord.start(tenant, hour, reason)
         bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
         self.sink.record(run)
+        thanos = self.thanos.counting()  # what this hour asks of Thanos, for its ledger record
         try:
             with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
                 try:
-                    done = self._compute_and_write(run, bound, force)
+                    done = self._compute_and_write(run, thanos, bound, force)
                 except WorkerError:
                     raise
                 except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
@@ -62,7 +63,7 @@ class Pipeline:
             bound.error("tenant-hour failed", error=str(exc), kind=kind, exc_info=kind == "unexpected")
             telemetry.TENANT_HOURS.labels("failed").inc()
             telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
-            self._record_failure(run, exc)
+            self._record_failure(run.measured(thanos.load.queries, thanos.load.bytes, thanos.load.samples), exc)
             raise
         if done.status == RunStatus.REFUSED:
             telemetry.TENANT_HOURS.labels("refused").inc()
@@ -73,12 +74,13 @@ class Pipeline:
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
         telemetry.UNPRICED_NODES.labels(tenant).set(len(done.unpriced_nodes))
         bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
-                   samples=done.samples_seen)
+                   samples=done.samples_seen, thanos_queries=done.thanos_queries, thanos_bytes=done.thanos_bytes)
         return done
 
-    def _compute_and_write(self, run: RunRecord, bound, force: bool) -> RunRecord:
-        hour_input = fetch_hour(self.thanos, self.config.tenant_label, run.cloud_account_id, run.hour,
-                                run.hour + HOUR, self.config.step_seconds)
+    def _compute_and_write(self, run: RunRecord, thanos: ThanosClient, bound, force: bool) -> RunRecord:
+        hour_input = fetch_hour(thanos, self.config.tenant_label, run.cloud_account_id, run.hour, run.hour + HOUR,
+                                self.config.step_seconds)
+        run = run.measured(thanos.load.queries, thanos.load.bytes, thanos.load.samples)
         result = compute_hour(hour_input, default_prices=self.config.default_prices)
         sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)

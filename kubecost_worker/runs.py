@@ -101,6 +101,10 @@ class RunRecord:
     # nodes whose pods were priced by the configured defaults or not at all (no price series): the ledger's record
     # of a price gap, for status and /metrics (migration 0011)
     unpriced_nodes: tuple[str, ...] = ()
+    # what the run asked of Thanos: requests sent (retries included), bytes and samples received (migration 0013)
+    thanos_queries: int = 0
+    thanos_bytes: int = 0
+    thanos_samples: int = 0
 
     @classmethod
     def start(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
@@ -127,6 +131,10 @@ class RunRecord:
         return self._end(RunStatus.REFUSED, error=why, rows_written=rows_found, total_cost=total_cost,
                          samples_seen=samples_seen, sentinel_samples=sentinel_samples,
                          unpriced_nodes=tuple(unpriced_nodes))
+
+    def measured(self, queries: int, bytes_received: int, samples: int) -> "RunRecord":
+        """The run with what it asked of Thanos so far; the record it ends with keeps it."""
+        return replace(self, thanos_queries=queries, thanos_bytes=bytes_received, thanos_samples=samples)
 
     def may_commit(self, at: dt.datetime) -> bool:
         return at - self.started_at < COMMIT_DEADLINE

@@ -23,6 +23,10 @@ RUN_SECONDS = Histogram("kcw_run_duration_seconds", "Duration of one tenant-hour
 ROWS_WRITTEN = Counter("kcw_rows_written_total", "k8s_expenses rows written")
 THANOS_SECONDS = Histogram("kcw_thanos_request_seconds", "Latency of Thanos requests", ["endpoint"],
                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+# The load the worker puts on Thanos (per tenant-hour in the ledger: thanos_queries, thanos_bytes, thanos_samples)
+THANOS_QUERIES = Counter("kcw_thanos_queries_total", "HTTP requests sent to Thanos (retries included)")
+THANOS_BYTES = Counter("kcw_thanos_response_bytes_total", "Bytes of the Thanos answers received")
+THANOS_SAMPLES = Counter("kcw_thanos_samples_total", "Samples (values) in the Thanos answers received")
 THANOS_ERRORS = Counter("kcw_thanos_request_errors_total", "Failed Thanos requests, by kind (transient, terminal)",
                         ["kind"])
 NEWEST_COMPLETE_LAG = Gauge("kcw_newest_complete_hour_lag_seconds",

@@ -32,7 +32,7 @@ from kubecost_worker.sink.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
 from .conftest import Cluster, ch_client
-from .faultproxy import FaultProxy, Rewrite, Trickle, When, query_of
+from .faultproxy import FaultProxy, Rewrite, Status, Trickle, When, query_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["faulty-a", "faulty-b"]
@@ -338,3 +338,34 @@ def test_a_nan_cannot_reach_a_response_body():
     with pytest.raises(ValueError):
         b"".join(json_pieces({"total_cost": math.nan}))
     assert json.loads(b"".join(json_pieces({"total_cost": 1.5}))) == {"total_cost": 1.5}
+
+
+def test_the_ledger_records_what_each_hour_asked_of_thanos(store):
+    """Per tenant-hour the ledger holds the requests sent (a retried one twice), bytes and samples received, as the
+    proxy saw them; a failed hour records what it asked before failing; /metrics counts the same."""
+    from kubecost_worker import telemetry
+
+    pipeline = store.pipeline(store.proxy.url, retries=3)
+    pipeline.thanos.range_selector(1)  # the range-kind probe: asked once per process, on no hour's account
+    measured = "SELECT status, thanos_queries, thanos_bytes, thanos_samples FROM k8s_expense_runs " \
+               "WHERE run_id = {r:UUID} AND status != 'running'"
+    for faults in ([], [Status(503, "busy")]):
+        store.proxy.reset_counts()
+        store.proxy.script(*faults)
+        sent_before = telemetry.THANOS_QUERIES._value.get()
+        run = pipeline.run_hour(TENANTS[0], store.hours[0], "test")
+        (status, queries, received, samples), = store.sink.query(measured, {"r": run.run_id})
+        assert status == "succeeded" and queries == store.proxy.count >= 10 + len(faults)
+        assert telemetry.THANOS_QUERIES._value.get() - sent_before == queries
+        assert received > 10_000 and samples > 1_000
+        assert (run.thanos_queries, run.thanos_bytes, run.thanos_samples) == (queries, received, samples)
+    store.proxy.reset_counts()
+    store.proxy.default = When(is_summary, Rewrite(halved))
+    try:
+        with pytest.raises(Exception, match="incomplete"):
+            pipeline.run_hour(TENANTS[0], store.hours[0], "test")
+    finally:
+        store.proxy.default = "pass"
+    (status, queries, *_), = store.sink.query(
+        "SELECT status, thanos_queries FROM k8s_expense_runs WHERE status = 'failed' ORDER BY recorded_at DESC LIMIT 1")
+    assert status == "failed" and 0 < queries <= store.proxy.count

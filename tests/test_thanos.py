@@ -631,3 +631,28 @@ def test_fetch_hour_leaves_out_non_finite_samples(prometheus_from, tmp_path):
     hour = fetch(client, "tenant_id", "t-nan", start, start + 3600, 60)
     (series,) = hour.series["node_cpu_hourly_cost"]
     assert series.samples == [(float(start), 0.03), (float(start + 180), 0.03)]
+
+
+def test_the_load_counts_every_request_its_bytes_and_its_samples(prom, proxy):
+    """What the ledger records per tenant-hour: requests sent (the failed ones too), bytes and samples received,
+    each counted by the client that sent them (``counting``), not by its parent."""
+    parent = make_client(proxy.url)
+    client = parent.counting()
+    asked_before = proxy.count
+    proxy.script(Status(503, "busy"))  # a failed request is a request
+    vector = client.query("long_series", L0 + 3600)
+    matrix = client.query_range("long_series", L0, L0 + 3600, 60)
+    raw = [requests.get(prom + "/api/v1/query", params={"query": "long_series", "time": f"{L0 + 3600:.3f}",
+                                                        "partial_response": "false", "max_source_resolution": "0s"},
+                        timeout=30),
+           requests.get(prom + "/api/v1/query_range", params={"query": "long_series", "start": f"{L0:.3f}",
+                                                              "end": f"{L0 + 3600:.3f}", "step": "60",
+                                                              "partial_response": "false",
+                                                              "max_source_resolution": "0s"}, timeout=30)]
+    assert client.load.queries == proxy.count - asked_before == 3
+    assert client.load.samples == len(vector) + sum(len(s["values"]) for s in matrix) == 1 + 61
+    assert client.load.bytes == sum(len(r.content) for r in raw) + len("busy")
+    assert parent.load.queries == 0 or parent.load.queries == 1  # at most the range-kind probe, asked once
+    before = parent.load.queries
+    parent.counting()
+    assert parent.load.queries == before  # the probe is not asked again

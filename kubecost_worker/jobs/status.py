@@ -17,8 +17,8 @@ def _ranges(hours: list[int]) -> list[str]:
 
 
 def summarize(rows: list[tuple]) -> str:
-    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost, unpriced nodes) per
-    tenant-hour (``ClickHouseSink.ledger_summary``)."""
+    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost, unpriced nodes, Thanos
+    queries, bytes and samples) per tenant-hour (``ClickHouseSink.ledger_summary``)."""
     if not rows:
         return "status: the run ledger is empty"
     lines = []
@@ -33,11 +33,17 @@ def summarize(rows: list[tuple]) -> str:
         refusals = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.REFUSED]
         pending = [h for _, h, ok, latest, *_ in items if latest in PENDING and not ok]
         # the current runs that priced pods by the defaults or not at all: a node without price series
-        unpriced = [(h, list(nodes)) for _, h, ok, *_, nodes in items if ok and nodes]
+        unpriced = [(h, list(nodes)) for _, h, ok, *_, nodes, _, _, _ in items if ok and nodes]
+        # what the current runs asked of Thanos (runs recorded before migration 0013 count nothing)
+        measured = [(q, b, n) for _, _, ok, *_, q, b, n in items if ok and q]
         lines.append(f"{tenant}: last complete hour {iso(last_complete) if last_complete is not None else 'none'}, "
                      f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, "
                      f"{len(refusals)} refused, {len(pending)} pending"
                      + (f", {len(unpriced)} with unpriced nodes" if unpriced else ""))
+        if measured:
+            queries, received, samples = (sum(m[i] for m in measured) / len(measured) for i in range(3))
+            lines.append(f"  thanos   per tenant-hour: {queries:.1f} queries, {received / 1e6:.2f} MB, "
+                         f"{samples:,.0f} samples (mean of {len(measured)} current runs)")
         for block in _ranges(missing):
             lines.append(f"  gap      {block}")
         for hour, error in failures[:20]:

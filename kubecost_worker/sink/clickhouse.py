@@ -64,7 +64,8 @@ COLLECT_BATCH_RUNS = 5_000
 QUEUED_DELETE = {"lightweight_deletes_sync": 0}
 CLEANUP_WAIT_SECONDS = 600.0
 LEDGER_COLUMNS = ["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
-                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "unpriced_nodes", "recorded_at"]
+                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "unpriced_nodes", "thanos_queries",
+                  "thanos_bytes", "thanos_samples", "recorded_at"]
 
 
 @contextlib.contextmanager
@@ -139,7 +140,7 @@ class ClickHouseSink:
             self.client.insert("k8s_expense_runs", [
                 [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
                  r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000],
-                 list(r.unpriced_nodes), at] for r in runs],
+                 list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples, at] for r in runs],
                 column_names=LEDGER_COLUMNS)
 
     def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
@@ -269,18 +270,20 @@ class ClickHouseSink:
 
     def ledger_summary(self, tenant: str | None = None) -> list[tuple]:
         """Per tenant-hour: (tenant, hour, has a current run, latest status, latest error or refusal, the current
-        run's rows, cost and unpriced nodes)."""
+        run's rows, cost, unpriced nodes, and what it asked of Thanos: queries, bytes, samples)."""
         where = "cloud_account_id = {tenant:String}" if tenant else "1"
         return self.query(
             f"""
             SELECT latest.cloud_account_id, toUnixTimestamp(latest.hour), current.run_id IS NOT NULL,
                    latest.last_status, latest.last_error, ifNull(current.rows_written, 0),
-                   ifNull(current.total_cost, 0), current.unpriced_nodes
+                   ifNull(current.total_cost, 0), current.unpriced_nodes, ifNull(current.thanos_queries, 0),
+                   ifNull(current.thanos_bytes, 0), ifNull(current.thanos_samples, 0)
             FROM (SELECT cloud_account_id, hour, argMax(status, recorded_at) AS last_status,
                          argMaxIf(error, recorded_at, status IN ('failed', 'refused')) AS last_error
                   FROM k8s_expense_runs WHERE {where} AND status != 'collected'
                   GROUP BY cloud_account_id, hour) AS latest
-            LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost, unpriced_nodes
+            LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost, unpriced_nodes,
+                              thanos_queries, thanos_bytes, thanos_samples
                        FROM k8s_expense_current_run_records WHERE {where}) AS current
                 ON latest.cloud_account_id = current.cloud_account_id AND latest.hour = current.hour
             ORDER BY latest.cloud_account_id, latest.hour

@@ -12,8 +12,9 @@ request, from connecting to the body's last byte: a server trickling its answer 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -116,15 +117,33 @@ class ThanosSettings:
         )
 
 
+@dataclass
+class ThanosLoad:
+    """What a client's requests asked of Thanos: requests sent (retries included), bytes and samples received.
+    Added to from the fetch's threads."""
+
+    queries: int = 0
+    bytes: int = 0
+    samples: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, body_bytes: int, samples: int) -> None:
+        with self._lock:
+            self.queries += 1
+            self.bytes += body_bytes
+            self.samples += samples
+
+
 class ThanosClient:
-    def __init__(self, settings: ThanosSettings, session: requests.Session | None = None):
+    def __init__(self, settings: ThanosSettings, session: requests.Session | None = None,
+                 closed_ranges: bool | None = None):
         self.settings = settings
         self.session = session or requests.Session()
         self.session.headers.update(dict(settings.headers))
         if settings.ca_file:
             self.session.verify = settings.ca_file
-        self.requests_made = 0
-        self._closed_ranges: bool | None = None
+        self.load = ThanosLoad()
+        self._closed_ranges = closed_ranges
         self._get = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retries),
             wait=_WaitRetryAfterOrBackoff(
@@ -135,6 +154,16 @@ class ThanosClient:
             before_sleep=self._log_retry,
             reraise=True,
         ).wraps(self._get_once)
+
+    def counting(self) -> "ThanosClient":
+        """A client on the same connections whose ``load`` counts only its own requests: one per tenant-hour, so
+        that the ledger records what each hour asked of Thanos. The server's kind of range is asked once, here."""
+        self.range_selector(1)
+        return ThanosClient(self.settings, self.session, self._closed_ranges)
+
+    @property
+    def requests_made(self) -> int:
+        return self.load.queries
 
     @staticmethod
     def _log_retry(retry_state: tenacity.RetryCallState) -> None:
@@ -211,22 +240,34 @@ class ThanosClient:
             raise
 
     def _request(self, path: str, params: dict[str, str], result_type: str | None) -> Any:
+        """One request, counted in ``load`` whatever its outcome (a refused connection is a request with no bytes)."""
         url = self.settings.url + path
-        self.requests_made += 1
         started = time.perf_counter()
         timeout = self.settings.timeout_seconds
+        content = bytearray()
+        samples = 0
         try:
             with self.session.get(url, params=self._params(params), headers=self._auth_headers(), timeout=timeout,
                                   stream=True) as response:
                 content = _read_body(path, response.raw, started + timeout, timeout)
+            log.debug("thanos request", path=path, status=response.status_code,
+                      seconds=round(time.perf_counter() - started, 3), bytes=len(content))
+            data = self._parse(path, response, content, result_type)
+            samples = _samples_in(data)
+            return data
         except MISCONFIGURED as exc:
             raise TerminalError(f"{path}: {type(exc).__name__}: {exc}") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             # connection refused or reset, timeout, a body cut short...
             raise ThanosUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
-        log.debug("thanos request", path=path, status=response.status_code,
-                  seconds=round(time.perf_counter() - started, 3), bytes=len(content))
-        return self._parse(path, response, content, result_type)
+        finally:
+            self._count(len(content), samples)
+
+    def _count(self, body_bytes: int, samples: int) -> None:
+        self.load.add(body_bytes, samples)
+        telemetry.THANOS_QUERIES.inc()
+        telemetry.THANOS_BYTES.inc(body_bytes)
+        telemetry.THANOS_SAMPLES.inc(samples)
 
     @staticmethod
     def _parse(path: str, response: requests.Response, content: bytearray, result_type: str | None) -> Any:
@@ -256,6 +297,18 @@ class ThanosClient:
         if result_type is not None:
             _check_result(path, data, result_type)
         return data
+
+
+def _samples_in(data: Any) -> int:
+    """Values in an answer: one per vector item, each sample of a matrix (label values: one each)."""
+    if isinstance(data, list):
+        return len(data)
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(result, list):
+        return 0
+    if data.get("resultType") == MATRIX:
+        return sum(len(item.get("values", ())) for item in result)
+    return len(result)
 
 
 def _read_body(path: str, raw: urllib3.response.HTTPResponse, deadline: float, timeout: float) -> bytearray:
