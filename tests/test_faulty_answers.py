@@ -346,7 +346,7 @@ def test_the_ledger_records_what_each_hour_asked_of_thanos(store):
     from kubecost_worker import telemetry
 
     pipeline = store.pipeline(store.proxy.url, retries=3)
-    pipeline.thanos.range_selector(1)  # the range-kind probe: asked once per process, on no hour's account
+    pipeline.thanos.range_selector(1)  # the range-kind probe: asked once per process, by the first hour
     measured = "SELECT status, thanos_queries, thanos_bytes, thanos_samples FROM k8s_expense_runs " \
                "WHERE run_id = {r:UUID} AND status != 'running'"
     for faults in ([], [Status(503, "busy")]):

@@ -134,16 +134,24 @@ class ThanosLoad:
             self.samples += samples
 
 
+@dataclass
+class _RangeKind:
+    """Whether the server's ranges are closed at both ends (Prometheus 2) or left-open (3): asked once, shared by
+    a client and the clients ``counting`` makes of it."""
+
+    closed: bool | None = None
+
+
 class ThanosClient:
     def __init__(self, settings: ThanosSettings, session: requests.Session | None = None,
-                 closed_ranges: bool | None = None):
+                 range_kind: _RangeKind | None = None):
         self.settings = settings
         self.session = session or requests.Session()
         self.session.headers.update(dict(settings.headers))
         if settings.ca_file:
             self.session.verify = settings.ca_file
         self.load = ThanosLoad()
-        self._closed_ranges = closed_ranges
+        self._range_kind = range_kind or _RangeKind()
         self._get = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retries),
             wait=_WaitRetryAfterOrBackoff(
@@ -157,9 +165,9 @@ class ThanosClient:
 
     def counting(self) -> "ThanosClient":
         """A client on the same connections whose ``load`` counts only its own requests: one per tenant-hour, so
-        that the ledger records what each hour asked of Thanos. The server's kind of range is asked once, here."""
-        self.range_selector(1)
-        return ThanosClient(self.settings, self.session, self._closed_ranges)
+        that the ledger records what each hour asked of Thanos. The server's kind of range is asked once for all of
+        them, by whichever needs it first."""
+        return ThanosClient(self.settings, self.session, self._range_kind)
 
     @property
     def requests_made(self) -> int:
@@ -205,10 +213,10 @@ class ThanosClient:
         a sample 1 ms before ``start``. Which one the server does is asked once, with a query that needs no data:
         ``vector(1)`` sampled every second over 60 s gives 61 points on a closed range, 60 on a left-open one.
         """
-        if self._closed_ranges is None:
+        if self._range_kind.closed is None:
             result = self.query("count_over_time(vector(1)[60s:1s])", 1_000_000_000)
-            self._closed_ranges = bool(result) and float(result[0]["value"][1]) == 61
-        return f"{seconds * 1000 - 1}ms" if self._closed_ranges else f"{seconds}s"
+            self._range_kind.closed = bool(result) and float(result[0]["value"][1]) == 61
+        return f"{seconds * 1000 - 1}ms" if self._range_kind.closed else f"{seconds}s"
 
     # -- one HTTP request ---------------------------------------------------------------------------------
 
