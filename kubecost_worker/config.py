@@ -207,6 +207,8 @@ class Config:
     thanos_raw_only: bool
     thanos_retries: int
     thanos_parallel_queries: int
+    batch_hours: int
+    batch_series_hours: int
     tenant_label: str
     tenants: tuple[str, ...]
     data_dir: str
@@ -267,6 +269,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_THANOS_RETRIES", _parse_positive_int, "5", "Attempts per Thanos request before giving up."),
         Setting("KCW_THANOS_PARALLEL_QUERIES", _parse_positive_int, "4",
                 "Queries of one tenant-hour sent to Thanos at once (about a dozen in all)."),
+        Setting("KCW_BATCH_HOURS", _parse_positive_int, "24",
+                "Consecutive hours of a tenant whose summaries one range query asks (a backfill, a rerun range); "
+                "1: every hour alone."),
+        Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "300000",
+                "Memory budget of a batch: its hours x the series of the tenant's last hour (a 2,000-pod tenant "
+                "has about 14,000: 21 hours a batch)."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
         Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),

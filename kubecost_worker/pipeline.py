@@ -6,7 +6,8 @@ import contextlib
 import gc
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import structlog
 
@@ -14,11 +15,12 @@ from . import telemetry
 from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, UnexpectedError, WorkerError
 from .model import compute_hour
+from .model.series import HourInput
 from .model.checks import describe, implausible
 from .runs import HOUR, SENTINEL_METRICS, RunRecord, RunStatus, refusal, utc
 from .sink.clickhouse import ClickHouseSink
-from .source.extract import discover_tenants, fetch_hour
-from .source.thanos import ThanosClient
+from .source.extract import discover_tenants, fetch_hour, fetch_hours
+from .source.thanos import ThanosClient, ThanosLoad
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +30,17 @@ class Pipeline:
     config: Config
     thanos: ThanosClient
     sink: ClickHouseSink
+    # the series of each tenant's latest hour fetched: what a batch of its hours is sized by
+    series_seen: dict[str, int] = field(default_factory=dict)
+
+    def batch_size(self, tenant: str) -> int:
+        """How many consecutive hours of ``tenant`` to fetch together: ``KCW_BATCH_HOURS``, fewer where the tenant's
+        last hour had so many series that the batch would pass ``KCW_BATCH_SERIES_HOURS``; a tenant not seen yet
+        has its first hour fetched alone (which tells its size)."""
+        series = self.series_seen.get(tenant)
+        if series is None:
+            return 1
+        return max(1, min(self.config.batch_hours, self.config.batch_series_hours // max(series, 1)))
 
     def tenants(self) -> list[str]:
         """The configured tenants, else those Thanos knows (ids outside the safe alphabet are skipped)."""
@@ -46,13 +59,75 @@ class Pipeline:
         if hour % HOUR:
             raise TerminalError(f"hour {hour} is not on an hour boundary")
         run = RunRecord.start(tenant, hour, reason)
-        bound = log.bind(tenant=tenant, hour=utc(hour).isoformat(), run_id=str(run.run_id))
         self.sink.record(run)
         thanos = self.thanos.counting()  # what this hour asks of Thanos, for its ledger record
+
+        def fetched() -> HourInput:
+            return fetch_hour(thanos, self.config.tenant_label, tenant, hour, hour + HOUR, self.config.step_seconds)
+
+        return self._run(run, fetched, lambda: (thanos.load.queries, thanos.load.bytes, thanos.load.samples), force)
+
+    def run_batch(self, tenant: str, hours: list[int], reason: str = "backfill",
+                  force: bool = False) -> list[RunRecord | WorkerError]:
+        """Consecutive hours of one tenant, in batches whose summaries are fetched together
+        (``source.extract.fetch_hours``, sized by ``batch_size``): each hour is still a run of its own in the ledger
+        and commits on its own, and a failure fails that hour only. Returns each hour's record, or the error it
+        failed with (recorded). Each hour's ledger record holds its share of its batch's requests to Thanos (the
+        batch's, divided evenly)."""
+        if any(h % HOUR for h in hours):
+            raise TerminalError("hours not on an hour boundary")
+        if any(b - a != HOUR for a, b in zip(hours, hours[1:])):
+            raise TerminalError("a batch takes consecutive hours")
+        outcomes: list[RunRecord | WorkerError] = []
+        while len(outcomes) < len(hours):
+            size = self.batch_size(tenant)
+            outcomes += self._batch(tenant, hours[len(outcomes):len(outcomes) + size], reason, force)
+        return outcomes
+
+    def _batch(self, tenant: str, hours: list[int], reason: str, force: bool) -> list[RunRecord | WorkerError]:
+        if len(hours) == 1:
+            try:
+                return [self.run_hour(tenant, hours[0], reason, force)]
+            except WorkerError as exc:
+                return [exc]
+        runs = [RunRecord.start(tenant, hour, reason) for hour in hours]
+        self.sink.record(*runs)
+        thanos = self.thanos.counting()
+        outcomes: list[RunRecord | WorkerError] = []
+        inputs = fetch_hours(thanos, self.config.tenant_label, tenant, hours, self.config.step_seconds)
+        broken: UnexpectedError | None = None
+        for run in runs:
+            hour_input, load = broken, ThanosLoad()
+            if broken is None:
+                try:
+                    with cyclic_gc_paused():
+                        hour_input, load = next(inputs)
+                except Exception as exc:  # a bug: this hour and the rest of the batch fail with it, recorded
+                    hour_input = broken = UnexpectedError(f"unexpected {type(exc).__name__}: {exc}")
+
+            def fetched(hour_input=hour_input) -> HourInput:
+                if isinstance(hour_input, Exception):
+                    raise hour_input
+                return hour_input
+
+            try:
+                outcomes.append(self._run(run, fetched, lambda load=load: (load.queries, load.bytes, load.samples),
+                                          force))
+            except WorkerError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _run(self, run: RunRecord, fetched: Callable[[], HourInput], load: Callable[[], tuple[int, int, int]],
+             force: bool) -> RunRecord:
+        """The rest of a run once it is in the ledger: its input, priced, checked, written and committed; the
+        outcome recorded with what the run asked of Thanos (``load``)."""
+        bound = log.bind(tenant=run.cloud_account_id, hour=utc(run.hour).isoformat(), run_id=str(run.run_id))
         try:
             with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
                 try:
-                    done = self._compute_and_write(run, thanos, bound, force)
+                    hour_input = fetched()
+                    self.series_seen[run.cloud_account_id] = sum(len(group) for group in hour_input.series.values())
+                    done = self._price_and_write(run.measured(*load()), hour_input, bound, force)
                 except WorkerError:
                     raise
                 except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
@@ -63,7 +138,7 @@ class Pipeline:
             bound.error("tenant-hour failed", error=str(exc), kind=kind, exc_info=kind == "unexpected")
             telemetry.TENANT_HOURS.labels("failed").inc()
             telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
-            self._record_failure(run.measured(thanos.load.queries, thanos.load.bytes, thanos.load.samples), exc)
+            self._record_failure(run.measured(*load()), exc)
             raise
         if done.status == RunStatus.REFUSED:
             telemetry.TENANT_HOURS.labels("refused").inc()
@@ -72,15 +147,12 @@ class Pipeline:
             return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
-        telemetry.UNPRICED_NODES.labels(tenant).set(len(done.unpriced_nodes))
+        telemetry.UNPRICED_NODES.labels(run.cloud_account_id).set(len(done.unpriced_nodes))
         bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
                    samples=done.samples_seen, thanos_queries=done.thanos_queries, thanos_bytes=done.thanos_bytes)
         return done
 
-    def _compute_and_write(self, run: RunRecord, thanos: ThanosClient, bound, force: bool) -> RunRecord:
-        hour_input = fetch_hour(thanos, self.config.tenant_label, run.cloud_account_id, run.hour, run.hour + HOUR,
-                                self.config.step_seconds)
-        run = run.measured(thanos.load.queries, thanos.load.bytes, thanos.load.samples)
+    def _price_and_write(self, run: RunRecord, hour_input: HourInput, bound, force: bool) -> RunRecord:
         result = compute_hour(hour_input, default_prices=self.config.default_prices)
         sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
@@ -145,24 +217,32 @@ class HoursSummary:
 
 def run_hours(pipeline: Pipeline, tenants: list[str], hour_starts: list[int], progress: bool = False,
               force: bool = False) -> HoursSummary:
-    """Run every tenant-hour (``kubecost-worker backfill``), hour by hour; a failed tenant-hour is recorded and the
-    others go on."""
+    """Run every tenant-hour (``kubecost-worker backfill``): in rounds, each tenant its next batch of consecutive
+    hours (``Pipeline.batch_size``); a failed tenant-hour is recorded and the others go on."""
     from tqdm import tqdm
 
     summary = HoursSummary(tenant_count=len(tenants), hour_count=len(hour_starts))
     started = time.perf_counter()
-    jobs = [(tenant, hour) for hour in hour_starts for tenant in tenants]
-    for tenant, hour in tqdm(jobs, disable=not progress, unit="tenant-hour", file=sys.stderr):
-        try:
-            record = pipeline.run_hour(tenant, hour, reason="backfill", force=force)
-        except WorkerError:
-            summary.failed += 1
-            continue
-        if record.status == RunStatus.REFUSED:
-            summary.refused += 1
-            continue
-        summary.done += 1
-        summary.rows += record.rows_written
-        summary.total_cost += record.total_cost
+    pending = {tenant: sorted(hour_starts) for tenant in tenants}
+    with tqdm(total=len(tenants) * len(hour_starts), disable=not progress, unit="tenant-hour",
+              file=sys.stderr) as bar:
+        while any(pending.values()):
+            for tenant in tenants:
+                hours = pending[tenant]
+                batch = hours[:1]
+                while hours[len(batch):] and len(batch) < pipeline.batch_size(tenant) \
+                        and hours[len(batch)] == batch[-1] + HOUR:
+                    batch.append(hours[len(batch)])
+                del hours[:len(batch)]
+                for outcome in (pipeline._batch(tenant, batch, "backfill", force) if batch else ()):
+                    bar.update(1)
+                    if isinstance(outcome, WorkerError):
+                        summary.failed += 1
+                    elif outcome.status == RunStatus.REFUSED:
+                        summary.refused += 1
+                    else:
+                        summary.done += 1
+                        summary.rows += outcome.rows_written
+                        summary.total_cost += outcome.total_cost
     summary.seconds = time.perf_counter() - started
     return summary

@@ -369,3 +369,39 @@ def test_the_ledger_records_what_each_hour_asked_of_thanos(store):
     (status, queries, *_), = store.sink.query(
         "SELECT status, thanos_queries FROM k8s_expense_runs WHERE status = 'failed' ORDER BY recorded_at DESC LIMIT 1")
     assert status == "failed" and 0 < queries <= store.proxy.count
+
+
+def test_a_batched_backfill_fails_only_the_hour_a_fault_hits(store):
+    """The batched backfill (the tenant's first hour alone, then its other hours together): a range answer missing
+    one series at one hour's point fails that hour, whose stored data stays as it was; the others are stored as
+    cleanly as ever. Each hour's ledger record holds its share of the batch's requests: together, every request
+    the proxy saw."""
+    last_point_of_the_last_hour = {}
+
+    def drop_the_last_point(body: dict) -> dict:
+        if body["data"]["resultType"] == "matrix" and body["data"]["result"]:
+            item = body["data"]["result"][0]
+            last_point_of_the_last_hour["dropped"] = item["values"].pop()
+        return body
+
+    store.proxy.reset_counts()
+    store.proxy.default = When(lambda q: q.startswith("avg_over_time(container_cpu_allocation"),
+                               Rewrite(drop_the_last_point))
+    before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    try:
+        pipeline = store.pipeline(store.proxy.url)
+        outcomes = pipeline.run_batch(TENANTS[0], store.hours[:1]) + pipeline.run_batch(TENANTS[0], store.hours[1:])
+    finally:
+        store.proxy.default = "pass"
+    assert "dropped" in last_point_of_the_last_hour  # the batch's range query was hit
+    assert [type(o).__name__ for o in outcomes] == ["RunRecord"] * (HOURS - 1) + ["ThanosBadAnswer"]
+    runs = store.runs_since(before)
+    assert [status for *_, status, _ in runs] == ["succeeded"] * (HOURS - 1) + ["failed"]
+    assert "an answer is incomplete" in runs[-1][-1]
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key
+    (queries,), = store.sink.query("SELECT sum(thanos_queries) FROM k8s_expense_runs WHERE recorded_at > "
+                                   "{t:DateTime64(6, 'UTC')} AND status != 'running'", {"t": before})
+    assert abs(queries - store.proxy.count) <= HOURS  # the shares are rounded to whole requests

@@ -117,6 +117,35 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_good_one_is_pr
     assert accuracy.exact and accuracy.max_rel_error < 1e-9
 
 
+def test_a_range_is_one_batch_and_its_failed_hour_is_retried_as_a_job_of_its_own(cluster, world_factory):
+    """A range of up to KCW_BATCH_HOURS hours is one job and one batch (the tenant's first hour alone, the next two
+    together); a fault in one batched hour fails that hour only, which goes back through the delay queue as a
+    job of one hour, and is then stored like the others (equal to the ground truth)."""
+    from .faultproxy import Rewrite, When
+
+    def drop_the_last_point(body: dict) -> dict:
+        if body["data"]["resultType"] == "matrix" and body["data"]["result"]:
+            body["data"]["result"][0]["values"].pop()
+        return body
+
+    with FaultProxy(cluster.url) as proxy:
+        proxy.default = When(lambda q: q.startswith("avg_over_time(container_cpu_allocation"),
+                             Rewrite(drop_the_last_point))
+        world = world_factory(proxy.url)
+        world.broker.publish(job(end=START + 3 * 3600))
+        outcomes = drain(world.broker, world.handler)
+        ranges = [path for path in proxy.seen if path.startswith("/api/v1/query_range")]
+    assert outcomes == {"partly-done": 1, "retried": 1, "done": 1}
+    assert ranges  # the two hours' summaries came from range queries
+    assert world.dead_letters() == []
+    hours = {START + i * 3600 for i in range(3)}
+    assert set(world.succeeded()) == {(TENANTS[0], h) for h in hours}
+    failed = world.sink.query("SELECT toUnixTimestamp(hour), error FROM k8s_expense_runs WHERE status = 'failed'")
+    assert [h for h, _ in failed] == [START + 2 * 3600] and "incomplete" in failed[0][1]
+    accuracy = compare_with_ground_truth(stored_rows(world.sink), truth_for(cluster, TENANTS[0], hours))
+    assert accuracy.exact and accuracy.max_rel_error < 1e-9
+
+
 def test_compressed_bodies_are_refused_unread_on_the_memory_transport_too(cluster, world_factory):
     world = world_factory(cluster.url)
     bomb = bz2.compress(b" " * 20_000_000)
@@ -135,7 +164,7 @@ def test_compressed_bodies_are_refused_unread_on_the_memory_transport_too(cluste
 
 def test_transient_thanos_faults_are_retried_with_a_delay_then_succeed(cluster, world_factory):
     with FaultProxy(cluster.url) as proxy:
-        world = world_factory(proxy.url)
+        world = world_factory(proxy.url, KCW_BATCH_HOURS="1")
         unavailable = Status(503, {"status": "error", "errorType": "unavailable", "error": "store down"})
         proxy.script(unavailable, unavailable)  # the first attempt of each hour fails
         world.broker.publish(job(end=START + 2 * 3600))  # a range: split into one job per hour first
@@ -225,7 +254,7 @@ def test_a_rerun_that_finds_the_hour_gone_is_refused_and_a_forced_range_replaces
     replace them."""
     from .faultproxy import Rewrite
 
-    world = world_factory(cluster.url)
+    world = world_factory(cluster.url, KCW_BATCH_HOURS="1")
     world.broker.publish(job(end=START + 2 * 3600))
     assert drain(world.broker, world.handler) == {"split": 1, "done": 2}
     stored = sorted(stored_rows(world.sink), key=repr)  # the view's rows come in no set order

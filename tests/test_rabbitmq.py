@@ -639,11 +639,12 @@ def test_a_job_longer_than_two_heartbeats_is_acked_once(rig, cluster):
 
 def test_a_range_is_split_into_hours_each_acked_alone(rig, cluster):
     """RabbitMQ closes the channel of a message unacked for 30 minutes (consumer_timeout): a month's rerun of a
-    large tenant as one message would start again forever. A range becomes one job per hour."""
+    large tenant as one message would start again forever. A range becomes jobs of at most KCW_BATCH_HOURS hours
+    (here 1: one job per hour)."""
     ch = rig.ch_url("ch")
     rig.migrate(ch)
     rig.broker.publish(job(hours=3))
-    consumer = rig.consumer("consumer", rig.env(ch))
+    consumer = rig.consumer("consumer", rig.env(ch, KCW_BATCH_HOURS="1"))
     wait_until(lambda: len(consumer.done()) == 3, 60, "3 hours done", diagnostics=consumer.tail)
     assert consumer.stop() == 0, consumer.tail()
     assert sorted(consumer.done()) == [(TENANTS[0], START + i * HOUR) for i in range(3)]

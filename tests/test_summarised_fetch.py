@@ -34,10 +34,10 @@ from kubecost_worker.model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL as C
                                          Series, Summary)
 from kubecost_worker.runs import SENTINEL_METRICS
 from kubecost_worker.devtools.simulation import write_simulation
-from kubecost_worker.source.extract import fetch_hour
+from kubecost_worker.source.extract import fetch_hour, fetch_hours
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .faultproxy import FaultProxy, Rewrite, When
+from .faultproxy import FaultProxy, Rewrite, Status, When
 
 pytestmark = [pytest.mark.needs_prometheus]
 
@@ -92,6 +92,33 @@ def test_summarised_equals_sampled_on_the_simulated_tenants(prometheus_from, tmp
             assert all(isinstance(s, Series) for s in summarised.of("container_cpu_allocation")
                        if s.labels["namespace"] == "monitoring")
     assert summarised_pods > 100  # and most pods did not
+
+
+def test_batched_hours_equal_each_hour_fetched_alone_and_the_samples(prometheus_from, tmp_path):
+    """``fetch_hours``: the summaries of consecutive hours from range queries at a one-hour step are the summaries of
+    each hour fetched alone, value for value, so the model's rows are the same bits; and the same as the samples'.
+    The hand-made hour of edge cases is batched in ``test_the_hand_made_hour_batched_with_its_neighbours``."""
+    start = int(time.time()) // 3600 * 3600 - 6 * 3600
+    tenants = ["acme", "globex"]
+    sim = write_simulation(tmp_path / "sim", tenants, start, 4, nodes=4, pods=40, seed=4)
+    url = prometheus_from(Path(sim["openmetrics"]))
+    hours = list(range(start, start + 4 * 3600, 3600))
+    for tenant in tenants:
+        client = ThanosClient(ThanosSettings(url))
+        batched = list(fetch_hours(client, TENANT_LABEL, tenant, hours, 60))
+        assert not [b for b, _ in batched if isinstance(b, Exception)]
+        # about a dozen queries for every hour together, plus each hour's samples and re-fetches
+        alone, sampled = ThanosClient(ThanosSettings(url)), ThanosClient(ThanosSettings(url))
+        for hour, (together, _) in zip(hours, batched):
+            single = fetch_hour(alone, TENANT_LABEL, tenant, hour, hour + 3600, 60)
+            assert together.series == single.series and together.counted == single.counted
+            result = compute_hour(together)
+            assert result.rows == compute_hour(single).rows
+            assert_same_result(result, compute_hour(fetch_hour(sampled, TENANT_LABEL, tenant, hour, hour + 3600, 60,
+                                                               summarise=False)))
+        # each hour's share of the shared queries and its own: what the ledger records
+        assert sum(load.queries for _, load in batched) < alone.load.queries / 2
+        assert sum(load.bytes for _, load in batched) < alone.load.bytes
 
 
 # -- 2. a hand-made hour --------------------------------------------------------------------------------------
@@ -562,3 +589,51 @@ def test_the_models_usage_columns_are_the_definitions(edge):
                 assert row.ram_usage_max_bytes == max_bytes, name
         assert rows[("gpu", "c")].cpu_usage_core_hours is None and rows[("gpu", "c")].ram_usage_byte_hours is None
         assert not any(container in NOT_CONTAINERS for _, container in rows)
+
+
+def test_the_hand_made_hour_batched_with_its_neighbours(edge):
+    """The edge cases' hour fetched with the hours around it: the same summaries, the same rows."""
+    client, summarised, sampled = edge
+    (before, _), (hour, _), (after, _) = fetch_hours(client, TENANT_LABEL, "t-edge", [H - 3600, H, H + 3600], 60)
+    assert hour.series == summarised.series and hour.counted == summarised.counted
+    assert_same_result(compute_hour(hour), compute_hour(sampled))
+    assert not isinstance(before, Exception) and not isinstance(after, Exception)
+
+
+def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
+    """A range answer missing one series at one hour's point: that hour is refused (its census tells), the others
+    are read; a shared query failing outright: each hour is fetched on its own."""
+    from kubecost_worker.source.thanos import ThanosBadAnswer
+
+    client, summarised, _ = edge
+
+    def drop_a_point_of_the_last_hour(body: dict) -> dict:
+        if body["data"]["resultType"] == "matrix":  # the batched answer; an hour fetched alone passes
+            item = next(i for i in body["data"]["result"] if i["metric"].get("pod") == "steady")
+            item["values"] = item["values"][:-1]
+        return body
+
+    def first_time_only(prefix: str):
+        seen = []
+
+        def matches(query: str) -> bool:
+            if query.startswith(prefix):
+                seen.append(query)
+                return len(seen) == 1
+            return False
+
+        return matches
+
+    hours = [H - 3600, H]
+    with FaultProxy(client.settings.url) as proxy:
+        proxy.default = When(lambda q: q.startswith("avg_over_time(container_cpu_allocation"),
+                             Rewrite(drop_a_point_of_the_last_hour))
+        proxied = ThanosClient(ThanosSettings(proxy.url, retries=1))
+        (before, _), (hour, _) = fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60)
+        assert isinstance(hour, ThanosBadAnswer) and "an answer is incomplete" in str(hour)
+        assert not isinstance(before, Exception)
+        # a shared query failing for good (its one attempt): each hour alone, as fetch_hour would
+        proxy.default = When(first_time_only("avg_over_time(container_memory_allocation"),
+                             Status(503, {"status": "error", "errorType": "unavailable", "error": "down"}))
+        (before, _), (hour, _) = fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60)
+        assert hour.series == summarised.series and not isinstance(before, Exception)

@@ -5,9 +5,11 @@ the message's fate:
 - invalid message or terminal error: dead-letter at once with the reason, ack, go on;
 - transient error: back through the delay queue of the next attempt (growing delays), ack; after
   ``KCW_MAX_RETRIES`` retries, dead-letter;
-- a range of several hours: split into one job per hour, published before the range is acked (RabbitMQ closes
-  the channel of a message unacked for 30 minutes, its ``consumer_timeout``: a month's rerun of a large tenant
-  would start again forever), then processed like any other;
+- a range longer than ``KCW_BATCH_HOURS``: split into jobs of at most that many consecutive hours, published
+  before the range is acked (RabbitMQ closes the channel of a message unacked for 30 minutes, its
+  ``consumer_timeout``: a month's rerun of a large tenant would start again forever), then processed like any
+  other; a job of several hours is one batch (``Pipeline.run_batch``: their summaries fetched together, each hour
+  committed on its own), and an hour of it that fails is retried or dead-lettered as a job of its own;
 - success: ack, after every hour of the job is committed, with heartbeats sent meanwhile.
 A crash before the ack leaves the message unacked: the broker delivers it again, and reprocessing an hour
 replaces it exactly.
@@ -64,13 +66,14 @@ class JobHandler:
             job = parse(body, self.config.max_rerun_hours)
         except InvalidJob as exc:
             return self._dead(message, body, str(exc), "invalid", attempt, channel)
-        if len(job.hour_starts) > 1:
+        if len(job.hour_starts) > self.config.batch_hours:
             return self._split(message, job, channel)
         bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
         try:
             with self.broker.heartbeats(channel):
-                records = [self.pipeline().run_hour(job.cloud_account_id, hour, job.reason, job.force)
-                           for hour in job.hour_starts]
+                outcomes = self.pipeline().run_batch(job.cloud_account_id, job.hour_starts, job.reason, job.force)
+            if len(outcomes) == 1 and isinstance(outcomes[0], Exception):
+                raise outcomes[0]  # one hour: the job's fate is the hour's
         except TransientError as exc:
             if attempt >= self.config.max_retries:
                 return self._dead(message, body, str(exc), "transient", attempt, channel)
@@ -86,9 +89,31 @@ class JobHandler:
         except Exception as exc:  # a bug: dead-letter it rather than loop on it forever
             bound.exception("job failed unexpectedly")
             return self._dead(message, body, f"{type(exc).__name__}: {exc}", "unexpected", attempt, channel)
+        failed = [(hour, o) for hour, o in zip(job.hour_starts, outcomes) if isinstance(o, Exception)]
+        for hour, exc in failed:  # each failed hour of a batch goes on as a job of its own
+            self._hour_failed(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at, job.force),
+                              exc, attempt, channel)
         message.ack()
+        if failed:
+            bound.warning("hours of the job failed", failed=len(failed), hours=len(outcomes))
+            return self._count("partly-done")
         # refused: the ledger says why, the hour keeps its data; nothing to retry or dead-letter
-        return self._count("refused" if any(r.status == RunStatus.REFUSED for r in records) else "done")
+        return self._count("refused" if any(r.status == RunStatus.REFUSED for r in outcomes) else "done")
+
+    def _hour_failed(self, hour_job: Job, exc: Exception, attempt: int, channel: Any) -> None:
+        """An hour of a batch that failed: later again through the delay queue if its error is transient and
+        retries are left, else dead-lettered with its reason; as a job of one hour, like a job of its own."""
+        body = hour_job.to_json()
+        if isinstance(exc, TransientError) and attempt < self.config.max_retries:
+            self.broker.retry_later(body, attempt + 1, channel)
+            self._count("retried")
+            return
+        kind = ("transient" if isinstance(exc, TransientError) else "unexpected" if isinstance(exc, UnexpectedError)
+                else "terminal")
+        self.broker.dead_letter(body, str(exc), kind, attempt, channel)
+        telemetry.DEAD_LETTERS.labels(kind).inc()
+        log.error("hour of a job dead-lettered", kind=kind, error=str(exc)[:300], job=hour_job.describe())
+        self._count(f"dead-{kind}")
 
     def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
         """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
@@ -96,13 +121,16 @@ class JobHandler:
         self._dead(message, body, f"undecodable message: {type(error).__name__}: {error}", "invalid", 0, channel)
 
     def _split(self, message: Any, job: Job, channel: Any) -> str:
-        """One job per hour of the range, published (with publisher confirms) before the range is acked: a crash
-        in between publishes some hours twice, and running an hour twice stores it once."""
-        for hour in job.hour_starts:
-            self.broker.publish(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at, job.force),
-                                channel)
+        """Jobs of at most ``KCW_BATCH_HOURS`` consecutive hours, published (with publisher confirms) before the
+        range is acked: a crash in between publishes some hours twice, and running an hour twice stores it once."""
+        hours, size = job.hour_starts, self.config.batch_hours
+        for first in range(0, len(hours), size):
+            chunk = hours[first:first + size]
+            self.broker.publish(Job(job.cloud_account_id, chunk[0], chunk[-1] + HOUR, job.reason, job.requested_at,
+                                    job.force), channel)
         message.ack()
-        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(job.hour_starts))
+        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(hours),
+                 hours_per_job=size)
         return self._count("split")
 
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:

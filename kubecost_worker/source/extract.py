@@ -22,6 +22,7 @@ import statistics
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES, KEPT_PREFIX,
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
@@ -29,7 +30,8 @@ from .policy import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, USAGE
                      pods_needing_samples)
 from ..runs import HOUR
 from .promql import names_matcher, quote, tenant_matcher
-from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled
+from ..errors import WorkerError
+from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled, ThanosLoad
 
 # Samples of a series typically further apart than this many scrape steps are not the raw scrape (a missed scrape
 # now and then is one gap of two steps; a downsampled block is 5 steps or 60 apart throughout).
@@ -55,7 +57,57 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
                                         start, end, step)
         check_resolution(series, start, end, step)
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
-    series, counted = _fetch_summarised(client, tenant_label, tenant, start, end, step)
+    if end - start != HOUR:
+        raise ValueError("a summarised fetch covers one whole hour")
+    result, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step)
+    if isinstance(result, Exception):
+        raise result
+    return _completed(client, tenant_label, tenant, start, step, *result)
+
+
+def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int],
+                step: int) -> Iterator[tuple[HourInput | WorkerError, ThanosLoad]]:
+    """The inputs of consecutive hours ``starts`` of one tenant, one at a time, each what ``fetch_hour`` would give
+    or the error that hour failed with (a failure in one hour fails that hour only), with what it asked of Thanos.
+
+    The summaries of all the hours come from one range query each, at a one-hour step (each point is the
+    instant query of one hour, evaluated where ``fetch_hour`` evaluates it): a series' labels cross the network
+    once for every hour, and Prometheus finds the series once. Samples (prices, capacities, kubecost_* series)
+    and the pods that need theirs are fetched hour by hour as for one hour. An hour's input is made when it is
+    asked for, so that one hour's series are in memory at a time beside the batch's answers. Should the shared
+    queries fail, each hour is fetched on its own, so that its fate is its own. An hour's load is its share of
+    the shared queries (divided evenly) and its own requests."""
+    tenant_matcher(tenant_label, tenant)
+    if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
+        raise ValueError("fetch_hours takes consecutive hours")
+    own = [client.counting() for _ in starts]
+    try:
+        summarised = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step)
+    except WorkerError:
+        for start, hour_client in zip(starts, own):
+            yield _attempt(fetch_hour, hour_client, tenant_label, tenant, start, start + HOUR, step), hour_client.load
+        return
+    shared = client.load
+    for start, hour_client, result in zip(starts, own, summarised):
+        if not isinstance(result, Exception):
+            result = _attempt(_completed, hour_client, tenant_label, tenant, start, step, *result)
+        mine = hour_client.load
+        yield result, ThanosLoad(queries=round(shared.queries / len(starts)) + mine.queries,
+                                 bytes=round(shared.bytes / len(starts)) + mine.bytes,
+                                 samples=round(shared.samples / len(starts)) + mine.samples)
+
+
+def _attempt(function, *args):
+    try:
+        return function(*args)
+    except WorkerError as exc:
+        return exc
+
+
+def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int,
+               series: dict[str, list[Series | Summary]], counted: dict[str, int]) -> HourInput:
+    """An hour's summaries made whole: the samples of the pods the summaries cannot describe exactly."""
+    end = start + HOUR
     check_resolution(series, start, end, step)
     # Pods that started or stopped inside the hour: their running samples pin down when.
     unknown = {pod_of(s) for s in series.get(RUNNING, ()) if s.first is None or s.last is None}
@@ -65,16 +117,20 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
 
 
-def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int,
-                      step: int) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
-    """Summaries of the ``SUMMARISABLE`` metrics, samples of the others, and the sample counts the server gave.
+def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClient], tenant_label: str, tenant: str,
+                            starts: list[int], step: int
+                            ) -> Iterator[tuple[dict[str, list[Series | Summary]], dict[str, int]] | WorkerError]:
+    """Per hour of ``starts`` (consecutive): summaries of the ``SUMMARISABLE`` metrics, samples of the others (asked
+    by that hour's client), and the sample counts the server gave; or the error of that hour. Raises where a query
+    all hours share fails; the hours' summaries are then made one at a time, as they are asked for.
 
-    About a dozen queries, ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while
-    this process parses. Each answer becomes summaries in the thread that fetched it, so that only a few parsed
-    answers are alive at once (at 10,000 pods each is tens of MB of Python objects).
+    About a dozen queries whatever the number of hours (instant queries for one hour, range queries at a one-hour
+    step for several), ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while this
+    process parses. An hour's answers become summaries only when its turn comes, and are dropped then.
     """
-    hour, first_step = client.range_selector(end - start), client.range_selector(step)
-    at_end, after_first_step = end - 0.001, start + step - 0.001
+    hour, first_step = client.range_selector(HOUR), client.range_selector(step)
+    # offsets from each hour's start where its queries are evaluated
+    at_end, after_first_step = HOUR - 0.001, step - 0.001
     selector = "{" + tenant_matcher(tenant_label, tenant) + "}"
     # cAdvisor's pod cgroup and pause container are not containers: the model leaves them out, the server too
     containers = "{" + tenant_matcher(tenant_label, tenant) + "".join(f", container!={quote(c)}"
@@ -87,55 +143,41 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         """The series a summary of ``metric`` covers."""
         return metric + (containers if metric in USAGE_SUMMARIES else selector)
 
-    def own(result: list[dict]) -> list[dict]:  # defence in depth, as for samples
-        return [item for item in result if item["metric"].get(tenant_label) == tenant]
+    def at_each_hour(promql: str, offset: float = at_end, aggregated: bool = False) -> list[list[dict]]:
+        """The instant vector ``promql`` evaluated at ``offset`` into each hour: the tenant's items of each (all
+        items of an ``aggregated`` answer, whose series have no tenant label left)."""
+        def own(item: dict) -> bool:  # defence in depth, as for samples
+            return aggregated or item["metric"].get(tenant_label) == tenant
 
-    def means(promql: str) -> list[Summary]:
-        return [Summary(_labels(i["metric"], tenant_label), mean=_value(promql, i))
-                for i in own(client.query(promql, at_end))]
+        if len(starts) == 1:
+            return [[i for i in client.query(promql, starts[0] + offset) if own(i)]]
+        per_hour: list[list[dict]] = [[] for _ in starts]
+        for item in client.query_range(promql, starts[0] + offset, starts[-1] + offset, HOUR):
+            if not own(item):
+                continue
+            for point in item["values"]:
+                k = round((float(point[0]) - offset - starts[0]) / HOUR)
+                if not 0 <= k < len(starts):
+                    raise ThanosBadAnswer(f"{promql[:80]}: a point at {point[0]} outside the hours asked")
+                per_hour[k].append({"metric": item["metric"], "value": point})
+        return per_hour
 
-    def counts(promql: str) -> list[tuple[dict[str, str], int]]:
-        return [(_labels(i["metric"], tenant_label), _count(promql, i)) for i in own(client.query(promql, at_end))]
-
-    def times(promql: str, at: float) -> dict[frozenset, float]:
-        return {frozenset(_labels(i["metric"], tenant_label).items()): _value(promql, i)
-                for i in own(client.query(promql, at))}
-
-    def figures(metric: str, queries: dict[str, str]) -> list[tuple[Summary, bool]]:
-        """Several figures of each series in one query, each answer tagged with its figure's name; the summaries
-        and whether each one's series has samples in the hour (what the census counts)."""
-        promql = " or ".join(f'label_replace({q}, "{FIGURE}", "{name}", "", "")' for name, q in queries.items())
-        by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
-        for item in own(client.query(promql, at_end)):
-            labels = _labels(item["metric"], tenant_label)
-            name = labels.pop(FIGURE, None)
-            labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
-            key = frozenset(labels.items())
-            if name not in queries or name in by_series[key]:
-                raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
-                                      f"or gives twice: {dict(labels)}")
-            by_series[key][name] = _value(promql, item)
-        return [(_usage(metric, dict(key), found), IN_HOUR[metric] in found) for key, found in by_series.items()]
-
-    def census() -> tuple[dict[str, int], dict[str, int]]:
+    def census_promql() -> str:
         """Series of each summarised metric in the hour, counted by the server in one query: a summary that
         lists fewer (a proxy or store dropping part of an answer) is refused, not priced as if complete. The same
         query counts the usage metrics' samples (``HourInput.counted``), non-containers included as the samples
         path counts them."""
-        promql = " or ".join(
+        return " or ".join(
             [f'label_replace(count(count_over_time({summarised(m)}[{hour}])), "metric", "{m}", "", "")'
              for m in SUMMARISABLE]
             + [f'label_replace(sum(count_over_time({of(m)}[{hour}])), "samples_of", "{m}", "", "")'
                for m in USAGE_SUMMARIES])
-        answer = client.query(promql, at_end)
-        return ({i["metric"]["metric"]: _count(promql, i) for i in answer if "metric" in i["metric"]},
-                {i["metric"]["samples_of"]: _count(promql, i) for i in answer if "samples_of" in i["metric"]})
 
     cpu, memory = summarised(CONTAINER_CPU_USAGE_SECONDS_TOTAL), summarised(CONTAINER_MEMORY_WORKING_SET_BYTES)
     # The step before the hour (evaluated 1 ms before start; the range_selector is exact on either server): where
     # the model takes a counter's last sample before the hour from.
-    before = f"[{first_step}] offset {end - start}s"
-    whole = client.range_selector(end - start + step)  # [start - step, end): every sample the increase may read
+    before = f"[{first_step}] offset {HOUR}s"
+    whole = client.range_selector(HOUR + step)  # [start - step, end): every sample the increase may read
     usage_queries = {
         CONTAINER_MEMORY_WORKING_SET_BYTES: {"mean": f"avg_over_time({memory}[{hour}])",
                                              "maximum": f"max_over_time({memory}[{hour}])"},
@@ -156,30 +198,118 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
             # its step inside its range, here (start + step - 1 ms, end - 1 ms]), each of the last two samples in
             # [t - (2 x step - 1 ms), t]
             "maximum": f"max_over_time(irate({cpu}[{client.range_selector(2 * step)}])"
-                       f"[{end - start - step}s:{step}s])",
+                       f"[{HOUR - step}s:{step}s])",
         },
     }
-
-    sampled = [m for m in NEEDED_METRICS if m not in SUMMARISABLE]
+    usage_promql = {m: " or ".join(f'label_replace({q}, "{FIGURE}", "{name}", "", "")' for name, q in queries.items())
+                    for m, queries in usage_queries.items()}
+    mean_promql = {m: f"avg_over_time({of(m)}[{hour}])" for m in CONTAINER_SUMMARIES}
+    count_promql = {m: f"count_over_time({of(m)}[{hour}])" for m in COUNTED_SUMMARIES}
     running = of(RUNNING)
+    # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
+    # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
+    first_promql = f"timestamp({running}) and {running} > 0 and count_over_time({running}[{first_step}]) == 1"
+    last_promql = f"timestamp({running}) and {running} > 0"
+    census = census_promql()
+
+    sampled = names_matcher([m for m in NEEDED_METRICS if m not in SUMMARISABLE], [KEPT_PREFIX])
     with ThreadPoolExecutor(client.settings.parallel_queries) as pool:
-        samples = pool.submit(fetch_samples, client, tenant_label, tenant, names_matcher(sampled, [KEPT_PREFIX]),
-                              start, end, step)
-        mean_of = {m: pool.submit(means, f"avg_over_time({of(m)}[{hour}])") for m in CONTAINER_SUMMARIES}
-        usage_of = {m: pool.submit(figures, m, queries) for m, queries in usage_queries.items()}
-        count_of = {m: pool.submit(counts, f"count_over_time({of(m)}[{hour}])") for m in COUNTED_SUMMARIES}
-        # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
-        # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
-        first = pool.submit(times, f"timestamp({running}) and {running} > 0 and "
-                                   f"count_over_time({running}[{first_step}]) == 1", after_first_step)
-        last = pool.submit(times, f"timestamp({running}) and {running} > 0", at_end)
-        series_in_hour = pool.submit(census)
-        series: dict[str, list[Series | Summary]] = {m: future.result() for m, future in mean_of.items()}
-        usage = {m: future.result() for m, future in usage_of.items()}
-        counted_series = {m: future.result() for m, future in count_of.items()}
-        first_times, last_times = first.result(), last.result()
-        sampled_series, counted = samples.result()
-        expected, usage_samples = series_in_hour.result()
+        # one hour alone: its samples beside its summaries; several: each hour's when its turn comes (they are
+        # small and quick, and only one hour's are held at a time)
+        early = pool.submit(fetch_samples, client, tenant_label, tenant, sampled, starts[0], starts[0] + HOUR,
+                            step) if len(starts) == 1 else None
+        means = {m: pool.submit(at_each_hour, q) for m, q in mean_promql.items()}
+        usage = {m: pool.submit(at_each_hour, q) for m, q in usage_promql.items()}
+        counts = {m: pool.submit(at_each_hour, q) for m, q in count_promql.items()}
+        first = pool.submit(at_each_hour, first_promql, after_first_step)
+        last = pool.submit(at_each_hour, last_promql)
+        series_in_hour = pool.submit(at_each_hour, census, at_end, True)
+        # the shared queries: one failing fails every hour (the caller then fetches each on its own)
+        means_of = {m: future.result() for m, future in means.items()}
+        usage_of = {m: future.result() for m, future in usage.items()}
+        counts_of = {m: future.result() for m, future in counts.items()}
+        first_of, last_of, census_of = first.result(), last.result(), series_in_hour.result()
+        if early is not None:
+            early.exception()  # an error of the hour's samples is the hour's: read below
+
+    labels = _LabelsOnce(tenant_label)
+
+    def each_hour() -> Iterator:
+        for k, start in enumerate(starts):
+            try:
+                answers = _HourAnswers({m: a[k] for m, a in means_of.items()}, {m: a[k] for m, a in usage_of.items()},
+                                       {m: a[k] for m, a in counts_of.items()}, first_of[k], last_of[k], census_of[k])
+                sampled_series = early.result() if early is not None else fetch_samples(
+                    hour_clients[k], tenant_label, tenant, sampled, start, start + HOUR, step)
+                result = _summaries(answers, sampled_series, labels, start, mean_promql, usage_promql,
+                                    count_promql, census)
+            except WorkerError as exc:
+                result = exc
+            # this hour's answers are summaries now (or failed): dropped before the next hour's are made
+            for group in (*means_of.values(), *usage_of.values(), *counts_of.values(), first_of, last_of, census_of):
+                group[k] = []
+            yield result
+
+    return each_hour()
+
+
+class _LabelsOnce:
+    """The model's labels of each series in a batch's answers, made once for all its hours (a range answer's points
+    of one series share its label dict): the same dict for every hour, never changed."""
+
+    def __init__(self, tenant_label: str):
+        self.tenant_label = tenant_label
+        self.made: dict[int, tuple[dict, dict[str, str]]] = {}
+        self.split: dict[int, tuple[dict, str | None, dict[str, str]]] = {}
+
+    def of(self, metric: dict) -> dict[str, str]:
+        entry = self.made.get(id(metric))
+        if entry is None or entry[0] is not metric:  # kept with its dict: an id alone could be a freed one's
+            entry = self.made[id(metric)] = (metric, _labels(metric, self.tenant_label))
+        return entry[1]
+
+    def figure_of(self, metric: dict) -> tuple[str | None, dict[str, str]]:
+        """A usage answer's figure name, and its series' labels without it (nor ``__name__``, which
+        last_over_time keeps and the other functions drop)."""
+        entry = self.split.get(id(metric))
+        if entry is None or entry[0] is not metric:
+            labels = dict(self.of(metric))
+            name = labels.pop(FIGURE, None)
+            labels.pop("__name__", None)
+            entry = self.split[id(metric)] = (metric, name, labels)
+        return entry[1], entry[2]
+
+
+class _HourAnswers:
+    """One hour's items of each summary query."""
+
+    def __init__(self, means: dict, usage: dict, counts: dict, first: list, last: list, census: list):
+        self.means, self.usage, self.counts = means, usage, counts
+        self.first, self.last, self.census = first, last, census
+
+
+def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _LabelsOnce, start: int,
+               mean_promql: dict, usage_promql: dict, count_promql: dict, census: str
+               ) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
+    """One hour's series and sample counts from its answers (and its samples), checked against its census."""
+
+    def labels_of(item: dict) -> dict[str, str]:
+        return labels.of(item["metric"])
+
+    def times(promql: str, items: list[dict]) -> dict[frozenset, float]:
+        return {frozenset(labels_of(i).items()): _value(promql, i) for i in items}
+
+    series: dict[str, list[Series | Summary]] = {
+        m: [Summary(labels_of(i), mean=_value(mean_promql[m], i)) for i in answers.means[m]] for m in mean_promql}
+    usage = {m: _figures(m, usage_promql[m], answers.usage[m], labels) for m in usage_promql}
+    counted_series = {m: [(labels_of(i), _count(count_promql[m], i)) for i in answers.counts[m]]
+                      for m in count_promql}
+    first_times = times("first running sample", answers.first)
+    last_times = times("last running sample", answers.last)
+    expected = {i["metric"]["metric"]: _count(census, i) for i in answers.census if "metric" in i["metric"]}
+    usage_samples = {i["metric"]["samples_of"]: _count(census, i) for i in answers.census
+                     if "samples_of" in i["metric"]}
+    sampled_series, counted = sampled
     in_hour = {m: [s for s, inside in group if inside] for m, group in usage.items()}
     for metric, found in (*series.items(), *counted_series.items(), *in_hour.items()):
         if len(found) != expected.get(metric, 0):
@@ -195,6 +325,20 @@ def _fetch_summarised(client: ThanosClient, tenant_label: str, tenant: str, star
         counted[metric] = usage_samples.get(metric, 0)
         series[metric] = [s for s, _ in group]
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
+
+
+def _figures(metric: str, promql: str, items: list[dict], labels_once: _LabelsOnce) -> list[tuple[Summary, bool]]:
+    """Several figures of each series from one answer, each item tagged with its figure's name: the summaries and
+    whether each one's series has samples in the hour (what the census counts)."""
+    by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
+    for item in items:
+        name, labels = labels_once.figure_of(item["metric"])
+        key = frozenset(labels.items())
+        if name is None or name in by_series[key] or f'"{name}"' not in promql:
+            raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
+                                  f"or gives twice: {dict(labels)}")
+        by_series[key][name] = _value(promql, item)
+    return [(_usage(metric, dict(key), found), IN_HOUR[metric] in found) for key, found in by_series.items()]
 
 
 def _usage(metric: str, labels: dict[str, str], found: dict[str, float]) -> Summary:

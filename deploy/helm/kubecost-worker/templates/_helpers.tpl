@@ -106,6 +106,8 @@ KCW_THANOS_RAW_ONLY: {{ $c.thanosRawOnly | toString | quote }}
 KCW_THANOS_PARTIAL_RESPONSE: {{ $c.thanosPartialResponse | toString | quote }}
 KCW_THANOS_RETRIES: {{ $c.thanosRetries | int | toString | quote }}
 KCW_THANOS_PARALLEL_QUERIES: {{ $c.thanosParallelQueries | int | toString | quote }}
+KCW_BATCH_HOURS: {{ $c.batchHours | int | toString | quote }}
+KCW_BATCH_SERIES_HOURS: {{ $c.batchSeriesHours | int | toString | quote }}
 {{- if .Values.thanosAuth.tokenSecret }}
 KCW_THANOS_TOKEN_FILE: "/var/run/secrets/kubecost-worker/thanos-token/{{ .Values.thanosAuth.tokenSecretKey }}"
 {{- end }}

@@ -1,0 +1,109 @@
+"""Backfill throughput and the load on Thanos: 24 hours of a 2,000-pod tenant hour by hour, then batched.
+
+    .venv/bin/python bench/batched.py [--pods 2000] [--hours 24] [--tsdb DIR]
+
+A simulated tenant (the hour before the first one simulated too) in a local Prometheus; the same 24 hours are
+backfilled three times into fresh embedded ClickHouse paths, interleaved with the floor:
+- the floor: one plain ``query_range`` of each hour's raw series (every series the hour needs, step 60 s), as in
+  ``bench/run.py``, summed over the hours;
+- hour by hour (``KCW_BATCH_HOURS=1``, the path before batching);
+- batched (the defaults: the tenant's first hour alone, then batches of consecutive hours).
+Printed: worker seconds against the floor, and per tenant-hour the queries, bytes and samples Thanos answered, as
+the ledger records them (``k8s_expense_runs.thanos_*``). Both backfills store the same rows (checked).
+``--tsdb`` reuses a Prometheus data directory an earlier run simulated (printed at its end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubecost_worker import logs, wiring  # noqa: E402
+from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
+from kubecost_worker.pipeline import run_hours  # noqa: E402
+from kubecost_worker.source.promql import names_matcher  # noqa: E402
+
+TENANT = "bench-tenant"
+TARGET = 0.25
+
+
+def backfill(url: str, hours: list[int], path: Path, batch_hours: int) -> dict:
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}",
+                          "KCW_BATCH_HOURS": str(batch_hours)})
+    pipeline = wiring.build_pipeline(config)
+    wiring.apply_schema(pipeline.sink, config)
+    started = time.perf_counter()
+    done = run_hours(pipeline, [TENANT], hours)
+    seconds = time.perf_counter() - started
+    assert done.failed == 0 and done.done == len(hours), done.line()
+    (queries, received, samples), = pipeline.sink.query(
+        "SELECT avg(thanos_queries), avg(thanos_bytes), avg(thanos_samples) FROM k8s_expense_current_run_records")
+    rows = pipeline.sink.query("SELECT toUnixTimestamp(hour), namespace, workload_name, pod, container, node, "
+                               "round(total_cost, 9), round(cpu_core_hours, 9) FROM k8s_expenses_current ORDER BY ALL")
+    pipeline.sink.close()
+    return {"seconds": seconds, "queries": queries, "bytes": received, "samples": samples, "rows": rows}
+
+
+def floor(url: str, hours: list[int]) -> float:
+    selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f', tenant_id="{TENANT}"' + "}"
+    started = time.perf_counter()
+    for hour in hours:
+        response = requests.get(f"{url}/api/v1/query_range", timeout=600,
+                                params={"query": selector, "start": hour, "end": hour + 3600 - 60, "step": 60})
+        assert response.status_code == 200, response.text[:200]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=2000)
+    parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--tsdb", type=Path, help="a Prometheus data directory an earlier run simulated")
+    parser.add_argument("--last", type=int, help="with --tsdb: unix seconds of the last simulated hour's start")
+    args = parser.parse_args()
+    logs.configure("text", "error")  # the simulated unpriced node warns every hour
+    workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-batched-"))
+    last = args.last if args.tsdb else int(time.time()) // 3600 * 3600 - 3600
+    first = last - (args.hours - 1) * 3600
+    tsdb = args.tsdb
+    if tsdb is None:
+        print(f"simulating {args.pods} pods for {args.hours + 1} h and backfilling Prometheus...", file=sys.stderr)
+        sim = write_simulation(workdir / "sim", [TENANT], first - 3600, args.hours + 1,
+                               nodes=max(3, args.pods // 50), pods=args.pods)
+        tsdb = workdir / "tsdb"
+        create_blocks(Path(sim["openmetrics"]), tsdb)
+        Path(sim["openmetrics"]).unlink()
+    with LocalPrometheus(tsdb) as url:
+        hours = list(range(first, last + 3600, 3600))
+        print("hour by hour...", file=sys.stderr)
+        alone = backfill(url, hours, workdir / "ch-alone", 1)
+        floor_first = floor(url, hours)
+        print("batched...", file=sys.stderr)
+        batched = backfill(url, hours, workdir / "ch-batched", 24)
+        floor_second = floor(url, hours)
+    assert alone["rows"] == batched["rows"], "the two backfills stored different rows"
+    floor_s = (floor_first + floor_second) / 2
+    print(f"\n{args.hours} hours of a {args.pods}-pod tenant ({len(batched['rows']):,} rows, the same both ways); "
+          f"floor {floor_s:.2f} s ({floor_first:.2f} / {floor_second:.2f})\n")
+    print(f"{'backfill':<16} {'seconds':>8} {'/ floor':>8} {'queries/h':>10} {'MB/h':>8} {'samples/h':>10}")
+    for name, figures in (("hour by hour", alone), ("batched", batched)):
+        print(f"{name:<16} {figures['seconds']:>8.2f} {figures['seconds'] / floor_s:>8.2f} {figures['queries']:>10.1f} "
+              f"{figures['bytes'] / 1e6:>8.2f} {figures['samples']:>10,.0f}")
+    ratio = batched["seconds"] / floor_s
+    print(f"\nbatched worker / floor: {ratio:.2f} (target <= {TARGET}: {'yes' if ratio <= TARGET else 'NO'})")
+    print(f"the Prometheus data: {tsdb} (--tsdb {tsdb} --last {last} to measure again)")
+
+
+if __name__ == "__main__":
+    main()
