@@ -55,6 +55,22 @@ def backfill(url: str, hours: list[int], path: Path, batch_hours: int) -> dict:
     return {"seconds": seconds, "queries": queries, "bytes": received, "samples": samples, "rows": rows}
 
 
+def profile(url: str, hours: list[int], path: Path) -> None:
+    import cProfile
+    import pstats
+
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}"})
+    pipeline = wiring.build_pipeline(config)
+    wiring.apply_schema(pipeline.sink, config)
+    pipeline.run_hour(TENANT, hours[0] - 3600)  # the tenant's size known: every hour below is batched
+    profiler = cProfile.Profile()
+    profiler.enable()
+    done = run_hours(pipeline, [TENANT], hours)
+    profiler.disable()
+    print(done.line())
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
 def floor(url: str, hours: list[int]) -> float:
     selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f', tenant_id="{TENANT}"' + "}"
     started = time.perf_counter()
@@ -71,6 +87,11 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--tsdb", type=Path, help="a Prometheus data directory an earlier run simulated")
     parser.add_argument("--last", type=int, help="with --tsdb: unix seconds of the last simulated hour's start")
+    parser.add_argument("--memory-pods", type=int, default=10000,
+                        help="pods of the tenant whose batched backfill's peak RSS is measured (0: leave out)")
+    parser.add_argument("--memory-hours", type=int, default=5)
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: the batched backfill under cProfile, its 30 costliest calls by cumulative time")
     args = parser.parse_args()
     logs.configure("text", "error")  # the simulated unpriced node warns every hour
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-batched-"))
@@ -86,6 +107,9 @@ def main() -> None:
         Path(sim["openmetrics"]).unlink()
     with LocalPrometheus(tsdb) as url:
         hours = list(range(first, last + 3600, 3600))
+        if args.profile:
+            profile(url, hours, workdir / "ch-profile")
+            return
         print("hour by hour...", file=sys.stderr)
         alone = backfill(url, hours, workdir / "ch-alone", 1)
         floor_first = floor(url, hours)
@@ -103,6 +127,36 @@ def main() -> None:
     ratio = batched["seconds"] / floor_s
     print(f"\nbatched worker / floor: {ratio:.2f} (target <= {TARGET}: {'yes' if ratio <= TARGET else 'NO'})")
     print(f"the Prometheus data: {tsdb} (--tsdb {tsdb} --last {last} to measure again)")
+    if args.memory_pods:
+        memory(args.memory_pods, args.memory_hours, workdir)
+
+
+def memory(pods: int, hours: int, workdir: Path) -> None:
+    """Peak RSS of a batched backfill of ``hours`` hours of a ``pods``-pod tenant, each in a fresh process
+    (``bench/probe.py``): without the embedded engine (a worker writing to a ClickHouse server), and with it."""
+    import json
+    import subprocess
+
+    last = int(time.time()) // 3600 * 3600 - 3600
+    first = last - (hours - 1) * 3600
+    print(f"\nsimulating {pods} pods for {hours + 1} h for the memory figures...", file=sys.stderr)
+    sim = write_simulation(workdir / "sim-memory", [TENANT], first - 3600, hours + 1, nodes=max(3, pods // 50),
+                           pods=pods)
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb-memory", block_hours=2)  # 72 h blocks: 20 GB here
+    Path(sim["openmetrics"]).unlink()
+    probe = ROOT / "bench" / "probe.py"
+    with LocalPrometheus(workdir / "tsdb-memory") as url:
+        figures = {}
+        for kind in ("batched-model-only", "batched"):
+            done = subprocess.run([sys.executable, str(probe), kind, url, TENANT, str(first), str(hours)],
+                                  check=True, capture_output=True, text=True)
+            figures[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+    alone, engine = figures["batched-model-only"], figures["batched"]
+    print(f"\n{hours} hours of a {pods}-pod tenant, batched ({alone['batches']} batches of hours, "
+          f"{alone['series']:,} series an hour):")
+    print(f"  peak RSS without the embedded engine: {alone['peak_rss_mb']:.0f} MB "
+          f"(at rest {alone['at_rest_mb']:.0f} MB; target <= 400 MB: {'yes' if alone['peak_rss_mb'] <= 400 else 'NO'})")
+    print(f"  peak RSS with the embedded engine:    {engine['peak_rss_mb']:.0f} MB (at rest {engine['at_rest_mb']:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@
     python bench/probe.py model-only THANOS_URL TENANT HOUR
         fetch and model of one tenant-hour in a process that never loads the embedded engine: what a worker
         writing to a ClickHouse server holds, but for the insert
+    python bench/probe.py batched-model-only THANOS_URL TENANT FIRST_HOUR HOURS
+        fetch and model of HOURS consecutive hours in batches as a backfill makes them (the first hour alone, then
+        batches sized by KCW_BATCH_HOURS and KCW_BATCH_SERIES_HOURS), without the embedded engine
+    python bench/probe.py batched THANOS_URL TENANT FIRST_HOUR HOURS
+        the same backfill into embedded ClickHouse (the pipeline's run_hours)
     python bench/probe.py backfill THANOS_URL TENANT FIRST_HOUR HOURS PASSES
         a backfill of HOURS hours in one process, then PASSES - 1 reruns of them: RSS after the first hour, after
         the HOURS-th and after the last (the reruns show whether memory still grows once warm)
@@ -86,6 +91,41 @@ def main() -> None:
                                              hour + 3600, 60))
         assert "chdb" not in sys.modules
         print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "rows": len(result.rows)}))
+    elif kind == "batched-model-only":
+        from kubecost_worker.config import load_config
+        from kubecost_worker.model import compute_hour
+        from kubecost_worker.pipeline import cyclic_gc_paused
+        from kubecost_worker.source.extract import fetch_hours
+        from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
+
+        first, hours = int(sys.argv[4]), int(sys.argv[5])
+        import os
+
+        config = load_config({"KCW_THANOS_URL": url, **{k: v for k, v in os.environ.items() if k.startswith("KCW_BATCH")}})
+        client = ThanosClient(ThanosSettings(url))
+        at_rest = peak_rss_mb()
+        pending, series, batches, rows = list(range(first, first + hours * 3600, 3600)), None, [], 0
+        while pending:
+            size = 1 if series is None else max(1, min(config.batch_hours, config.batch_series_hours // series))
+            batch, pending = pending[:size], pending[size:]
+            batches.append(len(batch))
+            with cyclic_gc_paused():
+                for hour_input, _ in fetch_hours(client.counting(), "tenant_id", tenant, batch, 60):
+                    series = sum(len(g) for g in hour_input.series.values())
+                    rows += len(compute_hour(hour_input).rows)
+                    del hour_input
+        assert "chdb" not in sys.modules
+        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "rows": rows, "batches": batches,
+                          "series": series}))
+    elif kind == "batched":
+        from kubecost_worker.pipeline import run_hours
+
+        first, hours = int(sys.argv[4]), int(sys.argv[5])
+        work = pipeline(url)
+        at_rest = peak_rss_mb()
+        done = run_hours(work, [tenant], list(range(first, first + hours * 3600, 3600)))
+        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "done": done.done,
+                          "failed": done.failed}))
     elif kind == "backfill":
         first, hours, passes = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         work = pipeline(url)

@@ -272,9 +272,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_BATCH_HOURS", _parse_positive_int, "24",
                 "Consecutive hours of a tenant whose summaries one range query asks (a backfill, a rerun range); "
                 "1: every hour alone."),
-        Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "300000",
+        Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "200000",
                 "Memory budget of a batch: its hours x the series of the tenant's last hour (a 2,000-pod tenant "
-                "has about 14,000: 21 hours a batch)."),
+                "has about 28,000: 7 hours a batch; each series-hour holds about 0.6 kB while its batch is read)."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
         Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),

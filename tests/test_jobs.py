@@ -146,6 +146,27 @@ def test_a_range_is_one_batch_and_its_failed_hour_is_retried_as_a_job_of_its_own
     assert accuracy.exact and accuracy.max_rel_error < 1e-9
 
 
+def test_a_long_backfill_keeps_other_tenants_waiting_one_of_its_batches_at_most(cluster, world_factory):
+    """A range is split into its first batch and the rest, the rest split again when its turn comes: a tenant's
+    scheduled hour queued while a backfill runs waits for the batch in progress, not for the whole backfill."""
+    world = world_factory(cluster.url, KCW_BATCH_HOURS="1")
+    world.broker.publish(job(TENANTS[0], end=START + 3 * 3600, reason="backfill"))
+
+    def handle_one() -> str:
+        message = world.broker.get(world.broker.jobs)
+        assert message is not None
+        return world.handler.handle(message)
+
+    assert [handle_one(), handle_one()] == ["split", "done"]  # the first batch of the backfill ran
+    world.broker.publish(job(TENANTS[1], start=START + 2 * 3600, end=START + 3 * 3600, reason="scheduled"))
+    assert drain(world.broker, world.handler) == {"split": 1, "done": 3}
+    order = [(tenant, hour) for tenant, hour in world.sink.query(
+        "SELECT cloud_account_id, toUnixTimestamp(hour) FROM k8s_expense_runs WHERE status = 'succeeded' "
+        "ORDER BY recorded_at")]
+    assert order == [(TENANTS[0], START), (TENANTS[1], START + 2 * 3600), (TENANTS[0], START + 3600),
+                     (TENANTS[0], START + 2 * 3600)]
+
+
 def test_compressed_bodies_are_refused_unread_on_the_memory_transport_too(cluster, world_factory):
     world = world_factory(cluster.url)
     bomb = bz2.compress(b" " * 20_000_000)
@@ -304,10 +325,13 @@ def test_scheduler_enqueues_what_is_due_and_a_second_tick_enqueues_nothing(clust
     world = world_factory(cluster.url)
     scheduler = Scheduler(world.pipeline, world.broker, clock=just_after_the_data)
     first = scheduler.tick()
-    assert sorted((j.cloud_account_id, j.start, j.reason) for j in first) == sorted(
+    assert sorted((j.cloud_account_id, h, j.reason) for j in first for h in j.hour_starts) == sorted(
         [(t, h, "scheduled" if h == END - 3600 else "catch-up") for t in TENANTS for h in range(START, END, 3600)])
+    # every tenant's scheduled hour first, then each tenant's catch-up as one range (fetched as one batch)
+    assert [j.reason for j in first] == ["scheduled"] * len(TENANTS) + ["catch-up"] * len(TENANTS)
+    assert all(len(j.hour_starts) == HOURS - 1 for j in first if j.reason == "catch-up")
     assert scheduler.tick() == []  # queued and trusted: not enqueued again
-    assert drain(world.broker, world.handler) == {"done": len(TENANTS) * HOURS}
+    assert drain(world.broker, world.handler) == {"done": 2 * len(TENANTS)}
     assert scheduler.tick() == []
     assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
     # a worker restarted with an in-memory queue does not trust the old 'queued' records: here the hour's
@@ -335,7 +359,7 @@ def test_late_data_is_noticed_and_the_hour_converges_to_a_fresh_run(cluster, wor
     with LocalPrometheus(tmp_path / "tsdb") as early_url:
         world = world_factory(early_url, KCW_RECHECK_HOURS="2")
         Scheduler(world.pipeline, world.broker, clock=just_after_the_data).tick()
-        assert drain(world.broker, world.handler) == {"done": len(TENANTS) * HOURS}
+        assert drain(world.broker, world.handler) == {"done": 2 * len(TENANTS)}  # scheduled, and a catch-up range
         early = compare_with_ground_truth(stored_rows(world.sink), cluster.truth)
         assert early.max_rel_error > 0.01  # the last hour was computed from half of its samples
         assert Scheduler(world.pipeline, world.broker, clock=just_after_the_data).tick() == []  # nothing new yet
@@ -413,7 +437,7 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
             lags = {s.labels["tenant"]: s.value for s in families["kcw_newest_complete_hour_lag_seconds"].samples}
             assert set(lags) <= set(TENANTS)
             enqueued = sum(s.value for s in families["kcw_jobs_enqueued"].samples if s.name == "kcw_jobs_enqueued_total")
-            assert enqueued == len(TENANTS) * HOURS
+            assert enqueued == 2 * len(TENANTS)  # each tenant: its scheduled hour, and its catch-up as one range
         for base in (f"http://127.0.0.1:{metrics_port}", f"http://127.0.0.1:{port}"):
             assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
             assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
@@ -469,7 +493,7 @@ def test_two_schedulers_by_mistake_only_duplicate_work(cluster, world_factory):
     jobs = first.due_jobs() + second.due_jobs()
     for j in jobs:
         world.broker.publish(j)
-    assert len(jobs) == 2 * len(TENANTS) * HOURS
+    assert sum(len(j.hour_starts) for j in jobs) == 2 * len(TENANTS) * HOURS
     assert drain(world.broker, world.handler) == {"done": len(jobs)}
     assert compare_with_ground_truth(stored_rows(world.sink), cluster.truth).exact
     assert world.sink.query("SELECT count() FROM (SELECT cloud_account_id, hour FROM k8s_expenses_current "

@@ -5,10 +5,11 @@ the message's fate:
 - invalid message or terminal error: dead-letter at once with the reason, ack, go on;
 - transient error: back through the delay queue of the next attempt (growing delays), ack; after
   ``KCW_MAX_RETRIES`` retries, dead-letter;
-- a range longer than ``KCW_BATCH_HOURS``: split into jobs of at most that many consecutive hours, published
-  before the range is acked (RabbitMQ closes the channel of a message unacked for 30 minutes, its
-  ``consumer_timeout``: a month's rerun of a large tenant would start again forever), then processed like any
-  other; a job of several hours is one batch (``Pipeline.run_batch``: their summaries fetched together, each hour
+- a range longer than ``KCW_BATCH_HOURS``: split into a job of its first that many hours and one of the rest
+  (split again when its turn comes), published before the range is acked (RabbitMQ closes the channel of a
+  message unacked for 30 minutes, its ``consumer_timeout``: a month's rerun of a large tenant would start again
+  forever; and jobs queued behind a long backfill wait for one of its batches, not all of them), then processed
+  like any other; a job of several hours is one batch (``Pipeline.run_batch``: their summaries fetched together, each hour
   committed on its own), and an hour of it that fails is retried or dead-lettered as a job of its own;
 - success: ack, after every hour of the job is committed, with heartbeats sent meanwhile.
 A crash before the ack leaves the message unacked: the broker delivers it again, and reprocessing an hour
@@ -121,13 +122,16 @@ class JobHandler:
         self._dead(message, body, f"undecodable message: {type(error).__name__}: {error}", "invalid", 0, channel)
 
     def _split(self, message: Any, job: Job, channel: Any) -> str:
-        """Jobs of at most ``KCW_BATCH_HOURS`` consecutive hours, published (with publisher confirms) before the
-        range is acked: a crash in between publishes some hours twice, and running an hour twice stores it once."""
+        """The range's first ``KCW_BATCH_HOURS`` hours as a job, and the rest of the range as another behind it,
+        published (with publisher confirms) before the range is acked: a crash in between publishes some hours
+        twice, and running an hour twice stores it once. The rest is split again when its turn comes, so a long
+        backfill holds two messages of the queue at a time, and the jobs queued meanwhile (other tenants'
+        scheduled hours) wait for one of its batches at most, not for all of them."""
         hours, size = job.hour_starts, self.config.batch_hours
-        for first in range(0, len(hours), size):
-            chunk = hours[first:first + size]
-            self.broker.publish(Job(job.cloud_account_id, chunk[0], chunk[-1] + HOUR, job.reason, job.requested_at,
-                                    job.force), channel)
+        self.broker.publish(Job(job.cloud_account_id, hours[0], hours[size - 1] + HOUR, job.reason, job.requested_at,
+                                job.force), channel)
+        self.broker.publish(Job(job.cloud_account_id, hours[size], hours[-1] + HOUR, job.reason, job.requested_at,
+                                job.force), channel)
         message.ack()
         log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(hours),
                  hours_per_job=size)

@@ -63,9 +63,9 @@ class Scheduler:
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))
-            for hour, reason in plan(window, presence, recheck_counts, states, self._trusted_after()):
-                jobs.append(Job(tenant, hour, hour + HOUR, reason, int(now)))
-        return jobs
+            jobs += _as_ranges(tenant, plan(window, presence, recheck_counts, states, self._trusted_after()), int(now))
+        # every tenant's newest hour first: a long catch-up of one tenant waits behind the others' scheduled hours
+        return sorted(jobs, key=lambda job: job.reason != "scheduled")
 
     def tick(self, channel: Any = None) -> list[Job]:
         """Enqueue every due tenant-hour; returns the jobs. Failures are logged, the next tick tries again."""
@@ -75,7 +75,8 @@ class Scheduler:
             for job in jobs:
                 self.broker.publish(job, channel)
                 telemetry.JOBS_ENQUEUED.labels(job.reason).inc()
-                self.pipeline.sink.record(RunRecord.queued(job.cloud_account_id, job.start, job.reason))
+                self.pipeline.sink.record(*(RunRecord.queued(job.cloud_account_id, hour, job.reason)
+                                            for hour in job.hour_starts))
         except WorkerError as exc:
             log.error("scheduler tick failed", error=str(exc))
             return []
@@ -130,3 +131,15 @@ def tick_flag(minute: int) -> tuple[threading.Event, Any]:
     aps.start()
     return flag, aps
 
+
+def _as_ranges(tenant: str, due: list[tuple[int, str]], requested_at: int) -> list[Job]:
+    """The due hours of a tenant as jobs: consecutive hours of one reason as one range (a catch-up after an outage
+    becomes batches, ``Pipeline.run_batch``), the others an hour each."""
+    jobs: list[Job] = []
+    for hour, reason in sorted(due):
+        last = jobs[-1] if jobs else None
+        if last is not None and last.reason == reason == "catch-up" and last.end == hour:
+            jobs[-1] = Job(tenant, last.start, hour + HOUR, reason, requested_at)
+        else:
+            jobs.append(Job(tenant, hour, hour + HOUR, reason, requested_at))
+    return jobs

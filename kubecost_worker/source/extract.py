@@ -22,7 +22,7 @@ import statistics
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES, KEPT_PREFIX,
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
@@ -41,6 +41,10 @@ SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, chea
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
+
+# What an hour's summary answer holds of each series: its labels (the answer's dict, shared by the hours of a batch)
+# and its value as the server wrote it.
+_Point = tuple[dict[str, str], Any]
 
 # The label naming which figure of a usage series an answer is, where one query asks several (label_replace)
 FIGURE = "kcw_figure"
@@ -143,23 +147,30 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
         """The series a summary of ``metric`` covers."""
         return metric + (containers if metric in USAGE_SUMMARIES else selector)
 
-    def at_each_hour(promql: str, offset: float = at_end, aggregated: bool = False) -> list[list[dict]]:
-        """The instant vector ``promql`` evaluated at ``offset`` into each hour: the tenant's items of each (all
-        items of an ``aggregated`` answer, whose series have no tenant label left)."""
+    def at_each_hour(promql: str, offset: float = at_end, aggregated: bool = False) -> list[list[_Point]]:
+        """The instant vector ``promql`` evaluated at ``offset`` into each hour: the tenant's (labels, value) of
+        each (all of an ``aggregated`` answer, whose series have no tenant label left). A pair holds what the
+        model reads of a point and no more: a batch holds hundreds of thousands of them."""
         def own(item: dict) -> bool:  # defence in depth, as for samples
             return aggregated or item["metric"].get(tenant_label) == tenant
 
         if len(starts) == 1:
-            return [[i for i in client.query(promql, starts[0] + offset) if own(i)]]
-        per_hour: list[list[dict]] = [[] for _ in starts]
+            return [[(i["metric"], i["value"][1]) for i in client.query(promql, starts[0] + offset) if own(i)]]
+        per_hour: list[list[_Point]] = [[] for _ in starts]
         for item in client.query_range(promql, starts[0] + offset, starts[-1] + offset, HOUR):
             if not own(item):
                 continue
+            metric = item["metric"]
             for point in item["values"]:
-                k = round((float(point[0]) - offset - starts[0]) / HOUR)
+                try:
+                    k, value = round((float(point[0]) - offset - starts[0]) / HOUR), point[1]
+                except (TypeError, ValueError, IndexError) as exc:
+                    raise ThanosBadAnswer(f"{promql[:80]}: a point that is not [time, value]: {str(point)[:80]}") \
+                        from exc
                 if not 0 <= k < len(starts):
                     raise ThanosBadAnswer(f"{promql[:80]}: a point at {point[0]} outside the hours asked")
-                per_hour[k].append({"metric": item["metric"], "value": point})
+                per_hour[k].append((metric, value))
+            item["values"] = None  # the pairs hold what is read: the answer's lists go as soon as they can
         return per_hour
 
     def census_promql() -> str:
@@ -293,10 +304,10 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _Label
                ) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
     """One hour's series and sample counts from its answers (and its samples), checked against its census."""
 
-    def labels_of(item: dict) -> dict[str, str]:
-        return labels.of(item["metric"])
+    def labels_of(point: _Point) -> dict[str, str]:
+        return labels.of(point[0])
 
-    def times(promql: str, items: list[dict]) -> dict[frozenset, float]:
+    def times(promql: str, items: list[_Point]) -> dict[frozenset, float]:
         return {frozenset(labels_of(i).items()): _value(promql, i) for i in items}
 
     series: dict[str, list[Series | Summary]] = {
@@ -306,9 +317,8 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _Label
                       for m in count_promql}
     first_times = times("first running sample", answers.first)
     last_times = times("last running sample", answers.last)
-    expected = {i["metric"]["metric"]: _count(census, i) for i in answers.census if "metric" in i["metric"]}
-    usage_samples = {i["metric"]["samples_of"]: _count(census, i) for i in answers.census
-                     if "samples_of" in i["metric"]}
+    expected = {i[0]["metric"]: _count(census, i) for i in answers.census if "metric" in i[0]}
+    usage_samples = {i[0]["samples_of"]: _count(census, i) for i in answers.census if "samples_of" in i[0]}
     sampled_series, counted = sampled
     in_hour = {m: [s for s, inside in group if inside] for m, group in usage.items()}
     for metric, found in (*series.items(), *counted_series.items(), *in_hour.items()):
@@ -327,12 +337,12 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _Label
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
 
 
-def _figures(metric: str, promql: str, items: list[dict], labels_once: _LabelsOnce) -> list[tuple[Summary, bool]]:
+def _figures(metric: str, promql: str, items: list[_Point], labels_once: _LabelsOnce) -> list[tuple[Summary, bool]]:
     """Several figures of each series from one answer, each item tagged with its figure's name: the summaries and
     whether each one's series has samples in the hour (what the census counts)."""
     by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
     for item in items:
-        name, labels = labels_once.figure_of(item["metric"])
+        name, labels = labels_once.figure_of(item[0])
         key = frozenset(labels.items())
         if name is None or name in by_series[key] or f'"{name}"' not in promql:
             raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
@@ -480,14 +490,14 @@ def _in_order(name: str, values: list) -> list[tuple[float, float]]:
     return ordered
 
 
-def _value(promql: str, item: dict) -> float:
+def _value(promql: str, point: _Point) -> float:
     try:
-        return float(item["value"][1])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise ThanosBadAnswer(f"{promql[:80]}: a value that is not a number: {str(item['value'])[:80]}") from exc
+        return float(point[1])
+    except (TypeError, ValueError) as exc:
+        raise ThanosBadAnswer(f"{promql[:80]}: a value that is not a number: {str(point[1])[:80]}") from exc
 
 
-def _count(promql: str, item: dict) -> int:
+def _count(promql: str, item: _Point) -> int:
     value = _value(promql, item)
     if not (math.isfinite(value) and value >= 0 and value == int(value)):
         raise ThanosBadAnswer(f"{promql[:80]}: a count that is not a count: {value!r}")
