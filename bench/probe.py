@@ -109,8 +109,10 @@ def main() -> None:
             size = 1 if series is None else max(1, min(config.batch_hours, config.batch_series_hours // series))
             batch, pending = pending[:size], pending[size:]
             batches.append(len(batch))
-            with cyclic_gc_paused():
-                for hour_input, _ in fetch_hours(client.counting(), "tenant_id", tenant, batch, 60):
+            inputs = fetch_hours(client.counting(), "tenant_id", tenant, batch, 60)
+            for _ in batch:  # the cyclic collector paused for each hour, as the pipeline pauses it
+                with cyclic_gc_paused():
+                    hour_input, _load = next(inputs)
                     series = sum(len(g) for g in hour_input.series.values())
                     rows += len(compute_hour(hour_input).rows)
                     del hour_input

@@ -115,6 +115,7 @@ class Pipeline:
                                           force))
             except WorkerError as exc:
                 outcomes.append(exc)
+            del fetched, hour_input  # not held while the next hour's input is made
         return outcomes
 
     def _run(self, run: RunRecord, fetched: Callable[[], HourInput], load: Callable[[], tuple[int, int, int]],

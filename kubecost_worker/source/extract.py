@@ -42,9 +42,10 @@ SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, chea
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
 
-# What an hour's summary answer holds of each series: its labels (the answer's dict, shared by the hours of a batch)
-# and its value as the server wrote it.
-_Point = tuple[dict[str, str], Any]
+# What an hour's summary answer holds of each series: a key (the model's labels of the series, shared by the hours
+# of a batch; a usage figure's name with them; an aggregated answer's labels) and its value as the server wrote it.
+_Point = tuple[Any, Any]
+LABELS, FIGURES, AGGREGATED = "labels", "figures", "aggregated"
 
 # The label naming which figure of a usage series an answer is, where one query asks several (label_replace)
 FIGURE = "kcw_figure"
@@ -85,6 +86,9 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
     if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
         raise ValueError("fetch_hours takes consecutive hours")
     own = [client.counting() for _ in starts]
+    if len(starts) == 1:  # nothing to share: the hour as fetch_hour fetches it
+        yield _attempt(fetch_hour, own[0], tenant_label, tenant, starts[0], starts[0] + HOUR, step), own[0].load
+        return
     try:
         summarised = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step)
     except WorkerError:
@@ -99,6 +103,7 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
         yield result, ThanosLoad(queries=round(shared.queries / len(starts)) + mine.queries,
                                  bytes=round(shared.bytes / len(starts)) + mine.bytes,
                                  samples=round(shared.samples / len(starts)) + mine.samples)
+        result = None  # not held while the next hour's input is made: one hour's series in memory at a time
 
 
 def _attempt(function, *args):
@@ -147,20 +152,32 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
         """The series a summary of ``metric`` covers."""
         return metric + (containers if metric in USAGE_SUMMARIES else selector)
 
-    def at_each_hour(promql: str, offset: float = at_end, aggregated: bool = False) -> list[list[_Point]]:
-        """The instant vector ``promql`` evaluated at ``offset`` into each hour: the tenant's (labels, value) of
-        each (all of an ``aggregated`` answer, whose series have no tenant label left). A pair holds what the
-        model reads of a point and no more: a batch holds hundreds of thousands of them."""
+    def at_each_hour(promql: str, offset: float = at_end, kind: str = LABELS) -> list[list[_Point]]:
+        """The instant vector ``promql`` evaluated at ``offset`` into each hour, as (key, value) pairs of the
+        tenant's series: the key is the model's labels of the series (``LABELS``), its figure's name and labels
+        (``FIGURES``), or the answer's labels as they are (``AGGREGATED``: every series, none has a tenant label
+        left). Made here, in the thread that fetched the answer, once per series for all its hours: the parsed
+        answer goes as soon as its pairs are made, and a batch holds nothing but what the model reads."""
+        def key_of(metric: dict) -> Any:
+            if kind == AGGREGATED:
+                return metric
+            labels = _labels(metric, tenant_label)
+            if kind == FIGURES:
+                name = labels.pop(FIGURE, None)
+                labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
+                return name, labels
+            return labels
+
         def own(item: dict) -> bool:  # defence in depth, as for samples
-            return aggregated or item["metric"].get(tenant_label) == tenant
+            return kind == AGGREGATED or item["metric"].get(tenant_label) == tenant
 
         if len(starts) == 1:
-            return [[(i["metric"], i["value"][1]) for i in client.query(promql, starts[0] + offset) if own(i)]]
+            return [[(key_of(i["metric"]), i["value"][1]) for i in client.query(promql, starts[0] + offset) if own(i)]]
         per_hour: list[list[_Point]] = [[] for _ in starts]
         for item in client.query_range(promql, starts[0] + offset, starts[-1] + offset, HOUR):
             if not own(item):
                 continue
-            metric = item["metric"]
+            key = key_of(item["metric"])
             for point in item["values"]:
                 try:
                     k, value = round((float(point[0]) - offset - starts[0]) / HOUR), point[1]
@@ -169,8 +186,7 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
                         from exc
                 if not 0 <= k < len(starts):
                     raise ThanosBadAnswer(f"{promql[:80]}: a point at {point[0]} outside the hours asked")
-                per_hour[k].append((metric, value))
-            item["values"] = None  # the pairs hold what is read: the answer's lists go as soon as they can
+                per_hour[k].append((key, value))
         return per_hour
 
     def census_promql() -> str:
@@ -230,11 +246,11 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
         early = pool.submit(fetch_samples, client, tenant_label, tenant, sampled, starts[0], starts[0] + HOUR,
                             step) if len(starts) == 1 else None
         means = {m: pool.submit(at_each_hour, q) for m, q in mean_promql.items()}
-        usage = {m: pool.submit(at_each_hour, q) for m, q in usage_promql.items()}
+        usage = {m: pool.submit(at_each_hour, q, at_end, FIGURES) for m, q in usage_promql.items()}
         counts = {m: pool.submit(at_each_hour, q) for m, q in count_promql.items()}
         first = pool.submit(at_each_hour, first_promql, after_first_step)
         last = pool.submit(at_each_hour, last_promql)
-        series_in_hour = pool.submit(at_each_hour, census, at_end, True)
+        series_in_hour = pool.submit(at_each_hour, census, at_end, AGGREGATED)
         # the shared queries: one failing fails every hour (the caller then fetches each on its own)
         means_of = {m: future.result() for m, future in means.items()}
         usage_of = {m: future.result() for m, future in usage.items()}
@@ -243,8 +259,6 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
         if early is not None:
             early.exception()  # an error of the hour's samples is the hour's: read below
 
-    labels = _LabelsOnce(tenant_label)
-
     def each_hour() -> Iterator:
         for k, start in enumerate(starts):
             try:
@@ -252,43 +266,17 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
                                        {m: a[k] for m, a in counts_of.items()}, first_of[k], last_of[k], census_of[k])
                 sampled_series = early.result() if early is not None else fetch_samples(
                     hour_clients[k], tenant_label, tenant, sampled, start, start + HOUR, step)
-                result = _summaries(answers, sampled_series, labels, start, mean_promql, usage_promql,
-                                    count_promql, census)
+                result = _summaries(answers, sampled_series, start, mean_promql, usage_promql, count_promql,
+                                    census)
             except WorkerError as exc:
                 result = exc
             # this hour's answers are summaries now (or failed): dropped before the next hour's are made
             for group in (*means_of.values(), *usage_of.values(), *counts_of.values(), first_of, last_of, census_of):
                 group[k] = []
             yield result
+            result = answers = sampled_series = None
 
     return each_hour()
-
-
-class _LabelsOnce:
-    """The model's labels of each series in a batch's answers, made once for all its hours (a range answer's points
-    of one series share its label dict): the same dict for every hour, never changed."""
-
-    def __init__(self, tenant_label: str):
-        self.tenant_label = tenant_label
-        self.made: dict[int, tuple[dict, dict[str, str]]] = {}
-        self.split: dict[int, tuple[dict, str | None, dict[str, str]]] = {}
-
-    def of(self, metric: dict) -> dict[str, str]:
-        entry = self.made.get(id(metric))
-        if entry is None or entry[0] is not metric:  # kept with its dict: an id alone could be a freed one's
-            entry = self.made[id(metric)] = (metric, _labels(metric, self.tenant_label))
-        return entry[1]
-
-    def figure_of(self, metric: dict) -> tuple[str | None, dict[str, str]]:
-        """A usage answer's figure name, and its series' labels without it (nor ``__name__``, which
-        last_over_time keeps and the other functions drop)."""
-        entry = self.split.get(id(metric))
-        if entry is None or entry[0] is not metric:
-            labels = dict(self.of(metric))
-            name = labels.pop(FIGURE, None)
-            labels.pop("__name__", None)
-            entry = self.split[id(metric)] = (metric, name, labels)
-        return entry[1], entry[2]
 
 
 class _HourAnswers:
@@ -299,20 +287,20 @@ class _HourAnswers:
         self.first, self.last, self.census = first, last, census
 
 
-def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _LabelsOnce, start: int,
-               mean_promql: dict, usage_promql: dict, count_promql: dict, census: str
-               ) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
-    """One hour's series and sample counts from its answers (and its samples), checked against its census."""
+def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, mean_promql: dict, usage_promql: dict,
+               count_promql: dict, census: str) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
+    """One hour's series and sample counts from its answers (and its samples), checked against its census. A
+    series' labels dict is shared by its hours' summaries (never changed)."""
 
     def labels_of(point: _Point) -> dict[str, str]:
-        return labels.of(point[0])
+        return point[0]
 
     def times(promql: str, items: list[_Point]) -> dict[frozenset, float]:
         return {frozenset(labels_of(i).items()): _value(promql, i) for i in items}
 
     series: dict[str, list[Series | Summary]] = {
         m: [Summary(labels_of(i), mean=_value(mean_promql[m], i)) for i in answers.means[m]] for m in mean_promql}
-    usage = {m: _figures(m, usage_promql[m], answers.usage[m], labels) for m in usage_promql}
+    usage = {m: _figures(m, usage_promql[m], answers.usage[m]) for m in usage_promql}
     counted_series = {m: [(labels_of(i), _count(count_promql[m], i)) for i in answers.counts[m]]
                       for m in count_promql}
     first_times = times("first running sample", answers.first)
@@ -337,12 +325,12 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], labels: _Label
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
 
 
-def _figures(metric: str, promql: str, items: list[_Point], labels_once: _LabelsOnce) -> list[tuple[Summary, bool]]:
+def _figures(metric: str, promql: str, items: list[_Point]) -> list[tuple[Summary, bool]]:
     """Several figures of each series from one answer, each item tagged with its figure's name: the summaries and
     whether each one's series has samples in the hour (what the census counts)."""
     by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
     for item in items:
-        name, labels = labels_once.figure_of(item[0])
+        name, labels = item[0]
         key = frozenset(labels.items())
         if name is None or name in by_series[key] or f'"{name}"' not in promql:
             raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
