@@ -269,8 +269,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_THANOS_RETRIES", _parse_positive_int, "5", "Attempts per Thanos request before giving up."),
         Setting("KCW_THANOS_PARALLEL_QUERIES", _parse_positive_int, "4",
                 "Queries of one tenant-hour sent to Thanos at once (about a dozen in all)."),
-        Setting("KCW_BATCH_HOURS", _parse_positive_int, "24",
-                "Consecutive hours of a tenant whose summaries one range query asks (a backfill, a rerun range); "
+        Setting("KCW_BATCH_HOURS", _parse_positive_int, "6",
+                "Consecutive hours of a tenant whose summaries one range query asks (a backfill, a rerun range), "
+                "and the hours of a job a range is split into: what other tenants' jobs wait for at most; "
                 "1: every hour alone."),
         Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "200000",
                 "Memory budget of a batch: its hours x the series of the tenant's last hour (a 2,000-pod tenant "
