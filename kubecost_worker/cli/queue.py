@@ -17,23 +17,24 @@ from .base import TimeParam, cli, config_of, shared_broker
               help="Replace hours even where the rerun finds far less data than is stored (KCW_REFUSE_BELOW).")
 @click.pass_context
 def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, force: bool) -> None:
-    """Publish rerun jobs for the tenants and range (validated before anything is published)."""
+    """Publish a rerun job per tenant for the range (validated before anything is published). Consumers split a
+    range into jobs of KCW_BATCH_HOURS hours as they take it, each a batch, so jobs queued meanwhile (the scheduled
+    hours) wait for one of its batches at most."""
     from ..jobs.messages import InvalidJob, Job, validate
-    from ..runs import HOUR
 
     config = config_of(ctx)
     broker = shared_broker(config, "rerun")
     requested = int(time.time())
     try:
-        ranges = [validate(Job(t, start, end, "rerun", requested), config.max_rerun_hours) for t in tenants]
+        jobs = [validate(Job(t, start, end, "rerun", requested, force), config.max_rerun_hours) for t in tenants]
     except InvalidJob as exc:
         raise click.BadParameter(str(exc))
-    jobs = [Job(r.cloud_account_id, h, h + HOUR, "rerun", requested, force) for r in ranges for h in r.hour_starts]
     for job in jobs:
         broker.publish(job)
     broker.close()
-    click.echo(f"rerun: published {len(jobs)} tenant-hour jobs "
-               f"({len(tenants)} tenants x {len(jobs) // len(tenants)} hours)")
+    hours = len(jobs[0].hour_starts)
+    click.echo(f"rerun: published {len(jobs)} job{'s' if len(jobs) > 1 else ''} for {len(jobs) * hours} tenant-hours "
+               f"({len(tenants)} tenants x {hours} hours; consumers split them into jobs of {config.batch_hours} hours)")
 
 
 @cli.group()
