@@ -38,9 +38,10 @@ TENANT = "bench-tenant"
 TARGET = 0.25
 
 
-def backfill(url: str, hours: list[int], path: Path, batch_hours: int) -> dict:
-    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}",
-                          "KCW_BATCH_HOURS": str(batch_hours)})
+def backfill(url: str, hours: list[int], path: Path, batch_hours: int | None) -> dict:
+    """The hours backfilled into a fresh path, ``batch_hours`` a batch (None: the default)."""
+    settings = {} if batch_hours is None else {"KCW_BATCH_HOURS": str(batch_hours)}
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}", **settings})
     pipeline = wiring.build_pipeline(config)
     wiring.apply_schema(pipeline.sink, config)
     started = time.perf_counter()
@@ -114,7 +115,7 @@ def main() -> None:
         alone = backfill(url, hours, workdir / "ch-alone", 1)
         floor_first = floor(url, hours)
         print("batched...", file=sys.stderr)
-        batched = backfill(url, hours, workdir / "ch-batched", 24)
+        batched = backfill(url, hours, workdir / "ch-batched", None)
         floor_second = floor(url, hours)
     assert alone["rows"] == batched["rows"], "the two backfills stored different rows"
     floor_s = (floor_first + floor_second) / 2

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2]
 
-Simulates the cluster, serves it from a local Prometheus, publishes one job per tenant-hour with
-`kubecost-worker rerun`, starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
+Simulates the cluster, serves it from a local Prometheus, publishes a range job per tenant with
+`kubecost-worker rerun` (the consumers split them into batches of KCW_BATCH_HOURS hours), starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
 per path) and times from their start until every job is done (counted from their JSON log lines).
 Needs RabbitMQ on 127.0.0.1:5672 (guest/guest).
 """
