@@ -1,8 +1,9 @@
-"""The stored data: ``migrate``, ``backfill``, ``sql``, ``status``, ``gc``."""
+"""The stored data: ``migrate``, ``backfill``, ``sql``, ``export``, ``status``, ``gc``."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -60,6 +61,39 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 
     names, rows = wiring.open_sink(config_of(ctx)).query_with_names(query)
     click.echo(format_rows(names, rows, fmt))
+
+
+@cli.command()
+@click.option("--tenant", required=True, help="Tenant (cloud account id).")
+@click.option("--start", required=True, type=TimeParam(), help="Start, ISO-8601 UTC or unix seconds.")
+@click.option("--end", required=True, type=TimeParam(), help="End (exclusive), ISO-8601 UTC or unix seconds.")
+@click.option("--aggregate", default=None,
+              help="Sums grouped as the read API's k8s_expenses groups them (e.g. namespace,label:team); "
+                   "default: every row of k8s_expenses_current.")
+@click.option("--step", type=click.Choice(["hour", "day", "week", "month", "window"]), default="window",
+              show_default=True, help="With --aggregate: one row per group and step.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
+@click.pass_context
+def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str | None, step: str, fmt: str,
+           out: Path) -> None:
+    """Write a tenant's current data over [start, end) to a file, in ClickHouse's own CSV, Parquet or JSON lines."""
+    from ..api.allocation import BadParameter
+    from ..exports import export as write_export
+
+    if end <= start:
+        raise click.BadParameter("--end must be after --start")
+    sink = wiring.open_sink(config_of(ctx))
+    wiring.require_migrated(sink)
+
+    def progress(written: int) -> None:
+        click.echo(f"export: {written / 1e6:.1f} MB written", err=True)
+
+    try:
+        written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress)
+    except BadParameter as exc:
+        raise click.BadParameter(str(exc), param_hint="--aggregate") from None
+    click.echo(f"export: {written:,} bytes to {out}")
 
 
 @cli.command()
