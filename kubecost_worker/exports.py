@@ -32,9 +32,9 @@ def export_sql(tenant: str, start: int, end: int, aggregate: str | None = None,
                "ORDER BY hour, cluster_id, namespace, workload_kind, workload_name, pod, container, node")
         return sql, queries.bound_params(tenant, start, end)
     request = allocation.AllocationRequest(allocation.parse_aggregate(aggregate), step)
-    params = allocation._Params(queries.bound_params(tenant, start, end))
+    params = allocation.BoundParams(queries.bound_params(tenant, start, end))
     keys = [f"d{i}" for i in range(len(request.dimensions))]
-    dims = [f"{allocation._dimension_sql(d, params)} AS {key}" for d, key in zip(request.dimensions, keys)]
+    dims = [f"{allocation.dimension_sql(d, params)} AS {key}" for d, key in zip(request.dimensions, keys)]
     sums = [f"sum({name}) AS f_{name}" for name in SUMS]
     # grouped under plain aliases, named in the outer query: a dimension named as the column it is made of (node,
     # pod, container...) would otherwise be an alias of itself

@@ -213,7 +213,7 @@ def parse_request(params) -> AllocationRequest:
 
 # -- SQL -------------------------------------------------------------------------------------------------------
 
-class _Params:
+class BoundParams:
     """Bound parameters named in order: ``bind(value, type)`` returns the placeholder."""
 
     def __init__(self, base: dict[str, Any]):
@@ -236,7 +236,7 @@ def source_table(request: AllocationRequest) -> str:
     return "k8s_expenses"
 
 
-def _dimension_sql(dimension: Dimension, params: _Params) -> str:
+def dimension_sql(dimension: Dimension, params: BoundParams) -> str:
     if dimension.label is not None:
         key = params.bind(dimension.label, "String")
         sql = f"if(mapContains(labels, {key}), labels[{key}], '{UNALLOCATED}')"
@@ -247,7 +247,7 @@ def _dimension_sql(dimension: Dimension, params: _Params) -> str:
     return f"if(namespace IN {params.bind(list(SPECIAL_NAMESPACES), 'Array(String)')}, namespace, {sql})"
 
 
-def _filter_sql(clauses: tuple[Clause, ...], params: _Params) -> str:
+def _filter_sql(clauses: tuple[Clause, ...], params: BoundParams) -> str:
     terms = []
     for clause in clauses:
         column = f"labels[{params.bind(clause.label, 'String')}]" if clause.field == "label" \
@@ -262,7 +262,7 @@ def _filter_sql(clauses: tuple[Clause, ...], params: _Params) -> str:
     return " AND ".join(terms) or "1"
 
 
-def _role_sql(request: AllocationRequest, params: _Params) -> str:
+def _role_sql(request: AllocationRequest, params: BoundParams) -> str:
     shared = []
     if request.share_namespaces:
         shared.append(f"namespace IN {params.bind(list(request.share_namespaces), 'Array(String)')}")
@@ -275,9 +275,9 @@ def _role_sql(request: AllocationRequest, params: _Params) -> str:
 
 def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
     table = source_table(request)
-    params = _Params(queries.bound_params(tenant, start, end))
+    params = BoundParams(queries.bound_params(tenant, start, end))
     figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
-    dims = [f"{_dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
+    dims = [f"{dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     keys = [f"d{i}" for i in range(len(dims))]
     sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
     span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
