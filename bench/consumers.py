@@ -11,6 +11,7 @@ Needs RabbitMQ on 127.0.0.1:5672 (guest/guest).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +45,27 @@ def consumer_env(thanos_url: str) -> dict[str, str]:
                       KCW_LOG_FORMAT="json", KCW_PREFETCH="1", KCW_METRICS_PORT="0")
 
 
+@contextlib.contextmanager
+def consumers_running(env: dict[str, str], paths: list[Path], watch) -> Iterator[list]:
+    """A ``kubecost-worker consume`` process on each chDB path (migrated first), their stderr
+    read by ``watch`` in a thread each; stopped with SIGTERM, and waited for, on exit."""
+    processes = []
+    try:
+        for path in paths:
+            process_env = {**env, "KCW_CLICKHOUSE_URL": f"chdb://{path}"}
+            subprocess.run([str(WORKER), "migrate"], env=process_env, check=True, capture_output=True)
+            process = subprocess.Popen([str(WORKER), "consume"], env=process_env, stderr=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, text=True)
+            threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
+            processes.append(process)
+        yield processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=120)
+
+
 def run_consumers(count: int, env: dict[str, str], workdir: Path, jobs: int) -> float:
     done = 0
     lock = threading.Lock()
@@ -58,23 +81,10 @@ def run_consumers(count: int, env: dict[str, str], workdir: Path, jobs: int) -> 
                         all_done.set()
 
     started = time.perf_counter()
-    processes = []
-    for i in range(count):
-        process_env = {**env, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'consumer-{count}-{i}'}"}
-        subprocess.run([str(WORKER), "migrate"], env=process_env, check=True, capture_output=True)
-        process = subprocess.Popen([str(WORKER), "consume"], env=process_env, stderr=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, text=True)
-        threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
-        processes.append(process)
-    try:
+    with consumers_running(env, [workdir / f"consumer-{count}-{i}" for i in range(count)], watch):
         if not all_done.wait(timeout=600):
             raise SystemExit(f"only {done} of {jobs} jobs done in 600 s")
         return time.perf_counter() - started
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from consumers import WORKER, consumer_env, delete_queues  # noqa: E402
+from consumers import WORKER, consumer_env, consumers_running, delete_queues  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 
@@ -73,15 +72,7 @@ def main() -> None:
                     if record["tenant"] == BIG:
                         started_big.set()
 
-        processes = []
-        for i in range(args.consumers):
-            process_env = {**env, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / f'consumer-{i}'}"}
-            subprocess.run([str(WORKER), "migrate"], env=process_env, check=True, capture_output=True)
-            process = subprocess.Popen([str(WORKER), "consume"], env=process_env, stderr=subprocess.PIPE,
-                                       stdout=subprocess.DEVNULL, text=True)
-            threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
-            processes.append(process)
-        try:
+        with consumers_running(env, [workdir / f"consumer-{i}" for i in range(args.consumers)], watch):
             backfill_published = time.monotonic()
             subprocess.run([str(WORKER), "rerun", "--tenant", BIG, "--start", str(first), "--end", str(last + 3600)],
                            env=env, check=True, capture_output=True)
@@ -95,11 +86,6 @@ def main() -> None:
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline and len(done) < args.small + args.hours:
                 time.sleep(0.5)
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                process.wait(timeout=120)
         delete_queues(env["KCW_QUEUE_PREFIX"])
     big = sorted(t for (tenant, _), t in done.items() if tenant == BIG)
     waits = sorted(t - published for (tenant, _), t in done.items() if tenant != BIG)

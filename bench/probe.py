@@ -94,7 +94,7 @@ def main() -> None:
     elif kind == "batched-model-only":
         from kubecost_worker.config import load_config
         from kubecost_worker.model import compute_hour
-        from kubecost_worker.pipeline import cyclic_gc_paused
+        from kubecost_worker.pipeline import batch_size, cyclic_gc_paused
         from kubecost_worker.source.extract import fetch_hours
         from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
@@ -106,7 +106,7 @@ def main() -> None:
         at_rest = peak_rss_mb()
         pending, series, batches, rows = list(range(first, first + hours * 3600, 3600)), None, [], 0
         while pending:
-            size = 1 if series is None else max(1, min(config.batch_hours, config.batch_series_hours // series))
+            size = batch_size(config, series)
             batch, pending = pending[:size], pending[size:]
             batches.append(len(batch))
             inputs = fetch_hours(client.counting(), "tenant_id", tenant, batch, 60)

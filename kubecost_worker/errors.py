@@ -22,6 +22,13 @@ class UnexpectedError(TerminalError):
     fails and is recorded, the others go on, its job is dead-lettered as ``unexpected``. Retrying would fail again."""
 
 
+def kind_of(error: WorkerError) -> str:
+    """How a failure is counted and dead-lettered: ``unexpected`` (a bug), ``transient`` or ``terminal``."""
+    if isinstance(error, UnexpectedError):
+        return "unexpected"
+    return "transient" if isinstance(error, TransientError) else "terminal"
+
+
 class ConfigError(TerminalError):
     """Invalid configuration; ``problems`` lists every problem found, not just the first."""
 

@@ -13,7 +13,7 @@ import structlog
 
 from . import telemetry
 from .config import Config, is_safe_tenant_id
-from .errors import TerminalError, UnexpectedError, WorkerError
+from .errors import TerminalError, UnexpectedError, WorkerError, kind_of
 from .model import compute_hour
 from .model.series import HourInput
 from .model.checks import describe, implausible
@@ -37,10 +37,7 @@ class Pipeline:
         """How many consecutive hours of ``tenant`` to fetch together: ``KCW_BATCH_HOURS``, fewer where the tenant's
         last hour had so many series that the batch would pass ``KCW_BATCH_SERIES_HOURS``; a tenant not seen yet
         has its first hour fetched alone (which tells its size)."""
-        series = self.series_seen.get(tenant)
-        if series is None:
-            return 1
-        return max(1, min(self.config.batch_hours, self.config.batch_series_hours // max(series, 1)))
+        return batch_size(self.config, self.series_seen.get(tenant))
 
     def tenants(self) -> list[str]:
         """The configured tenants, else those Thanos knows (ids outside the safe alphabet are skipped)."""
@@ -134,8 +131,7 @@ class Pipeline:
                 except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
                     raise UnexpectedError(f"unexpected {type(exc).__name__}: {exc}") from exc
         except WorkerError as exc:
-            kind = ("unexpected" if isinstance(exc, UnexpectedError) else "terminal" if isinstance(exc, TerminalError)
-                    else "transient")
+            kind = kind_of(exc)
             bound.error("tenant-hour failed", error=str(exc), kind=kind, exc_info=kind == "unexpected")
             telemetry.TENANT_HOURS.labels("failed").inc()
             telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
@@ -179,6 +175,13 @@ class Pipeline:
             self.sink.record(failed)
         except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
             log.warning("could not record the failure", run_id=str(run.run_id), error=str(record_exc))
+
+
+def batch_size(config: Config, series: int | None) -> int:
+    """Hours a batch may take when the tenant's last hour had ``series`` series (None: not seen yet, one hour)."""
+    if series is None:
+        return 1
+    return max(1, min(config.batch_hours, config.batch_series_hours // max(series, 1)))
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from kombu.mixins import ConsumerMixin
 
 from .. import telemetry
 from ..config import Config
-from ..errors import TerminalError, TransientError, UnexpectedError
+from ..errors import TerminalError, TransientError, UnexpectedError, kind_of
 from .broker import ATTEMPT, REFUSED, Broker, body_of
 from ..runs import HOUR, RunStatus
 from .messages import InvalidJob, Job, parse
@@ -109,12 +109,7 @@ class JobHandler:
             self.broker.retry_later(body, attempt + 1, channel)
             self._count("retried")
             return
-        kind = ("transient" if isinstance(exc, TransientError) else "unexpected" if isinstance(exc, UnexpectedError)
-                else "terminal")
-        self.broker.dead_letter(body, str(exc), kind, attempt, channel)
-        telemetry.DEAD_LETTERS.labels(kind).inc()
-        log.error("hour of a job dead-lettered", kind=kind, error=str(exc)[:300], job=hour_job.describe())
-        self._count(f"dead-{kind}")
+        self._dead_letter(body, str(exc), kind_of(exc), attempt, channel)
 
     def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
         """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
@@ -138,8 +133,12 @@ class JobHandler:
         return self._count("split")
 
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
-        self.broker.dead_letter(body, error, kind, attempt, channel)
+        outcome = self._dead_letter(body, error, kind, attempt, channel)
         message.ack()
+        return outcome
+
+    def _dead_letter(self, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:
+        self.broker.dead_letter(body, error, kind, attempt, channel)
         telemetry.DEAD_LETTERS.labels(kind).inc()
         log.error("job dead-lettered", kind=kind, error=error[:300], attempts=attempt, body=body[:200])
         return self._count(f"dead-{kind}")
