@@ -49,6 +49,33 @@ REQUESTS = {
 }
 
 
+def open_store(store: Path | None, pods: int, days: int):
+    """The bench's store: ``store`` as an earlier run left it, or a new one (one real tenant-hour of ``pods`` pods
+    copied to ``days`` days of the tenant and 4 neighbours); its config, last hour and the tenant's row count. The
+    store is closed again: the caller opens it (or a process of its own does)."""
+    if store:
+        config = load_config({"KCW_THANOS_URL": "http://127.0.0.1:1", "KCW_CLICKHOUSE_URL": f"chdb://{store}"})
+        sink = wiring.open_sink(config)
+        wiring.apply_schema(sink, config)
+        last, rows = sink.query("SELECT toUnixTimestamp(max(hour)), count() FROM k8s_expenses_current "
+                                "WHERE cloud_account_id = {t:String}", {"t": TENANT})[0]
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-allocation-"))
+        last = int(time.time()) // 3600 * 3600 - 3600
+        print(f"simulating {pods} pods for 2 h and backfilling Prometheus...", file=sys.stderr)
+        sim = write_simulation(workdir / "sim", [TENANT], last - 3600, 2, nodes=max(3, pods // 50), pods=pods)
+        create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
+        with LocalPrometheus(workdir / "tsdb") as url:
+            config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}"})
+            sink = wiring.open_sink(config)
+            wiring.apply_schema(sink, config)
+            run_hours(wiring.build_pipeline(config, sink), [TENANT], [last])
+        print(f"copying the hour to {days} days of 5 tenants...", file=sys.stderr)
+        rows = fill(sink, days, TENANT, ("k8s_expenses", "k8s_expense_runs"))
+    sink.close()
+    return config, last, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=2000)
@@ -58,27 +85,7 @@ def main() -> None:
                                                    "measure again without simulating")
     args = parser.parse_args()
     logs.configure("text", "warning")
-    if args.store:
-        config = load_config({"KCW_THANOS_URL": "http://127.0.0.1:1", "KCW_CLICKHOUSE_URL": f"chdb://{args.store}"})
-        sink = wiring.open_sink(config)
-        wiring.apply_schema(sink, config)
-        last, rows = sink.query("SELECT toUnixTimestamp(max(hour)), count() FROM k8s_expenses_current "
-                                "WHERE cloud_account_id = {t:String}", {"t": TENANT})[0]
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-allocation-"))
-        last = int(time.time()) // 3600 * 3600 - 3600
-        print(f"simulating {args.pods} pods for 2 h and backfilling Prometheus...", file=sys.stderr)
-        sim = write_simulation(workdir / "sim", [TENANT], last - 3600, 2, nodes=max(3, args.pods // 50),
-                               pods=args.pods)
-        create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
-        with LocalPrometheus(workdir / "tsdb") as url:
-            config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}"})
-            sink = wiring.open_sink(config)
-            wiring.apply_schema(sink, config)
-            run_hours(wiring.build_pipeline(config, sink), [TENANT], [last])
-        print(f"copying the hour to {args.days} days of 5 tenants...", file=sys.stderr)
-        rows = fill(sink, args.days, TENANT, ("k8s_expenses", "k8s_expense_runs"))
-    sink.close()
+    config, last, rows = open_store(args.store, args.pods, args.days)
 
     window = {"cloud_account_id": TENANT, "start_date": last + 3600 - args.days * 86400, "end_date": last + 3600}
     session = requests.Session()

@@ -174,6 +174,12 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _parse_table_name(raw: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?", raw.strip()):
+        raise ValueError(f"expected table or database.table (letters, digits, _), got {raw!r}")
+    return raw.strip()
+
+
 def _parse_tenant_label(raw: str) -> str:
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", raw):
         raise ValueError(f"not a Prometheus label name: {raw!r}")
@@ -238,6 +244,8 @@ class Config:
     default_cpu_price: float | None
     default_ram_price: float | None
     default_gpu_price: float | None
+    optscale_clickhouse_url: str | None = field(repr=False)  # may carry a password
+    optscale_table: str
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -326,6 +334,10 @@ SETTINGS: dict[str, Setting] = {
                 "$ per GiB-hour for nodes without a RAM price series (OpenCost's default: 0.004237); unset: 0."),
         Setting("KCW_DEFAULT_GPU_PRICE", _parse_price, "",
                 "$ per GPU-hour for nodes without a GPU price series (OpenCost's default: 0.95); unset: 0."),
+        Setting("KCW_OPTSCALE_CLICKHOUSE_URL", _parse_clickhouse_url, "",
+                "ClickHouse holding OptScale's expenses table, for export-optscale; default: KCW_CLICKHOUSE_URL."),
+        Setting("KCW_OPTSCALE_TABLE", _parse_table_name, "expenses",
+                "OptScale's expenses table (table or database.table) export-optscale writes to."),
     )
 }
 
@@ -361,6 +373,11 @@ def load_config(mapping: Mapping[str, str | None], require: tuple[str, ...] = ()
 
     data_dir = os.path.abspath(values["KCW_DATA_DIR"])
     clickhouse_url = values["KCW_CLICKHOUSE_URL"] or f"chdb://{os.path.join(data_dir, 'clickhouse')}"
+    optscale_url = values["KCW_OPTSCALE_CLICKHOUSE_URL"]
+    if optscale_url and optscale_url.startswith("chdb:") and optscale_url != clickhouse_url:
+        raise ConfigError(["KCW_OPTSCALE_CLICKHOUSE_URL: an embedded ClickHouse other than KCW_CLICKHOUSE_URL's "
+                           "(chDB opens one path per process); leave it empty and name a database in "
+                           "KCW_OPTSCALE_TABLE (optscale.expenses)"])
     kwargs = {env.removeprefix("KCW_").lower(): value for env, value in values.items()}
     kwargs.update(data_dir=data_dir, clickhouse_url=clickhouse_url)
     return Config(**kwargs)

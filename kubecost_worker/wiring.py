@@ -112,3 +112,24 @@ def serve_health(config: Config, ready: Callable[[], bool]) -> None:
         raise ConfigError([f"cannot serve /metrics on {config.api_host}:{config.metrics_port}: {exc.strerror} "
                            "(another worker on this host? set KCW_METRICS_PORT to a free port, or 0)"]) from exc
     log.info("serving /metrics, /healthz, /readyz", host=config.api_host, port=config.metrics_port)
+
+
+def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], start: int, end: int,
+                    create_table: bool = False) -> list[Any]:
+    """``export-optscale``: into KCW_OPTSCALE_TABLE on KCW_OPTSCALE_CLICKHOUSE_URL (default: the worker's own
+    ClickHouse, the one client chDB allows); ``tenants`` empty: every tenant with runs in the window."""
+    from . import optscale
+    from .sink.clickhouse import classified, connect
+
+    separate = config.optscale_clickhouse_url not in (None, config.clickhouse_url)
+    with classified("exporting to OptScale's expenses table"):
+        target = connect(config.optscale_clickhouse_url) if separate else sink.client
+        try:
+            if create_table:
+                optscale.create_table(target, config.optscale_table)
+            return [optscale.export_tenant(sink.client, target, config.optscale_table, tenant, start, end)
+                    for tenant in tenants or optscale.tenants_in(sink.client, start, end)]
+        finally:
+            if separate:
+                target.close()
+

@@ -36,7 +36,7 @@ CHART = ROOT / "deploy" / "helm" / "kubecost-worker"
 KUBE_VERSION = "1.30.0"
 RELEASE, NAMESPACE = "kcw", "costs"
 FULLNAME = f"{RELEASE}-kubecost-worker"
-SECRET_SETTINGS = {"KCW_CLICKHOUSE_URL", "KCW_BROKER_URL", "KCW_CLUSTER_SECRET"}
+SECRET_SETTINGS = {"KCW_CLICKHOUSE_URL", "KCW_BROKER_URL", "KCW_CLUSTER_SECRET", "KCW_OPTSCALE_CLICKHOUSE_URL"}
 # Settings the chart sets only when their value asks for it (files mounted from Secrets, a tri-state boolean).
 OPTIONAL_SETTINGS = {"KCW_THANOS_TOKEN_FILE", "KCW_THANOS_CA_FILE", "KCW_THANOS_DEDUP"}
 
@@ -187,6 +187,7 @@ def test_versions_agree():
 
 CLICKHOUSE = "http://worker:s3cret@clickhouse.clickhouse.svc:8123/kubecost"
 AMQP = "amqp://worker:s3cret@rabbitmq.rabbitmq.svc:5672/kcw"
+OPTSCALE_CLICKHOUSE = "http://optscale:s3cret@clickhouse.optscale.svc:8123/default"
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "cronjob-default": {"mode": "cronjob"},
@@ -225,6 +226,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                             "path": "/metroculus", "tls": {"enabled": True, "secretName": "costs-tls"},
                             "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "120"}}},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "optscaleExport": {"enabled": True, "schedule": "45 * * * *"},
+        "dashboards": {"enabled": True},
         "imagePullSecrets": [{"name": "registry-credentials"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "finops", "effect": "NoSchedule"}],
@@ -239,6 +242,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "secrets": {"clickhouseUrl": CLICKHOUSE, "brokerUrl": AMQP, "clusterSecret": "api-s3cret"},
         "consumer": {"replicas": 3},
         "api": {"service": {"type": "ClusterIP", "port": 80}, "ingress": {"enabled": True}},
+    },
+    # cronjob mode exporting to OptScale's ClickHouse after each run, dashboards for a sidecar in another namespace
+    "cronjob-optscale": {
+        "mode": "cronjob",
+        "config": {"thanosUrl": "http://thanos-query.monitoring:9090", "optscaleTable": "optscale.expenses"},
+        "secrets": {"clickhouseUrl": CLICKHOUSE, "optscaleClickhouseUrl": OPTSCALE_CLICKHOUSE},
+        "optscaleExport": {"enabled": True},
+        "dashboards": {"enabled": True, "folder": "FinOps", "namespace": "monitoring",
+                       "labels": {"grafana_dashboard": "1", "team": "finops"}},
     },
     "deployment-no-api": {
         "mode": "deployment",
@@ -383,7 +395,10 @@ def test_rendered_manifests_are_valid_kubernetes(name):
     docs = manifests(name)
     assert docs
     for doc in docs:
-        assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']}"
+        # dashboards may go where the Grafana sidecar watches (dashboards.namespace)
+        expected = VALUE_SETS[name].get("dashboards", {}).get("namespace") if "-dashboard-" in doc["metadata"][
+            "name"] else None
+        assert doc["metadata"].get("namespace") == (expected or NAMESPACE), f"{doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, docs)
             continue
@@ -626,6 +641,49 @@ def test_deployment_full_values():
         for env in container["env"]:
             assert env["valueFrom"]["secretKeyRef"]["name"] == "kcw-credentials"
             assert env["valueFrom"]["secretKeyRef"]["key"] in {"ch", "amqp", "api-secret"}
+
+
+def test_optscale_export_runs_each_hour():
+    # cronjob mode: the hourly run exports after its work, to OptScale's ClickHouse from the Secret
+    docs = manifests("cronjob-optscale")
+    (cronjob,) = of_kind(docs, "CronJob")
+    (container,) = pod_spec(cronjob)["containers"]
+    assert container["args"] == ["once", "--export-optscale"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["KCW_OPTSCALE_CLICKHOUSE_URL"] == {"name": FULLNAME, "key": "optscale-clickhouse-url",
+                                                  "optional": True}
+    secret = one(docs, "Secret", FULLNAME)["data"]
+    assert base64.b64decode(secret["optscale-clickhouse-url"]).decode() == OPTSCALE_CLICKHOUSE
+    assert one(docs, "ConfigMap", FULLNAME)["data"]["KCW_OPTSCALE_TABLE"] == "optscale.expenses"
+    # deployment mode: a CronJob of its own, never two at once
+    docs = manifests("deployment-full")
+    (export,) = of_kind(docs, "CronJob")
+    assert export["metadata"]["name"] == f"{FULLNAME}-optscale"
+    assert export["spec"]["schedule"] == "45 * * * *" and export["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = pod_spec(export)["containers"]
+    assert container["args"] == ["export-optscale"]
+    assert {e["name"] for e in container["env"]} == {"KCW_CLICKHOUSE_URL", "KCW_OPTSCALE_CLICKHOUSE_URL"}
+    assert not of_kind(manifests("deployment-default"), "CronJob"), "off unless enabled"
+
+
+def test_dashboards_are_configmaps_for_the_grafana_sidecar():
+    files = {p.name: json.loads(p.read_text()) for p in (CHART / "dashboards").glob("*.json")}
+    assert len(files) >= 2
+    for name, folder, namespace in (("cronjob-optscale", "FinOps", "monitoring"),
+                                    ("deployment-full", "Kubernetes costs", NAMESPACE)):
+        maps = [d for d in of_kind(manifests(name), "ConfigMap") if "-dashboard-" in d["metadata"]["name"]]
+        shipped = {}
+        for cm in maps:
+            assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+            assert cm["metadata"]["annotations"]["grafana_folder"] == folder
+            assert cm["metadata"]["namespace"] == namespace
+            (key, text), = cm["data"].items()
+            shipped[key.removeprefix("kubecost-worker-")] = json.loads(text)
+        assert shipped == files, f"{name}: every dashboard, as in the chart's files"
+    assert manifests("cronjob-optscale") and "team" in next(
+        d for d in of_kind(manifests("cronjob-optscale"), "ConfigMap")
+        if "-dashboard-" in d["metadata"]["name"])["metadata"]["labels"]
+    assert not [d for d in of_kind(manifests("deployment-default"), "ConfigMap") if "-dashboard-" in d["metadata"]["name"]]
 
 
 @pytest.mark.parametrize("name", ["deployment-full", "deployment-no-api"])

@@ -64,7 +64,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
-                         "0013_thanos_load"]
+                         "0013_thanos_load", "0014_daily_resources"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -251,7 +251,8 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         # and on to today's schema, which today's cleanup needs: the columns there were read the same
         old = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
         snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
-        assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load"]
+        assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
+                                              "0014_daily_resources"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -376,10 +377,10 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-7:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-8:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                    "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                    "0011_allocation_record", "0012_workload_rollup",
-                                                   "0013_thanos_load"]
+                                                   "0013_thanos_load", "0014_daily_resources"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -512,7 +513,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 18 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 19 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     ledger = [r for r in rendered if "'refused' = 5" in r]
     assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
     assert delete_runs("k8s_expenses", 202601, "prod-1") == (  # cleanup: the local tables, one partition

@@ -122,6 +122,16 @@ def test_cost_by_service_adds_its_pods_and_its_load_balancer(handmade):
     assert got == [{"namespace": "shop", "service": "web", "pods": 2, "cost": 23.025, "load_balancer_cost": 0.025}]
 
 
+def test_daily_resources_are_keyed_as_optscale_keys_them(handmade):
+    got = {(r["resource_kind"], r["cloud_resource_id"]): r["cost"] for r in answer(handmade, 15)}
+    assert got == {("pod", "u1"): 17.5, ("pod", "u2"): 5.5, ("pod", "u3"): 4.0,  # every row of the pod, its own too
+                   ("load_balancer", "k8s:c1:lb:shop/service/web"): 0.025,
+                   ("idle", "k8s:c1:idle:n1"): 5.0, ("idle", "k8s:c1:idle:n2"): 2.5, ("idle", "k8s:c1:idle:n3"): 0.5}
+    (node, service, first, last), = handmade.query(
+        "SELECT k8s_node, k8s_service, first_seen, last_seen FROM k8s_expenses_daily WHERE cloud_resource_id = 'u1'")
+    assert (node, service) == ("n1", "web") and first == last and first.timestamp() == RECENT
+
+
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory):  # the simulator's tenants, through Prometheus and the whole pipeline
     with pipeline_written(tmp_path_factory.mktemp("cookbook"), TENANTS, START, HOURS, pods=12, seed=9) as sink:
@@ -134,7 +144,7 @@ def run(sink, sql: str):
 
 
 def test_the_cookbook_has_its_queries():
-    assert [int(n) for n, _, _ in QUERIES] == list(range(1, 15))
+    assert [int(n) for n, _, _ in QUERIES] == list(range(1, 16))
 
 
 @pytest.mark.parametrize("number, title, sql", QUERIES, ids=[f"q{n}" for n, _, _ in QUERIES])

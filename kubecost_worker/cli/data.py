@@ -1,4 +1,4 @@
-"""The stored data: ``migrate``, ``backfill``, ``sql``, ``export``, ``status``, ``gc``."""
+"""The stored data: ``migrate``, ``backfill``, ``sql``, ``export``, ``export-optscale``, ``status``, ``gc``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,38 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
     except BadParameter as exc:
         raise click.BadParameter(str(exc), param_hint="--aggregate") from None
     click.echo(f"export: {written:,} bytes to {out}")
+
+
+@cli.command("export-optscale")
+@click.option("--tenant", "tenants", multiple=True,
+              help="Tenant (cloud account id); repeat; default: every tenant with runs in the window.")
+@click.option("--start", type=TimeParam(), default=None,
+              help="Start, ISO-8601 UTC or unix seconds, widened to its UTC day; default: yesterday 00:00 UTC.")
+@click.option("--end", type=TimeParam(), default=None,
+              help="End (exclusive), widened to the end of its UTC day; default: now (today's day so far).")
+@click.option("--create-table", is_flag=True, help="Create the target table with OptScale's DDL if it is missing.")
+@click.pass_context
+def export_optscale(ctx: click.Context, tenants: tuple[str, ...], start: int | None, end: int | None,
+                    create_table: bool) -> None:
+    """Write the daily costs of k8s_expenses_daily into OptScale's expenses table (KCW_OPTSCALE_TABLE), as its
+    importers do: +1 rows for new resource-days, -1/+1 for changed costs, -1 for resource-days gone; a second run
+    over unchanged data writes nothing (docs/optscale.md)."""
+    from .. import optscale
+    from ..config import is_safe_tenant_id
+
+    default_start, default_end = optscale.default_window()
+    start = default_start if start is None else start
+    end = default_end if end is None else end
+    if end <= start:
+        raise click.BadParameter("--end must be after --start")
+    unsafe = [t for t in tenants if not is_safe_tenant_id(t)]
+    if unsafe:
+        raise click.BadParameter(f"not a safe tenant id: {unsafe[0]!r}", param_hint="--tenant")
+    config = config_of(ctx)
+    sink = wiring.open_sink(config)
+    wiring.require_migrated(sink)
+    for exported in wiring.export_optscale(config, sink, list(tenants), start, end, create_table):
+        click.echo(exported.line())
 
 
 @cli.command()

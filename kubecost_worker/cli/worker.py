@@ -98,8 +98,10 @@ def schedule(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--export-optscale", "then_export", is_flag=True,
+              help="Then write yesterday's and today's costs into OptScale's expenses table (export-optscale).")
 @click.pass_context
-def once(ctx: click.Context) -> None:
+def once(ctx: click.Context, then_export: bool) -> None:
     """Enqueue everything due, process it, exit (for a Kubernetes CronJob)."""
     from ..jobs.consumer import drain
     from ..jobs.scheduler import Scheduler
@@ -113,5 +115,10 @@ def once(ctx: click.Context) -> None:
     failed = sum(n for outcome, n in outcomes.items() if outcome.startswith("dead"))
     click.echo(f"once: {len(jobs)} jobs enqueued; {outcomes.get('done', 0)} done, {outcomes.get('retried', 0)} "
                f"retries, {failed} dead-lettered")
+    if then_export:
+        from ..optscale import default_window
+
+        for exported in wiring.export_optscale(config, pipeline.sink, [], *default_window()):
+            click.echo(exported.line())
     if failed:
         raise WorkerError(f"{failed} jobs were dead-lettered (see the log)")

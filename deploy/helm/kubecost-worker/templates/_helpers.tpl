@@ -145,6 +145,7 @@ KCW_SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | toString | quote }}
 KCW_API_HOST: "0.0.0.0"
 KCW_API_PORT: {{ $c.apiPort | int | toString | quote }}
 KCW_METRICS_PORT: {{ $c.metricsPort | int | toString | quote }}
+KCW_OPTSCALE_TABLE: {{ $c.optscaleTable | quote }}
 {{- end }}
 
 {{/* Data of the chart-created Secret: only the keys that have a value (a missing key fails the pod loudly). */}}
@@ -160,9 +161,13 @@ KCW_METRICS_PORT: {{ $c.metricsPort | int | toString | quote }}
 {{- if and $s.clusterSecret (eq .Values.mode "deployment") }}
 {{ $k.clusterSecret }}: {{ $s.clusterSecret | b64enc | quote }}
 {{- end }}
+{{- if $s.optscaleClickhouseUrl }}
+{{ $k.optscaleClickhouseUrl }}: {{ $s.optscaleClickhouseUrl | b64enc | quote }}
+{{- end }}
 {{- end }}
 
-{{/* Secret environment of a container, then extraEnv: (dict "ctx" $ "secret" NAME "broker" BOOL "cluster" BOOL). */}}
+{{/* Secret environment of a container, then extraEnv: (dict "ctx" $ "secret" NAME "broker" BOOL "cluster" BOOL
+   "optscale" BOOL). */}}
 {{- define "kubecost-worker.secretEnv" -}}
 {{- $root := .ctx }}
 - name: KCW_CLICKHOUSE_URL
@@ -184,6 +189,15 @@ KCW_METRICS_PORT: {{ $c.metricsPort | int | toString | quote }}
     secretKeyRef:
       name: {{ .secret }}
       key: {{ $root.Values.secretKeys.clusterSecret }}
+{{- end }}
+{{- if .optscale }}
+# optional: without the key, the OptScale table is in the worker's own ClickHouse
+- name: KCW_OPTSCALE_CLICKHOUSE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $root.Values.secretKeys.optscaleClickhouseUrl }}
+      optional: true
 {{- end }}
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}

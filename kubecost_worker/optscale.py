@@ -1,0 +1,160 @@
+"""OptScale's expenses (docs/optscale.md): the daily costs of ``k8s_expenses_daily`` written into OptScale's
+``expenses`` table, a ``CollapsingMergeTree(sign)``, as its own importers write it.
+
+For each tenant and UTC day of the window the export compares what the target holds (its live rows: each
+resource-day's rows grouped by cost, the signs summed) with what it should hold (the day's cost of each mapped
+resource) and writes only the corrections: a new resource-day ``+1``; a changed cost ``-1`` of the old row and
+``+1`` of the new; a resource-day gone after a rerun ``-1``. The target is the state: nothing else is kept, an
+export interrupted half-way is finished by the next one, and an export of unchanged data writes nothing (costs
+compared bit for bit: the view sums them exactly).
+
+The export owns the tenant's rows of the days it exports: a live row it would not write is cancelled. Resources
+without an OptScale id in ``optscale_resource_ids`` are left out and counted; they are written by the first
+export after they are mapped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from .sink.cluster import quote_identifier
+
+DAY = 86400
+# OptScale's DDL (diworker's ClickHouse migration), with the table's name: --create-table runs it, tests use it.
+EXPENSES_DDL = ("CREATE TABLE IF NOT EXISTS {table} (cloud_account_id String, resource_id String, date DateTime, "
+                "cost Float64, sign Int8) ENGINE = CollapsingMergeTree(sign) PARTITION BY toYYYYMM(date) "
+                "ORDER BY (cloud_account_id, date, resource_id)")
+COLUMNS = ["cloud_account_id", "resource_id", "date", "cost", "sign"]
+
+Key = tuple[str, int]  # (OptScale resource id, the day's midnight in unix seconds)
+
+
+@dataclass(frozen=True)
+class Correction:
+    resource_id: str
+    date: int
+    cost: float
+    sign: int
+
+
+@dataclass
+class Exported:
+    """What one tenant's export did."""
+
+    tenant: str
+    days: int
+    resources: int = 0        # resource-days that should be in the target
+    added: int = 0            # +1 rows written
+    cancelled: int = 0        # -1 rows written
+    unmapped: int = 0         # resource-days left out: no OptScale id
+    unmapped_cost: float = 0.0
+
+    def line(self) -> str:
+        return (f"export-optscale: {self.tenant}: {self.days} days, {self.resources} resource-days, "
+                f"{self.added} rows +1, {self.cancelled} rows -1, "
+                f"{self.unmapped} resource-days without an OptScale id (cost {self.unmapped_cost:.6f} left out)")
+
+
+def corrections(live: dict[Key, dict[float, int]], wanted: dict[Key, float]) -> list[Correction]:
+    """The rows that turn ``live`` (per resource-day: cost -> sum of the signs of the rows of that cost) into
+    ``wanted`` (per resource-day: its cost), in key order. A resource-day already holding exactly one row of its
+    wanted cost needs nothing; any other live row is cancelled by its opposite, then the wanted row added."""
+    out: list[Correction] = []
+    for key in sorted(live.keys() | wanted.keys()):
+        held = {cost: n for cost, n in live.get(key, {}).items() if n}
+        cost = wanted.get(key)
+        if cost is not None and held == {cost: 1}:
+            continue
+        for old, n in sorted(held.items()):
+            out.extend(Correction(key[0], key[1], old, -1 if n > 0 else 1) for _ in range(abs(n)))
+        if cost is not None:
+            out.append(Correction(key[0], key[1], cost, 1))
+    return out
+
+
+def default_window(now: float | None = None) -> tuple[int, int]:
+    """Yesterday and today so far (UTC): what the hourly export re-exports, late reruns of yesterday included."""
+    now = int(time.time() if now is None else now)
+    return now - now % DAY - DAY, now
+
+
+def whole_days(start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to whole UTC days: OptScale keeps one row per resource and day, so a part of a day
+    is never exported alone."""
+    return start - start % DAY, -(-end // DAY) * DAY
+
+
+def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[Key, float], int, float]:
+    """Per OptScale resource and day, the cost the target should hold; and the resource-days without an id and
+    their cost. Resources mapped to one OptScale id add up (``math.fsum``: independent of their order)."""
+    rows = source.query(
+        "SELECT d.day, d.cloud_resource_id, d.cost, m.resource_id "
+        "FROM k8s_expenses_daily AS d "
+        "LEFT JOIN (SELECT cloud_resource_id, argMax(resource_id, updated_at) AS resource_id "
+        "           FROM optscale_resource_ids WHERE cloud_account_id = {tenant:String} "
+        "           GROUP BY cloud_resource_id) AS m ON d.cloud_resource_id = m.cloud_resource_id "
+        "WHERE d.cloud_account_id = {tenant:String} AND d.day >= toDate({start:Int64}) "
+        "AND d.day < toDate({end:Int64})",
+        parameters={"tenant": tenant, "start": start, "end": end}).result_rows
+    parts: dict[Key, list[float]] = defaultdict(list)
+    unmapped, unmapped_cost = 0, []
+    for day, _, cost, resource_id in rows:
+        if resource_id:
+            parts[(resource_id, _midnight(day))].append(cost)
+        else:
+            unmapped += 1
+            unmapped_cost.append(cost)
+    return {key: math.fsum(costs) for key, costs in parts.items()}, unmapped, math.fsum(unmapped_cost)
+
+
+def live_rows(target: Any, table: str, tenant: str, start: int, end: int) -> dict[Key, dict[float, int]]:
+    """The target's rows of the tenant and days, per resource-day: cost -> the sum of their signs (rows a merge
+    has not collapsed yet are counted as they are)."""
+    rows = target.query(
+        f"SELECT resource_id, toUInt32(date), cost, sum(sign) FROM {_table(table)} "
+        "WHERE cloud_account_id = {tenant:String} AND date >= toDateTime({start:Int64}) "
+        "AND date < toDateTime({end:Int64}) GROUP BY resource_id, date, cost",
+        parameters={"tenant": tenant, "start": start, "end": end}).result_rows
+    live: dict[Key, dict[float, int]] = defaultdict(dict)
+    for resource_id, date, cost, n in rows:
+        live[(resource_id, int(date))][cost] = int(n)
+    return live
+
+
+def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int, end: int) -> Exported:
+    start, end = whole_days(start, end)
+    wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end)
+    fixes = corrections(live_rows(target, table, tenant, start, end), wanted)
+    if fixes:
+        # one insert: a block of fewer rows than max_insert_block_size is one part, written whole or not at all
+        target.insert(table, [[tenant, c.resource_id, c.date, c.cost, c.sign] for c in fixes],
+                      column_names=COLUMNS)
+    return Exported(tenant, (end - start) // DAY, len(wanted), sum(c.sign > 0 for c in fixes),
+                    sum(c.sign < 0 for c in fixes), unmapped, unmapped_cost)
+
+
+def tenants_in(source: Any, start: int, end: int) -> list[str]:
+    """The tenants with runs recorded for hours of the window (the ledger: small, and keyed by tenant and hour)."""
+    start, end = whole_days(start, end)
+    return [t for (t,) in source.query(
+        "SELECT DISTINCT cloud_account_id FROM k8s_expense_runs WHERE hour >= toDateTime({start:Int64}) "
+        "AND hour < toDateTime({end:Int64}) ORDER BY cloud_account_id",
+        parameters={"start": start, "end": end}).result_rows]
+
+
+def create_table(target: Any, table: str) -> None:
+    if "." in table:
+        target.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(table.split('.')[0])}")
+    target.command(EXPENSES_DDL.format(table=_table(table)))
+
+
+def _table(table: str) -> str:
+    return ".".join(quote_identifier(part) for part in table.split("."))
+
+
+def _midnight(day: Any) -> int:
+    return (day.toordinal() - 719163) * DAY  # 719163: date(1970, 1, 1).toordinal()
