@@ -1,6 +1,6 @@
 """Consumer throughput: tenant-hours per minute with 1 and 2 `kubecost-worker consume` processes on RabbitMQ.
 
-    .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2]
+    .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2] [--block-hours 72]
 
 Simulates the cluster, serves it from a local Prometheus, publishes a range job per tenant with
 `kubecost-worker rerun` (the consumers split them into batches of KCW_BATCH_HOURS hours), starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
@@ -93,13 +93,16 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--consumers", default="1,2")
+    parser.add_argument("--block-hours", type=int, default=72,
+                        help="promtool's block length: 2 keeps its memory small for large simulations "
+                             "(20 tenants x 200 pods x 24 h)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
     end = int(time.time()) // 3600 * 3600
     start = end - args.hours * 3600
     tenants = [f"bench-tenant-{i + 1:03d}" for i in range(args.tenants)]
     sim = write_simulation(workdir / "sim", tenants, start, args.hours, pods=args.pods)
-    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb", block_hours=args.block_hours)
     jobs = args.tenants * args.hours
     rows = []
     with LocalPrometheus(workdir / "tsdb") as url:

@@ -97,8 +97,8 @@ def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[K
         "LEFT JOIN (SELECT cloud_resource_id, argMax(resource_id, updated_at) AS resource_id "
         "           FROM optscale_resource_ids WHERE cloud_account_id = {tenant:String} "
         "           GROUP BY cloud_resource_id) AS m ON d.cloud_resource_id = m.cloud_resource_id "
-        "WHERE d.cloud_account_id = {tenant:String} AND d.day >= toDate({start:Int64}) "
-        "AND d.day < toDate({end:Int64})",
+        "WHERE d.cloud_account_id = {tenant:String} AND d.day >= toDate(toDateTime({start:Int64}, 'UTC')) "
+        "AND d.day < toDate(toDateTime({end:Int64}, 'UTC'))",
         parameters={"tenant": tenant, "start": start, "end": end}).result_rows
     parts: dict[Key, list[float]] = defaultdict(list)
     unmapped, unmapped_cost = 0, []
