@@ -10,12 +10,15 @@ backfilled three times into fresh embedded ClickHouse paths, interleaved with th
 - batched (the defaults: the tenant's first hour alone, then batches of consecutive hours).
 Printed: worker seconds against the floor, and per tenant-hour the queries, bytes and samples Thanos answered, as
 the ledger records them (``k8s_expense_runs.thanos_*``). Both backfills store the same rows (checked).
-``--tsdb`` reuses a Prometheus data directory an earlier run simulated (printed at its end).
+``--tsdb`` reuses a Prometheus data directory an earlier run simulated (printed at its end). ``--profile`` runs
+the batched backfill under cProfile instead; ``--prometheus-time`` asks every query with ``stats=all`` and sums
+Prometheus's own evaluation time (``execTotalTime``) of the batched backfill's queries and of the floor's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -69,7 +72,50 @@ def profile(url: str, hours: list[int], path: Path) -> None:
     done = run_hours(pipeline, [TENANT], hours)
     profiler.disable()
     print(done.line())
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(profiler).sort_stats(os.environ.get("KCW_BENCH_SORT", "cumulative")).print_stats(30)
+
+
+def prometheus_time(url: str, hours: list[int], path: Path) -> None:
+    """What Prometheus itself spends evaluating the batched backfill's queries, against the floor's: every request
+    asked with ``stats=all`` (the client's parameters wrapped here, a bench-only patch) and its ``execTotalTime``
+    summed. One query at a time (``KCW_THANOS_PARALLEL_QUERIES=1``): each one's time is the server's work for it,
+    not a wait for a core another query holds."""
+    import threading
+
+    from kubecost_worker.source import thanos
+
+    spent = {"worker": 0.0}
+    lock = threading.Lock()
+    params, parse = thanos.ThanosClient._params, thanos.ThanosClient._parse
+
+    def with_stats(self, query_params):
+        return {**params(self, query_params), "stats": "all"}
+
+    def timed_parse(path_, response, content, result_type):
+        data = parse(path_, response, content, result_type)
+        with lock:
+            spent["worker"] += float((data.get("stats") or {}).get("timings", {}).get("execTotalTime", 0.0))
+        return data
+
+    thanos.ThanosClient._params, thanos.ThanosClient._parse = with_stats, staticmethod(timed_parse)
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": f"chdb://{path}",
+                          "KCW_THANOS_PARALLEL_QUERIES": "1"})
+    pipeline = wiring.build_pipeline(config)
+    wiring.apply_schema(pipeline.sink, config)
+    pipeline.run_hour(TENANT, hours[0] - 3600)  # the tenant's size known: every hour below is batched
+    spent["worker"] = 0.0
+    started = time.perf_counter()
+    run_hours(pipeline, [TENANT], hours)
+    wall = time.perf_counter() - started
+    selector = "{" + names_matcher(NEEDED_METRICS, [KEPT_PREFIX]) + f', tenant_id="{TENANT}"' + "}"
+    floor_spent = 0.0
+    for hour in hours:
+        body = requests.get(f"{url}/api/v1/query_range", timeout=600, params={
+            "query": selector, "start": hour, "end": hour + 3600 - 60, "step": 60, "stats": "all"}).json()
+        floor_spent += body["data"]["stats"]["timings"]["execTotalTime"]
+    n = len(hours)
+    print(f"\n{n} batched hours, one query at a time: worker {wall / n:.3f} s an hour; Prometheus evaluating its queries "
+          f"{spent['worker'] / n:.3f} s an hour; evaluating the floor's {floor_spent / n:.3f} s an hour")
 
 
 def floor(url: str, hours: list[int]) -> float:
@@ -92,7 +138,10 @@ def main() -> None:
                         help="pods of the tenant whose batched backfill's peak RSS is measured (0: leave out)")
     parser.add_argument("--memory-hours", type=int, default=5)
     parser.add_argument("--profile", action="store_true",
-                        help="instead: the batched backfill under cProfile, its 30 costliest calls by cumulative time")
+                        help="instead: the batched backfill under cProfile, its 30 costliest calls by cumulative time "
+                             "(KCW_BENCH_SORT=tottime: by their own time)")
+    parser.add_argument("--prometheus-time", action="store_true",
+                        help="instead: Prometheus's own evaluation time of the batched queries and of the floor's")
     args = parser.parse_args()
     logs.configure("text", "error")  # the simulated unpriced node warns every hour
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-batched-"))
@@ -110,6 +159,9 @@ def main() -> None:
         hours = list(range(first, last + 3600, 3600))
         if args.profile:
             profile(url, hours, workdir / "ch-profile")
+            return
+        if args.prometheus_time:
+            prometheus_time(url, hours, workdir / "ch-prometheus-time")
             return
         print("hour by hour...", file=sys.stderr)
         alone = backfill(url, hours, workdir / "ch-alone", 1)

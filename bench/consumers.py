@@ -1,8 +1,8 @@
 """Consumer throughput: tenant-hours per minute with 1 and 2 `kubecost-worker consume` processes on RabbitMQ.
 
-    .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2] [--block-hours 72]
+    .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2]
 
-Simulates the cluster, serves it from a local Prometheus, publishes a range job per tenant with
+Simulates each tenant's cluster, serves them from a local Prometheus (once it has compacted their blocks), publishes a range job per tenant with
 `kubecost-worker rerun` (the consumers split them into batches of KCW_BATCH_HOURS hours), starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
 per path) and times from their start until every job is done (counted from their JSON log lines).
 Needs RabbitMQ on 127.0.0.1:5672 (guest/guest).
@@ -93,19 +93,22 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--consumers", default="1,2")
-    parser.add_argument("--block-hours", type=int, default=72,
-                        help="promtool's block length: 2 keeps its memory small for large simulations "
-                             "(20 tenants x 200 pods x 24 h)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
     end = int(time.time()) // 3600 * 3600
     start = end - args.hours * 3600
     tenants = [f"bench-tenant-{i + 1:03d}" for i in range(args.tenants)]
-    sim = write_simulation(workdir / "sim", tenants, start, args.hours, pods=args.pods)
-    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb", block_hours=args.block_hours)
+    # tenant by tenant: promtool holds a whole file's series at once (20 tenants x 200 pods x 24 h in one file
+    # passes 20 GB), and each tenant's cluster is simulated alone anyway
+    for i, tenant in enumerate(tenants):
+        print(f"simulating {tenant} ({i + 1} of {len(tenants)})...", file=sys.stderr)
+        sim = write_simulation(workdir / "sim", [tenant], start, args.hours, pods=args.pods, seed=i)
+        create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
+        Path(sim["openmetrics"]).unlink()
     jobs = args.tenants * args.hours
     rows = []
     with LocalPrometheus(workdir / "tsdb") as url:
+        settled(workdir / "tsdb")
         for count in (int(c) for c in args.consumers.split(",")):
             env = consumer_env(url)
             rerun = [str(WORKER), "rerun", "--start", str(start), "--end", str(end)]
@@ -119,6 +122,22 @@ def main() -> None:
     print(f"{'consumers':>9}  {'tenant-hours':>12}  {'seconds':>8}  {'tenant-hours/min':>16}")
     for count, n, seconds, rate in rows:
         print(f"{count:>9}  {n:>12}  {seconds:>8.1f}  {rate:>16.0f}")
+
+
+def settled(tsdb: Path, quiet_seconds: float = 150) -> None:
+    """Wait until Prometheus has merged the tenants' overlapping blocks (its compaction starts a minute after
+    start-up): the consumers are timed against a Prometheus doing nothing else."""
+    def blocks() -> set[str]:
+        return {p.name for p in tsdb.iterdir() if p.is_dir() and len(p.name) == 26}
+
+    seen, since = blocks(), time.monotonic()
+    print(f"waiting for Prometheus to compact {len(seen)} blocks...", file=sys.stderr)
+    while time.monotonic() - since < quiet_seconds:
+        time.sleep(5)
+        now = blocks()
+        if now != seen:
+            seen, since = now, time.monotonic()
+    print(f"{len(seen)} blocks", file=sys.stderr)
 
 
 def delete_queues(prefix: str) -> None:
