@@ -112,6 +112,13 @@ def run_worker(*args: str, env: dict[str, str] | None = None, timeout: float = 6
     return subprocess.run([str(WORKER), *args], env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def lag_minutes_until(end: int) -> str:
+    """``KCW_LAG_MINUTES`` for a scheduler in a subprocess (whose clock a test cannot set): every hour up to
+    ``end`` is due, and the next one not for most of an hour. A module's window ends at the hour it was imported
+    in, and the suite may have crossed an hour boundary since."""
+    return str(max(0, (int(time.time()) - end) // 60))
+
+
 def iso(t: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 

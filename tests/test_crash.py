@@ -16,7 +16,7 @@ import pytest
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 
-from .conftest import WORKER, Cluster, ch_client, run_worker
+from .conftest import WORKER, Cluster, ch_client, lag_minutes_until, run_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["crash-tenant-a", "crash-tenant-b"]
@@ -35,7 +35,8 @@ def cluster(tmp_path_factory):
 
 
 def env_for(cluster, ch_url):
-    return {**cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0", "KCW_MAX_CATCHUP_HOURS": str(HOURS + 1),
+    return {**cluster.worker_env(ch_url), "KCW_LAG_MINUTES": lag_minutes_until(END),
+            "KCW_MAX_CATCHUP_HOURS": str(HOURS + 1),
             "KCW_LOG_LEVEL": "warning", "PATH": os.environ["PATH"]}
 
 
@@ -60,10 +61,10 @@ SLOW_COMMIT = """
 import os, time
 from kubecost_worker.sink import clickhouse
 _record = clickhouse.ClickHouseSink.record
-def record(self, run):
-    if run.status == "succeeded":  # rows inserted, commit not yet recorded: widen that window
+def record(self, *runs):
+    if any(run.status == "succeeded" for run in runs):  # rows inserted, commit not yet recorded: widen that window
         time.sleep(float(os.environ["CRASH_TEST_SLOW_COMMIT"]))
-    return _record(self, run)
+    return _record(self, *runs)
 clickhouse.ClickHouseSink.record = record
 """
 

@@ -25,7 +25,7 @@ from kubecost_worker.jobs.scheduler import Scheduler
 from kubecost_worker.sink.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import Cluster, bad_job_messages, ch_client
+from .conftest import Cluster, bad_job_messages, ch_client, lag_minutes_until
 from .faultproxy import FaultProxy, Status
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
@@ -386,7 +386,9 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
     from kubecost_worker.devtools.localprom import free_port
 
     port, metrics_port = free_port(), free_port()
-    env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": "0",
+    # the simulated hours due and no later one, and no scheduled tick while the test runs: its counts are exact
+    env = {"PATH": os.environ["PATH"], **cluster.worker_env(ch_url), "KCW_LAG_MINUTES": lag_minutes_until(END),
+           "KCW_SCHEDULE_MINUTE": str((int(time.time()) // 60 + 30) % 60),
            "KCW_MAX_CATCHUP_HOURS": str(HOURS + 2), "KCW_LOG_FORMAT": "json", "KCW_CLUSTER_SECRET": "run-secret",
            "KCW_API_PORT": str(port), "KCW_METRICS_PORT": str(metrics_port)}
     process = subprocess.Popen([str(WORKER), "run", "--serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
