@@ -197,6 +197,41 @@ def test_optscale_reads_exactly_the_daily_costs_through_backfill_and_reruns(clus
         assert_reads(client, TENANTS[1], daily(client, TENANTS[1]))
 
 
+class CutShort:
+    """A target whose insert stops half-way (the connection lost after the first of its rows were stored): a
+    fault injected on a real chDB client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def query(self, *args, **kwargs):
+        return self.client.query(*args, **kwargs)
+
+    def insert(self, table, rows, column_names):
+        self.client.insert(table, rows[:len(rows) // 2], column_names=column_names)
+        raise ConnectionResetError("connection reset by peer")
+
+
+@pytest.mark.slow
+@pytest.mark.needs_chdb
+@pytest.mark.needs_prometheus
+def test_an_export_cut_short_is_completed_by_the_next(cluster):
+    table = "optscale.cut_short"
+    with ch_client(cluster.store) as client:
+        optscale.create_table(client, table)
+        with pytest.raises(ConnectionResetError):
+            optscale.export_tenant(client, CutShort(client), table, TENANTS[0], START, END)
+        (written,), = client.query(f"SELECT count() FROM {table}").result_rows
+        wanted = daily(client, TENANTS[0])
+        assert 0 < written < len(wanted)
+        done = optscale.export_tenant(client, client, table, TENANTS[0], START, END)
+        assert (done.added, done.cancelled) == (len(wanted) - written, 0)  # the rest, nothing twice
+        read = {(rid, int(date)): cost for rid, date, cost in client.query(
+            f"SELECT resource_id, toUInt32(date), SUM(cost * sign) FROM {table} GROUP BY resource_id, date "
+            "HAVING SUM(sign) > 0").result_rows}
+        assert read == wanted
+
+
 def assert_reads(client, tenant: str, wanted: dict) -> None:
     """OptScale's query returns the view's costs: to the last bits while the old rows are not merged away (it
     sums cost * sign), exactly once they are."""
@@ -224,6 +259,9 @@ def test_the_cli_creates_the_table_and_a_second_run_writes_nothing(cluster):
     assert f"export-optscale: {TENANTS[0]}: 2 days," in first.stdout and " 0 rows -1" in first.stdout
     second = run_worker(*args, env=env)
     assert second.returncode == 0 and "0 rows +1, 0 rows -1" in second.stdout, second.stdout
+    down = run_worker(*args, env={**env, "KCW_OPTSCALE_CLICKHOUSE_URL": "http://default:@127.0.0.1:1/default"})
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.strip().splitlines()[-1].startswith("kubecost-worker: ClickHouse unavailable while connecting")
     hostile = run_worker("export-optscale", "--tenant", "a' OR 1=1 --", env=env)
     assert hostile.returncode == 2 and "not a safe tenant id" in hostile.stderr
     # the hourly run of cronjob mode exports yesterday and today after its work: yesterday's rows are there
