@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/consumers.py [--tenants 2] [--hours 24] [--pods 20] [--consumers 1,2]
 
-Simulates each tenant's cluster, serves them from a local Prometheus (once it has compacted their blocks), publishes a range job per tenant with
-`kubecost-worker rerun` (the consumers split them into batches of KCW_BATCH_HOURS hours), starts N consumers (each on its own chDB path: embedded ClickHouse allows one process
-per path) and times from their start until every job is done (counted from their JSON log lines).
+Simulates each tenant's cluster, serves them from a local Prometheus (once it has compacted their blocks),
+publishes a range job per tenant with `kubecost-worker rerun` (the consumers split them into batches of
+KCW_BATCH_HOURS hours), starts N consumers (each on its own chDB path: embedded ClickHouse allows one process per
+path) and times from their start until every job is done (counted from their JSON log lines).
 Needs RabbitMQ on 127.0.0.1:5672 (guest/guest).
 """
 

@@ -5,7 +5,7 @@
 The store is ``bench/allocation.py``'s (one real tenant-hour copied to every hour of the window and to 4
 neighbour tenants; ``--store`` reuses one). Every resource of the tenant is mapped to an OptScale id, OptScale's
 table is created in the same chDB (database ``optscale``), then: the first export of the whole window, the same
-export again (nothing to write), the hourly export (yesterday and today), a rerun of one hour with every cost
+export again (nothing to write), the hourly export (yesterday and today), a rerun of one hour with its CPU costs
 changed followed by the hourly export, and one day of the view read alone. Seconds, rows written, and the
 clean-expenses query's total against the view's.
 """
@@ -61,7 +61,7 @@ def main() -> None:
     export(f"first export, {args.days} days", (start, end))
     export(f"the same again, {args.days} days", (start, end))
     export("hourly: yesterday and today", optscale.default_window(last + 1800))
-    # a rerun of the last hour with every cost 10% higher, as a run of its own (ledger, rows, commit)
+    # a rerun of the last hour with every CPU cost 10% higher, as a run of its own (ledger, rows, commit)
     run_id = str(uuid.uuid4())
     client.command("INSERT INTO k8s_expenses SELECT * REPLACE (cpu_cost * 1.1 AS cpu_cost, toUUID({r:String}) AS "
                    "run_id) FROM k8s_expenses WHERE cloud_account_id = {t:String} AND hour = toDateTime({h:Int64}, "
@@ -79,7 +79,7 @@ def main() -> None:
     for _ in range(10):
         _, seconds = timed(lambda: client.query(
             "SELECT cloud_resource_id, cost FROM k8s_expenses_daily WHERE cloud_account_id = {t:String} "
-            "AND day = toDate({d:Int64})", parameters={"t": TENANT, "d": day}))
+            "AND day = toDate(toDateTime({d:Int64}, 'UTC'))", parameters={"t": TENANT, "d": day}))
         day_reads.append(seconds)
     (read,), = client.query(f"SELECT sum(c) FROM (SELECT SUM(cost * sign) AS c FROM {TABLE} WHERE cloud_account_id "
                             "= {t:String} GROUP BY cloud_account_id, resource_id, date HAVING SUM(sign) > 0)",

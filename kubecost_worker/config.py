@@ -368,16 +368,15 @@ def load_config(mapping: Mapping[str, str | None], require: tuple[str, ...] = ()
     step = values.get("KCW_STEP_SECONDS")
     if isinstance(step, int) and 3600 % step:
         problems.append(f"KCW_STEP_SECONDS: must divide an hour evenly, got {step}")
-    if problems:
-        raise ConfigError(problems)
-
     data_dir = os.path.abspath(values["KCW_DATA_DIR"])
     clickhouse_url = values["KCW_CLICKHOUSE_URL"] or f"chdb://{os.path.join(data_dir, 'clickhouse')}"
     optscale_url = values["KCW_OPTSCALE_CLICKHOUSE_URL"]
     if optscale_url and optscale_url.startswith("chdb:") and optscale_url != clickhouse_url:
-        raise ConfigError(["KCW_OPTSCALE_CLICKHOUSE_URL: an embedded ClickHouse other than KCW_CLICKHOUSE_URL's "
-                           "(chDB opens one path per process); leave it empty and name a database in "
-                           "KCW_OPTSCALE_TABLE (optscale.expenses)"])
+        problems.append("KCW_OPTSCALE_CLICKHOUSE_URL: an embedded ClickHouse other than KCW_CLICKHOUSE_URL's "
+                        "(chDB opens one path per process); leave it empty and name a database in "
+                        "KCW_OPTSCALE_TABLE (optscale.expenses)")
+    if problems:
+        raise ConfigError(problems)
     kwargs = {env.removeprefix("KCW_").lower(): value for env, value in values.items()}
     kwargs.update(data_dir=data_dir, clickhouse_url=clickhouse_url)
     return Config(**kwargs)

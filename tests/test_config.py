@@ -167,3 +167,13 @@ def test_default_prices_are_optional_non_negative_and_bad_ones_reported_with_the
         assert any(p.startswith(name) for p in problems), name
     with pytest.raises(ConfigError, match="KCW_DEFAULT_CPU_PRICE"):
         load_config({"KCW_DEFAULT_CPU_PRICE": "inf"})
+
+
+def test_the_optscale_target_is_checked_with_the_other_settings():
+    with pytest.raises(ConfigError) as raised:
+        load_config({"KCW_CLICKHOUSE_URL": "chdb:///data/ours", "KCW_OPTSCALE_CLICKHOUSE_URL": "chdb:///data/theirs",
+                     "KCW_OPTSCALE_TABLE": "optscale.expenses; DROP TABLE x"})
+    assert [p.split(":")[0] for p in raised.value.problems] == ["KCW_OPTSCALE_TABLE", "KCW_OPTSCALE_CLICKHOUSE_URL"]
+    config = load_config({"KCW_CLICKHOUSE_URL": "chdb:///data/ours", "KCW_OPTSCALE_CLICKHOUSE_URL": "chdb:///data/ours",
+                          "KCW_OPTSCALE_TABLE": "optscale.expenses"})
+    assert config.optscale_table == "optscale.expenses"

@@ -145,10 +145,18 @@ def store(tmp_path_factory):
         yield sink
 
 
+def on_simulated_data(test):
+    return pytest.mark.slow(pytest.mark.needs_chdb(pytest.mark.needs_prometheus(test)))
+
+
 def run(sink, sql: str, values: dict[str, list[str]]):
     """The query as Grafana sends it for the last HOURS hours up to now (the runs were recorded just now)."""
     expanded = expand_macros(interpolate(sql, values), START, int(time.time()) + 60, 3600)
     return sink.client.query(expanded)
+
+
+def queries_by_title(board: dict) -> dict[str, str]:
+    return {p["title"]: p["targets"][0]["rawSql"] for p in panels(board)}
 
 
 def variable_values(sink, board: dict, tenant: str) -> dict[str, list[str]]:
@@ -161,9 +169,7 @@ def variable_values(sink, board: dict, tenant: str) -> dict[str, list[str]]:
     return values
 
 
-@pytest.mark.slow
-@pytest.mark.needs_chdb
-@pytest.mark.needs_prometheus
+@on_simulated_data
 @pytest.mark.parametrize("name", ["costs", "worker"])
 def test_every_panel_returns_what_its_type_draws(store, name):
     board = boards()[name]
@@ -192,13 +198,11 @@ def test_every_panel_returns_what_its_type_draws(store, name):
                 assert all(isinstance(v, str) for v in dict(columns)[x_field]), where
 
 
-@pytest.mark.slow
-@pytest.mark.needs_chdb
-@pytest.mark.needs_prometheus
+@on_simulated_data
 def test_the_cost_panels_show_the_stored_costs(store):
     board = boards()["costs"]
     values = variable_values(store, board, TENANTS[0])
-    by_title = {p["title"]: p["targets"][0]["rawSql"] for p in panels(board)}
+    by_title = queries_by_title(board)
     (total, idle), = store.client.query(
         "SELECT sum(total_cost), sumIf(total_cost, namespace = '__idle__') FROM k8s_expenses_current "
         "WHERE cloud_account_id = {t:String}", parameters={"t": TENANTS[0]}).result_rows
@@ -218,14 +222,12 @@ def test_the_cost_panels_show_the_stored_costs(store):
     assert all(d["week_before"] == 0 for d in days)  # nothing stored a week before
 
 
-@pytest.mark.slow
-@pytest.mark.needs_chdb
-@pytest.mark.needs_prometheus
+@on_simulated_data
 def test_the_worker_panels_count_the_ledger(store):
     board = boards()["worker"]
     values = variable_values(store, board, TENANTS[0])
     assert values["tenant"] == sorted(TENANTS)
-    by_title = {p["title"]: p["targets"][0]["rawSql"] for p in panels(board)}
+    by_title = queries_by_title(board)
     done = run(store, by_title["Tenant-hours done"], values).result_rows
     failing = run(store, by_title["Tenant-hours failing"], values).result_rows
     refused = run(store, by_title["Tenant-hours refused"], values).result_rows

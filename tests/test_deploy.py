@@ -666,24 +666,25 @@ def test_optscale_export_runs_each_hour():
     assert not of_kind(manifests("deployment-default"), "CronJob"), "off unless enabled"
 
 
+def dashboard_maps(name: str) -> list[dict]:
+    return [d for d in of_kind(manifests(name), "ConfigMap") if "-dashboard-" in d["metadata"]["name"]]
+
+
 def test_dashboards_are_configmaps_for_the_grafana_sidecar():
     files = {p.name: json.loads(p.read_text()) for p in (CHART / "dashboards").glob("*.json")}
     assert len(files) >= 2
-    for name, folder, namespace in (("cronjob-optscale", "FinOps", "monitoring"),
-                                    ("deployment-full", "Kubernetes costs", NAMESPACE)):
-        maps = [d for d in of_kind(manifests(name), "ConfigMap") if "-dashboard-" in d["metadata"]["name"]]
+    for name, labels, folder, namespace in (
+            ("cronjob-optscale", {"grafana_dashboard": "1", "team": "finops"}, "FinOps", "monitoring"),
+            ("deployment-full", {"grafana_dashboard": "1"}, "Kubernetes costs", NAMESPACE)):
         shipped = {}
-        for cm in maps:
-            assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        for cm in dashboard_maps(name):
+            assert labels.items() <= cm["metadata"]["labels"].items()
             assert cm["metadata"]["annotations"]["grafana_folder"] == folder
             assert cm["metadata"]["namespace"] == namespace
             (key, text), = cm["data"].items()
             shipped[key.removeprefix("kubecost-worker-")] = json.loads(text)
         assert shipped == files, f"{name}: every dashboard, as in the chart's files"
-    assert manifests("cronjob-optscale") and "team" in next(
-        d for d in of_kind(manifests("cronjob-optscale"), "ConfigMap")
-        if "-dashboard-" in d["metadata"]["name"])["metadata"]["labels"]
-    assert not [d for d in of_kind(manifests("deployment-default"), "ConfigMap") if "-dashboard-" in d["metadata"]["name"]]
+    assert not dashboard_maps("deployment-default")
 
 
 @pytest.mark.parametrize("name", ["deployment-full", "deployment-no-api"])

@@ -17,7 +17,7 @@ from .conftest import Cluster, ch_client, run_worker
 TABLE = "optscale.expenses"
 DAY = 86400
 # OptScale's REST API's clean expenses (rest_api_server/controllers/expense.py), per resource and day
-CLEAN_EXPENSES = (f"SELECT cloud_account_id, resource_id, toUInt32(date), SUM(cost * sign) FROM {TABLE} "
+CLEAN_EXPENSES = ("SELECT cloud_account_id, resource_id, toUInt32(date), SUM(cost * sign) FROM {table} "
                   "WHERE cloud_account_id IN {tenants:Array(String)} AND date >= toDateTime({start:UInt32}) "
                   "AND date <= toDateTime({end:UInt32}) "
                   "GROUP BY cloud_account_id, resource_id, date HAVING SUM(sign) > 0")
@@ -117,9 +117,10 @@ def daily(client, tenant: str, mapped: bool = True) -> dict[tuple[str, int], flo
         parameters={"t": tenant}).result_rows}
 
 
-def clean_expenses(client, tenant: str) -> dict[tuple[str, int], float]:
+def clean_expenses(client, tenant: str, table: str = TABLE) -> dict[tuple[str, int], float]:
     return {(rid, int(date)): cost for _, rid, date, cost in client.query(
-        CLEAN_EXPENSES, parameters={"tenants": [tenant], "start": START - DAY, "end": END + DAY}).result_rows}
+        CLEAN_EXPENSES.replace("{table}", table),
+        parameters={"tenants": [tenant], "start": START - DAY, "end": END + DAY}).result_rows}
 
 
 def map_resources(client) -> None:
@@ -226,10 +227,7 @@ def test_an_export_cut_short_is_completed_by_the_next(cluster):
         assert 0 < written < len(wanted)
         done = optscale.export_tenant(client, client, table, TENANTS[0], START, END)
         assert (done.added, done.cancelled) == (len(wanted) - written, 0)  # the rest, nothing twice
-        read = {(rid, int(date)): cost for rid, date, cost in client.query(
-            f"SELECT resource_id, toUInt32(date), SUM(cost * sign) FROM {table} GROUP BY resource_id, date "
-            "HAVING SUM(sign) > 0").result_rows}
-        assert read == wanted
+        assert clean_expenses(client, TENANTS[0], table) == wanted
 
 
 def assert_reads(client, tenant: str, wanted: dict) -> None:
