@@ -8,19 +8,23 @@ resource) and writes only the corrections: a new resource-day ``+1``; a changed 
 export interrupted half-way is finished by the next one, and an export of unchanged data writes nothing (costs
 compared bit for bit: the view sums them exactly).
 
-The export owns the tenant's rows of the days it exports: a live row it would not write is cancelled. Resources
-without an OptScale id in ``optscale_resource_ids`` are left out and counted; they are written by the first
-export after they are mapped.
+One export at a time writes a tenant's rows of a target table: it holds a lease the target keeps
+(``sink/lease.py``), and another export waits for it. The export owns the tenant's rows of the days it exports:
+a live row it would not write is cancelled. Resources without an OptScale id in ``optscale_resource_ids`` are left
+out and counted; they are written by the first export after they are mapped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import TransientError
+from .sink import lease
 from .sink.cluster import quote_identifier
 
 DAY = 86400
@@ -29,6 +33,13 @@ EXPENSES_DDL = ("CREATE TABLE IF NOT EXISTS {table} (cloud_account_id String, re
                 "cost Float64, sign Int8) ENGINE = CollapsingMergeTree(sign) PARTITION BY toYYYYMM(date) "
                 "ORDER BY (cloud_account_id, date, resource_id)")
 COLUMNS = ["cloud_account_id", "resource_id", "date", "cost", "sign"]
+
+# One export at a time per target table and tenant, through a lease the target holds (sink/lease.py): an export
+# of a month takes about a second, so a holder killed mid-export delays the next one by the lease at most.
+LEASE_SECONDS = 300.0
+LEASE_WAIT_SECONDS = LEASE_SECONDS + 30.0
+LEASES_TABLE = "kcw_export_leases"  # beside the target table, in its database
+MAX_PASSES = 3
 
 Key = tuple[str, int]  # (OptScale resource id, the day's midnight in unix seconds)
 
@@ -125,16 +136,42 @@ def live_rows(target: Any, table: str, tenant: str, start: int, end: int) -> dic
     return live
 
 
-def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int, end: int) -> Exported:
+def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int, end: int,
+                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = LEASE_WAIT_SECONDS) -> Exported:
+    """Bring the target's rows of ``tenant`` and the days of ``[start, end)`` to the view's costs, holding the
+    target's lease on them: two exports at once would both write the same corrections, counting them twice."""
     start, end = whole_days(start, end)
     wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end)
-    fixes = corrections(live_rows(target, table, tenant, start, end), wanted)
-    if fixes:
+    done = Exported(tenant, (end - start) // DAY, len(wanted), unmapped=unmapped, unmapped_cost=unmapped_cost)
+    leases = _leases_table(table)
+    lease.create_table(target, leases)
+    held = lease.acquire(target, leases, f"export-optscale:{table}:{tenant}", lease_seconds, wait_seconds)
+    try:
+        _correct(target, table, done, wanted, start, end, held)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the export's own failure is the one to report
+            held.release()
+        raise
+    held.release()
+    return done
+
+
+def _correct(target: Any, table: str, done: Exported, wanted: dict[Key, float], start: int, end: int,
+             held: lease.Lease) -> None:
+    # A merge between the read and the write can change a resource-day whose rows do not pair up (written twice
+    # by an export before the lease, or by hand): the write is read back and corrected until it holds.
+    for _ in range(MAX_PASSES):
+        fixes = corrections(live_rows(target, table, done.tenant, start, end), wanted)
+        if not fixes:
+            return
+        held.check()
         # one insert: a block of fewer rows than max_insert_block_size is one part, written whole or not at all
-        target.insert(table, [[tenant, c.resource_id, c.date, c.cost, c.sign] for c in fixes],
+        target.insert(table, [[done.tenant, c.resource_id, c.date, c.cost, c.sign] for c in fixes],
                       column_names=COLUMNS)
-    return Exported(tenant, (end - start) // DAY, len(wanted), sum(c.sign > 0 for c in fixes),
-                    sum(c.sign < 0 for c in fixes), unmapped, unmapped_cost)
+        done.added += sum(c.sign > 0 for c in fixes)
+        done.cancelled += sum(c.sign < 0 for c in fixes)
+    raise TransientError(f"export-optscale: {done.tenant}: the target's rows still differ from the view after "
+                         f"{MAX_PASSES} passes (something else writes them); the next export corrects them")
 
 
 def tenants_in(source: Any, start: int, end: int) -> list[str]:
@@ -150,6 +187,11 @@ def create_table(target: Any, table: str) -> None:
     if "." in table:
         target.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(table.split('.')[0])}")
     target.command(EXPENSES_DDL.format(table=_table(table)))
+
+
+def _leases_table(table: str) -> str:
+    database = table.split(".")[0] if "." in table else None
+    return _table(f"{database}.{LEASES_TABLE}" if database else LEASES_TABLE)
 
 
 def _table(table: str) -> str:
