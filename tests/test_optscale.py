@@ -277,9 +277,7 @@ def test_exports_at_once_write_each_correction_once(cluster):
             thread.join()
         assert errors == []
         assert sorted((d.added, d.cancelled) for d in done) == [(0, 0), (0, 0), (0, 0), (len(wanted), 0)]
-        assert clean_expenses(client, TENANTS[0], table) == wanted
-        client.command(f"OPTIMIZE TABLE {table} FINAL")
-        assert clean_expenses(client, TENANTS[0], table) == wanted
+        assert_reads(client, TENANTS[0], wanted, table)
 
 
 @pytest.mark.slow
@@ -297,21 +295,19 @@ def test_a_merge_between_read_and_write_does_not_leave_costs_wrong(cluster):
             client.insert(table, rows, column_names=optscale.COLUMNS)
         merge = BeforeEachWrite(client, lambda c: c.command(f"OPTIMIZE TABLE {table} FINAL"))
         optscale.export_tenant(client, merge, table, TENANTS[0], START, END)
-        assert clean_expenses(client, TENANTS[0], table) == wanted
-        client.command(f"OPTIMIZE TABLE {table} FINAL")
-        assert clean_expenses(client, TENANTS[0], table) == wanted
+        assert_reads(client, TENANTS[0], wanted, table)
         again = optscale.export_tenant(client, client, table, TENANTS[0], START, END)
         assert (again.added, again.cancelled) == (0, 0)
 
 
-def assert_reads(client, tenant: str, wanted: dict) -> None:
+def assert_reads(client, tenant: str, wanted: dict, table: str = TABLE) -> None:
     """OptScale's query returns the view's costs: to the last bits while the old rows are not merged away (it
     sums cost * sign), exactly once they are."""
-    read = clean_expenses(client, tenant)
+    read = clean_expenses(client, tenant, table)
     assert read.keys() == wanted.keys()
     assert all(abs(read[k] - wanted[k]) <= 1e-12 * max(1.0, abs(wanted[k])) for k in wanted)
-    client.command(f"OPTIMIZE TABLE {TABLE} FINAL")
-    assert clean_expenses(client, tenant) == wanted
+    client.command(f"OPTIMIZE TABLE {table} FINAL")
+    assert clean_expenses(client, tenant, table) == wanted
 
 
 def without_pod(hour_input, pod: str):
