@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -73,16 +72,23 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 @click.option("--step", type=click.Choice(["hour", "day", "week", "month", "window"]), default="window",
               show_default=True, help="With --aggregate: one row per group and step.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
+# a plain string: click would turn an empty --out into the path "."
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
 @click.pass_context
 def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str | None, step: str, fmt: str,
-           out: Path) -> None:
+           out: str) -> None:
     """Write a tenant's current data over [start, end) to a file, in ClickHouse's own CSV, Parquet or JSON lines."""
     from ..api.allocation import BadParameter
+    from ..exports import BadOutput, check_output
     from ..exports import export as write_export
+    from ..sink.clickhouse import classified
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
+    try:
+        check_output(out)  # before any query: a wrong path is reported as such, not after the work
+    except BadOutput as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     sink = wiring.open_sink(config_of(ctx))
     wiring.require_migrated(sink)
 
@@ -90,9 +96,12 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
         click.echo(f"export: {written / 1e6:.1f} MB written", err=True)
 
     try:
-        written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress)
+        with classified("exporting"):
+            written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress)
     except BadParameter as exc:
         raise click.BadParameter(str(exc), param_hint="--aggregate") from None
+    except BadOutput as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     click.echo(f"export: {written:,} bytes to {out}")
 
 
