@@ -5,7 +5,8 @@ an hour readers see, and when a new run must not replace it. Pure: the sink writ
 
 A run goes ``running`` -> ``succeeded`` | ``failed`` | ``refused``; nothing else. The scheduler records
 ``queued`` under a run id of its own when it enqueues an hour, and cleanup records ``collected`` once a run's rows
-are gone. The current run of a tenant-hour is its latest ``succeeded`` run (by ``recorded_at``): a reader sees the
+are gone. The current run of a tenant-hour is its latest ``succeeded`` run (by ``recorded_at``, which the ClickHouse
+server stamps: the workers' clocks need not agree, migration 0015): a reader sees the
 hour as that run wrote it, and a run that is still writing, failed, was refused or was superseded is invisible.
 """
 
@@ -25,10 +26,12 @@ HOUR = 3600
 # was lost). Node prices and pod running series are in every useful scrape and arrive in the same remote-write
 # batches as the rest.
 SENTINEL_METRICS = (NODE_CPU_HOURLY_COST, RUNNING)
-# A run still 'running' after this long is taken for dead (its process was killed): cleanup may remove its rows,
-# so a run this old may not commit any more (``RunRecord.may_commit``).
+# A run still 'running' this long after its first record (the server's clock) is taken for dead (its process was
+# killed): cleanup may remove its rows, so a run this old may not commit any more (``RunRecord.may_commit``).
 STALE_RUN = dt.timedelta(hours=2)
-# A run that took this much of STALE_RUN fails instead of committing: cleanup could be removing its rows.
+# A run that took this much of STALE_RUN fails instead of committing: cleanup could be removing its rows. Measured on
+# the worker's clock from before its first record: whatever that clock's offset from the server's, the run stops
+# committing before cleanup's STALE_RUN has passed.
 COMMIT_DEADLINE = STALE_RUN - dt.timedelta(minutes=15)
 
 
@@ -84,7 +87,8 @@ def hour_starts(start: int, end: int) -> list[int]:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One record of the ledger: a run's state at ``recorded_at`` (the sink stamps it when it writes)."""
+    """One record of the ledger: a run's state at ``recorded_at`` (the server stamps it when it stores the record;
+    ``started_at`` and ``finished_at`` are the worker's clock, for durations only)."""
 
     cloud_account_id: str
     hour: int

@@ -64,7 +64,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
-                         "0013_thanos_load", "0014_daily_resources"]
+                         "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -205,17 +205,22 @@ def test_cleanup_is_one_delete_per_table_and_partition_whatever_the_number_of_ru
 
 class WrittenBefore:
     """The client as the code of an older schema wrote through it: the columns the table has, tables it has (the
-    code of today writes columns and tables later migrations added)."""
+    code of today writes columns and tables later migrations added), and the ledger's record times, which that code
+    stamped itself (the server stamps them since migration 0015)."""
 
     def __init__(self, client):
         self.client = client
 
     def insert(self, table, data, column_names, column_oriented=False, **kwargs):
-        have = {name for name, in self.client.query("SELECT name FROM system.columns WHERE database = "
-                                                    "currentDatabase() AND table = {t:String}",
-                                                    parameters={"t": table}).result_rows}
+        columns = dict(self.client.query("SELECT name, default_expression FROM system.columns WHERE database = "
+                                         "currentDatabase() AND table = {t:String}",
+                                         parameters={"t": table}).result_rows)
+        have = set(columns)
         if not have:
             return None
+        if table == "k8s_expense_runs" and "recorded_at" not in column_names and not columns["recorded_at"]:
+            assert not column_oriented
+            data, column_names = [[*row, now()] for row in data], [*column_names, "recorded_at"]
         keep = [i for i, name in enumerate(column_names) if name in have]
         data = [data[i] for i in keep] if column_oriented else [[row[i] for i in keep] for row in data]
         return self.client.insert(table, data, column_names=[column_names[i] for i in keep],
@@ -252,7 +257,7 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         old = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
         snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
-                                              "0014_daily_resources"]
+                                              "0014_daily_resources", "0015_ledger_server_time"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -377,10 +382,11 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-8:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-9:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                    "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                    "0011_allocation_record", "0012_workload_rollup",
-                                                   "0013_thanos_load", "0014_daily_resources"]
+                                                   "0013_thanos_load", "0014_daily_resources",
+                                                   "0015_ledger_server_time"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -516,9 +522,12 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert len(views) == 19 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     ledger = [r for r in rendered if "'refused' = 5" in r]
     assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
-    assert delete_runs("k8s_expenses", 202601, "prod-1") == (  # cleanup: the local tables, one partition
+    assert delete_runs("k8s_expenses", 202601, "prod-1", "(('t', 1, 'r'))") == (  # cleanup: the local tables
         "DELETE FROM k8s_expenses_local ON CLUSTER `prod-1` IN PARTITION 202601 "
-        "WHERE (cloud_account_id, hour, run_id) IN %(runs)s")
+        "WHERE (cloud_account_id, hour, run_id) IN (('t', 1, 'r'))")
+    stamped = [r for r in rendered if "recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)" in r]  # 0015: both tables
+    assert [r.split(" ON ")[0] for r in stamped] == ["ALTER TABLE k8s_expense_runs_local",
+                                                     "ALTER TABLE k8s_expense_runs"]
     codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
     assert len(codecs) == 2 and all(c.startswith("ALTER TABLE k8s_expenses_local ON CLUSTER") for c in codecs)  # local
     added = [r for r in rendered if "ADD COLUMN IF NOT EXISTS pod_uid" in r]  # 0011: both, the codec on the data

@@ -149,7 +149,8 @@ def status(ctx: click.Context, tenant: str | None) -> None:
 
 @cli.command()
 @click.option("--since", type=TimeParam(), default=None,
-              help="Only hours whose ledger changed since then (ISO-8601 UTC or unix seconds); default: every hour.")
+              help="Only hours whose ledger changed since then by the ClickHouse server's clock, which stamps the "
+                   "ledger (ISO-8601 UTC or unix seconds); default: every hour.")
 @click.pass_context
 def gc(ctx: click.Context, since: int | None) -> None:
     """Remove the rows of superseded, failed and abandoned runs (the scheduler does it each tick)."""

@@ -4,6 +4,10 @@ the runs that can no longer become current (``ClickHouseSink.collect_garbage``: 
 APScheduler 3.11 drives it: a cron trigger at ``KCW_SCHEDULE_MINUTE`` past every hour, ``max_instances=1`` and
 ``coalesce=True`` (a tick that overran, or ticks missed while the process slept, run once). A second scheduler
 by mistake only enqueues duplicates, and processing a tenant-hour twice replaces it exactly.
+
+The ledger's records are stamped by the ClickHouse server's clock, so their ages (which pending records to trust,
+which hours changed since the last cleanup) are measured against the server's time, never this process's clock:
+replicas and CronJobs on several nodes need not agree on the time. ``clock`` only picks the due hours.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import structlog
 
 from .. import telemetry
 from ..errors import WorkerError
-from ..runs import HOUR, STALE_RUN, RunRecord, RunStatus, now as utc_now
+from ..runs import HOUR, STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import Job
@@ -39,19 +43,25 @@ class Scheduler:
         self.config = pipeline.config
         self.broker = broker
         self.clock = clock
-        # Pending records older than this are not trusted: an in-memory queue died with its process.
-        self.started_at = utc_now()
-        self.last_cleanup: dt.datetime | None = None
+        # With an in-memory queue, pending records from before this process started are not trusted: that queue died
+        # with its process. The start is placed on the server's clock by the (monotonic) time elapsed since.
+        self._started = time.monotonic()
+        self.last_cleanup: dt.datetime | None = None  # the server's time when the last cleanup read the ledger
 
     def _trusted_after(self) -> dt.datetime:
-        stale = utc_now() - STALE_RUN
-        return max(stale, self.started_at) if self.broker.is_memory else stale
+        """Pending records older than this (the server's clock) are taken as lost and their hours enqueued again."""
+        server_now = self.pipeline.sink.server_now()
+        stale = server_now - STALE_RUN
+        if not self.broker.is_memory:
+            return stale
+        return max(stale, server_now - dt.timedelta(seconds=time.monotonic() - self._started))
 
     def due_jobs(self) -> list[Job]:
         config = self.config
         now = self.clock()
         window = catchup_window(now, config.lag_minutes, config.max_catchup_hours)
         recheck = window[-config.recheck_hours:] if config.recheck_hours else []
+        trusted_after = self._trusted_after()
         jobs = []
         for tenant in self.pipeline.tenants():
             thanos, sink = self.pipeline.thanos, self.pipeline.sink
@@ -63,7 +73,7 @@ class Scheduler:
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))
-            jobs += _as_ranges(tenant, plan(window, presence, recheck_counts, states, self._trusted_after()), int(now))
+            jobs += _as_ranges(tenant, plan(window, presence, recheck_counts, states, trusted_after), int(now))
         # every tenant's newest hour first: a long catch-up of one tenant waits behind the others' scheduled hours
         return sorted(jobs, key=lambda job: job.reason != "scheduled")
 
@@ -88,14 +98,13 @@ class Scheduler:
     def clean_up(self) -> None:
         """Remove the rows of runs superseded, failed or abandoned since the last cleanup; a failure is logged and
         the next tick covers the same hours."""
-        began = utc_now()
         since = self.last_cleanup - CLEANUP_OVERLAP if self.last_cleanup else None
         try:
             collected = self.pipeline.sink.collect_garbage(since)
         except WorkerError as exc:
             log.error("cleanup of obsolete runs failed", error=str(exc))
             return
-        self.last_cleanup = began
+        self.last_cleanup = collected.began_at
         telemetry.RUNS_COLLECTED.inc(collected.runs)
 
 

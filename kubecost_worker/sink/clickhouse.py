@@ -10,10 +10,11 @@ One code path, clickhouse-connect, for the embedded chDB (``chdb:///path``) and 
    rows instead of the previous run's; a reader sees the old hour or the new one, never a mix.
 
 Nothing is deleted on the way: the rows of the runs a commit supersedes stay underneath, invisible, until
-``collect_garbage`` removes them in batches (one delete per table and monthly partition for every run found),
-which the scheduler runs each tick and ``kubecost-worker gc`` on demand. A rerun costs what a first run costs,
-however large the tables. A crash anywhere leaves at worst invisible rows of an unfinished run, collected once it
-is stale.
+``collect_garbage`` removes them in batches (a delete per table and monthly partition, more when the runs' list
+would make a statement too long), which the scheduler runs each tick and ``kubecost-worker gc`` on demand. A rerun
+costs what a first run costs, however large the tables. The ledger's order is the server's clock: ClickHouse stamps
+each record (``recorded_at DEFAULT now64(6)``, migration 0015), and every age of a record is measured against the
+server's time. A crash anywhere leaves at worst invisible rows of an unfinished run, collected once it is stale.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Iterator
 
 import clickhouse_connect
 import structlog
+from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
 from ..errors import TerminalError, TransientError
@@ -47,25 +49,32 @@ NODE_COLUMNS = [*NODE_FIELDS, "run_id", "inserted_at"]  # total_cost is computed
 METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210), a full
-# disk (243 NOT_ENOUGH_SPACE: merges, TTLs and the operator free it).
-TRANSIENT_CODES = {76, 159, 209, 210, 241, 242, 243, 252, 999}
+# disk (243 NOT_ENOUGH_SPACE: merges, TTLs and the operator free it), the server overloaded (202
+# TOO_MANY_SIMULTANEOUS_QUERIES, 203 NO_FREE_CONNECTION, 439 CANNOT_SCHEDULE_TASK) or its shards away (279
+# ALL_CONNECTION_TRIES_FAILED). Every other code is terminal: above all a query of ours rejected (62 SYNTAX_ERROR,
+# also "Max query size exceeded"; 47, 53, 60, 168...). The read API answers the first kind 503, the second 500.
+TRANSIENT_CODES = {76, 159, 202, 203, 209, 210, 241, 242, 243, 252, 279, 439, 999}
 # Tables whose rows carry the run id of the run that wrote them.
 RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "k8s_expenses_workload_hourly",
               "kubecost_metrics_hourly", "kubecost_metric_points_hourly", "k8s_nodes_hourly")
 # Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
 # (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
 STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
-# Runs whose rows one delete statement removes: the statement names each as a (tenant, hour, run id) tuple.
-COLLECT_BATCH_RUNS = 5_000
+# The longest delete cleanup sends, in bytes: each names its runs as (tenant, hour, run id) tuples in its text (about
+# 95 bytes a run with UUID tenant ids), and ClickHouse refuses a query longer than its max_query_size (262,144 bytes
+# by default, code 62); ON CLUSTER also passes the text through Keeper. 2,100 such runs a statement.
+MAX_DELETE_BYTES = 200_000
 # Cleanup's deletes are queued at once and then awaited together: a lightweight delete is a mutation, applied by
 # ClickHouse's background pool, and waiting for each in turn (the default) costs that pool's latency per statement
 # (about 2 s each measured in chDB, whatever the partition's size). A queued mutation is durable: a crash before it
 # is applied leaves it to run when ClickHouse is back.
 QUEUED_DELETE = {"lightweight_deletes_sync": 0}
 CLEANUP_WAIT_SECONDS = 600.0
+# recorded_at is not among them: the server stamps it (DEFAULT now64(6), migration 0015), so the ledger's order is
+# one clock's whatever the workers' clocks say.
 LEDGER_COLUMNS = ["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
                   "rows_written", "total_cost", "samples_seen", "coverage", "error", "unpriced_nodes", "thanos_queries",
-                  "thanos_bytes", "thanos_samples", "recorded_at"]
+                  "thanos_bytes", "thanos_samples"]
 
 
 @contextlib.contextmanager
@@ -109,11 +118,13 @@ def connect(url: str) -> Any:
 
 @dataclass(frozen=True)
 class Collected:
-    """What one cleanup removed: runs, the partitions it touched (one delete per table each), its time."""
+    """What one cleanup removed: runs, the partitions it touched, its time, and the server's time when it read the
+    ledger (the next cleanup's ``since`` counts from it: the ledger's records are stamped by that clock)."""
 
     runs: int
     partitions: int
     seconds: float
+    began_at: dt.datetime | None = None
 
 
 class ClickHouseSink:
@@ -136,12 +147,17 @@ class ClickHouseSink:
         if not runs:
             return
         with classified(f"recording run {runs[0].run_id} as {runs[0].status}"):
-            at = now()
             self.client.insert("k8s_expense_runs", [
                 [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
                  r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000],
-                 list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples, at] for r in runs],
+                 list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples] for r in runs],
                 column_names=LEDGER_COLUMNS)
+
+    def server_now(self) -> dt.datetime:
+        """The ClickHouse server's time: the clock the ledger's records are stamped by, so the one their ages are
+        measured against (a worker's own clock may be minutes off)."""
+        (at,), = self.query("SELECT now64(6, 'UTC')")
+        return _aware(at)
 
     def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
         """The run readers see for the tenant-hour, as ``k8s_expense_current_runs`` defines it; None: no run yet."""
@@ -183,28 +199,30 @@ class ClickHouseSink:
 
         Removed: superseded succeeded runs, failed runs, and runs still 'running' that started more than
         ``stale_after`` ago (their process died; a run that old may not commit, ``RunRecord.may_commit``). Kept: the
-        current run of each hour and recent running runs (another consumer may still commit them). One
-        lightweight delete per table and monthly partition for all the runs found, whatever their number; a
-        crash halfway is repaired by the next call (the deletes are idempotent, the runs not yet 'collected')."""
+        current run of each hour and recent running runs (another consumer may still commit them). Ages are the
+        server's time since a run's first record, ``since`` is a time of the server's clock. One lightweight
+        delete per table and monthly partition for the runs found, more when their list would make a statement
+        longer than ``MAX_DELETE_BYTES``; a crash halfway is repaired by the next call (the deletes are idempotent,
+        the runs not yet 'collected')."""
         started = time.perf_counter()
-        obsolete = self._obsolete_runs(since, stale_after)
+        began_at = self.server_now()
+        obsolete = self._obsolete_runs(since, began_at - stale_after)
         if not obsolete:
-            return Collected(0, 0, time.perf_counter() - started)
+            return Collected(0, 0, time.perf_counter() - started, began_at)
         by_partition: dict[int, list[tuple]] = {}
         for tenant, hour, run_id, partition in obsolete:
             by_partition.setdefault(int(partition), []).append((tenant, int(hour), run_id))
         for partition, runs in sorted(by_partition.items()):
-            for at in range(0, len(runs), COLLECT_BATCH_RUNS):
-                batch = tuple(runs[at: at + COLLECT_BATCH_RUNS])
+            for batch, listed in delete_batches(runs, partition, self.cluster):
                 with classified(f"removing the rows of {len(batch)} obsolete runs"):
                     for table in RUN_TABLES:
-                        self.client.command(delete_runs(table, partition, self.cluster), parameters={"runs": batch},
+                        self.client.command(delete_runs(table, partition, self.cluster, listed),
                                             settings=QUEUED_DELETE)
                 at_collection = now()
                 self.record(*(RunRecord(tenant, hour, run_id, RunStatus.COLLECTED, "gc", at_collection,
                                         finished_at=at_collection) for tenant, hour, run_id in batch))
         self._await_deletes()
-        done = Collected(len(obsolete), len(by_partition), time.perf_counter() - started)
+        done = Collected(len(obsolete), len(by_partition), time.perf_counter() - started, began_at)
         log.info("removed the rows of obsolete runs", runs=done.runs, partitions=done.partitions,
                      seconds=round(done.seconds, 3))
         return done
@@ -228,8 +246,10 @@ class ClickHouseSink:
                 return
             time.sleep(0.1)
 
-    def _obsolete_runs(self, since: dt.datetime | None, stale_after: dt.timedelta) -> list[tuple]:
-        """(tenant, hour, run id, partition) of the runs ``collect_garbage`` removes."""
+    def _obsolete_runs(self, since: dt.datetime | None, stale_before: dt.datetime) -> list[tuple]:
+        """(tenant, hour, run id, partition) of the runs ``collect_garbage`` removes: a run still 'running' is
+        taken for dead when its first record is older than ``stale_before`` (both the server's clock; ``started_at``
+        is the worker's and may be minutes off)."""
         changed = ("AND (cloud_account_id, hour) IN (SELECT cloud_account_id, hour FROM k8s_expense_runs "
                    "WHERE recorded_at >= {since:DateTime64(6, 'UTC')})") if since else ""
         return self.query(
@@ -237,7 +257,7 @@ class ClickHouseSink:
             SELECT r.cloud_account_id, toUnixTimestamp(r.hour), r.run_id, toYYYYMM(r.hour)
             FROM (
                 SELECT cloud_account_id, hour, run_id, argMax(status, recorded_at) AS last_status,
-                       min(started_at) AS first_started
+                       min(recorded_at) AS first_recorded
                 FROM k8s_expense_runs
                 WHERE status NOT IN ('queued', 'refused') {changed}
                 GROUP BY cloud_account_id, hour, run_id
@@ -246,9 +266,9 @@ class ClickHouseSink:
                 SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs WHERE 1 {changed}
             ) AS current ON r.cloud_account_id = current.cloud_account_id AND r.hour = current.hour
             WHERE r.last_status != 'collected' AND r.run_id != current.run_id
-              AND (r.last_status != 'running' OR r.first_started < {{stale:DateTime64(3, 'UTC')}})
+              AND (r.last_status != 'running' OR r.first_recorded < {{stale:DateTime64(6, 'UTC')}})
             ORDER BY r.cloud_account_id, r.hour
-            """, {"stale": now() - stale_after, **({"since": since} if since else {})})
+            """, {"stale": stale_before, **({"since": since} if since else {})})
 
     # -- reading the ledger ------------------------------------------------------------------------------------
 
@@ -383,12 +403,36 @@ class ReadClients:
                 client.close()
 
 
-def delete_runs(table: str, partition: int, cluster: str | None) -> str:
-    """Cleanup's statement: a lightweight delete of the runs ``%(runs)s`` (tuples of tenant, hour, run id) in one
-    monthly partition; on a cluster, of the local tables ``ON CLUSTER``. The runs are bound client-side, so the
-    statement is complete text, as ``ON CLUSTER`` needs (each server runs the text it is sent)."""
+def delete_runs(table: str, partition: int, cluster: str | None, listed: str = "%(runs)s") -> str:
+    """Cleanup's statement: a lightweight delete of the runs ``listed`` (the text of a list of tuples of tenant,
+    hour, run id, ``delete_batches``) in one monthly partition; on a cluster, of the local tables ``ON CLUSTER``.
+    The runs are rendered client-side, so the statement is complete text, as ``ON CLUSTER`` needs (each server runs
+    the text it is sent)."""
     return (f"DELETE FROM {local_table(table, cluster)} IN PARTITION {int(partition)} "
-            "WHERE (cloud_account_id, hour, run_id) IN %(runs)s")
+            f"WHERE (cloud_account_id, hour, run_id) IN {listed}")
+
+
+def delete_batches(runs: list[tuple], partition: int, cluster: str | None,
+                   limit: int = MAX_DELETE_BYTES) -> Iterator[tuple[list[tuple], str]]:
+    """The runs (tenant, hour, run id) of one partition in consecutive batches, each with the text of its list:
+    as many runs as keep every table's delete (``delete_runs``) within ``limit`` bytes."""
+    room = limit - max(len(delete_runs(table, partition, cluster, "()").encode()) for table in RUN_TABLES)
+    batch: list[tuple] = []
+    texts: list[str] = []
+    size = 0
+    for run in runs:
+        text = format_query_value(run)
+        grown = size + len(text.encode()) + (2 if texts else 0)  # ", " between tuples
+        if texts and grown > room:
+            yield batch, f"({', '.join(texts)})"
+            batch, texts, grown = [], [], len(text.encode())
+        if grown > room:
+            raise ValueError(f"a run's tuple alone is longer than {limit} bytes: {text[:80]}")
+        batch.append(run)
+        texts.append(text)
+        size = grown
+    if texts:
+        yield batch, f"({', '.join(texts)})"
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

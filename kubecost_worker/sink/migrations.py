@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TerminalError
-from ..runs import now
 from .clickhouse import classified
 from .cluster import local_table, render
 
@@ -147,9 +146,12 @@ def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[
 
 
 def _track(client: Any, migration: Migration, status: str) -> None:
+    # stamped by the server: a migration started by one process and resumed by another is ordered by one clock
     with classified("recording a migration"):
-        client.insert("schema_migrations", [[migration.version, migration.name, migration.checksum, status, now()]],
-                      column_names=["version", "name", "checksum", "status", "at"])
+        client.command("INSERT INTO schema_migrations (version, name, checksum, status, at) SELECT {version:UInt32}, "
+                       "{name:String}, {checksum:String}, {status:String}, now64(6)",
+                       parameters={"version": migration.version, "name": migration.name,
+                                   "checksum": migration.checksum, "status": status})
 
 
 def is_up_to_date(client: Any, directory: Path | None = None) -> bool:
