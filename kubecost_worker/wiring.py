@@ -93,8 +93,10 @@ def start_api_thread(config: Config, sink: ClickHouseSink) -> Any:
 
     import uvicorn
 
+    from .api.server import server_options
+
     server = uvicorn.Server(uvicorn.Config(read_api(config, sink), host=config.api_host, port=config.api_port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False, **server_options()))
     threading.Thread(target=server.run, name="api", daemon=True).start()
     log.info("serving the read API", host=config.api_host, port=config.api_port)
     return server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 
 from kubecost_worker.api.app import create_app
+from kubecost_worker.api.server import server_options
 from kubecost_worker.errors import TransientError
 from kubecost_worker.devtools.localprom import free_port
 from kubecost_worker.runs import RunRecord, RunStatus, now, utc
@@ -40,7 +42,8 @@ class Served:
         self.app = create_app(self.reader, SECRET)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    **server_options()))  # as `serve` runs it
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -485,3 +488,109 @@ def test_fuzzing_finds_no_server_error_and_no_response_off_its_schema(served):
     assert len(calls) >= 5 * 30
     # the generated requests reach the data, not only the error paths
     assert {path for path, status in calls if status == 200} == {op.path for op in operations}
+
+
+# -- what the server refuses before any parameter is read, and which storage errors are whose -------------------
+
+TOO_LONG = {"error": {"status_code": 414, "error_code": "OM0006", "reason": "Invalid request", "params": ["request"]}}
+
+
+def read_reply(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and headers, and the body, of a reply read until the server closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_request_too_long_for_the_server_gets_the_error_body(served):
+    """Issue 25: past the server's buffer uvicorn answered a plain-text 400. The app sees every request whose target
+    (path and query) is within 64 KiB; a longer one is 414 with the error body, whichever layer refuses it."""
+    def get(query: str) -> requests.Response:
+        return requests.get(f"{served.url}{PREFIX}/kubecost_cluster_costs?{query}", headers={"Secret": SECRET},
+                            timeout=30)
+
+    response = get(urlencode(window()) + "&unknown=" + "a" * 60_000)  # within the limit: the app reads it
+    assert response.status_code == 200 and response.json()["total_cost"] > 0
+    for size in (70_000, 100_000):
+        response = get(urlencode(window()) + "&filter=" + "a" * size)
+        assert (response.status_code, response.json()) == (414, TOO_LONG), size
+    # a request line never finished, past the server's buffer: refused by the HTTP layer, in the same shape, and
+    # read whole (a 1 MB one still being sent when the answer goes out gets it, not a reset connection)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        sock.sendall(b"GET " + PREFIX.encode() + b"/kubecost_metrics?unknown=" + b"a" * 1_000_000)
+        head, body = read_reply(sock)
+    assert head.startswith(b"HTTP/1.1 414 ") and b"content-type: application/json" in head.lower(), head
+    assert json.loads(body) == TOO_LONG
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:  # not HTTP at all
+        sock.sendall(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
+        head, body = read_reply(sock)
+    assert head.startswith(b"HTTP/1.1 400 ") and json.loads(body) == {
+        "error": {"status_code": 400, "error_code": "OM0006", "reason": "Invalid request", "params": ["request"]}}
+
+
+# ClickHouse's error codes by whose fault they are (kubecost_worker.sink.clickhouse.classified decides, once):
+# the store unavailable or overloaded is 503 OM0001 (clients retry); anything else, above all our own query
+# rejected (its syntax, size, names or types), is 500 OM0001 "Internal error" (retrying cannot help).
+UNAVAILABLE_CODES = {76: "CANNOT_OPEN_FILE", 159: "TIMEOUT_EXCEEDED", 202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+                     203: "NO_FREE_CONNECTION", 209: "SOCKET_TIMEOUT", 210: "NETWORK_ERROR",
+                     241: "MEMORY_LIMIT_EXCEEDED", 242: "TABLE_IS_READ_ONLY", 243: "NOT_ENOUGH_SPACE",
+                     252: "TOO_MANY_PARTS", 279: "ALL_CONNECTION_TRIES_FAILED", 439: "CANNOT_SCHEDULE_TASK",
+                     999: "KEEPER_EXCEPTION"}
+OUR_FAULT_CODES = {43: "ILLEGAL_TYPE_OF_ARGUMENT", 47: "UNKNOWN_IDENTIFIER", 53: "TYPE_MISMATCH", 60: "UNKNOWN_TABLE",
+                   62: "SYNTAX_ERROR", 167: "TOO_DEEP_AST", 168: "TOO_BIG_AST", 306: "TOO_DEEP_RECURSION",
+                   396: "TOO_MANY_ROWS_OR_BYTES"}
+UNAVAILABLE = {"status_code": 503, "error_code": "OM0001", "reason": "Service unavailable", "params": []}
+INTERNAL = {"status_code": 500, "error_code": "OM0001", "reason": "Internal error", "params": []}
+
+
+def test_which_clickhouse_errors_are_a_503_and_which_a_500(served, monkeypatch):
+    """Fault injection where the errors enter: clickhouse-connect's client raising what it raises."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    from kubecost_worker.sink import clickhouse
+
+    assert set(UNAVAILABLE_CODES) == clickhouse.TRANSIENT_CODES
+    assert not set(OUR_FAULT_CODES) & clickhouse.TRANSIENT_CODES
+    raised: list[Exception] = []
+
+    class FaultyClient:
+        def query(self, *args, **kwargs):
+            raise raised[-1]
+
+        query_row_block_stream = query
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(clickhouse, "connect", lambda url: FaultyClient())
+    faulty = Served(served.sink, ReadClients("chdb://never-opened"))
+    cases = [(DatabaseError(f"Code: {code}. DB::Exception: injected. ({name})"), UNAVAILABLE)
+             for code, name in UNAVAILABLE_CODES.items()]
+    cases += [(DatabaseError(f"Code: {code}. DB::Exception: injected. ({name})"), INTERNAL)
+              for code, name in OUR_FAULT_CODES.items()]
+    cases += [(OperationalError("HTTPConnectionPool: Connection refused"), UNAVAILABLE),
+              (DatabaseError("Unable to open the chdb engine: /data/ch is locked"), UNAVAILABLE)]
+    try:
+        for error, expected in cases:
+            raised.append(error)
+            for endpoint, extra in (("kubecost_cluster_costs", {}), ("k8s_expenses", {"aggregate": "pod"})):
+                response = requests.get(f"{faulty.url}{PREFIX}/{endpoint}", params=window(**extra),
+                                        headers={"Secret": SECRET}, timeout=30)
+                assert (response.status_code, response.json()) == (expected["status_code"], {"error": expected}), \
+                    (endpoint, str(error))
+    finally:
+        faulty.stop()
+
+
+def test_a_query_clickhouse_rejects_is_a_500_not_a_503(served, monkeypatch):
+    """A real rejection by chDB: with the filter's limits lifted, 4,000 clauses make SQL past ClickHouse's
+    max_query_size (code 62, SYNTAX_ERROR): our query's fault, not the store's, so no client should retry it."""
+    from kubecost_worker.api import allocation, app
+
+    monkeypatch.setitem(app.MAX_LENGTH, "filter", 10**6)
+    monkeypatch.setattr(allocation, "MAX_FILTER_CLAUSES", 10**6)
+    query = urlencode(window(aggregate="pod")) + "&filter=" + "+".join(["pod~:%22a%22"] * 4000)  # 52 kB
+    response = requests.get(f"{served.url}{PREFIX}/k8s_expenses?{query}", headers={"Secret": SECRET}, timeout=60)
+    assert (response.status_code, response.json()) == (500, {"error": INTERNAL})

@@ -9,10 +9,15 @@ Check order: unknown path (404 OM0002) or method (405 OM0003), then the ``Secret
 missing or empty, 403 OM0005 when wrong; compared in constant time), then the parameters in the order the
 endpoint declares them (400 OM0008 when missing, OM0006 when invalid), as Metroculus parses them.
 
+Every free-text parameter has a length limit (``MAX_LENGTH``: the OpenAPI document's ``maxLength`` and the check
+read the one table), and a request target longer than ``MAX_TARGET_BYTES`` is refused (414) before anything else;
+``server.py`` sets uvicorn so that the app sees every request up to that size.
+
 Bodies are streamed: written in chunks as ClickHouse sends the rows, so the server's memory does not grow with
-the window. The first chunk is ready before the status line goes out, so a ClickHouse failure at the start is a
-503 with an error body; one later cuts the connection short (the client sees a broken chunked body, never a
-shorter valid JSON).
+the window. The first chunk is ready before the status line goes out, so a ClickHouse failure at the start is
+an error body: 503 when the store is unavailable (``TransientError``: clients retry), 500 when it rejected our
+query (``TerminalError``: retrying cannot help); one later cuts the connection short (the client sees a broken
+chunked body, never a shorter valid JSON).
 """
 
 from __future__ import annotations
@@ -26,14 +31,17 @@ import re
 from typing import Annotated, Any, Callable, Iterator
 
 import orjson
+import structlog
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import telemetry
-from ..errors import WorkerError
+from ..errors import TransientError, WorkerError
 from . import allocation, queries
+
+log = structlog.get_logger(__name__)
 
 PREFIX = "/metroculus/v2"
 # Metroculus converts with int() after Tornado strips the value: digits, surrounding blanks ignored; a sign, a
@@ -42,6 +50,17 @@ UNIX_SECONDS = r"^[0-9]{1,19}$"
 # Chunks of a streamed body: large enough that a 130 MB body is a few thousand writes, small enough to hold.
 CHUNK_BYTES = 256 * 1024
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# The longest value of each free-text query parameter, in characters of the decoded value (a repeated parameter,
+# as ``metrics`` may be, counts its values joined by commas); longer is 400 OM0006 naming it. The one table: the
+# OpenAPI document's ``maxLength`` is written from it (``_document_required``) and ``Limited`` checks it as a
+# handler reads the parameter. The other parameters are bounded by their patterns; ``filter`` also by its number
+# of clauses (allocation.MAX_FILTER_CLAUSES).
+MAX_LENGTH = {"cloud_account_id": 256, "metrics": 4096, "aggregate": 1024, "filter": 4096, "namespace": 253,
+              "shareNamespaces": 4096, "shareLabels": 4096}
+# A request target (path and query string, as sent) longer than this is refused before anything else: 414 with the
+# error body. Every request of ASCII values within the limits above fits, URL-encoded (3 bytes a character). The
+# HTTP layer takes heads of this size and its headers (server.py), so that the app sees every such request.
+MAX_TARGET_BYTES = 64 * 1024
 
 
 class ApiError(Exception):
@@ -57,9 +76,57 @@ def invalid(name: str) -> ApiError:
     return ApiError(400, "OM0006", f"Invalid {name}", [name])
 
 
+def too_long() -> ApiError:
+    """A request whose target (or head, at the HTTP layer) is longer than the server takes."""
+    return ApiError(414, "OM0006", "Invalid request", ["request"])
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    return {"error": {"status_code": error.status, "error_code": error.code, "reason": error.reason,
+                      "params": error.params}}
+
+
 def error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse({"error": {"status_code": error.status, "error_code": error.code, "reason": error.reason,
-                                   "params": error.params}}, status_code=error.status)
+    return JSONResponse(error_body(error), status_code=error.status)
+
+
+class Limited:
+    """The request's query parameters as the handlers read them (``get``, ``getlist``, like Starlette's
+    ``QueryParams``), each checked against ``MAX_LENGTH`` when it is read: a longer value raises ``BadParameter``
+    naming it (400 OM0006), in the order the handler checks its parameters."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def _checked(self, name: str, length: int) -> None:
+        if length > MAX_LENGTH.get(name, length):
+            raise allocation.BadParameter(name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.params.get(name, default)
+        if value is not None:
+            self._checked(name, len(value))
+        return value
+
+    def getlist(self, name: str) -> list[str]:
+        values = self.params.getlist(name)
+        self._checked(name, len(",".join(values)))
+        return values
+
+
+class TargetLimit:
+    """ASGI middleware: a request target longer than ``MAX_TARGET_BYTES`` is 414 with the error body, before
+    anything is read (the HTTP layer answers the same for a head too long to buffer: server.py)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and len(scope.get("raw_path") or b"") + 1 + len(scope.get("query_string") or b"") \
+                > MAX_TARGET_BYTES:
+            await error_response(too_long())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # -- response schemas (for the OpenAPI document; existing clients ignore extra keys) ---------------------------
@@ -185,7 +252,7 @@ class RightsizingResponse(Window):
     rows: list[RightsizingRow]
 
 
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 414, 500, 503)}
 # format=csv answers text/csv: one header line, then the JSON rows' values
 WITH_CSV = {**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 # Constraints are documented (json_schema_extra) but checked by the handlers themselves, so that the checks run in
@@ -199,8 +266,7 @@ FractionParam = Annotated[str | None, Query(description="a number in (0, 1]; q: 
 FormatParam = Annotated[str | None, Query(description="json (default) or csv", json_schema_extra={"pattern": "^(json|csv)$"})]
 _DIMENSION = r"(cluster|node|namespace|controllerKind|controller|pod|container|service|workload|label:[a-zA-Z_][a-zA-Z0-9_]*)"
 AGGREGATE_PATTERN = f"^{_DIMENSION}(,{_DIMENSION})*$"
-TenantParam = Annotated[str | None, Query(description="cloud account id",
-                                          json_schema_extra={"minLength": 1, "maxLength": 256})]
+TenantParam = Annotated[str | None, Query(description="cloud account id", json_schema_extra={"minLength": 1})]
 
 
 def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: True) -> FastAPI:
@@ -210,11 +276,16 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
     # before authentication with a Location built from the request's Host header
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.add_middleware(TargetLimit)
     expected_secret = cluster_secret.encode()
 
     @app.exception_handler(ApiError)
     async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
         return error_response(error)
+
+    @app.exception_handler(allocation.BadParameter)
+    async def on_bad_parameter(_request: Request, error: allocation.BadParameter) -> JSONResponse:
+        return error_response(invalid(error.name))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -222,9 +293,17 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
             return error_response(ApiError(405, "OM0003", f"{request.method} method not allowed", [request.method]))
         return error_response(ApiError(404, "OM0002", "Not found"))
 
-    @app.exception_handler(WorkerError)
-    async def on_storage_error(_request: Request, error: WorkerError) -> JSONResponse:
+    # ClickHouse's failures come classified from where they enter (sink.clickhouse.classified): the store
+    # unavailable or overloaded is a TransientError, a 503 clients retry; anything else (above all our own query
+    # rejected: its syntax, size, names or types) is a 500 that no retry can fix
+    @app.exception_handler(TransientError)
+    async def on_store_unavailable(_request: Request, error: TransientError) -> JSONResponse:
         return error_response(ApiError(503, "OM0001", "Service unavailable"))
+
+    @app.exception_handler(WorkerError)
+    async def on_query_rejected(request: Request, error: WorkerError) -> JSONResponse:
+        log.error("read failed: ClickHouse rejected the query", path=request.url.path, error=str(error))
+        return error_response(ApiError(500, "OM0001", "Internal error"))
 
     @app.exception_handler(Exception)
     async def on_bug(_request: Request, error: Exception) -> JSONResponse:
@@ -245,17 +324,15 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
         if not hmac.compare_digest(secret.encode(), expected_secret):
             raise ApiError(403, "OM0005", "Bad secret")
 
-    def window(request: Request) -> tuple[str, int, int]:
+    def window(request: Request, params: Limited) -> tuple[str, int, int]:
         """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them: a value
         missing (or, for the id, empty) is OM0008, one that is not a non-negative integer (an empty one too) is
-        OM0006. Stricter than Metroculus: ``end_date`` before ``start_date`` is OM0006."""
+        OM0006. Stricter than Metroculus: ``end_date`` before ``start_date`` is OM0006, and so is an id longer than
+        its limit."""
         authorize(request.headers.get("Secret"))
-        params = request.query_params
         tenant = (params.get("cloud_account_id") or "").strip()
         if not tenant:
             raise missing("cloud_account_id")
-        if len(tenant) > 256:
-            raise invalid("cloud_account_id")
         bounds = []
         for name in ("start_date", "end_date"):
             raw = params.get(name)
@@ -281,9 +358,11 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
                          start_date: TimeParam = None, end_date: TimeParam = None,
                          metrics: Annotated[str | None, Query(description="comma-separated metric names")] = None):
         """Hourly means of the stored ``kubecost_*`` series, optionally only the named ones."""
-        tenant, start, end = window(request)
-        names = [n.strip() for value in request.query_params.getlist("metrics") for n in value.split(",") if n.strip()]
-        if request.query_params.getlist("metrics") and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
+        params = Limited(request.query_params)
+        tenant, start, end = window(request, params)
+        values = params.getlist("metrics")
+        names = [n.strip() for value in values for n in value.split(",") if n.strip()]
+        if values and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
             raise invalid("metrics")
         return envelope(tenant, start, end, metrics=queries.kubecost_metrics(reader, tenant, start, end, names))
 
@@ -291,14 +370,14 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
     def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                                start_date: TimeParam = None, end_date: TimeParam = None):
         """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
-        tenant, start, end = window(request)
+        tenant, start, end = window(request, Limited(request.query_params))
         return envelope(tenant, start, end, **queries.cluster_costs(reader, tenant, start, end))
 
     @app.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
     def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                          start_date: TimeParam = None, end_date: TimeParam = None):
         """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
-        tenant, start, end = window(request)
+        tenant, start, end = window(request, Limited(request.query_params))
         return envelope(tenant, start, end, **queries.savings(reader, tenant, start, end))
 
     def answer(tenant: str, start: int, end: int, rows: Iterator[dict[str, Any]], columns: tuple[str, ...],
@@ -324,26 +403,25 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
                          json_schema_extra={"pattern": AGGREGATE_PATTERN})] = None,
                      filter: Annotated[str | None, Query(
                          description='OpenCost filter subset: field:"a","b" (!: none of, ~: prefix), clauses joined '
-                                     'by +', json_schema_extra={"maxLength": 4096})] = None,
-                     namespace: Annotated[str | None, Query(json_schema_extra={"maxLength": 253})] = None,
+                                     f'by + (at most {allocation.MAX_FILTER_CLAUSES})')] = None,
+                     namespace: Annotated[str | None, Query()] = None,
                      step: Annotated[str | None, Query(description="hour, day, week (from Monday, UTC), month or "
                                                                    "window (default)",
                                                        json_schema_extra={"pattern": "^(hour|day|week|month|window)$"})] = None,
                      shareIdle: FlagParam = None, idleByNode: FlagParam = None, shareTenancyCosts: FlagParam = None,
-                     shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces",
-                                                                  json_schema_extra={"maxLength": 4096})] = None,
-                     shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>",
-                                                              json_schema_extra={"maxLength": 4096})] = None,
+                     shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces")] = None,
+                     shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>")] = None,
                      shareSplit: Annotated[str | None, Query(json_schema_extra={"pattern": "^(weighted|even)$"})] = None,
                      format: FormatParam = None):
         """Costs, shares, usage and efficiency grouped like OpenCost's allocation API, per step."""
-        tenant, start, end = window(request)
+        params = Limited(request.query_params)
+        tenant, start, end = window(request, params)
         try:
-            parsed = allocation.parse_request(request.query_params)
+            parsed = allocation.parse_request(params)
         except allocation.BadParameter as error:
             raise (missing(error.name) if error.name == "aggregate" and not request.query_params.get("aggregate")
                    else invalid(error.name)) from None
-        csv_format = output_format(request.query_params)
+        csv_format = output_format(params)
         rows = allocation.allocation(reader, parsed, tenant, start, end)
         columns = ("timestamp", *parsed.field_names, *allocation.ROW_FIGURES)
         return answer(tenant, start, end, rows, columns, csv_format,
@@ -356,12 +434,13 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
                         algorithm: Annotated[str | None, Query(json_schema_extra={"pattern": "^(max|quantile)$"})] = None,
                         q: FractionParam = None, format: FormatParam = None):
         """Container request recommendations from the stored hourly usage maxima, with their monthly saving."""
-        tenant, start, end = window(request)
+        params = Limited(request.query_params)
+        tenant, start, end = window(request, params)
         try:
-            parsed = allocation.parse_rightsizing(request.query_params)
+            parsed = allocation.parse_rightsizing(params)
         except allocation.BadParameter as error:
             raise invalid(error.name) from None
-        csv_format = output_format(request.query_params)
+        csv_format = output_format(params)
         rows = allocation.rightsizing(reader, parsed, tenant, start, end)
         return answer(tenant, start, end, iter(rows), allocation.RIGHTSIZING_FIELDS, csv_format,
                       algorithm=parsed.algorithm, targetCPUUtilization=parsed.target_cpu,
@@ -427,8 +506,9 @@ REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}
 
 
 def _document_required(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document with the parameters every request needs marked required (and not nullable);
-    the handlers check them themselves, in Metroculus's order and with its error codes."""
+    """The OpenAPI document with the parameters every request needs marked required (and not nullable), and each
+    limited parameter's ``maxLength`` from ``MAX_LENGTH``; the handlers check them themselves, in Metroculus's order
+    and with its error codes."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -439,5 +519,7 @@ def _document_required(app: FastAPI) -> dict[str, Any]:
                     parameter["required"] = True
                     declared = parameter["schema"]
                     parameter["schema"] = {**{k: v for k, v in declared.items() if k != "anyOf"}, "type": "string"}
+                if parameter["in"] == "query" and parameter["name"] in MAX_LENGTH:
+                    parameter["schema"]["maxLength"] = MAX_LENGTH[parameter["name"]]
         app.openapi_schema = schema
     return app.openapi_schema

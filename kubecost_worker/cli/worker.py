@@ -74,11 +74,13 @@ def serve(ctx: click.Context) -> None:
     """Serve the read API (Metroculus's kubecost endpoints and a breakdown) from ClickHouse."""
     import uvicorn
 
+    from ..api.server import server_options
+
     config = config_of(ctx, "KCW_CLUSTER_SECRET")
     sink = wiring.open_sink(config)
     log.info("serving the read API", host=config.api_host, port=config.api_port)
     uvicorn.run(wiring.read_api(config, sink), host=config.api_host, port=config.api_port, log_level="warning",
-                access_log=False)
+                access_log=False, **server_options())
 
 
 @cli.command()
