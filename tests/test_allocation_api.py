@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from kubecost_worker.api import allocation
+from kubecost_worker.api.app import create_app
 from kubecost_worker.model import sharing
 
 from .conftest import pipeline_written
@@ -290,3 +292,60 @@ def test_rightsizing_needs_authorization_and_a_window(client):
     status, body = client.get("k8s_rightsizing", cloud_account_id=TENANT, start_date=START)
     assert status == 400 and body["error"] == {"status_code": 400, "error_code": "OM0008",
                                                "reason": "end_date is not provided", "params": ["end_date"]}
+
+
+# -- limits: every documented length limit enforced where the parameter is read, as OM0006 naming it ---------
+
+DOCUMENT = create_app(None, SECRET).openapi()
+# (endpoint, parameter, maxLength) for every query parameter whose length the OpenAPI document limits
+LIMITED = sorted({(path.rsplit("/", 1)[1], p["name"], p["schema"]["maxLength"])
+                  for path, item in DOCUMENT["paths"].items() for p in item["get"]["parameters"]
+                  if p["in"] == "query" and "maxLength" in p["schema"]})
+
+
+def valid_of_length(name: str, length: int) -> str:
+    """A value of ``name`` that is valid but for its length, of exactly ``length`` characters."""
+    return {"cloud_account_id": "a" * length, "metrics": "a" * length, "aggregate": "label:" + "a" * (length - 6),
+            "filter": 'pod:"' + "a" * (length - 6) + '"', "namespace": "a" * length,
+            "shareNamespaces": ("kube-system," * length)[:length], "shareLabels": "k:" + "v" * (length - 2)}[name]
+
+
+def test_every_free_text_parameter_has_a_documented_length_limit():
+    free_text = {"cloud_account_id", "metrics", "aggregate", "filter", "namespace", "shareNamespaces", "shareLabels"}
+    assert {name for _, name, _ in LIMITED} == free_text
+    assert {endpoint for endpoint, name, _ in LIMITED if name == "cloud_account_id"} == {
+        "kubecost_metrics", "kubecost_cluster_costs", "kubecost_savings", "k8s_expenses", "k8s_rightsizing"}
+
+
+@pytest.mark.parametrize("endpoint, name, limit", LIMITED)
+def test_a_value_past_its_documented_length_is_om0006_naming_it(client, endpoint, name, limit):
+    base = {"cloud_account_id": TENANT, "start_date": START, "end_date": END,
+            **({"aggregate": "namespace"} if endpoint == "k8s_expenses" else {})}
+    status, body = client.get(endpoint, **{**base, name: valid_of_length(name, limit)})
+    assert status == 200, body
+    status, body = client.get(endpoint, **{**base, name: valid_of_length(name, limit + 1)})
+    assert (status, body) == (400, {"error": {"status_code": 400, "error_code": "OM0006", "reason": f"Invalid {name}",
+                                              "params": [name]}})
+
+
+def padded_filter(clauses: int, length: int, clause: str = 'pod~:"{}"') -> str:
+    """``clauses`` clauses (``pod~:"a..."`` by default) joined by ``+``, values padded to ``length`` characters."""
+    room = length - clauses * len(clause.format("")) - (clauses - 1)
+    return "+".join(clause.format("a" * (room // clauses + (i < room % clauses))) for i in range(clauses))
+
+
+def test_a_long_filter_is_om0006_never_a_503(client):
+    """Issue 25: 3,500 clauses (31 kB) reached ClickHouse, failed its max_query_size (code 62) and answered 503,
+    which clients retry. The filter is bounded in length and in clauses; a filter at both limits answers."""
+    most = allocation.MAX_FILTER_CLAUSES
+    at_limit = padded_filter(most, 4096, 'namespace!:"{}"')  # none of these namespaces: every row
+    assert len(at_limit) == 4096
+    whole = {r["namespace"]: r["total_cost"] for r in get(client, aggregate="namespace")}
+    assert {r["namespace"]: r["total_cost"] for r in get(client, aggregate="namespace", filter=at_limit)} \
+        == pytest.approx(whole, rel=REL)
+    assert get(client, aggregate="pod", filter=padded_filter(most, 4095)) == []  # no pod starts with "aaa..."
+    for bad in ("+".join(['pod~:"a"'] * 3500), padded_filter(10, 4097), padded_filter(most + 1, (most + 1) * 9)):
+        status, body = client.get("k8s_expenses", cloud_account_id=TENANT, start_date=START, end_date=END,
+                                  aggregate="pod", filter=bad)
+        assert (status, body) == (400, {"error": {"status_code": 400, "error_code": "OM0006",
+                                                  "reason": "Invalid filter", "params": ["filter"]}}), len(bad)

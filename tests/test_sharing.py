@@ -210,3 +210,19 @@ def test_each_request_reads_the_smallest_table_that_holds_it():
         == "k8s_expenses_workload_hourly"
     assert table(aggregate="pod") == table(filter='node:"n1"') == table(shareIdle="true", idleByNode="true") \
         == "k8s_expenses"
+
+
+def test_coefficients_are_decided_from_the_steps_totals():
+    # c1: own CPU 2, a shared namespace's CPU 2, idle CPU 4 and GPU 1 (no GPU receiver); c2: nothing to share with
+    figures = dict.fromkeys(sharing.WEIGHED, 0.0)
+    totals = sharing.Totals({("c1", "", OWN): {**figures, "cpu_cost": 2.0, "total_cost": 2.0},
+                             ("c1", "", SHARED): {**figures, "cpu_cost": 2.0, "total_cost": 2.0},
+                             ("c1", "", IDLE_ROLE): {**figures, "cpu_cost": 4.0, "gpu_cost": 1.0, "total_cost": 5.0},
+                             ("c2", "", SHARED): {**figures, "total_cost": 3.0}}, {"c1": 4})
+    weighted = sharing.coefficients(totals, SharePolicy(share_idle=True))
+    assert weighted.idle[("c1", "")] == sharing.IdleShare({"cpu_cost": 1.0, "ram_cost": 0.0, "gpu_cost": 0.0},
+                                                          frozenset({"gpu_cost"}))
+    # the shared namespace's 2 and the idle CPU it received (2 x 1) over the takers' cost of 2; c2 keeps its own
+    assert weighted.shared == {"c1": 2.0}
+    assert sharing.coefficients(totals, SharePolicy(share_idle=True, split="even")).shared == {"c1": 1.0}  # 4 / 4
+    assert sharing.coefficients(totals, SharePolicy()) == sharing.Coefficients({}, {"c1": 1.0})  # 2 / 2, no idle

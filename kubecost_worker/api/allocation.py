@@ -2,8 +2,9 @@
 
 A request is parsed once into a frozen ``AllocationRequest`` (a bad value raises ``BadParameter`` naming the
 parameter); ``allocation`` turns it into SQL over ``k8s_expenses`` (or the namespace rollup where that holds
-every figure asked for), with every value a bound parameter, and ``model.sharing`` spreads the shared costs
-over the groups. docs/api.md is the reference, with an example per parameter.
+every figure asked for), with every value a bound parameter; with sharing, ``model.sharing`` decides each domain's
+coefficients from a first query's totals and a second applies them (docs/api.md, "Sharing"). docs/api.md is the
+reference, with an example per parameter.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def parse_aggregate(value: str | None) -> tuple[Dimension, ...]:
 _CLAUSE = re.compile(r'\s*(?P<field>[A-Za-z]+)(?:\[(?P<label>[^\]]*)\])?(?P<op>!:|~:|:)(?P<values>"(?:[^"\\]|\\.)*"'
                      r'(?:\s*,\s*"(?:[^"\\]|\\.)*")*)\s*(?:\+|\s|$)')
 _VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# Clauses a filter may have. Each is a term of the query (a prefix clause about 70 characters of SQL): 3,000 took
+# ClickHouse 0.9 s to analyse, 3,500 outgrew its max_query_size; 100 take about 0.06 s against 0.05 s
+# for one. The filter's length is limited too (app.MAX_LENGTH); a clause's values are one bound array.
+MAX_FILTER_CLAUSES = 100
 
 
 def parse_filter(value: str | None) -> tuple[Clause, ...]:
@@ -160,6 +165,8 @@ def parse_filter(value: str | None) -> tuple[Clause, ...]:
             raise BadParameter("filter")
         values = tuple(re.sub(r"\\(.)", r"\1", v) for v in _VALUE.findall(match["values"]))
         clauses.append(Clause(name, label, match["op"], values))
+        if len(clauses) > MAX_FILTER_CLAUSES:
+            raise BadParameter("filter")
         position = match.end()
     return tuple(clauses)
 
@@ -193,9 +200,7 @@ def parse_request(params) -> AllocationRequest:
         raise BadParameter("step")
     filters = parse_filter(params.get("filter"))
     namespace = params.get("namespace")
-    if namespace is not None:
-        if len(namespace) > 253:
-            raise BadParameter("namespace")
+    if namespace is not None:  # its length is checked where it is read (app.MAX_LENGTH)
         filters += (Clause("namespace", None, ":", (namespace,)),)
     split = params.get("shareSplit") or "weighted"
     if split not in ("weighted", "even"):
@@ -274,6 +279,7 @@ def _role_sql(request: AllocationRequest, params: BoundParams) -> str:
 
 
 def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+    """The answer without sharing: each group's figures, by total cost within each step."""
     table = source_table(request)
     params = BoundParams(queries.bound_params(tenant, start, end))
     figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
@@ -281,31 +287,192 @@ def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tu
     keys = [f"d{i}" for i in range(len(dims))]
     sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
     span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
-    if not request.shares:
-        where = f"{queries.WINDOW} AND {_filter_sql(request.filters, params)}"
-        sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {table} WHERE {where} "
-               f"GROUP BY ts, {', '.join(keys)} ORDER BY ts, f_total_cost DESC, {', '.join(keys)}")
-    else:
-        node = "node" if request.policy.idle_by_node else "''"
-        selected = [f"{STEPS[request.step]} AS ts", "cluster_id AS share_cluster", f"{node} AS share_node",
-                    f"{_role_sql(request, params)} AS role", f"{_filter_sql(request.filters, params)} AS kept",
-                    *dims, *sums, *span]
-        group = ["ts", "share_cluster", "share_node", "role", "kept", *keys]
-        sql = (f"SELECT {', '.join(selected)} FROM {table} WHERE {queries.WINDOW} GROUP BY {', '.join(group)} "
-               "ORDER BY ts")
+    where = f"{queries.WINDOW} AND {_filter_sql(request.filters, params)}"
+    sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {table} WHERE {where} "
+           f"GROUP BY ts, {', '.join(keys)} ORDER BY ts, f_total_cost DESC, {', '.join(keys)}")
     return sql, params.values
 
 
-def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
-    """The SQL's rows, asked in pieces of whole steps where the answer can grow with the window (hour and day steps
-    over ``k8s_expenses`` or the workload rollup: queries.ROWS_PER_PIECE, counted in stored rows)."""
+# A shared piece of at most this many parts is shared in Python (``sharing.share`` on the parts one query returns,
+# about 2 kB each: 10 MB at most); a larger one in SQL, on the same coefficients. SQL takes two more queries, about
+# 50 ms in chDB however small the answer: a small answer (30 days per namespace and day: 310 parts) comes in one.
+MAX_PARTS = 5_000
+# Idle domains one shared answer's query binds at most: the coefficients travel as parameters, in the request's URL
+# to a ClickHouse server (http_max_uri_size, 1 MiB by default), about 150 bytes a domain. More (small tenants asked
+# per hour over many months) are answered a run of whole steps at a time.
+MAX_BOUND_DOMAINS = 2_000
+_IDLE_COEFFICIENTS = "Array(Tuple(Int64, String, String, Float64, Float64, Float64, UInt8, UInt8, UInt8))"
+
+
+def _parts_sql(request: AllocationRequest, params: BoundParams) -> str:
+    """The window's rows summed into ``sharing.Part``s: per step, cluster, idle domain (the node with idle by node),
+    role, whether the filter keeps them, and group."""
+    table = source_table(request)
+    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    dims = [f"{dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
+    node = "node" if request.policy.idle_by_node else "''"
+    return (f"SELECT {STEPS[request.step]} AS ts, cluster_id AS share_cluster, {node} AS share_node, "
+            f"{_role_sql(request, params)} AS role, {_filter_sql(request.filters, params)} AS kept, "
+            f"{', '.join(dims)}, {', '.join(f'{figures[name]} AS f_{name}' for name in sharing.FIGURES)}, "
+            f"toUnixTimestamp(min(hour)) AS first_hour, toUnixTimestamp(max(hour)) AS last_hour FROM {table} "
+            f"WHERE {queries.WINDOW} "
+            f"GROUP BY ts, share_cluster, share_node, role, kept, {', '.join(f'd{i}' for i in range(len(dims)))}")
+
+
+def _parts_select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+    """The parts in a total order (their keys), at most ``MAX_PARTS + 1`` of them."""
+    params = BoundParams(queries.bound_params(tenant, start, end))
+    keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
+    return (f"{_parts_sql(request, params)} ORDER BY ts, share_cluster, share_node, role, kept, {keys} "
+            f"LIMIT {MAX_PARTS + 1}"), params.values
+
+
+def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+    """Pass 1 of a shared answer: per step, ``sharing.Totals`` (the weighed figures per cluster, idle domain and role;
+    with the even split, the number of taking groups per cluster, in rows of their own: ``grouping(role)`` 1)."""
+    table = source_table(request)
+    params = BoundParams(queries.bound_params(tenant, start, end))
+    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    node = "node" if request.policy.idle_by_node else "''"
+    selected = [f"{STEPS[request.step]} AS ts", "cluster_id AS share_cluster", f"{node} AS share_node",
+                f"{_role_sql(request, params)} AS role", *(figures[name] for name in sharing.WEIGHED)]
+    if request.policy.split == "even":
+        dims = [dimension_sql(d, params) for d in request.dimensions]
+        selected += [f"uniqExactIf({', '.join(dims)}, role = '{sharing.TAKER}')", "grouping(role)"]
+        group = "GROUPING SETS ((ts, share_cluster, share_node, role), (ts, share_cluster))"
+    else:
+        selected += ["0", "0"]
+        group = "ts, share_cluster, share_node, role"
+    sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {queries.WINDOW} GROUP BY {group} ORDER BY ts"
+    return sql, params.values
+
+
+def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int,
+                   found: dict[int, sharing.Coefficients]) -> tuple[str, dict[str, Any]]:
+    """Pass 2 of a shared answer: the stored rows summed into parts (per step, cluster, idle domain, role, filter and
+    group), each part's share from its domain's coefficients (``found``, per step, bound as parameters), and the
+    parts summed into the answer's groups, by total cost (shares included) within each step. The same arithmetic as
+    ``sharing.share`` on the same coefficients: the rule itself is decided in ``sharing.coefficients``."""
+    policy = request.policy
+    params = BoundParams(queries.bound_params(tenant, start, end))
+    keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
+    parts = _parts_sql(request, params)
+    resources = sharing.IDLE_RESOURCES
+    idle = [(ts, cluster, node_name, *(share.factor[r] for r in resources),
+             *(int(r in share.stays) for r in resources))
+            for ts, step in found.items() for (cluster, node_name), share in step.idle.items()]
+    shared = [(ts, cluster, rate) for ts, step in found.items() for cluster, rate in step.shared.items()]
+    idle_table = (f"SELECT toUInt32(c.1) AS ts, c.2 AS share_cluster, c.3 AS share_node, "
+                  + ", ".join(f"c.{4 + i} AS factor_{r}, c.{7 + i} AS stays_{r}" for i, r in enumerate(resources))
+                  + f" FROM (SELECT arrayJoin({params.bind(idle, _IDLE_COEFFICIENTS)}) AS c)")
+    shared_table = ("SELECT toUInt32(c.1) AS ts, c.2 AS share_cluster, c.3 AS rate, 1 AS gives FROM (SELECT "
+                    f"arrayJoin({params.bind(shared, 'Array(Tuple(Int64, String, Float64))')}) AS c)")
+    receivers = params.bind(list(sharing.IDLE_RECEIVERS), "Array(String)")
+    givers = params.bind(list(sharing.giver_roles(policy)), "Array(String)")
+    taker, idle_role = params.bind(sharing.TAKER, "String"), params.bind(sharing.IDLE_ROLE, "String")
+    joins = (f"LEFT JOIN ({idle_table}) AS idle USING (ts, share_cluster, share_node) "
+             f"LEFT JOIN ({shared_table}) AS shared USING (ts, share_cluster)")
+    if policy.split == "even":  # sharing.within_group, over each group's taking parts in its cluster
+        within = "if(group_cost > 0, f_total_cost / group_cost, 1 / group_parts)"
+        source = (f"SELECT *, sumIf(f_total_cost, role = {taker}) OVER w AS group_cost, countIf(role = {taker}) "
+                  f"OVER w AS group_parts FROM ({parts}) AS parts {joins} "
+                  f"WINDOW w AS (PARTITION BY ts, share_cluster, {keys})")
+    else:
+        within, source = "f_total_cost", f"SELECT * FROM ({parts}) AS parts {joins}"
+    leftover = " OR ".join(f"(stays_{r} AND f_{r} != 0)" for r in resources)
+    # sharing.received_idle, staying (1: whole, 2: an idle part's leftover, 0: shared away) and received_shared
+    shared_parts = (f"SELECT *, if(role IN {receivers}, {' + '.join(f'f_{r} * factor_{r}' for r in resources)}, 0) "
+                    f"AS idle_share, multiIf(role = {idle_role} AND {int(policy.share_idle)}, if({leftover}, 2, 0), "
+                    f"role IN {givers} AND gives, 0, 1) AS staying, "
+                    f"if(role = {taker} AND gives, rate * {within}, 0) AS shared_share FROM ({source})")
+    summed = []
+    for name in sharing.FIGURES:
+        if name in resources:
+            value = f"if(staying = 1 OR stays_{name}, f_{name}, 0)"
+        elif name == "total_cost":
+            value = f"if(staying = 1, f_total_cost, {' + '.join(f'if(stays_{r}, f_{r}, 0)' for r in resources)})"
+        else:
+            value = f"if(staying = 1, f_{name}, {'NULL' if name in sharing.USAGE else '0'})"
+        summed.append(f"sum({value}) AS s_{name}")
+    sql = (f"SELECT ts, {keys}, {', '.join(summed)}, min(first_hour), max(last_hour), sum(idle_share) AS idle_cost, "
+           "sum(shared_share) AS shared_cost, s_total_cost + idle_cost + shared_cost AS total "
+           f"FROM ({shared_parts}) WHERE kept AND staying > 0 GROUP BY ts, {keys} ORDER BY ts, total DESC, {keys}")
+    return sql, params.values
+
+
+def _pieces(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sub-windows an answer is asked in: pieces of whole steps where it can grow with the window (hour and day
+    steps over ``k8s_expenses`` or the workload rollup: queries.ROWS_PER_PIECE, counted in stored rows)."""
     if source_table(request) == queries.NAMESPACE_ROLLUP or request.step not in ("hour", "day"):
-        sql, params = _select(request, tenant, start, end)
-        yield from reader.stream(sql, params)
+        return [(start, end)]
+    return queries.window_pieces(reader, tenant, start, end, request.step)
+
+
+def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
+    """The answer's rows, finished (shares included) and in order, piece by piece: a row is the step, the group's
+    key, its figures, first and last hour and, shared, its idle and shared costs. A shared piece of at most
+    ``MAX_PARTS`` parts is shared in Python; a larger one takes two more queries: its steps' totals, from which
+    ``sharing.coefficients`` decides each domain's coefficients, then the groups with the coefficients applied (at
+    most ``MAX_BOUND_DOMAINS`` a query). Python holds a page of rows, ``MAX_PARTS`` parts and the coefficients,
+    never all of a step's parts or groups."""
+    for piece_start, piece_end in _pieces(reader, request, tenant, start, end):
+        if not request.shares:
+            yield from reader.stream(*_select(request, tenant, piece_start, piece_end))
+            continue
+        parts = reader.query(*_parts_select(request, tenant, piece_start, piece_end))
+        if len(parts) <= MAX_PARTS:
+            yield from _shared_in_python(request, parts)
+            continue
+        del parts
+        found: dict[int, sharing.Coefficients] = {}
+        for ts, rows in itertools.groupby(reader.query(*_totals_select(request, tenant, piece_start, piece_end)),
+                                          key=lambda row: row[0]):
+            sums, takers = {}, {}
+            for _, cluster, node, role, *weighed, groups, cluster_row in rows:
+                if cluster_row:
+                    takers[cluster] = groups
+                else:
+                    sums[(cluster, node, role)] = dict(zip(sharing.WEIGHED, weighed))
+            found[int(ts)] = sharing.coefficients(sharing.Totals(sums, takers), request.policy)
+        for run_start, run_end, run in _runs_of_steps(found, piece_start, piece_end, request.step):
+            yield from reader.stream(*_shared_select(request, tenant, run_start, run_end, run))
+
+
+def _shared_in_python(request: AllocationRequest, rows: list[tuple]) -> Iterator[tuple]:
+    """The rows of ``_shared_select`` from the parts' rows, by ``sharing.share``."""
+    count = len(request.dimensions)
+    for ts, step_rows in itertools.groupby(rows, key=lambda row: row[0]):
+        parts = [sharing.Part(tuple(str(v) for v in rest[:count]), cluster, node, role, bool(kept),
+                              dict(zip(sharing.FIGURES, rest[count:count + len(sharing.FIGURES)])),
+                              first, last)
+                 for _, cluster, node, role, kept, *rest, first, last in step_rows]
+        groups = sharing.share(parts, request.policy)
+        groups.sort(key=lambda g: -g.total_cost)  # stable: equal totals stay in key order
+        for g in groups:
+            yield (ts, *g.key, *(g.figures[name] for name in sharing.FIGURES), g.first_hour, g.last_hour,
+                   g.idle_cost, g.shared_cost)
+
+
+def _runs_of_steps(found: dict[int, sharing.Coefficients], start: int, end: int,
+                   step: str) -> Iterator[tuple[int, int, dict[int, sharing.Coefficients]]]:
+    """Consecutive steps with at most ``MAX_BOUND_DOMAINS`` domains' coefficients together (one step at least), each
+    run with its sub-window: from its first step's start (the window's start at most) to the next run's first step."""
+    steps = sorted(found)
+    if step == "window" and found:  # one step, whose timestamp is the window's start
+        yield start, end, found
         return
-    for piece_start, piece_end in queries.window_pieces(reader, tenant, start, end, request.step):
-        sql, params = _select(request, tenant, piece_start, piece_end)
-        yield from reader.stream(sql, params)
+    runs: list[list[int]] = []
+    held = 0
+    for ts in steps:
+        domains = len(found[ts].idle) + len(found[ts].shared)
+        if runs and held + domains <= MAX_BOUND_DOMAINS:
+            runs[-1].append(ts)
+            held += domains
+        else:
+            runs.append([ts])
+            held = domains
+    for i, run in enumerate(runs):
+        yield (max(start, run[0]), runs[i + 1][0] if i + 1 < len(runs) else end, {ts: found[ts] for ts in run})
 
 
 def _finished(request: AllocationRequest, ts: int, group: sharing.Group) -> dict[str, Any]:
@@ -323,26 +490,15 @@ def _finished(request: AllocationRequest, ts: int, group: sharing.Group) -> dict
 
 def allocation(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[dict[str, Any]]:
     """The answer's rows, step by step: within a step by total cost (shares included), highest first, then by
-    the group's key."""
-    count = len(request.dimensions)
-    rows = _rows(reader, request, tenant, start, end)
-    if not request.shares:
-        for ts, *rest in rows:
-            figures = dict(zip(sharing.FIGURES, rest[count:count + len(sharing.FIGURES)]))
-            first, last = rest[-2:]
-            group = sharing.Group(tuple(str(v) for v in rest[:count]), figures, first, last)
-            yield _finished(request, ts, group)
-        return
-    for ts, step_rows in itertools.groupby(rows, key=lambda row: row[0]):
-        parts = []
-        for _, cluster, node, role, kept, *rest in step_rows:
-            figures = dict(zip(sharing.FIGURES, rest[count:count + len(sharing.FIGURES)]))
-            parts.append(sharing.Part(tuple(str(v) for v in rest[:count]), cluster, node, role, bool(kept), figures,
-                                      rest[-2], rest[-1]))
-        groups = sharing.share(parts, request.policy)
-        groups.sort(key=lambda g: -g.total_cost)  # stable: equal totals stay in key order
-        for group in groups:
-            yield _finished(request, ts, group)
+    the group's key. Streamed as SQL answers them: memory does not grow with the window, shared or not."""
+    count, width = len(request.dimensions), len(sharing.FIGURES)
+    for ts, *rest in _rows(reader, request, tenant, start, end):
+        figures = dict(zip(sharing.FIGURES, rest[count:count + width]))
+        first, last = rest[count + width:count + width + 2]
+        group = sharing.Group(tuple(str(v) for v in rest[:count]), figures, first, last)
+        if request.shares:
+            group.idle_cost, group.shared_cost = rest[count + width + 2:count + width + 4]
+        yield _finished(request, ts, group)
 
 
 # -- rightsizing -----------------------------------------------------------------------------------------------

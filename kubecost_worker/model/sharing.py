@@ -1,11 +1,13 @@
 """Read-time allocation math: sharing idle and overhead costs over the other groups, efficiency, rightsizing.
 
-Pure functions on plain figures (docs/api.md, "Sharing"), no I/O: the read layer sums stored rows into ``Part``s
-with SQL, one list per step, and these turn them into the answer's groups. Each ``Part`` is what the rows of one
-output group contribute within one sharing domain (a cluster, or a node with ``idle_by_node``), with its role there
-(``own``, ``idle``, ``management`` or ``shared``) and whether the request's filter keeps it. Sharing coefficients
-are computed over every part, kept or not, and the filter applies afterwards, as OpenCost does: a group's shared
-cost is the same with and without a filter that keeps it.
+Pure functions on plain figures (docs/api.md, "Sharing"), no I/O. Each ``Part`` is what the rows of one output group
+contribute within one sharing domain (a cluster, or a node with ``idle_by_node``), with its role there (``own``,
+``idle``, ``management`` or ``shared``) and whether the request's filter keeps it. Who gives, who receives and in what
+proportion is decided by ``coefficients``, per domain, from a step's ``Totals`` (a few sums per cluster, node and
+role); a part's share is its own figures times its domain's coefficients. ``share`` does that on parts in Python; the
+read layer applies the same coefficients in SQL, so a step's parts never come to Python. Coefficients are computed
+over every part, kept or not, and the filter applies afterwards, as OpenCost does: a group's shared cost is the same
+with and without a filter that keeps it.
 """
 
 from __future__ import annotations
@@ -74,99 +76,187 @@ def add_figures(into: dict[str, float | None], more: dict[str, float | None]) ->
             into.setdefault(name, None)
 
 
+# -- who gives, who receives, and in what proportion ---------------------------------------------------------------
+#
+# The rule is decided here once, as coefficients per sharing domain computed from a few totals of the step (``Totals``:
+# their number grows with clusters and nodes, never with the groups); each part's share is then its own figures times
+# its domain's coefficients. ``share`` applies them to parts in Python; the read layer applies the same coefficients
+# in SQL (api/allocation.py), so an answer never holds a step's parts in Python.
+
+# Roles that receive a domain's idle (the pods that used the capacity), and the role that takes shared costs.
+IDLE_RECEIVERS = (OWN, SHARED)
+TAKER = OWN
+# What the coefficients weigh: each idle resource, and the total cost.
+WEIGHED = (*IDLE_RESOURCES, "total_cost")
+
+
+def giver_roles(policy: SharePolicy) -> tuple[str, ...]:
+    """The roles whose parts are shared away over their cluster's takers."""
+    return (SHARED, MANAGEMENT_ROLE) if policy.share_tenancy else (SHARED,)
+
+
+@dataclass
+class Totals:
+    """What one step's coefficients are computed from: ``sums[(cluster, node, role)]`` the ``WEIGHED`` figures summed
+    over the parts of that role in that idle domain (node '' unless idle is shared by node), and
+    ``taker_groups[cluster]`` the number of groups taking shared costs in the cluster (the even split's divisor)."""
+
+    sums: dict[tuple[str, str, str], dict[str, float]]
+    taker_groups: dict[str, int]
+
+
+@dataclass(frozen=True)
+class IdleShare:
+    """An idle domain's coefficients: what a receiving part gets per unit of its own cost of each resource (the
+    domain's idle of the resource over the receivers' cost of it, 0 without receivers), and the resources whose idle
+    has no receiver, which the idle parts keep."""
+
+    factor: dict[str, float]
+    stays: frozenset[str]
+
+
+@dataclass
+class Coefficients:
+    """One step's coefficients: ``idle[(cluster, node)]`` for each idle domain with idle (with ``share_idle``), and
+    ``shared[cluster]`` for each cluster whose givers are shared away: the givers' pool (with the idle they
+    received) per unit of a taking part's own total cost (weighted split) or per taking group (even split).
+    A cluster absent from ``shared`` keeps its givers: nothing to share, or nobody to share it with."""
+
+    idle: dict[tuple[str, str], IdleShare]
+    shared: dict[str, float]
+
+
+def coefficients(totals: Totals, policy: SharePolicy) -> Coefficients:
+    """Each domain's coefficients from its step's totals (in one pass over them: a step of a cluster of thousands of
+    nodes has a few thousand)."""
+    received: dict[tuple[str, str], dict[str, list[float]]] = {}  # the receivers' cost of each resource, per domain
+    taken: dict[str, list[float]] = {}  # the takers' total cost, per cluster
+    for (cluster, node, role), sums in totals.sums.items():
+        if role in IDLE_RECEIVERS:
+            into = received.setdefault((cluster, node), {r: [] for r in IDLE_RESOURCES})
+            for r in IDLE_RESOURCES:
+                into[r].append(sums[r])
+        if role == TAKER:
+            taken.setdefault(cluster, []).append(sums["total_cost"])
+    idle: dict[tuple[str, str], IdleShare] = {}
+    if policy.share_idle:
+        for (cluster, node, role), pool in totals.sums.items():
+            if role != IDLE_ROLE:
+                continue
+            base = {r: math.fsum(received.get((cluster, node), {}).get(r, ())) for r in IDLE_RESOURCES}
+            idle[(cluster, node)] = IdleShare({r: pool[r] / base[r] if base[r] > 0 else 0.0 for r in IDLE_RESOURCES},
+                                              frozenset(r for r in IDLE_RESOURCES if base[r] <= 0 and pool[r]))
+    givers = giver_roles(policy)
+    pools: dict[str, list[float]] = {}  # what the givers hold, with the idle they received, per cluster
+    for (cluster, node, role), sums in totals.sums.items():
+        if role in givers:
+            pool = pools.setdefault(cluster, [])
+            pool.append(sums["total_cost"])
+            if role in IDLE_RECEIVERS and (cluster, node) in idle:
+                pool.extend(sums[r] * idle[(cluster, node)].factor[r] for r in IDLE_RESOURCES)
+    shared: dict[str, float] = {}
+    for cluster, pool in pools.items():
+        if policy.split == "even":
+            divisor = float(totals.taker_groups.get(cluster, 0))
+        else:
+            divisor = math.fsum(taken.get(cluster, ()))
+        if divisor > 0:  # else nobody to share with: the givers stay as they are
+            shared[cluster] = math.fsum(pool) / divisor
+    return Coefficients(idle, shared)
+
+
+def totals_of(parts: list[Part], policy: SharePolicy) -> Totals:
+    """The ``Totals`` of one step's parts (what the read layer's SQL sums over the stored rows)."""
+    figures: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    takers: dict[str, set[tuple[str, ...]]] = {}
+    for p in parts:
+        into = figures.setdefault((p.cluster, _domain_node(p, policy), p.role), {name: [] for name in WEIGHED})
+        for name in WEIGHED:
+            into[name].append(p.figures[name] or 0.0)
+        if p.role == TAKER:
+            takers.setdefault(p.cluster, set()).add(p.key)
+    return Totals({key: {name: math.fsum(values) for name, values in sums.items()} for key, sums in figures.items()},
+                  {cluster: len(keys) for cluster, keys in takers.items()})
+
+
+def received_idle(part: Part, coefficients: Coefficients, policy: SharePolicy) -> float:
+    idle = coefficients.idle.get((part.cluster, _domain_node(part, policy)))
+    if idle is None or part.role not in IDLE_RECEIVERS:
+        return 0.0
+    return sum((part.figures[r] or 0.0) * idle.factor[r] for r in IDLE_RESOURCES)
+
+
+def staying(part: Part, coefficients: Coefficients, policy: SharePolicy) -> dict[str, float | None] | None:
+    """What stays of a part's own figures after sharing: all of them, an idle part's cost of the resources with
+    no receiver, or None when the part is shared away whole."""
+    if part.role == IDLE_ROLE and policy.share_idle:
+        stays = coefficients.idle[(part.cluster, _domain_node(part, policy))].stays
+        kept = {r: (part.figures[r] or 0.0) if r in stays else 0.0 for r in IDLE_RESOURCES}
+        if not any(kept.values()):
+            return None
+        figures: dict[str, float | None] = {name: None if name in USAGE else 0.0 for name in FIGURES}
+        figures.update(kept)
+        figures["total_cost"] = sum(kept.values())
+        return figures
+    if part.role in giver_roles(policy) and part.cluster in coefficients.shared:
+        return None
+    return part.figures
+
+
+def received_shared(part: Part, coefficients: Coefficients, policy: SharePolicy, within: float) -> float:
+    """A taking part's shared cost: the rate times its own total cost (weighted), or times ``within``, its part
+    of its group's one even share (``within_group``)."""
+    rate = coefficients.shared.get(part.cluster)
+    if rate is None or part.role != TAKER:
+        return 0.0
+    return rate * (within if policy.split == "even" else (part.figures["total_cost"] or 0.0))
+
+
+def within_group(cost: float, group_cost: float, group_parts: int) -> float:
+    """A taking part's fraction of its group's even share in its cluster: by its cost among the group's taking parts
+    there, evenly if they cost nothing."""
+    return cost / group_cost if group_cost > 0 else 1 / group_parts
+
+
 def share(parts: list[Part], policy: SharePolicy) -> list[Group]:
     """The groups of one step, in key order, with idle, management and shared parts spread as ``policy`` says.
 
     Without a filter the groups' total cost is the parts' total: a share that has nothing to go to (idle of a
     resource no group in its domain pays for, a shared cost in a cluster of nothing else) stays where it was, as
     its own group. Parts the filter drops pass on what they would have received to nobody: they are left out."""
-    received_idle = [0.0] * len(parts)
-    received_shared = [0.0] * len(parts)
-    # what stays of each part's own figures after sharing: None when the part is shared away whole
-    staying: list[dict[str, float | None] | None] = [p.figures for p in parts]
-    if policy.share_idle:
-        for idle, members in _idle_domains(parts, policy.idle_by_node):
-            left = {name: 0.0 for name in IDLE_RESOURCES}
-            for resource in IDLE_RESOURCES:
-                pool = math.fsum(parts[i].figures[resource] or 0.0 for i in idle)
-                base = math.fsum(parts[i].figures[resource] or 0.0 for i in members)
-                if base > 0:
-                    for i in members:
-                        received_idle[i] += pool * (parts[i].figures[resource] or 0.0) / base
-                else:
-                    left[resource] = pool
-            for i in idle:
-                staying[i] = _leftover(parts[i], left)
-
-    for cluster in sorted({p.cluster for p in parts}):
-        givers = [i for i, p in enumerate(parts) if p.cluster == cluster and (
-            p.role == SHARED or (p.role == MANAGEMENT_ROLE and policy.share_tenancy))]
-        takers = [i for i, p in enumerate(parts) if p.cluster == cluster and p.role == OWN]
-        weights = _weights(parts, takers, policy.split)
-        if not givers or not weights:
-            continue  # nothing to share, or nobody to share it with: the givers stay as they are
-        pool = math.fsum((parts[i].figures["total_cost"] or 0.0) + received_idle[i] for i in givers)
-        for i in givers:
-            staying[i], received_idle[i] = None, 0.0
-        for i, weight in weights.items():
-            received_shared[i] += pool * weight
-
+    found = coefficients(totals_of(parts, policy), policy)
+    within = _within(parts) if policy.split == "even" else {}
     groups: dict[tuple[str, ...], Group] = {}
     for i, part in enumerate(parts):
-        if not part.kept or staying[i] is None:
+        figures = staying(part, found, policy) if part.kept else None
+        if figures is None:
             continue
         group = groups.get(part.key)
         if group is None:
             group = groups[part.key] = Group(part.key, {}, part.first_hour, part.last_hour)
-        add_figures(group.figures, staying[i])
+        add_figures(group.figures, figures)
         group.first_hour, group.last_hour = min(group.first_hour, part.first_hour), max(group.last_hour, part.last_hour)
-        group.idle_cost += received_idle[i]
-        group.shared_cost += received_shared[i]
+        group.idle_cost += received_idle(part, found, policy)
+        group.shared_cost += received_shared(part, found, policy, within.get(i, 0.0))
     return [groups[key] for key in sorted(groups)]
 
 
-def _idle_domains(parts: list[Part], by_node: bool) -> list[tuple[list[int], list[int]]]:
-    """(idle parts, receiving parts) of each idle domain (a cluster, or a cluster's node): the receivers are the
-    own and shared parts, the ones whose pods used the capacity."""
-    domains: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+def _domain_node(part: Part, policy: SharePolicy) -> str:
+    return part.node if policy.idle_by_node else ""
+
+
+def _within(parts: list[Part]) -> dict[int, float]:
+    """``within_group`` of each taking part (parts by index)."""
+    members: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for i, p in enumerate(parts):
-        if p.role == IDLE_ROLE:
-            domains.setdefault((p.cluster, p.node if by_node else ""), ([], []))[0].append(i)
-    for i, p in enumerate(parts):
-        if p.role in (OWN, SHARED) and (p.cluster, p.node if by_node else "") in domains:
-            domains[(p.cluster, p.node if by_node else "")][1].append(i)
-    return list(domains.values())
-
-
-def _leftover(part: Part, left: dict[str, float]) -> dict[str, float | None] | None:
-    """What an idle part keeps: its cost of the resources its domain had no receiver for, or nothing."""
-    kept = {r: (part.figures[r] or 0.0) if left[r] else 0.0 for r in IDLE_RESOURCES}
-    if not any(kept.values()):
-        return None
-    figures: dict[str, float | None] = {name: None if name in USAGE else 0.0 for name in FIGURES}
-    figures.update(kept)
-    figures["total_cost"] = math.fsum(kept.values())
-    return figures
-
-
-def _weights(parts: list[Part], takers: list[int], split: str) -> dict[int, float]:
-    """Each taking part's share of a cluster's shared cost: by its own total cost, or even over the groups (a
-    group's even share spread over its parts by their cost, evenly if they cost nothing)."""
-    if split == "even":
-        by_key: dict[tuple[str, ...], list[int]] = {}
-        for i in takers:
-            by_key.setdefault(parts[i].key, []).append(i)
-        weights = {}
-        for members in by_key.values():
-            cost = math.fsum(parts[i].figures["total_cost"] or 0.0 for i in members)
-            for i in members:
-                within = (parts[i].figures["total_cost"] or 0.0) / cost if cost > 0 else 1 / len(members)
-                weights[i] = within / len(by_key)
-        return weights
-    total = math.fsum(parts[i].figures["total_cost"] or 0.0 for i in takers)
-    if total <= 0:
-        return {}
-    return {i: (parts[i].figures["total_cost"] or 0.0) / total for i in takers}
+        if p.role == TAKER:
+            members.setdefault((p.cluster, p.key), []).append(i)
+    within = {}
+    for indices in members.values():
+        cost = math.fsum(parts[i].figures["total_cost"] or 0.0 for i in indices)
+        for i in indices:
+            within[i] = within_group(parts[i].figures["total_cost"] or 0.0, cost, len(indices))
+    return within
 
 
 def efficiency(figures: dict[str, float | None]) -> tuple[float | None, float | None, float | None]:
