@@ -1,4 +1,4 @@
-"""Cleanup of a backlog of obsolete runs in one monthly partition (issue 25: a month's rerun, a Thanos outage).
+"""Cleanup of a backlog of obsolete runs in one monthly partition (a month's rerun, a Thanos outage).
 
     .venv/bin/python bench/gc.py [--runs 10000] [--tenants 10] [--hours 250] [--rows-per-hour 20] [--rows-every 50]
 

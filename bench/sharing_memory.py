@@ -1,4 +1,4 @@
-"""Memory of a shared allocation answer against the window's length (issue 25, item 6).
+"""Memory of a shared allocation answer against the window's length.
 
     .venv/bin/python bench/sharing_memory.py [--pods 500] [--days 1,7,30] [--store PATH]
 

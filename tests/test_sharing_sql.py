@@ -1,6 +1,6 @@
 """Shared allocation answers, shared in SQL past ``allocation.MAX_PARTS`` parts (``sharing.coefficients`` from a
 step's totals, applied per part by a second query) and in Python below, equal the pure ``sharing.share`` on the same
-stored rows for every policy; and their memory does not grow with the window (issue 25, item 6). Hand-made rows in
+stored rows for every policy; and their memory does not grow with the window. Hand-made rows in
 chDB: several clusters and nodes, idle with and without receivers, shared namespaces and labels, management,
 zero-cost groups, pods renamed every hour."""
 
