@@ -44,7 +44,7 @@ from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks, free_port  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
-from kubecost_worker.sink.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
 
 SECRET = "bench"

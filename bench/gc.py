@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kubecost_worker.model.rows import ExpenseRow  # noqa: E402
-from kubecost_worker.runs import RunRecord, RunStatus, now  # noqa: E402
-from kubecost_worker.sink import migrations  # noqa: E402
-from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, MAX_DELETE_BYTES, RUN_TABLES,  # noqa: E402
-                                             ClickHouseSink, _expense_columns, connect)
+from kubecost_worker.store.ledger import RunRecord, RunStatus
+from kubecost_worker.hours import now  # noqa: E402
+from kubecost_worker.store import migrations  # noqa: E402
+from kubecost_worker.store.clickhouse import (EXPENSE_COLUMNS, MAX_DELETE_BYTES, RUN_TABLES,  # noqa: E402
+                                              ClickHouseSink, _expense_columns, connect)
 
 JANUARY = 1_767_225_600  # 2026-01-01T00:00:00Z
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from allocation import TENANT, open_store  # noqa: E402
 from api import percentile  # noqa: E402
-from kubecost_worker import logs, optscale, wiring  # noqa: E402
+from kubecost_worker import logs, wiring
+from kubecost_worker.read import optscale  # noqa: E402
 
 TABLE = "optscale.expenses"
 

@@ -104,8 +104,9 @@ def open_store(store: Path | None, pods: int, days: int) -> tuple[str, int, int,
 
 def measure(url: str, params: dict, start: int, end: int) -> dict:
     """In this (fresh) process: the request's added peak RSS, then its Python peak under tracemalloc."""
-    from kubecost_worker.api import allocation, app
-    from kubecost_worker.sink.clickhouse import ReadClients
+    from kubecost_worker.read import allocation
+    from kubecost_worker.api import app
+    from kubecost_worker.store.clickhouse import ReadClients
 
     reader = ReadClients(url)
     request = allocation.parse_request(params)

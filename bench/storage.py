@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from kubecost_worker.model.rows import (GIB, IDLE, MANAGEMENT, PRICE_NODE, ExpenseRow, HourResult,  # noqa: E402
                                         NodeRow)
-from kubecost_worker.runs import RunRecord  # noqa: E402
-from kubecost_worker.sink import migrations  # noqa: E402
-from kubecost_worker.sink.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.store.ledger import RunRecord  # noqa: E402
+from kubecost_worker.store import migrations  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 
 MIB = 2**20
 TENANT = "bench-tenant"

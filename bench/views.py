@@ -36,9 +36,10 @@ from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.jobs.scheduler import CLEANUP_OVERLAP  # noqa: E402
-from kubecost_worker.runs import HOUR, RunStatus, now  # noqa: E402
-from kubecost_worker.sink import migrations  # noqa: E402
-from kubecost_worker.sink.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.hours import HOUR, now
+from kubecost_worker.store.ledger import RunStatus  # noqa: E402
+from kubecost_worker.store import migrations  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 
 GOLDEN = "golden-tenant"
 RERUN_HOURS = 6

@@ -17,8 +17,9 @@ from .errors import TerminalError, UnexpectedError, WorkerError, kind_of
 from .model import compute_hour
 from .model.series import HourInput
 from .model.checks import describe, implausible
-from .runs import HOUR, SENTINEL_METRICS, RunRecord, RunStatus, refusal, utc
-from .sink.clickhouse import ClickHouseSink
+from .hours import HOUR, utc
+from .store.ledger import SENTINEL_METRICS, RunRecord, RunStatus, refusal
+from .store.clickhouse import ClickHouseSink
 from .source.extract import discover_tenants, fetch_hour, fetch_hours
 from .source.thanos import ThanosClient, ThanosLoad
 

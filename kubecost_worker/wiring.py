@@ -18,8 +18,8 @@ import structlog
 from .config import Config
 from .errors import ConfigError, WorkerError
 from .pipeline import Pipeline
-from .sink import migrations
-from .sink.clickhouse import ClickHouseSink
+from .store import migrations
+from .store.clickhouse import ClickHouseSink
 from .source.thanos import ThanosClient, ThanosSettings
 
 log = structlog.get_logger(__name__)
@@ -82,7 +82,7 @@ def build_worker(config: Config, eager: bool) -> Worker:
 def read_api(config: Config, sink: ClickHouseSink) -> Any:
     """The read API on clients of its own (one per request in flight: a streamed answer holds its client)."""
     from .api.app import create_app
-    from .sink.clickhouse import ReadClients
+    from .store.clickhouse import ReadClients
 
     return create_app(ReadClients(config.clickhouse_url), config.cluster_secret, ready=readiness(lambda: sink))
 
@@ -120,8 +120,8 @@ def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], st
                     create_table: bool = False) -> list[Any]:
     """``export-optscale``: into KCW_OPTSCALE_TABLE on KCW_OPTSCALE_CLICKHOUSE_URL (default: the worker's own
     ClickHouse, the one client chDB allows); ``tenants`` empty: every tenant with runs in the window."""
-    from . import optscale
-    from .sink.clickhouse import classified, connect
+    from .read import optscale
+    from .store.clickhouse import classified, connect
 
     separate = config.optscale_clickhouse_url not in (None, config.clickhouse_url)
     with classified("exporting to OptScale's expenses table"):

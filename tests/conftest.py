@@ -97,7 +97,7 @@ def ch_url(tmp_path) -> str:
 @contextlib.contextmanager
 def ch_client(url: str):
     """A clickhouse-connect client on ``url``, closed afterwards so a CLI subprocess can open the path."""
-    from kubecost_worker.sink.clickhouse import connect
+    from kubecost_worker.store.clickhouse import connect
 
     client = connect(url)
     try:
@@ -173,9 +173,9 @@ def pipeline_written(root: Path, tenants: list[str], start: int, hours: int, pod
     yields the sink on the written data, with Prometheus already stopped."""
     from kubecost_worker.config import load_config
     from kubecost_worker.pipeline import run_hours
-    from kubecost_worker.runs import hour_starts
-    from kubecost_worker.sink import migrations
-    from kubecost_worker.sink.clickhouse import ClickHouseSink
+    from kubecost_worker.hours import hour_starts
+    from kubecost_worker.store import migrations
+    from kubecost_worker.store.clickhouse import ClickHouseSink
     from kubecost_worker.wiring import build_pipeline
 
     cluster = Cluster(root, tenants, start, hours, pods=pods, seed=seed)

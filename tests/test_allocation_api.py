@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from kubecost_worker.api import allocation
+from kubecost_worker.read import allocation
 from kubecost_worker.api.app import create_app
-from kubecost_worker.model import sharing
+from kubecost_worker.read import sharing
 
 from .conftest import pipeline_written
 from .test_api import PREFIX, SECRET, MetroculusClient, Served

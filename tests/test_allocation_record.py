@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 
 from kubecost_worker import telemetry
-from kubecost_worker.api import queries
+from kubecost_worker.read import metroculus
 from kubecost_worker.jobs.status import summarize
 from kubecost_worker.model.rows import (GIB, IDLE, MANAGEMENT, PRICE_DEFAULT, PRICE_NODE, ExpenseRow, HourResult,
                                         NodeRow)
-from kubecost_worker.runs import RunRecord
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import NODE_FIELDS, ROW_FIELDS, ClickHouseSink
+from kubecost_worker.store.ledger import RunRecord
+from kubecost_worker.store import migrations
+from kubecost_worker.store.clickhouse import NODE_FIELDS, ROW_FIELDS, ClickHouseSink
 
 from .conftest import ROOT, ch_client
 
@@ -72,7 +72,7 @@ def stored(sink, view: str, fields: list[str]) -> list[tuple]:
 
 
 def as_stored(row, fields: list[str]) -> tuple:
-    from kubecost_worker.runs import utc
+    from kubecost_worker.hours import utc
 
     return tuple(utc(row.hour).replace(tzinfo=None) if f == "hour" else getattr(row, f) for f in fields)
 
@@ -130,17 +130,17 @@ def test_the_namespace_rollup_sums_the_network_classes_requests_and_usage(sink):
 def test_cluster_costs_returns_cloudtuners_breakdown(sink):
     result = allocation_hour()
     commit(sink, result)
-    answer = queries.cluster_costs(sink, T, H0, H0 + 3600)
+    answer = metroculus.cluster_costs(sink, T, H0, H0 + 3600)
     assert answer["breakdown"] == {"management_cost": 0.1, "load_balancer_cost": 0.025, "network_internet_cost": 0.12,
                                    "network_region_cost": 0.002, "network_zone_cost": 0.001}
-    assert list(answer["breakdown"]) == list(queries.BREAKDOWN)
+    assert list(answer["breakdown"]) == list(metroculus.BREAKDOWN)
     summary = answer["summary"]  # unchanged beside it: the parts add up to the total
     assert summary["total_cost"] == answer["total_cost"] == pytest.approx(result.total_cost)
     assert summary["network_cost"] == pytest.approx(sum(answer["breakdown"][f"network_{c}_cost"]
                                                         for c in ("zone", "region", "internet")))
     assert sum(v for k, v in summary.items() if k != "total_cost") == pytest.approx(summary["total_cost"])
-    empty = queries.cluster_costs(sink, "nobody", H0, H0 + 3600)
-    assert empty["breakdown"] == dict.fromkeys(queries.BREAKDOWN, 0.0) and empty["total_cost"] == 0.0
+    empty = metroculus.cluster_costs(sink, "nobody", H0, H0 + 3600)
+    assert empty["breakdown"] == dict.fromkeys(metroculus.BREAKDOWN, 0.0) and empty["total_cost"] == 0.0
 
 
 def efficiency_rows(hour=H0) -> list[ExpenseRow]:
@@ -176,8 +176,8 @@ def test_efficiency_per_namespace_and_hour_follows_kubecost_and_the_zero_request
     sink.record(run)
     rows = efficiency_rows()
     # two insert blocks of one run: the rollup holds two rows for the namespace, the view sums them first
-    from kubecost_worker.sink.clickhouse import EXPENSE_COLUMNS, _expense_columns
-    from kubecost_worker.runs import now
+    from kubecost_worker.store.clickhouse import EXPENSE_COLUMNS, _expense_columns
+    from kubecost_worker.hours import now
 
     sink.client.insert("k8s_expenses", _expense_columns(rows[:1], run.run_id, now()), column_names=EXPENSE_COLUMNS,
                        column_oriented=True)
@@ -263,7 +263,7 @@ def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
         assert sink.query("SELECT DISTINCT cpu_efficiency, ram_efficiency, total_efficiency "
                           "FROM k8s_expenses_efficiency_current") == [(None, None, None)]
         # the old hours' network cost is there, in network_cost, and the breakdown has no classes for them
-        answer = queries.cluster_costs(sink, T, H0, H0 + 2 * 3600)
+        answer = metroculus.cluster_costs(sink, T, H0, H0 + 2 * 3600)
         assert answer["summary"]["network_cost"] == 1.0 and answer["breakdown"]["network_internet_cost"] == 0.0
         # a new hour beside them, through the changed materialized view, and a rerun of an old one
         commit(sink, allocation_hour(hour=H0 + 2 * 3600), hour=H0 + 2 * 3600)
@@ -287,7 +287,7 @@ def test_default_prices_are_passed_only_where_configured():
 
 
 def test_an_empty_installation_migrates_in_cluster_form_without_unknown_statements():
-    from kubecost_worker.sink.cluster import render
+    from kubecost_worker.store.cluster import render
 
     for statement in migrations.load_migrations(ROOT / "migrations")[10].statements:
         assert render(statement, "prod-1"), statement[:60]

@@ -21,8 +21,9 @@ from kubecost_worker.api.app import create_app
 from kubecost_worker.api.server import server_options
 from kubecost_worker.errors import TransientError
 from kubecost_worker.devtools.localprom import free_port
-from kubecost_worker.runs import RunRecord, RunStatus, now, utc
-from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
+from kubecost_worker.store.ledger import RunRecord, RunStatus
+from kubecost_worker.hours import now, utc
+from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
 
 from .conftest import pipeline_written
 
@@ -208,13 +209,13 @@ def test_k8s_expenses_breakdowns_add_up(served, client, aggregate, step):
 def test_a_breakdown_asked_in_pieces_is_the_same_answer(served, client, monkeypatch, aggregate, step):
     """Per-hour and per-day breakdowns of k8s_expenses are grouped in pieces of about ROWS_PER_PIECE rows (memory
     follows the piece, not the window): cut small, the answer is the same, in the same order."""
-    from kubecost_worker.api import queries
+    from kubecost_worker.read import metroculus
 
     whole = client.get("k8s_expenses", **window(aggregate=aggregate, step=step))[1]
     rows_per_hour = served.sql("SELECT max(rows_written) FROM k8s_expense_runs WHERE cloud_account_id = {t:String}",
                                t=TENANTS[0])[0][0]
-    monkeypatch.setattr(queries, "ROWS_PER_PIECE", rows_per_hour)  # one hour a piece
-    assert len(queries.window_pieces(served.reader, TENANTS[0], START, END, "hour")) == HOURS
+    monkeypatch.setattr(metroculus, "ROWS_PER_PIECE", rows_per_hour)  # one hour a piece
+    assert len(metroculus.window_pieces(served.reader, TENANTS[0], START, END, "hour")) == HOURS
     cut = client.get("k8s_expenses", **window(aggregate=aggregate, step=step))[1]
     # the same rows in the same order; sums to the last bits only: ClickHouse adds a group's rows in the order its
     # threads meet them, which differs between one query and several
@@ -341,7 +342,7 @@ def test_bodies_are_streamed_in_chunks(served):
 def test_an_answer_past_its_first_page_is_streamed_whole(served, client, monkeypatch, endpoint, extra):
     """Reads answer their first FIRST_PAGE_ROWS rows from one plain query and stream the rest from that offset:
     cut small, the body is the same, in the same order."""
-    from kubecost_worker.sink import clickhouse
+    from kubecost_worker.store import clickhouse
 
     whole = client.get(endpoint, **window(**extra))[1]
     monkeypatch.setattr(clickhouse, "FIRST_PAGE_ROWS", 3)
@@ -530,7 +531,7 @@ def test_a_request_too_long_for_the_server_gets_the_error_body(served):
         "error": {"status_code": 400, "error_code": "OM0006", "reason": "Invalid request", "params": ["request"]}}
 
 
-# ClickHouse's error codes by whose fault they are (kubecost_worker.sink.clickhouse.classified decides, once):
+# ClickHouse's error codes by whose fault they are (kubecost_worker.store.clickhouse.classified decides, once):
 # the store unavailable or overloaded is 503 OM0001 (clients retry); anything else, above all our own query
 # rejected (its syntax, size, names or types), is 500 OM0001 "Internal error" (retrying cannot help).
 UNAVAILABLE_CODES = {76: "CANNOT_OPEN_FILE", 159: "TIMEOUT_EXCEEDED", 202: "TOO_MANY_SIMULTANEOUS_QUERIES",
@@ -549,7 +550,7 @@ def test_which_clickhouse_errors_are_a_503_and_which_a_500(served, monkeypatch):
     """Fault injection where the errors enter: clickhouse-connect's client raising what it raises."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-    from kubecost_worker.sink import clickhouse
+    from kubecost_worker.store import clickhouse
 
     assert set(UNAVAILABLE_CODES) == clickhouse.TRANSIENT_CODES
     assert not set(OUR_FAULT_CODES) & clickhouse.TRANSIENT_CODES
@@ -587,7 +588,8 @@ def test_which_clickhouse_errors_are_a_503_and_which_a_500(served, monkeypatch):
 def test_a_query_clickhouse_rejects_is_a_500_not_a_503(served, monkeypatch):
     """A real rejection by chDB: with the filter's limits lifted, 4,000 clauses make SQL past ClickHouse's
     max_query_size (code 62, SYNTAX_ERROR): our query's fault, not the store's, so no client should retry it."""
-    from kubecost_worker.api import allocation, app
+    from kubecost_worker.read import allocation
+    from kubecost_worker.api import app
 
     monkeypatch.setitem(app.MAX_LENGTH, "filter", 10**6)
     monkeypatch.setattr(allocation, "MAX_FILTER_CLAUSES", 10**6)

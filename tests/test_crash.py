@@ -14,7 +14,7 @@ import time
 import pytest
 
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.store.clickhouse import ClickHouseSink
 
 from .conftest import WORKER, Cluster, ch_client, lag_minutes_until, run_worker
 
@@ -59,7 +59,7 @@ def inspect(ch_url, truth):
 
 SLOW_COMMIT = """
 import os, time
-from kubecost_worker.sink import clickhouse
+from kubecost_worker.store import clickhouse
 _record = clickhouse.ClickHouseSink.record
 def record(self, *runs):
     if any(run.status == "succeeded" for run in runs):  # rows inserted, commit not yet recorded: widen that window

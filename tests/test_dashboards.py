@@ -135,7 +135,7 @@ START = END - HOURS * 3600
 def store(tmp_path_factory):
     """Pipeline-written hours of two tenants, plus a failed and a refused run in the ledger (as the worker
     records them) for the worker's panels."""
-    from kubecost_worker.runs import RunRecord
+    from kubecost_worker.store.ledger import RunRecord
 
     with pipeline_written(tmp_path_factory.mktemp("grafana"), TENANTS, START, HOURS, pods=12, seed=6) as sink:
         failed = RunRecord.start(TENANTS[0], START, "scheduled").failed("Thanos unavailable: 503")

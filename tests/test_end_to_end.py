@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kubecost_worker.devtools.accuracy import compare_nodes_with_ground_truth, compare_with_ground_truth
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.store.clickhouse import ClickHouseSink
 
 from .conftest import Cluster, ch_client, iso, run_worker
 

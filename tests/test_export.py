@@ -17,7 +17,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from kubecost_worker import exports
+from kubecost_worker.read import exports
 from kubecost_worker.errors import WorkerError
 
 from .conftest import Cluster, ch_client, iso, run_worker

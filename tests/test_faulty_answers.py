@@ -26,9 +26,9 @@ from kubecost_worker.jobs.status import summarize
 from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample
 from kubecost_worker.model.checks import implausible
 from kubecost_worker.pipeline import Pipeline, run_hours
-from kubecost_worker.runs import hour_starts
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.hours import hour_starts
+from kubecost_worker.store import migrations
+from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
 from .conftest import Cluster, ch_client

@@ -22,7 +22,7 @@ from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERRO
 from kubecost_worker.jobs.consumer import JobHandler, drain
 from kubecost_worker.jobs.messages import Job, iso
 from kubecost_worker.jobs.scheduler import Scheduler
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
 from .conftest import Cluster, bad_job_messages, ch_client, lag_minutes_until
@@ -464,8 +464,8 @@ def test_a_locked_chdb_path_makes_the_job_wait_and_succeed_once_free(cluster, tm
     ch_url = f"chdb://{tmp_path / 'locked'}"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from kubecost_worker.sink.clickhouse import connect
-        from kubecost_worker.sink import migrations
+        from kubecost_worker.store.clickhouse import connect
+        from kubecost_worker.store import migrations
         client = connect({ch_url!r}); migrations.migrate(client)
         print("open", flush=True); time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""The lease ClickHouse holds (``sink/lease.py``), in chDB: threads with their own clients stand in for processes
+"""The lease ClickHouse holds (``store/lease.py``), in chDB: threads with their own clients stand in for processes
 (chDB opens one path per process). At most one holder at a time, an unreleased lease expires by the server's
 clock, a holder that outlived its lease is told before it writes."""
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from kubecost_worker.errors import TransientError
-from kubecost_worker.sink import lease
+from kubecost_worker.store import lease
 
 from .conftest import ch_client
 

@@ -2,7 +2,7 @@
 under ClickHouse's query size however many runs are obsolete.
 
 Each worker is a thread with a client of its own (chDB allows one process per path: threads stand in for the
-consumer replicas and the CronJob of a deployment) and a Python clock of its own: ``runs.now``, the worker's one
+consumer replicas and the CronJob of a deployment) and a Python clock of its own: ``hours.now``, the worker's one
 wall clock, is ``offset`` away from the real one in that thread. chDB's ``now()`` stays the real clock: the server's.
 """
 
@@ -18,14 +18,15 @@ from typing import Any, Callable
 
 import pytest
 
-from kubecost_worker import runs as runs_module
-from kubecost_worker.api.queries import WINDOW, bound_params
+from kubecost_worker.store import ledger as runs_module
+from kubecost_worker.read.metroculus import WINDOW, bound_params
 from kubecost_worker.jobs.planning import HourState
 from kubecost_worker.jobs.scheduler import Scheduler
-from kubecost_worker.runs import RunRecord, RunStatus, now, utc
-from kubecost_worker.sink import clickhouse as clickhouse_sink
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import EXPENSE_COLUMNS, RUN_TABLES, ClickHouseSink, _expense_columns
+from kubecost_worker.store.ledger import RunRecord, RunStatus
+from kubecost_worker.hours import now, utc
+from kubecost_worker.store import clickhouse as clickhouse_sink
+from kubecost_worker.store import migrations
+from kubecost_worker.store.clickhouse import EXPENSE_COLUMNS, RUN_TABLES, ClickHouseSink, _expense_columns
 
 from .conftest import ch_client
 from .test_sink import H0, commit, current, result_with, sink  # noqa: F401  (sink: the fixture)
@@ -44,7 +45,7 @@ def _worker_now() -> dt.datetime:
 
 @pytest.fixture
 def worker_clocks(monkeypatch):
-    """Every name the worker's modules bound to ``runs.now`` reads the calling thread's clock."""
+    """Every name the worker's modules bound to ``hours.now`` reads the calling thread's clock."""
     for name, module in list(sys.modules.items()):
         if name.startswith("kubecost_worker"):
             for attribute, value in list(vars(module).items()):

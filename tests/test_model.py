@@ -11,7 +11,7 @@ from kubecost_worker.model import HourInput, Series, compute_hour
 from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS
 from kubecost_worker.model.series import deduplicate
 from kubecost_worker.model.workload import Owners, resolve_workload
-from kubecost_worker.runs import SENTINEL_METRICS
+from kubecost_worker.store.ledger import SENTINEL_METRICS
 
 H0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 STEP = 60

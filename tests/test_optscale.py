@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from kubecost_worker import optscale
-from kubecost_worker.optscale import Correction, corrections, whole_days
+from kubecost_worker.read import optscale
+from kubecost_worker.read.optscale import Correction, corrections, whole_days
 
 from .conftest import Cluster, ch_client, run_worker
 
@@ -82,8 +82,8 @@ def cluster(tmp_path_factory):
     """The simulated cluster (Prometheus kept running, for reruns), backfilled into chDB, OptScale's table
     created and the resources mapped; the store closed for the tests to open."""
     from kubecost_worker.pipeline import run_hours
-    from kubecost_worker.runs import hour_starts
-    from kubecost_worker.sink import migrations
+    from kubecost_worker.hours import hour_starts
+    from kubecost_worker.store import migrations
 
     root = tmp_path_factory.mktemp("optscale")
     cluster = Cluster(root, TENANTS, START, HOURS, pods=12, seed=4)
@@ -101,7 +101,7 @@ def cluster(tmp_path_factory):
 
 def pipeline(cluster, client, **settings):
     from kubecost_worker.config import load_config
-    from kubecost_worker.sink.clickhouse import ClickHouseSink
+    from kubecost_worker.store.clickhouse import ClickHouseSink
     from kubecost_worker.wiring import build_pipeline
 
     config = load_config({"KCW_THANOS_URL": cluster.url, "KCW_CLICKHOUSE_URL": cluster.store, **settings})

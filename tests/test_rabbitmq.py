@@ -26,7 +26,7 @@ import pytest
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERROR_KIND, TRUNCATED, Broker, body_of
 from kubecost_worker.jobs.messages import Job
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.store.clickhouse import ClickHouseSink
 
 from .conftest import WORKER, Cluster, bad_job_messages, ch_client, iso, run_worker
 from .faultproxy import STALL, FaultProxy, Rewrite, Slow, Status

@@ -1,4 +1,4 @@
-"""The run ledger's rules (``kubecost_worker/runs.py``) as pure functions: transitions and refusals."""
+"""The run ledger's rules (``kubecost_worker/store/ledger.py``) as pure functions: transitions and refusals."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from kubecost_worker.runs import (COMMIT_DEADLINE, HOUR, CurrentRun, RunRecord, RunStatus, hour_starts, iso,
-                                  refusal)
+from kubecost_worker.store.ledger import COMMIT_DEADLINE, CurrentRun, RunRecord, RunStatus, refusal
+from kubecost_worker.hours import HOUR, hour_starts, iso
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 CURRENT = CurrentRun(uuid.UUID(int=1), sentinel_samples=1000, rows_written=200)

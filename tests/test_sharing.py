@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from kubecost_worker.api import allocation
-from kubecost_worker.api.allocation import BadParameter, Clause, Dimension
-from kubecost_worker.model import sharing
-from kubecost_worker.model.sharing import IDLE_ROLE, MANAGEMENT_ROLE, OWN, SHARED, Part, SharePolicy
+from kubecost_worker.read import allocation
+from kubecost_worker.read.allocation import BadParameter, Clause, Dimension
+from kubecost_worker.read import sharing
+from kubecost_worker.read.sharing import IDLE_ROLE, MANAGEMENT_ROLE, OWN, SHARED, Part, SharePolicy
 
 H = 1_700_000_000 // 3600 * 3600
 

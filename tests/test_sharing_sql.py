@@ -13,13 +13,13 @@ import tracemalloc
 
 import pytest
 
-from kubecost_worker.api import allocation, queries
-from kubecost_worker.model import sharing
+from kubecost_worker.read import allocation, metroculus
+from kubecost_worker.read import sharing
 from kubecost_worker.model.rows import ExpenseRow, HourResult
-from kubecost_worker.runs import RunRecord
-from kubecost_worker.sink import clickhouse as clickhouse_sink
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import ClickHouseSink, ReadClients
+from kubecost_worker.store.ledger import RunRecord
+from kubecost_worker.store import clickhouse as clickhouse_sink
+from kubecost_worker.store import migrations
+from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
 
 from .conftest import ch_client
 
@@ -117,7 +117,7 @@ def expected(reader, request: allocation.AllocationRequest, start: int, end: int
     """The answer as the pure ``sharing.share`` gives it: each step's parts summed by SQL (step, cluster, idle
     domain, role, filter, group), shared in Python, by total cost then key."""
     table = allocation.source_table(request)
-    params = allocation.BoundParams(queries.bound_params(TENANT, start, end))
+    params = allocation.BoundParams(metroculus.bound_params(TENANT, start, end))
     figures = allocation.FIGURES_SQL if table == "k8s_expenses" else allocation.ROLLUP_FIGURES_SQL
     dims = [f"{allocation.dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     keys = ", ".join(f"d{i}" for i in range(len(dims)))
@@ -126,7 +126,7 @@ def expected(reader, request: allocation.AllocationRequest, start: int, end: int
         f"SELECT {allocation.STEPS[request.step]} AS ts, cluster_id AS c, {node} AS n, "
         f"{allocation._role_sql(request, params)} AS role, {allocation._filter_sql(request.filters, params)} AS kept, "
         f"{', '.join(dims)}, {', '.join(figures[name] for name in sharing.FIGURES)}, toUnixTimestamp(min(hour)), "
-        f"toUnixTimestamp(max(hour)) FROM {table} WHERE {queries.WINDOW} GROUP BY ts, c, n, role, kept, {keys} "
+        f"toUnixTimestamp(max(hour)) FROM {table} WHERE {metroculus.WINDOW} GROUP BY ts, c, n, role, kept, {keys} "
         "ORDER BY ts", params.values)
     count, answer = len(dims), []
     for ts, step in itertools.groupby(rows, key=lambda row: row[0]):
@@ -197,9 +197,9 @@ def test_the_sql_answer_is_the_pure_share(reader, shared_in, shares, aggregate, 
 
 @pytest.mark.parametrize("shares", POLICIES[1:], ids=lambda s: "&".join(f"{k}={v}" for k, v in s.items()))
 def test_the_answer_asked_in_pieces_and_runs_of_steps_is_the_same(reader, monkeypatch, shared_in, shares):
-    """Pieces of a few stored rows (queries.ROWS_PER_PIECE) and, in SQL, one step per query (MAX_BOUND_DOMAINS):
+    """Pieces of a few stored rows (metroculus.ROWS_PER_PIECE) and, in SQL, one step per query (MAX_BOUND_DOMAINS):
     the steps' coefficients still meet their parts."""
-    monkeypatch.setattr(queries, "ROWS_PER_PIECE", 30)
+    monkeypatch.setattr(metroculus, "ROWS_PER_PIECE", 30)
     monkeypatch.setattr(allocation, "MAX_BOUND_DOMAINS", 1)
     for aggregate, step in (("pod", "hour"), ("controller,node", "day"), ("namespace", "hour")):
         request = allocation.parse_request({"aggregate": aggregate, "step": step, **shares})

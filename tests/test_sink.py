@@ -15,10 +15,11 @@ import pytest
 
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
-from kubecost_worker.sink import migrations
-from kubecost_worker.runs import STALE_RUN, RunRecord, RunStatus, now, utc
-from kubecost_worker.sink.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, NODE_COLUMNS, RUN_TABLES, ClickHouseSink,
-                                             connect, delete_runs)
+from kubecost_worker.store import migrations
+from kubecost_worker.store.ledger import STALE_RUN, RunRecord, RunStatus
+from kubecost_worker.hours import now, utc
+from kubecost_worker.store.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, NODE_COLUMNS, RUN_TABLES,
+                                              ClickHouseSink, connect, delete_runs)
 
 from .conftest import ROOT, ch_client
 
@@ -111,7 +112,7 @@ def test_rows_of_an_unfinished_run_are_invisible(sink):
     commit(sink, result_with({"a": 1.0}))
     crashed = RunRecord.start("t-1", H0, "test")
     sink.record(crashed)
-    from kubecost_worker.sink.clickhouse import _expense_columns
+    from kubecost_worker.store.clickhouse import _expense_columns
 
     # the process dies after inserting its rows, before recording success
     sink.client.insert("k8s_expenses", _expense_columns(result_with({"a": 9.0, "z": 9.0}).rows, crashed.run_id, now()),
@@ -124,7 +125,7 @@ def test_rows_of_an_unfinished_run_are_invisible(sink):
 def test_abandoned_runs_are_removed_once_stale(sink):
     import datetime as dt
 
-    from kubecost_worker.sink.clickhouse import _expense_columns
+    from kubecost_worker.store.clickhouse import _expense_columns
 
     commit(sink, result_with({"a": 1.0}))
     crashed = RunRecord.start("t-1", H0, "test")
@@ -367,14 +368,14 @@ def test_total_cost_computed_on_read_is_the_models_sum(sink):
 def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_before(ch_url, tmp_path):
     """Hours written under migration 0004 (no rollup, no joined points) read the same after the upgrade as hours
     written after it; the backfills run again add nothing, and a repeated points text is read once."""
-    from kubecost_worker.api import queries
+    from kubecost_worker.read import metroculus
 
     labels = [{"daemonset": "true"}, {"daemonset": "false", "node": "n1"}]
 
     def hour_with(pods: dict[str, float], hour: int) -> HourResult:
         result = result_with(pods, hour=hour)
         samples = [MetricSample("t-1", hour, metric, labels[i % 2], 0.5 + i, 60)
-                   for i, metric in enumerate(["kubecost_node_is_spot"] * 2 + list(queries.SAVINGS.values()))]
+                   for i, metric in enumerate(["kubecost_node_is_spot"] * 2 + list(metroculus.SAVINGS.values()))]
         return HourResult(result.rows, samples, samples_seen=1, unpriced_nodes=[])
 
     with ch_client(ch_url) as client:
@@ -393,12 +394,12 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
 
         start, end = H0, H0 + 3 * 3600
         (total,), = sink.query("SELECT sum(total_cost) FROM k8s_expenses_current")
-        assert total == 7.5 and queries.cluster_costs(sink, "t-1", start, end)["total_cost"] == total
+        assert total == 7.5 and metroculus.cluster_costs(sink, "t-1", start, end)["total_cost"] == total
         texts = sink.query("SELECT metric, point_json FROM kubecost_metrics_current ORDER BY metric, hour, point_json")
         expected = {m: [json.loads(text) for metric, text in texts if metric == m] for m, _ in texts}
 
         def read() -> dict:
-            return json.loads(b"".join(queries.kubecost_metrics(sink, "t-1", start, end, None)))
+            return json.loads(b"".join(metroculus.kubecost_metrics(sink, "t-1", start, end, None)))
 
         assert read() == expected and len(expected["kubecost_node_is_spot"]) == 6
         rollup = "SELECT * FROM k8s_expenses_namespace_hourly ORDER BY ALL"
@@ -417,8 +418,8 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
 def test_a_run_split_over_insert_blocks_reads_every_point_once(sink):
     """A very large run's samples may reach the points view in several blocks: one text per block, each point
     read once, the hour's points still in order when the blocks hold consecutive texts."""
-    from kubecost_worker.api import queries
-    from kubecost_worker.sink.clickhouse import _metric_columns
+    from kubecost_worker.read import metroculus
+    from kubecost_worker.store.clickhouse import _metric_columns
 
     samples = [MetricSample("t-1", H0, "kubecost_node_is_spot", {"node": f"n{i}"}, float(i), 60) for i in range(6)]
     run = RunRecord.start("t-1", H0, "test")
@@ -428,7 +429,7 @@ def test_a_run_split_over_insert_blocks_reads_every_point_once(sink):
                            column_oriented=True)
     sink.write_hour(run, HourResult(result_with({"a": 1.0}).rows, [], samples_seen=1, unpriced_nodes=[]))
     assert sink.query("SELECT count() FROM kubecost_metric_points_hourly") == [(2,)]
-    points = json.loads(b"".join(queries.kubecost_metrics(sink, "t-1", H0, H0 + 3600, None)))["kubecost_node_is_spot"]
+    points = json.loads(b"".join(metroculus.kubecost_metrics(sink, "t-1", H0, H0 + 3600, None)))["kubecost_node_is_spot"]
     assert [p["labels"]["node"] for p in points] == [f"n{i}" for i in range(6)]
 
 
@@ -436,7 +437,7 @@ def test_a_chdb_path_locked_by_another_process_is_a_transient_error(tmp_path):
     url = f"chdb://{tmp_path / 'locked'}"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from kubecost_worker.sink.clickhouse import connect
+        from kubecost_worker.store.clickhouse import connect
         client = connect({url!r}); client.command("SELECT 1")
         print("open", flush=True); time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
@@ -461,7 +462,7 @@ def test_clickhouse_errors_are_classified_by_their_code(message, kind):
     """A full disk passes (merges, TTLs and the operator free it): retried, never dead-lettered as terminal."""
     from clickhouse_connect.driver.exceptions import DatabaseError
 
-    from kubecost_worker.sink.clickhouse import classified
+    from kubecost_worker.store.clickhouse import classified
 
     with pytest.raises(kind) as raised:
         with classified("inserting"):
@@ -492,7 +493,7 @@ def test_shutil_available():
 
 
 def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_cluster_views(sink):
-    from kubecost_worker.sink.cluster import local_table, render
+    from kubecost_worker.store.cluster import local_table, render
 
     statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
     tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE")) and " MODIFY QUERY" not in s]

@@ -10,9 +10,9 @@ import pytest
 
 
 from kubecost_worker.model.rows import IDLE, ExpenseRow, HourResult, NodeRow
-from kubecost_worker.runs import RunRecord
-from kubecost_worker.sink import migrations
-from kubecost_worker.sink.clickhouse import ClickHouseSink
+from kubecost_worker.store.ledger import RunRecord
+from kubecost_worker.store import migrations
+from kubecost_worker.store.clickhouse import ClickHouseSink
 
 from .conftest import ROOT, ch_client, pipeline_written
 

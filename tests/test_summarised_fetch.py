@@ -32,7 +32,7 @@ from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIE
 from kubecost_worker.model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL as CPU_USAGE,
                                          CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET, NOT_CONTAINERS, RUNNING,
                                          Series, Summary)
-from kubecost_worker.runs import SENTINEL_METRICS
+from kubecost_worker.store.ledger import SENTINEL_METRICS
 from kubecost_worker.devtools.simulation import write_simulation
 from kubecost_worker.source.extract import fetch_hour, fetch_hours
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import telemetry
 from ..errors import TransientError, WorkerError
-from . import allocation, queries
+from ..read import allocation, metroculus
 
 log = structlog.get_logger(__name__)
 
@@ -364,26 +364,26 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
         names = [n.strip() for value in values for n in value.split(",") if n.strip()]
         if values and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
             raise invalid("metrics")
-        return envelope(tenant, start, end, metrics=queries.kubecost_metrics(reader, tenant, start, end, names))
+        return envelope(tenant, start, end, metrics=metroculus.kubecost_metrics(reader, tenant, start, end, names))
 
     @app.get(f"{PREFIX}/kubecost_cluster_costs", response_model=ClusterCostsResponse, responses=ERRORS)
     def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                                start_date: TimeParam = None, end_date: TimeParam = None):
         """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
         tenant, start, end = window(request, Limited(request.query_params))
-        return envelope(tenant, start, end, **queries.cluster_costs(reader, tenant, start, end))
+        return envelope(tenant, start, end, **metroculus.cluster_costs(reader, tenant, start, end))
 
     @app.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
     def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
                          start_date: TimeParam = None, end_date: TimeParam = None):
         """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
         tenant, start, end = window(request, Limited(request.query_params))
-        return envelope(tenant, start, end, **queries.savings(reader, tenant, start, end))
+        return envelope(tenant, start, end, **metroculus.savings(reader, tenant, start, end))
 
     def answer(tenant: str, start: int, end: int, rows: Iterator[dict[str, Any]], columns: tuple[str, ...],
                csv_format: bool, **body: Any) -> Response:
         if not csv_format:
-            return envelope(tenant, start, end, **body, rows=queries.RawJson(json_array(rows)))
+            return envelope(tenant, start, end, **body, rows=metroculus.RawJson(json_array(rows)))
         chunks = chunked(csv_lines(columns, rows))
         first = next(chunks)
         return StreamingResponse(itertools.chain((first,), chunks), media_type="text/csv; charset=utf-8")
@@ -453,9 +453,9 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
 def json_pieces(value: Any) -> Iterator[bytes]:
     """``value`` as JSON text in pieces; ``RawJson`` values (JSON text as stored, or written as rows stream in)
     are passed on as they are. Never emits NaN or Infinity: those are not JSON."""
-    if isinstance(value, queries.RawJson):
+    if isinstance(value, metroculus.RawJson):
         yield from value
-    elif isinstance(value, dict) and any(isinstance(v, (queries.RawJson, dict)) for v in value.values()):
+    elif isinstance(value, dict) and any(isinstance(v, (metroculus.RawJson, dict)) for v in value.values()):
         separator = b"{"
         for key, item in value.items():
             yield separator + json.dumps(key).encode() + b":"

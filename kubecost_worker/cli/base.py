@@ -13,7 +13,7 @@ import click
 
 from .. import logs
 from ..config import SETTINGS, Config, load_config
-from ..runs import parse_time
+from ..hours import parse_time
 
 
 class TimeParam(click.ParamType):

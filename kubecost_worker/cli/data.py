@@ -34,7 +34,7 @@ def backfill(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int,
              force: bool) -> None:
     """Process every whole hour in [start, end) for the given tenants."""
     from ..pipeline import run_hours
-    from ..runs import hour_starts
+    from ..hours import hour_starts
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
@@ -78,10 +78,10 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str | None, step: str, fmt: str,
            out: str) -> None:
     """Write a tenant's current data over [start, end) to a file, in ClickHouse's own CSV, Parquet or JSON lines."""
-    from ..api.allocation import BadParameter
-    from ..exports import BadOutput, check_output
-    from ..exports import export as write_export
-    from ..sink.clickhouse import classified
+    from ..read.allocation import BadParameter
+    from ..read.exports import BadOutput, check_output
+    from ..read.exports import export as write_export
+    from ..store.clickhouse import classified
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
@@ -119,7 +119,7 @@ def export_optscale(ctx: click.Context, tenants: tuple[str, ...], start: int | N
     """Write the daily costs of k8s_expenses_daily into OptScale's expenses table (KCW_OPTSCALE_TABLE), as its
     importers do: +1 rows for new resource-days, -1/+1 for changed costs, -1 for resource-days gone; a second run
     over unchanged data writes nothing (docs/optscale.md)."""
-    from .. import optscale
+    from ..read import optscale
     from ..config import is_safe_tenant_id
 
     default_start, default_end = optscale.default_window()
@@ -154,7 +154,7 @@ def status(ctx: click.Context, tenant: str | None) -> None:
 @click.pass_context
 def gc(ctx: click.Context, since: int | None) -> None:
     """Remove the rows of superseded, failed and abandoned runs (the scheduler does it each tick)."""
-    from ..runs import utc
+    from ..hours import utc
 
     sink = wiring.open_sink(config_of(ctx))
     wiring.require_migrated(sink)

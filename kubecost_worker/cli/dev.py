@@ -38,7 +38,7 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
 def simulate(out_dir: str, tenant_count: int, nodes: int, pods: int, hours: int, end: int | None, seed: int) -> None:
     """Write a synthetic multi-tenant cluster as OpenMetrics plus its ground truth."""
     from ..devtools.simulation import write_simulation
-    from ..runs import HOUR
+    from ..hours import HOUR
 
     end = end if end is not None else int(time.time()) // HOUR * HOUR
     end -= end % HOUR

@@ -118,7 +118,7 @@ def once(ctx: click.Context, then_export: bool) -> None:
     click.echo(f"once: {len(jobs)} jobs enqueued; {outcomes.get('done', 0)} done, {outcomes.get('retried', 0)} "
                f"retries, {failed} dead-lettered")
     if then_export:
-        from ..optscale import default_window
+        from ..read.optscale import default_window
 
         for exported in wiring.export_optscale(config, pipeline.sink, [], *default_window()):
             click.echo(exported.line())

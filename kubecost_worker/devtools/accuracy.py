@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS, USAGE_FIELDS, NodeRow
-from ..sink.clickhouse import ClickHouseSink
+from ..store.clickhouse import ClickHouseSink
 
 KEY = ("cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind", "workload_name", "pod", "node",
        "container", "pod_uid")

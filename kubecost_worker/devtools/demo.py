@@ -16,7 +16,7 @@ from .. import wiring
 from ..config import load_config
 from ..output import format_rows
 from ..pipeline import run_hours
-from ..runs import HOUR, hour_starts
+from ..hours import HOUR, hour_starts
 from .accuracy import Accuracy, compare_with_ground_truth, stored_rows
 from .localprom import LocalPrometheus, create_blocks
 from .simulation import write_simulation

@@ -32,7 +32,8 @@ from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError, UnexpectedError, kind_of
 from .broker import ATTEMPT, REFUSED, Broker, body_of
-from ..runs import HOUR, RunStatus
+from ..hours import HOUR
+from ..store.ledger import RunStatus
 from .messages import InvalidJob, Job, parse
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import is_safe_tenant_id
 from ..errors import TerminalError
-from ..runs import HOUR, iso, parse_time
+from ..hours import HOUR, iso, parse_time
 
 FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
 OPTIONAL_FIELDS = ("force",)

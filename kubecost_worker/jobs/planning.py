@@ -13,14 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from ..runs import HOUR, PENDING, SENTINEL_METRICS  # noqa: F401  (what the recheck counts; runs.py says why)
+from ..hours import HOUR
+from ..store.ledger import PENDING, SENTINEL_METRICS  # noqa: F401  (what the recheck counts; store/ledger.py says why)
 
 
 @dataclass(frozen=True)
 class HourState:
     """What the run ledger knows about one tenant-hour."""
 
-    current_sentinel_samples: int | None  # of the current run (runs.SENTINEL_METRICS); None: never succeeded
+    current_sentinel_samples: int | None  # of the current run (ledger.SENTINEL_METRICS); None: never succeeded
     last_status: str  # the latest record: queued, running, succeeded, failed or refused
     last_recorded_at: dt.datetime
 

@@ -23,7 +23,8 @@ import structlog
 
 from .. import telemetry
 from ..errors import WorkerError
-from ..runs import HOUR, STALE_RUN, RunRecord, RunStatus
+from ..hours import HOUR
+from ..store.ledger import STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import Job

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from ..runs import HOUR, PENDING, RunStatus, iso
+from ..hours import HOUR, iso
+from ..store.ledger import PENDING, RunStatus
 
 
 def _ranges(hours: list[int]) -> list[str]:

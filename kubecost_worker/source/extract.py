@@ -28,7 +28,7 @@ from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
 from .policy import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, USAGE_SUMMARIES, is_container, pod_of,
                      pods_needing_samples)
-from ..runs import HOUR
+from ..hours import HOUR
 from .promql import names_matcher, quote, tenant_matcher
 from ..errors import WorkerError
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled, ThanosLoad

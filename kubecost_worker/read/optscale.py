@@ -9,7 +9,7 @@ export interrupted half-way is finished by the next one, and an export of unchan
 compared bit for bit: the view sums them exactly).
 
 One export at a time writes a tenant's rows of a target table: it holds a lease the target keeps
-(``sink/lease.py``), and another export waits for it. The export owns the tenant's rows of the days it exports:
+(``store/lease.py``), and another export waits for it. The export owns the tenant's rows of the days it exports:
 a live row it would not write is cancelled. Resources without an OptScale id in ``optscale_resource_ids`` are left
 out and counted; they are written by the first export after they are mapped.
 """
@@ -23,9 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TransientError
-from .sink import lease
-from .sink.cluster import quote_identifier
+from ..errors import TransientError
+from ..store import lease
+from ..store.cluster import quote_identifier
 
 DAY = 86400
 # OptScale's DDL (diworker's ClickHouse migration), with the table's name: --create-table runs it, tests use it.
@@ -34,7 +34,7 @@ EXPENSES_DDL = ("CREATE TABLE IF NOT EXISTS {table} (cloud_account_id String, re
                 "ORDER BY (cloud_account_id, date, resource_id)")
 COLUMNS = ["cloud_account_id", "resource_id", "date", "cost", "sign"]
 
-# One export at a time per target table and tenant, through a lease the target holds (sink/lease.py): an export
+# One export at a time per target table and tenant, through a lease the target holds (store/lease.py): an export
 # of a month takes about a second, so a holder killed mid-export delays the next one by the lease at most.
 LEASE_SECONDS = 300.0
 LEASE_WAIT_SECONDS = LEASE_SECONDS + 30.0

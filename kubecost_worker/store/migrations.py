@@ -116,7 +116,7 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
             cluster: str | None = None) -> list[str]:
     """Apply every pending migration in order; returns the names applied (empty when up to date).
 
-    With ``cluster``, each statement runs in its cluster form (``sink/cluster.py``)."""
+    With ``cluster``, each statement runs in its cluster form (``store/cluster.py``)."""
     migrations = load_migrations(directory or migrations_dir())
     done = []
     for migration in pending(client, migrations, resume=resume, cluster=cluster, create=True):

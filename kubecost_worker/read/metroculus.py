@@ -18,7 +18,7 @@ import math
 from typing import Any, Iterable, Iterator
 
 from ..model.rows import IDLE
-from ..runs import HOUR
+from ..hours import HOUR
 
 _IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "
               "AND hour < toDateTime({end:Int64}, 'UTC') AND {start:Int64} < {end:Int64}")

@@ -1,7 +1,7 @@
 """Sink: writing a tenant-hour's rows into ClickHouse so that reruns replace them exactly.
 
 One code path, clickhouse-connect, for the embedded chDB (``chdb:///path``) and a ClickHouse server
-(``http(s)://...``). The write protocol of one run (the rules are in ``runs.py``):
+(``http(s)://...``). The write protocol of one run (the rules are in ``ledger.py``):
 
 1. ledger row ``running`` (run id, start time);
 2. insert the expense rows, the node rows and the metric samples, tagged with the run id (invisible: no view
@@ -37,7 +37,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 
 from ..errors import TerminalError, TransientError
 from ..model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
-from ..runs import STALE_RUN, CurrentRun, RunRecord, RunStatus, now, utc
+from .ledger import STALE_RUN, CurrentRun, RunRecord, RunStatus
+from ..hours import now, utc
 from .cluster import local_table
 
 log = structlog.get_logger(__name__)

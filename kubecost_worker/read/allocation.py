@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..model import sharing
+from . import sharing
 from ..model.rows import IDLE, MANAGEMENT, UNMOUNTED
 from ..model.workload import UNALLOCATED
-from . import queries
+from . import metroculus
 
 SPECIAL_NAMESPACES = (IDLE, MANAGEMENT, UNMOUNTED)
 LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -57,7 +57,7 @@ FILTER_FIELDS = {"cluster": "cluster_id", "node": "node", "namespace": "namespac
 # A request is read from the smallest table that holds all it asks for (migrations 0005 and 0012).
 WORKLOAD_ROLLUP = "k8s_expenses_workload_hourly"
 ROLLUPS = (
-    (queries.NAMESPACE_ROLLUP, {"cluster", "namespace"}, {"cluster", "namespace"}, False),
+    (metroculus.NAMESPACE_ROLLUP, {"cluster", "namespace"}, {"cluster", "namespace"}, False),
     (WORKLOAD_ROLLUP, {"cluster", "namespace", "controllerKind", "controller", "container", "service"},
      {"cluster", "namespace", "controllerKind", "controllerName", "container", "service"}, True),
 )
@@ -281,13 +281,13 @@ def _role_sql(request: AllocationRequest, params: BoundParams) -> str:
 def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
     """The answer without sharing: each group's figures, by total cost within each step."""
     table = source_table(request)
-    params = BoundParams(queries.bound_params(tenant, start, end))
+    params = BoundParams(metroculus.bound_params(tenant, start, end))
     figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
     dims = [f"{dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     keys = [f"d{i}" for i in range(len(dims))]
     sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
     span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
-    where = f"{queries.WINDOW} AND {_filter_sql(request.filters, params)}"
+    where = f"{metroculus.WINDOW} AND {_filter_sql(request.filters, params)}"
     sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {table} WHERE {where} "
            f"GROUP BY ts, {', '.join(keys)} ORDER BY ts, f_total_cost DESC, {', '.join(keys)}")
     return sql, params.values
@@ -315,13 +315,13 @@ def _parts_sql(request: AllocationRequest, params: BoundParams) -> str:
             f"{_role_sql(request, params)} AS role, {_filter_sql(request.filters, params)} AS kept, "
             f"{', '.join(dims)}, {', '.join(f'{figures[name]} AS f_{name}' for name in sharing.FIGURES)}, "
             f"toUnixTimestamp(min(hour)) AS first_hour, toUnixTimestamp(max(hour)) AS last_hour FROM {table} "
-            f"WHERE {queries.WINDOW} "
+            f"WHERE {metroculus.WINDOW} "
             f"GROUP BY ts, share_cluster, share_node, role, kept, {', '.join(f'd{i}' for i in range(len(dims)))}")
 
 
 def _parts_select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
     """The parts in a total order (their keys), at most ``MAX_PARTS + 1`` of them."""
-    params = BoundParams(queries.bound_params(tenant, start, end))
+    params = BoundParams(metroculus.bound_params(tenant, start, end))
     keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
     return (f"{_parts_sql(request, params)} ORDER BY ts, share_cluster, share_node, role, kept, {keys} "
             f"LIMIT {MAX_PARTS + 1}"), params.values
@@ -331,7 +331,7 @@ def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int
     """Pass 1 of a shared answer: per step, ``sharing.Totals`` (the weighed figures per cluster, idle domain and role;
     with the even split, the number of taking groups per cluster, in rows of their own: ``grouping(role)`` 1)."""
     table = source_table(request)
-    params = BoundParams(queries.bound_params(tenant, start, end))
+    params = BoundParams(metroculus.bound_params(tenant, start, end))
     figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
     node = "node" if request.policy.idle_by_node else "''"
     selected = [f"{STEPS[request.step]} AS ts", "cluster_id AS share_cluster", f"{node} AS share_node",
@@ -343,7 +343,7 @@ def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int
     else:
         selected += ["0", "0"]
         group = "ts, share_cluster, share_node, role"
-    sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {queries.WINDOW} GROUP BY {group} ORDER BY ts"
+    sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {metroculus.WINDOW} GROUP BY {group} ORDER BY ts"
     return sql, params.values
 
 
@@ -354,7 +354,7 @@ def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int
     parts summed into the answer's groups, by total cost (shares included) within each step. The same arithmetic as
     ``sharing.share`` on the same coefficients: the rule itself is decided in ``sharing.coefficients``."""
     policy = request.policy
-    params = BoundParams(queries.bound_params(tenant, start, end))
+    params = BoundParams(metroculus.bound_params(tenant, start, end))
     keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
     parts = _parts_sql(request, params)
     resources = sharing.IDLE_RESOURCES
@@ -402,10 +402,10 @@ def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int
 
 def _pieces(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> list[tuple[int, int]]:
     """The sub-windows an answer is asked in: pieces of whole steps where it can grow with the window (hour and day
-    steps over ``k8s_expenses`` or the workload rollup: queries.ROWS_PER_PIECE, counted in stored rows)."""
-    if source_table(request) == queries.NAMESPACE_ROLLUP or request.step not in ("hour", "day"):
+    steps over ``k8s_expenses`` or the workload rollup: metroculus.ROWS_PER_PIECE, counted in stored rows)."""
+    if source_table(request) == metroculus.NAMESPACE_ROLLUP or request.step not in ("hour", "day"):
         return [(start, end)]
-    return queries.window_pieces(reader, tenant, start, end, request.step)
+    return metroculus.window_pieces(reader, tenant, start, end, request.step)
 
 
 def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
@@ -542,7 +542,7 @@ def rightsizing(reader, request: RightsizingRequest, tenant: str, start: int, en
     """Per cluster, namespace, controller and container (from the workload rollup, migration 0012): the average request
     while running, the chosen statistic of its container-hours' usage maxima, the request that statistic recommends and what the change saves a month.
     Highest saving first."""
-    params = queries.bound_params(tenant, start, end, specials=list(SPECIAL_NAMESPACES), q=request.q)
+    params = metroculus.bound_params(tenant, start, end, specials=list(SPECIAL_NAMESPACES), q=request.q)
     if request.algorithm == "max":
         statistics = "max(cpu_usage_max_cores), max(ram_usage_max_bytes), "
     else:
@@ -554,7 +554,7 @@ def rightsizing(reader, request: RightsizingRequest, tenant: str, start: int, en
         "countIf(cpu_usage_max_cores IS NOT NULL), countIf(ram_usage_max_bytes IS NOT NULL), "
         "sum(cpu_cost), sum(cpu_core_hours), sum(ram_cost), sum(ram_byte_hours), "
         "toUnixTimestamp(min(hour)), toUnixTimestamp(max(hour)) "
-        f"FROM {WORKLOAD_ROLLUP} WHERE {queries.WINDOW} AND container != '' "
+        f"FROM {WORKLOAD_ROLLUP} WHERE {metroculus.WINDOW} AND container != '' "
         "AND namespace NOT IN {specials:Array(String)} "
         "GROUP BY cluster_id, namespace, workload_kind, workload_name, container "
         "ORDER BY cluster_id, namespace, workload_kind, workload_name, container")

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .api import allocation, queries
-from .errors import TerminalError, TransientError, WorkerError
-from .model import sharing
-from .sink.cluster import quote_identifier
+from . import allocation, metroculus
+from ..errors import TerminalError, TransientError, WorkerError
+from . import sharing
+from ..store.cluster import quote_identifier
 
 FORMATS = {"csv": "CSVWithNames", "parquet": "Parquet", "jsonl": "JSONEachRow"}
 # the sums an aggregated export holds, named as the stored columns
@@ -33,18 +33,18 @@ def export_sql(tenant: str, start: int, end: int, aggregate: str | None = None,
                step: str = "window") -> tuple[str, dict]:
     """The export's query and its parameters; ``aggregate`` as the allocation API takes it (``BadParameter``)."""
     if aggregate is None:
-        sql = (f"SELECT * EXCEPT (run_id, inserted_at), total_cost FROM k8s_expenses WHERE {queries.WINDOW} "
+        sql = (f"SELECT * EXCEPT (run_id, inserted_at), total_cost FROM k8s_expenses WHERE {metroculus.WINDOW} "
                "ORDER BY hour, cluster_id, namespace, workload_kind, workload_name, pod, container, node")
-        return sql, queries.bound_params(tenant, start, end)
+        return sql, metroculus.bound_params(tenant, start, end)
     request = allocation.AllocationRequest(allocation.parse_aggregate(aggregate), step)
-    params = allocation.BoundParams(queries.bound_params(tenant, start, end))
+    params = allocation.BoundParams(metroculus.bound_params(tenant, start, end))
     keys = [f"d{i}" for i in range(len(request.dimensions))]
     dims = [f"{allocation.dimension_sql(d, params)} AS {key}" for d, key in zip(request.dimensions, keys)]
     sums = [f"sum({name}) AS f_{name}" for name in SUMS]
     # grouped under plain aliases, named in the outer query: a dimension named as the column it is made of (node,
     # pod, container...) would otherwise be an alias of itself
     inner = (f"SELECT toDateTime({allocation.STEPS[step]}, 'UTC') AS start, {', '.join([*dims, *sums])} "
-             f"FROM {allocation.source_table(request)} WHERE {queries.WINDOW} GROUP BY start, {', '.join(keys)}")
+             f"FROM {allocation.source_table(request)} WHERE {metroculus.WINDOW} GROUP BY start, {', '.join(keys)}")
     named = [f"{key} AS {quote_identifier(d.name)}" for key, d in zip(keys, request.dimensions)]
     sql = (f"SELECT start, {', '.join([*named, *(f'f_{name} AS {name}' for name in SUMS)])} FROM ({inner}) "
            f"ORDER BY start, {', '.join(keys)}")

@@ -81,7 +81,7 @@ def add_figures(into: dict[str, float | None], more: dict[str, float | None]) ->
 # The rule is decided here once, as coefficients per sharing domain computed from a few totals of the step (``Totals``:
 # their number grows with clusters and nodes, never with the groups); each part's share is then its own figures times
 # its domain's coefficients. ``share`` applies them to parts in Python; the read layer applies the same coefficients
-# in SQL (api/allocation.py), so an answer never holds a step's parts in Python.
+# in SQL (read/allocation.py), so an answer never holds a step's parts in Python.
 
 # Roles that receive a domain's idle (the pods that used the capacity), and the role that takes shared costs.
 IDLE_RECEIVERS = (OWN, SHARED)
