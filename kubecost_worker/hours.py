@@ -41,6 +41,12 @@ def parse_time(value: str, *, naive_is_utc: bool) -> int | float:
     return int(seconds) if seconds.is_integer() else seconds
 
 
+def is_hour_start(ts: int | float) -> bool:
+    """Whether unix time ``ts`` is the start of an hour: the unit of work, as runs, jobs and batches take it (a
+    fraction of a second is not)."""
+    return ts % HOUR == 0
+
+
 def hour_starts(start: int, end: int) -> list[int]:
     """The whole hours in ``[start, end)``: each hour that starts at or after ``start`` and ends by ``end``."""
     first = -(-start // HOUR) * HOUR

@@ -17,7 +17,7 @@ from .errors import TerminalError, UnexpectedError, WorkerError, kind_of
 from .model import compute_hour
 from .model.series import HourInput
 from .model.checks import describe, implausible
-from .hours import HOUR, utc
+from .hours import HOUR, is_hour_start, utc
 from .store.ledger import SENTINEL_METRICS, RunRecord, RunStatus, refusal
 from .store.clickhouse import ClickHouseSink
 from .source.extract import discover_tenants, fetch_hour, fetch_hours
@@ -52,9 +52,9 @@ class Pipeline:
 
     def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> RunRecord:
         """Process one tenant-hour; the ledger records the outcome, which is returned: succeeded, or refused (the run
-        found markedly less data than the hour's current run, ``runs.refusal``; ``force`` replaces it anyway).
+        found markedly less data than the hour's current run, ``ledger.refusal``; ``force`` replaces it anyway).
         Raises on failure after recording it."""
-        if hour % HOUR:
+        if not is_hour_start(hour):
             raise TerminalError(f"hour {hour} is not on an hour boundary")
         run = RunRecord.start(tenant, hour, reason)
         self.sink.record(run)
@@ -72,7 +72,7 @@ class Pipeline:
         and commits on its own, and a failure fails that hour only. Returns each hour's record, or the error it
         failed with (recorded). Each hour's ledger record holds its share of its batch's requests to Thanos (the
         batch's, divided evenly)."""
-        if any(h % HOUR for h in hours):
+        if not all(map(is_hour_start, hours)):
             raise TerminalError("hours not on an hour boundary")
         if any(b - a != HOUR for a, b in zip(hours, hours[1:])):
             raise TerminalError("a batch takes consecutive hours")
@@ -141,7 +141,7 @@ class Pipeline:
         if done.status == RunStatus.REFUSED:
             telemetry.TENANT_HOURS.labels("refused").inc()
             bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written,
-                          sentinel_samples=done.sentinel_samples)
+                          coverage=done.coverage)
             return done
         telemetry.TENANT_HOURS.labels("succeeded").inc()
         telemetry.ROWS_WRITTEN.inc(done.rows_written)
@@ -152,7 +152,7 @@ class Pipeline:
 
     def _price_and_write(self, run: RunRecord, hour_input: HourInput, bound, force: bool) -> RunRecord:
         result = compute_hour(hour_input, default_prices=self.config.default_prices)
-        sentinel_samples = hour_input.sample_count(SENTINEL_METRICS)
+        coverage = hour_input.sample_count(SENTINEL_METRICS)
         problems = implausible(result)
         if problems:
             raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
@@ -162,13 +162,13 @@ class Pipeline:
                           defaults=sorted(self.config.default_prices or {}))
         if not force:
             current = self.sink.current_run(run.cloud_account_id, run.hour)
-            why = refusal(current, sentinel_samples, len(result.rows), self.config.refuse_below)
+            why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
             if why:
                 refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen,
-                                      sentinel_samples, result.unpriced_nodes)
+                                      coverage, result.unpriced_nodes)
                 self.sink.record(refused)
                 return refused
-        return self.sink.write_hour(run, result, sentinel_samples)
+        return self.sink.write_hour(run, result, coverage)
 
     def _record_failure(self, run: RunRecord, exc: Exception) -> None:
         failed = run.failed(f"{type(exc).__name__}: {exc}")

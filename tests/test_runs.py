@@ -11,14 +11,14 @@ from kubecost_worker.store.ledger import COMMIT_DEADLINE, CurrentRun, RunRecord,
 from kubecost_worker.hours import HOUR, hour_starts, iso
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
-CURRENT = CurrentRun(uuid.UUID(int=1), sentinel_samples=1000, rows_written=200)
+CURRENT = CurrentRun(uuid.UUID(int=1), coverage=1000, rows_written=200)
 
 
 def test_a_run_ends_once_as_succeeded_failed_or_refused():
     run = RunRecord.start("t", T0, "rerun")
     assert run.status == RunStatus.RUNNING and run.finished_at is None
-    done = run.succeeded(rows_written=3, total_cost=1.5, samples_seen=10, sentinel_samples=7)
-    assert (done.status, done.rows_written, done.sentinel_samples, done.run_id) == (RunStatus.SUCCEEDED, 3, 7, run.run_id)
+    done = run.succeeded(rows_written=3, total_cost=1.5, samples_seen=10, coverage=7)
+    assert (done.status, done.rows_written, done.coverage, done.run_id) == (RunStatus.SUCCEEDED, 3, 7, run.run_id)
     assert run.failed("boom").error == "boom" and run.refused("less", 1, 0.5, 2, 1).status == RunStatus.REFUSED
     for ended in (done, run.failed("boom"), run.refused("less", 1, 0.5, 2, 1)):
         with pytest.raises(ValueError, match="cannot become"):
@@ -53,7 +53,7 @@ def test_a_run_with_markedly_less_data_than_the_current_run_is_refused(coverage,
 
 def test_an_hour_without_a_current_run_is_never_refused():
     assert refusal(None, 0, 0, 1.0) is None
-    assert refusal(CurrentRun(uuid.UUID(int=2), sentinel_samples=0, rows_written=0), 0, 0, 1.0) is None
+    assert refusal(CurrentRun(uuid.UUID(int=2), coverage=0, rows_written=0), 0, 0, 1.0) is None
 
 
 def test_hour_starts_are_the_whole_hours_inside_the_range():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..hours import is_hour_start
 from .cluster import TenantSim, _Builder
 from .openmetrics import OpenMetricsWriter
 from .oracle import GroundTruth
@@ -42,7 +43,7 @@ def simulate(tenants: list[str], start: int, hours: int, nodes: int = 3, pods: i
         raise ValueError("at least one tenant is needed")
     if len(set(tenants)) != len(tenants):
         raise ValueError("tenants must be unique")
-    if int(start) != start or start % 3600:
+    if not is_hour_start(start):
         raise ValueError("start must be a unix time on an hour boundary")
     if hours < 1:
         raise ValueError("hours must be >= 1")

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import kombu
 import structlog
 
-from ..config import Config
+from ..config import Config, load_config
 from .messages import Job
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,8 @@ ATTEMPTS = "x-kcw-attempts"
 FAILED_AT = "x-kcw-failed-at"
 REFUSED = "x-kcw-refused"  # set on a message refused unread (compressed): the handler dead-letters it
 TRUNCATED = "x-kcw-truncated-from"  # on a dead letter: the size of the body it carries an excerpt of
-HEARTBEAT_SECONDS = 30
+# What a broker made without a Config (tests, bench tools) takes: the settings' defaults
+_DEFAULTS = load_config({})
 
 
 def body_of(message: Any) -> bytes:
@@ -62,8 +63,9 @@ class _Delayed:
 
 
 class Broker:
-    def __init__(self, url: str, prefix: str = "kcw", retry_delays: tuple[int, ...] = (30, 120, 600, 1800),
-                 heartbeat: int = HEARTBEAT_SECONDS):
+    def __init__(self, url: str, prefix: str = _DEFAULTS.queue_prefix,
+                 retry_delays: tuple[int, ...] = _DEFAULTS.retry_delays_seconds,
+                 heartbeat: int = _DEFAULTS.broker_heartbeat_seconds):
         self.url = url
         self.is_memory = url.startswith("memory:")
         options = {} if self.is_memory else {"confirm_publish": True}

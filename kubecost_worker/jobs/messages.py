@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import is_safe_tenant_id
 from ..errors import TerminalError
-from ..hours import HOUR, iso, parse_time
+from ..hours import HOUR, is_hour_start, iso, parse_time
 
 FIELDS = ("cloud_account_id", "start", "end", "reason", "requested_at")
 OPTIONAL_FIELDS = ("force",)
@@ -82,7 +82,7 @@ def validate(job: Job, max_hours: int) -> Job:
     if not is_safe_tenant_id(job.cloud_account_id):
         raise InvalidJob(f"cloud_account_id outside the safe alphabet: {job.cloud_account_id[:80]!r}")
     for name in ("start", "end"):
-        if getattr(job, name) % HOUR:
+        if not is_hour_start(getattr(job, name)):
             raise InvalidJob(f"{name} is not on an hour boundary: {getattr(job, name)}")
     if job.start >= job.end:
         raise InvalidJob(f"start must be before end: {iso(job.start)} >= {iso(job.end)}")

@@ -4,8 +4,8 @@ A tick enqueues, per tenant:
 - every closed hour (closed at least ``lag`` ago) in the catch-up window, from the tenant's first data on,
   that has no successful run and is not already pending (queued or running, recorded recently enough to
   be trusted): the newest one as ``scheduled``, older ones as ``catch-up``;
-- every recent hour (``recheck_hours``) whose sentinel sample count in Thanos grew past the count its
-  current run saw: ``late-data``.
+- every recent hour (``recheck_hours``) whose sentinel samples in Thanos (``ledger.SENTINEL_METRICS``) grew
+  past the coverage its current run saw: ``late-data``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from ..hours import HOUR
-from ..store.ledger import PENDING, SENTINEL_METRICS  # noqa: F401  (what the recheck counts; store/ledger.py says why)
+from ..store.ledger import PENDING
 
 
 @dataclass(frozen=True)
 class HourState:
     """What the run ledger knows about one tenant-hour."""
 
-    current_sentinel_samples: int | None  # of the current run (ledger.SENTINEL_METRICS); None: never succeeded
+    current_coverage: int | None  # of the current run; None: no run of the hour succeeded
     last_status: str  # the latest record: queued, running, succeeded, failed or refused
     last_recorded_at: dt.datetime
 
@@ -60,8 +60,8 @@ def plan(window: list[int], data_counts: dict[int, int], recheck_counts: dict[in
         state = states.get(hour)
         if state is not None and state.is_pending(trusted_after):
             continue
-        if state is None or state.current_sentinel_samples is None:
+        if state is None or state.current_coverage is None:
             due.append((hour, "scheduled" if hour == newest else "catch-up"))
-        elif recheck_counts.get(hour, 0) > state.current_sentinel_samples:
+        elif recheck_counts.get(hour, 0) > state.current_coverage:
             due.append((hour, "late-data"))
     return due

@@ -24,14 +24,15 @@ import structlog
 from .. import telemetry
 from ..errors import WorkerError
 from ..hours import HOUR
-from ..store.ledger import STALE_RUN, RunRecord, RunStatus
+from ..model.series import NODE_CPU_HOURLY_COST
+from ..store.ledger import SENTINEL_METRICS, STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import Job
-from .planning import SENTINEL_METRICS, HourState, catchup_window, plan
+from .planning import HourState, catchup_window, plan
 
 log = structlog.get_logger(__name__)
-PRESENCE_METRICS = ("node_cpu_hourly_cost",)  # cheap: one series per node
+PRESENCE_METRICS = (NODE_CPU_HOURLY_COST,)  # cheap: one series per node
 # Each tick's cleanup looks at the hours whose ledger changed since the previous cleanup began, less this margin:
 # a run that died becomes removable STALE_RUN after it started, with no record to say so; the first tick of a
 # process looks at every hour.
@@ -70,7 +71,7 @@ class Scheduler:
             recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
                                             recheck[-1]) if recheck else {})
             states = {hour: HourState(*state) for hour, state in sink.hour_states(tenant, window[0], window[-1]).items()}
-            complete = [hour for hour, state in states.items() if state.current_sentinel_samples is not None]
+            complete = [hour for hour, state in states.items() if state.current_coverage is not None]
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .rows import (COST_FIELDS as COSTS, NETWORK_FIELDS, QUANTITY_FIELDS as QUANTITIES, REQUEST_FIELDS,
-                   USAGE_FIELDS, HourResult)
+from .rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS, USAGE_FIELDS, HourResult
 
 # No single row (a pod, a node's idle capacity, a load balancer, the cluster fee) costs a million dollars an hour:
 # the largest cloud machines cost a few hundred.
@@ -20,11 +19,11 @@ def implausible(result: HourResult) -> list[str]:
     problems = []
     for row in result.rows:
         where = f"{row.namespace}/{row.pod or row.node or row.workload_name}"
-        for name in (*QUANTITIES, *COSTS):
+        for name in (*QUANTITY_FIELDS, *COST_FIELDS):
             value = getattr(row, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{where}: {name} = {value!r}")
-            elif name in COSTS and value > MAX_ROW_HOURLY_COST:
+            elif name in COST_FIELDS and value > MAX_ROW_HOURLY_COST:
                 problems.append(f"{where}: {name} = {value!r} (more than {MAX_ROW_HOURLY_COST:g} an hour)")
         for name in (*REQUEST_FIELDS, *USAGE_FIELDS, *NETWORK_FIELDS):
             value = getattr(row, name)

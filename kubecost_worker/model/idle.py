@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..hours import HOUR
 from . import timeline
 from .cluster import ClusterHour, RowBook
 from .pods import Allocated, Pod, Pods
@@ -41,7 +42,7 @@ def nodes_and_idle(ctx: ClusterHour, book: RowBook, prices: NodePrices, pods: Po
     node_rows = []
     for node in sorted(names):
         t0, t1 = _active_interval(ctx, node, prices, capacity, pods_on.get(node, []))
-        hours = (t1 - t0) / 3600.0
+        hours = (t1 - t0) / HOUR
         labels = attributes.get(node, {})
         zone = next((v for k in ZONE_LABELS if (v := zones.get((node,), {}).get(k))), "")
         source = PRICE_NODE if node in prices.series["cpu"] else (PRICE_DEFAULT if prices.defaults else PRICE_NONE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ..hours import HOUR
 from . import timeline
 from .cluster import ClusterHour, RowBook, samples_of
 from .resources import RESOURCES, NodePrices, worst_source
@@ -31,7 +32,7 @@ class Pod:
 
     @property
     def running_hours(self) -> float:
-        return (self.stop - self.start) / 3600.0
+        return (self.stop - self.start) / HOUR
 
     def contains(self, t: float) -> bool:
         return self.start <= t < self.stop

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..hours import HOUR
+
 Samples = Sequence[tuple[float, float]]
 
 
@@ -42,13 +44,13 @@ def _pieces(samples: Samples, t0: float, t1: float) -> list[tuple[float, float, 
 
 def integral(samples: Samples, t0: float, t1: float) -> float:
     """Integral over ``[t0, t1)`` in value-hours."""
-    return sum((b - a) * v for a, b, v in _pieces(samples, t0, t1)) / 3600.0
+    return sum((b - a) * v for a, b, v in _pieces(samples, t0, t1)) / HOUR
 
 
 def time_weighted_mean(samples: Samples, t0: float, t1: float) -> float:
     if t1 <= t0 or not samples:
         return 0.0
-    return integral(samples, t0, t1) * 3600.0 / (t1 - t0)
+    return integral(samples, t0, t1) * HOUR / (t1 - t0)
 
 
 def product_integral(a: Samples, b: Samples, t0: float, t1: float) -> float:
@@ -64,7 +66,7 @@ def product_integral(a: Samples, b: Samples, t0: float, t1: float) -> float:
         while j + 1 < len(b) and b[j + 1][0] <= lo:
             j += 1
         total += (hi - lo) * a[i][1] * b[j][1]
-    return total / 3600.0
+    return total / HOUR
 
 
 def counter_increase(samples: Samples) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
+from ..hours import HOUR
 from . import timeline
 from .cluster import ClusterHour, samples_of
 from .pods import PodRows, Pods, samples_in
@@ -32,7 +33,7 @@ def allocate_usage(ctx: ClusterHour, pods: Pods, rows: PodRows) -> None:
                     increases.append(timeline.counter_increase(samples))
                     maxima.append(irate_max(samples, ctx.start, ctx.end, ctx.step))
             if increases:
-                row.cpu_usage_core_hours = sum(increases) / 3600.0
+                row.cpu_usage_core_hours = sum(increases) / HOUR
                 row.cpu_usage_max_cores = max((m for m in maxima if m is not None), default=None)
         if group := memory.get((ns, name, container)):
             if len(group) == 1 and isinstance(group[0], Summary) and len(instances) == 1:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TransientError
+from ..hours import DAY
 from ..store import lease
 from ..store.cluster import quote_identifier
 
-DAY = 86400
 # OptScale's DDL (diworker's ClickHouse migration), with the table's name: --create-table runs it, tests use it.
 EXPENSES_DDL = ("CREATE TABLE IF NOT EXISTS {table} (cloud_account_id String, resource_id String, date DateTime, "
                 "cost Float64, sign Int8) ENGINE = CollapsingMergeTree(sign) PARTITION BY toYYYYMM(date) "

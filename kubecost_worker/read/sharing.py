@@ -15,10 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..hours import HOUR
+from ..model.resources import RESOURCES
+from ..model.rows import COST_FIELDS
+
 OWN, IDLE_ROLE, MANAGEMENT_ROLE, SHARED = "own", "idle", "management", "shared"
 # The figures a part sums (stored columns of k8s_expenses, or of the namespace rollup); usage sums are None where
 # no row of the part has usage (NULL in SQL): 0 would read as 0% efficiency.
-COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost", "total_cost")
+COSTS = (*COST_FIELDS, "total_cost")
 QUANTITIES = ("cpu_core_hours", "ram_byte_hours", "gpu_hours", "cpu_request_core_hours", "ram_request_byte_hours")
 USAGE = ("cpu_usage_core_hours", "ram_usage_byte_hours")
 WITH_USAGE = ("cpu_request_core_hours_with_usage", "ram_request_byte_hours_with_usage", "cpu_cost_with_usage",
@@ -26,8 +30,7 @@ WITH_USAGE = ("cpu_request_core_hours_with_usage", "ram_request_byte_hours_with_
 FIGURES = (*COSTS, *QUANTITIES, *USAGE, *WITH_USAGE)
 # Idle is shared resource by resource: each receiving part gets the domain's idle of that resource in proportion
 # to its own cost of that resource.
-IDLE_RESOURCES = ("cpu_cost", "ram_cost", "gpu_cost")
-HOUR = 3600
+IDLE_RESOURCES = tuple(resource.cost_field for resource in RESOURCES)
 
 
 @dataclass

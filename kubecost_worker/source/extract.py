@@ -21,16 +21,18 @@ import re
 import statistics
 import sys
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterator
 
+from ..errors import WorkerError
+from ..hours import HOUR
 from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES, KEPT_PREFIX,
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
+from . import promql
 from .policy import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, USAGE_SUMMARIES, is_container, pod_of,
                      pods_needing_samples)
-from ..hours import HOUR
-from .promql import names_matcher, quote, tenant_matcher
-from ..errors import WorkerError
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled, ThanosLoad
 
 # Samples of a series typically further apart than this many scrape steps are not the raw scrape (a missed scrape
@@ -47,18 +49,19 @@ MAX_PATTERN_CHARS = 4000
 _Point = tuple[Any, Any]
 LABELS, FIGURES, AGGREGATED = "labels", "figures", "aggregated"
 
-# The label naming which figure of a usage series an answer is, where one query asks several (label_replace)
-FIGURE = "kcw_figure"
-# The figure every usage series with samples in the hour has: what the census counts
+# The figures asked of each usage series (``promql``'s templates), and the one every usage series with samples in
+# the hour has: what the census counts
+USAGE_FIGURES = {CONTAINER_MEMORY_WORKING_SET_BYTES: promql.WORKING_SET_FIGURES,
+                 CONTAINER_CPU_USAGE_SECONDS_TOTAL: promql.CPU_COUNTER_FIGURES}
 IN_HOUR = {CONTAINER_CPU_USAGE_SECONDS_TOTAL: "last", CONTAINER_MEMORY_WORKING_SET_BYTES: "mean"}
 
 
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
                summarise: bool = True) -> HourInput:
     """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``."""
-    tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
+    promql.tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
     if not summarise:
-        series, counted = fetch_samples(client, tenant_label, tenant, names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
+        series, counted = fetch_samples(client, tenant_label, tenant, promql.names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
                                         start, end, step)
         check_resolution(series, start, end, step)
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
@@ -82,7 +85,7 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
     asked for, so that one hour's series are in memory at a time beside the batch's answers. Should the shared
     queries fail, each hour is fetched on its own, so that its fate is its own. An hour's load is its share of
     the shared queries (divided evenly) and its own requests."""
-    tenant_matcher(tenant_label, tenant)
+    promql.tenant_matcher(tenant_label, tenant)
     if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
         raise ValueError("fetch_hours takes consecutive hours")
     own = [client.counting() for _ in starts]
@@ -137,176 +140,195 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
     step for several), ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while this
     process parses. An hour's answers become summaries only when its turn comes, and are dropped then.
     """
-    hour, first_step = client.range_selector(HOUR), client.range_selector(step)
-    # offsets from each hour's start where its queries are evaluated
-    at_end, after_first_step = HOUR - 0.001, step - 0.001
-    selector = "{" + tenant_matcher(tenant_label, tenant) + "}"
-    # cAdvisor's pod cgroup and pause container are not containers: the model leaves them out, the server too
-    containers = "{" + tenant_matcher(tenant_label, tenant) + "".join(f", container!={quote(c)}"
-                                                                      for c in NOT_CONTAINERS) + "}"
+    batch = _Batch(client, tenant_label, tenant, starts, step)
+    queries = _summary_queries(batch)
+    answers, early_samples = _ask_summaries(batch, queries)
+    return _summarised_hours(batch, hour_clients, queries, answers, early_samples)
 
-    def of(metric: str) -> str:
-        return metric + selector
 
-    def summarised(metric: str) -> str:
-        """The series a summary of ``metric`` covers."""
-        return metric + (containers if metric in USAGE_SUMMARIES else selector)
+@dataclass(frozen=True)
+class _Batch:
+    """Consecutive hours of one tenant whose summaries are asked together, and the client that asks them."""
 
-    def at_each_hour(promql: str, offset: float = at_end, kind: str = LABELS) -> list[list[_Point]]:
-        """The instant vector ``promql`` evaluated at ``offset`` into each hour, as (key, value) pairs of the
-        tenant's series: the key is the model's labels of the series (``LABELS``), its figure's name and labels
-        (``FIGURES``), or the answer's labels as they are (``AGGREGATED``: every series, none has a tenant label
-        left). Made here, in the thread that fetched the answer, once per series for all its hours: the parsed
-        answer goes as soon as its pairs are made, and a batch holds nothing but what the model reads."""
-        def key_of(metric: dict) -> Any:
-            if kind == AGGREGATED:
-                return metric
-            labels = _labels(metric, tenant_label)
-            if kind == FIGURES:
-                name = labels.pop(FIGURE, None)
-                labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
-                return name, labels
-            return labels
+    client: ThanosClient
+    tenant_label: str
+    tenant: str
+    starts: list[int]
+    step: int
 
-        def own(item: dict) -> bool:  # defence in depth, as for samples
-            return kind == AGGREGATED or item["metric"].get(tenant_label) == tenant
 
-        if len(starts) == 1:
-            return [[(key_of(i["metric"]), i["value"][1]) for i in client.query(promql, starts[0] + offset) if own(i)]]
-        per_hour: list[list[_Point]] = [[] for _ in starts]
-        for item in client.query_range(promql, starts[0] + offset, starts[-1] + offset, HOUR):
-            if not own(item):
-                continue
-            key = key_of(item["metric"])
-            for point in item["values"]:
-                try:
-                    k, value = round((float(point[0]) - offset - starts[0]) / HOUR), point[1]
-                except (TypeError, ValueError, IndexError) as exc:
-                    raise ThanosBadAnswer(f"{promql[:80]}: a point that is not [time, value]: {str(point)[:80]}") \
-                        from exc
-                if not 0 <= k < len(starts):
-                    raise ThanosBadAnswer(f"{promql[:80]}: a point at {point[0]} outside the hours asked")
-                per_hour[k].append((key, value))
-        return per_hour
+@dataclass(frozen=True)
+class _SummaryQueries:
+    """``promql``'s templates filled in for one tenant and scrape step: what an hour's summaries ask, by metric."""
 
-    def census_promql() -> str:
-        """Series of each summarised metric in the hour, counted by the server in one query: a summary that
-        lists fewer (a proxy or store dropping part of an answer) is refused, not priced as if complete. The same
-        query counts the usage metrics' samples (``HourInput.counted``), non-containers included as the samples
-        path counts them."""
-        return " or ".join(
-            [f'label_replace(count(count_over_time({summarised(m)}[{hour}])), "metric", "{m}", "", "")'
-             for m in SUMMARISABLE]
-            + [f'label_replace(sum(count_over_time({of(m)}[{hour}])), "samples_of", "{m}", "", "")'
-               for m in USAGE_SUMMARIES])
+    means: dict[str, str]
+    usage: dict[str, str]  # every figure of the metric in one query, each tagged with its name
+    counts: dict[str, str]
+    first_running: str
+    last_running: str
+    census: str
+    sampled: str  # the matchers of the metrics that come as samples
 
-    cpu, memory = summarised(CONTAINER_CPU_USAGE_SECONDS_TOTAL), summarised(CONTAINER_MEMORY_WORKING_SET_BYTES)
-    # The step before the hour (evaluated 1 ms before start; the range_selector is exact on either server): where
-    # the model takes a counter's last sample before the hour from.
-    before = f"[{first_step}] offset {HOUR}s"
-    whole = client.range_selector(HOUR + step)  # [start - step, end): every sample the increase may read
-    usage_queries = {
-        CONTAINER_MEMORY_WORKING_SET_BYTES: {"mean": f"avg_over_time({memory}[{hour}])",
-                                             "maximum": f"max_over_time({memory}[{hour}])"},
-        CONTAINER_CPU_USAGE_SECONDS_TOTAL: {
-            "last": f"last_over_time({cpu}[{hour}])",
-            # a counter without a reset only grows: its lowest sample from the step before the hour on is the one
-            # the increase counts from (the last before the hour, else the hour's first: a container that started
-            # inside it)
-            "lowest": f"min_over_time({cpu}[{whole}])",
-            # where last - lowest is not the model's increase: a reset (resets() counts v < previous, as the model
-            # does; over the whole window, so conservatively), a NaN or infinite sample (0 x it is NaN, and NaN !=
-            # 0; resets() does not see a reset across a NaN, the model, leaving the NaN out, does), two samples in
-            # the step before the hour (the model keeps only the later, the irate of the first grid point may read
-            # both)
-            "irregular": f"resets({cpu}[{whole}]) > 0 or 0 * sum_over_time({cpu}[{whole}]) != 0 "
-                         f"or count_over_time({cpu}{before}) > 1",
-            # the irate at t = start + k x step, k = 1 ... 3600/step - 1 (a subquery's points are the multiples of
-            # its step inside its range, here (start + step - 1 ms, end - 1 ms]), each of the last two samples in
-            # [t - (2 x step - 1 ms), t]
-            "maximum": f"max_over_time(irate({cpu}[{client.range_selector(2 * step)}])"
-                       f"[{HOUR - step}s:{step}s])",
-        },
-    }
-    usage_promql = {m: " or ".join(f'label_replace({q}, "{FIGURE}", "{name}", "", "")' for name, q in queries.items())
-                    for m, queries in usage_queries.items()}
-    mean_promql = {m: f"avg_over_time({of(m)}[{hour}])" for m in CONTAINER_SUMMARIES}
-    count_promql = {m: f"count_over_time({of(m)}[{hour}])" for m in COUNTED_SUMMARIES}
+
+def _summary_queries(batch: _Batch) -> _SummaryQueries:
+    client, step = batch.client, batch.step
+    # the ranges the templates name (``promql``'s docstring)
+    ranges = {"hour": client.range_selector(HOUR), "step": client.range_selector(step),
+              "hour_and_step": client.range_selector(HOUR + step), "two_steps": client.range_selector(2 * step),
+              "hour_seconds": HOUR, "hour_less_step_seconds": HOUR - step, "step_seconds": step}
+    of = partial(promql.selector, batch.tenant_label, batch.tenant)
+    summarised = partial(_summarised_selector, batch.tenant_label, batch.tenant)
     running = of(RUNNING)
-    # The time of the first step's sample if it is the step's only one and positive: the hour's first sample
-    # (when it is not older than the hour); the time of the latest sample if positive: the hour's last.
-    first_promql = f"timestamp({running}) and {running} > 0 and count_over_time({running}[{first_step}]) == 1"
-    last_promql = f"timestamp({running}) and {running} > 0"
-    census = census_promql()
-
-    sampled = names_matcher([m for m in NEEDED_METRICS if m not in SUMMARISABLE], [KEPT_PREFIX])
-    with ThreadPoolExecutor(client.settings.parallel_queries) as pool:
-        # one hour alone: its samples beside its summaries; several: each hour's when its turn comes (they are
-        # small and quick, and only one hour's are held at a time)
-        early = pool.submit(fetch_samples, client, tenant_label, tenant, sampled, starts[0], starts[0] + HOUR,
-                            step) if len(starts) == 1 else None
-        means = {m: pool.submit(at_each_hour, q) for m, q in mean_promql.items()}
-        usage = {m: pool.submit(at_each_hour, q, at_end, FIGURES) for m, q in usage_promql.items()}
-        counts = {m: pool.submit(at_each_hour, q) for m, q in count_promql.items()}
-        first = pool.submit(at_each_hour, first_promql, after_first_step)
-        last = pool.submit(at_each_hour, last_promql)
-        series_in_hour = pool.submit(at_each_hour, census, at_end, AGGREGATED)
-        # the shared queries: one failing fails every hour (the caller then fetches each on its own)
-        means_of = {m: future.result() for m, future in means.items()}
-        usage_of = {m: future.result() for m, future in usage.items()}
-        counts_of = {m: future.result() for m, future in counts.items()}
-        first_of, last_of, census_of = first.result(), last.result(), series_in_hour.result()
-        if early is not None:
-            early.exception()  # an error of the hour's samples is the hour's: read below
-
-    def each_hour() -> Iterator:
-        for k, start in enumerate(starts):
-            try:
-                answers = _HourAnswers({m: a[k] for m, a in means_of.items()}, {m: a[k] for m, a in usage_of.items()},
-                                       {m: a[k] for m, a in counts_of.items()}, first_of[k], last_of[k], census_of[k])
-                sampled_series = early.result() if early is not None else fetch_samples(
-                    hour_clients[k], tenant_label, tenant, sampled, start, start + HOUR, step)
-                result = _summaries(answers, sampled_series, start, mean_promql, usage_promql, count_promql,
-                                    census)
-            except WorkerError as exc:
-                result = exc
-            # this hour's answers are summaries now (or failed): dropped before the next hour's are made
-            for group in (*means_of.values(), *usage_of.values(), *counts_of.values(), first_of, last_of, census_of):
-                group[k] = []
-            yield result
-            result = answers = sampled_series = None
-
-    return each_hour()
+    return _SummaryQueries(
+        means={m: promql.MEAN.format(series=of(m), **ranges) for m in CONTAINER_SUMMARIES},
+        usage={m: promql.either([promql.TAGGED.format(query=template.format(series=summarised(m), **ranges),
+                                                      name=name) for name, template in templates.items()])
+               for m, templates in USAGE_FIGURES.items()},
+        counts={m: promql.SAMPLE_COUNT.format(series=of(m), **ranges) for m in COUNTED_SUMMARIES},
+        first_running=promql.FIRST_RUNNING.format(series=running, **ranges),
+        last_running=promql.LAST_RUNNING.format(series=running, **ranges),
+        census=promql.either(
+            [promql.SERIES_IN_HOUR.format(series=summarised(m), metric=m, **ranges) for m in SUMMARISABLE]
+            + [promql.SAMPLES_IN_HOUR.format(series=of(m), metric=m, **ranges) for m in USAGE_SUMMARIES]),
+        sampled=promql.names_matcher([m for m in NEEDED_METRICS if m not in SUMMARISABLE], [KEPT_PREFIX]),
+    )
 
 
+def _summarised_selector(tenant_label: str, tenant: str, metric: str) -> str:
+    """The series a summary of ``metric`` covers: cAdvisor's pod cgroup and pause container are not containers, the
+    model leaves them out, the server too."""
+    if metric in USAGE_SUMMARIES:
+        return promql.selector(tenant_label, tenant, metric, promql.excluded("container", NOT_CONTAINERS))
+    return promql.selector(tenant_label, tenant, metric)
+
+
+@dataclass
+class _Answers:
+    """Each summary query's answer, per hour of the batch (a list of the hour's pairs per hour)."""
+
+    means: dict[str, list[list[_Point]]]
+    usage: dict[str, list[list[_Point]]]
+    counts: dict[str, list[list[_Point]]]
+    first_running: list[list[_Point]]
+    last_running: list[list[_Point]]
+    census: list[list[_Point]]
+
+    def of_hour(self, k: int) -> "_HourAnswers":
+        return _HourAnswers({m: a[k] for m, a in self.means.items()}, {m: a[k] for m, a in self.usage.items()},
+                            {m: a[k] for m, a in self.counts.items()}, self.first_running[k], self.last_running[k],
+                            self.census[k])
+
+    def drop_hour(self, k: int) -> None:
+        for group in (*self.means.values(), *self.usage.values(), *self.counts.values(), self.first_running,
+                      self.last_running, self.census):
+            group[k] = []
+
+
+@dataclass
 class _HourAnswers:
     """One hour's items of each summary query."""
 
-    def __init__(self, means: dict, usage: dict, counts: dict, first: list, last: list, census: list):
-        self.means, self.usage, self.counts = means, usage, counts
-        self.first, self.last, self.census = first, last, census
+    means: dict[str, list[_Point]]
+    usage: dict[str, list[_Point]]
+    counts: dict[str, list[_Point]]
+    first: list[_Point]
+    last: list[_Point]
+    census: list[_Point]
 
 
-def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, mean_promql: dict, usage_promql: dict,
-               count_promql: dict, census: str) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
+def _ask_summaries(batch: _Batch, queries: _SummaryQueries) -> tuple[_Answers, Future | None]:
+    """Every summary query of the batch, in parallel; with one hour alone, its samples beside them (several:
+    each hour's when its turn comes, as they are small and quick, and only one hour's are held at a time). Raises
+    where a shared query fails: one failing fails every hour (the caller then fetches each on its own)."""
+    starts = batch.starts
+    at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
+    with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
+        early_samples = pool.submit(fetch_samples, batch.client, batch.tenant_label, batch.tenant, queries.sampled,
+                                    starts[0], starts[0] + HOUR, batch.step) if len(starts) == 1 else None
+        means = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.means.items()}
+        usage = {m: pool.submit(_at_each_hour, batch, q, at_end, FIGURES) for m, q in queries.usage.items()}
+        counts = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()}
+        first = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
+        last = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
+        census = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED)
+        answers = _Answers({m: future.result() for m, future in means.items()},
+                           {m: future.result() for m, future in usage.items()},
+                           {m: future.result() for m, future in counts.items()},
+                           first.result(), last.result(), census.result())
+        if early_samples is not None:
+            early_samples.exception()  # an error of the hour's samples is the hour's: read in its turn
+    return answers, early_samples
+
+
+def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) -> list[list[_Point]]:
+    """The instant vector ``query`` evaluated at ``offset`` into each hour, as (key, value) pairs of the tenant's
+    series: the key is the model's labels of the series (``LABELS``), its figure's name and labels (``FIGURES``),
+    or the answer's labels as they are (``AGGREGATED``: every series, none has a tenant label left). Made here, in
+    the thread that fetched the answer, once per series for all its hours: the parsed answer goes as soon as its
+    pairs are made, and a batch holds nothing but what the model reads."""
+    starts = batch.starts
+    if len(starts) == 1:
+        return [[(_key(i["metric"], kind, batch.tenant_label), i["value"][1])
+                 for i in batch.client.query(query, starts[0] + offset) if _is_tenants(i, kind, batch)]]
+    per_hour: list[list[_Point]] = [[] for _ in starts]
+    for item in batch.client.query_range(query, starts[0] + offset, starts[-1] + offset, HOUR):
+        if not _is_tenants(item, kind, batch):
+            continue
+        key = _key(item["metric"], kind, batch.tenant_label)
+        for point in item["values"]:
+            try:
+                k, value = round((float(point[0]) - offset - starts[0]) / HOUR), point[1]
+            except (TypeError, ValueError, IndexError) as exc:
+                raise ThanosBadAnswer(f"{query[:80]}: a point that is not [time, value]: {str(point)[:80]}") from exc
+            if not 0 <= k < len(starts):
+                raise ThanosBadAnswer(f"{query[:80]}: a point at {point[0]} outside the hours asked")
+            per_hour[k].append((key, value))
+    return per_hour
+
+
+def _is_tenants(item: dict, kind: str, batch: _Batch) -> bool:
+    """Defence in depth, as for samples: only the tenant's series (an aggregated answer has no tenant label)."""
+    return kind == AGGREGATED or item["metric"].get(batch.tenant_label) == batch.tenant
+
+
+def _key(metric: dict, kind: str, tenant_label: str) -> Any:
+    if kind == AGGREGATED:
+        return metric
+    labels = _labels(metric, tenant_label)
+    if kind == FIGURES:
+        name = labels.pop(promql.FIGURE, None)
+        labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
+        return name, labels
+    return labels
+
+
+def _summarised_hours(batch: _Batch, hour_clients: list[ThanosClient], queries: _SummaryQueries, answers: _Answers,
+                      early_samples: Future | None) -> Iterator:
+    """Each hour's summaries (or its error) when its turn comes, its answers dropped once they are summaries."""
+    for k, start in enumerate(batch.starts):
+        try:
+            sampled = early_samples.result() if early_samples is not None else fetch_samples(
+                hour_clients[k], batch.tenant_label, batch.tenant, queries.sampled, start, start + HOUR, batch.step)
+            result = _summaries(answers.of_hour(k), sampled, start, queries)
+        except WorkerError as exc:
+            result = exc
+        answers.drop_hour(k)
+        yield result
+        result = sampled = None  # not held while the next hour's are made
+
+
+def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, queries: _SummaryQueries
+               ) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
     """One hour's series and sample counts from its answers (and its samples), checked against its census. A
     series' labels dict is shared by its hours' summaries (never changed)."""
-
-    def labels_of(point: _Point) -> dict[str, str]:
-        return point[0]
-
-    def times(promql: str, items: list[_Point]) -> dict[frozenset, float]:
-        return {frozenset(labels_of(i).items()): _value(promql, i) for i in items}
-
     series: dict[str, list[Series | Summary]] = {
-        m: [Summary(labels_of(i), mean=_value(mean_promql[m], i)) for i in answers.means[m]] for m in mean_promql}
-    usage = {m: _figures(m, usage_promql[m], answers.usage[m]) for m in usage_promql}
-    counted_series = {m: [(labels_of(i), _count(count_promql[m], i)) for i in answers.counts[m]]
-                      for m in count_promql}
-    first_times = times("first running sample", answers.first)
-    last_times = times("last running sample", answers.last)
-    expected = {i[0]["metric"]: _count(census, i) for i in answers.census if "metric" in i[0]}
-    usage_samples = {i[0]["samples_of"]: _count(census, i) for i in answers.census if "samples_of" in i[0]}
+        m: [Summary(i[0], mean=_value(queries.means[m], i)) for i in answers.means[m]] for m in queries.means}
+    usage = {m: _figures(m, queries.usage[m], answers.usage[m]) for m in queries.usage}
+    counted_series = {m: [(i[0], _count(queries.counts[m], i)) for i in answers.counts[m]] for m in queries.counts}
+    first_times = _times("first running sample", answers.first)
+    last_times = _times("last running sample", answers.last)
+    expected = {i[0]["metric"]: _count(queries.census, i) for i in answers.census if "metric" in i[0]}
+    usage_samples = {i[0]["samples_of"]: _count(queries.census, i) for i in answers.census if "samples_of" in i[0]}
     sampled_series, counted = sampled
     in_hour = {m: [s for s, inside in group if inside] for m, group in usage.items()}
     for metric, found in (*series.items(), *counted_series.items(), *in_hour.items()):
@@ -325,17 +347,22 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, me
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
 
 
-def _figures(metric: str, promql: str, items: list[_Point]) -> list[tuple[Summary, bool]]:
+def _times(what: str, items: list[_Point]) -> dict[frozenset, float]:
+    """A time per series (its labels as the key), from an answer of ``timestamp``."""
+    return {frozenset(i[0].items()): _value(what, i) for i in items}
+
+
+def _figures(metric: str, query: str, items: list[_Point]) -> list[tuple[Summary, bool]]:
     """Several figures of each series from one answer, each item tagged with its figure's name: the summaries and
     whether each one's series has samples in the hour (what the census counts)."""
     by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
     for item in items:
         name, labels = item[0]
         key = frozenset(labels.items())
-        if name is None or name in by_series[key] or f'"{name}"' not in promql:
+        if name is None or name in by_series[key] or f'"{name}"' not in query:
             raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} that the query does not ask for "
                                   f"or gives twice: {dict(labels)}")
-        by_series[key][name] = _value(promql, item)
+        by_series[key][name] = _value(query, item)
     return [(_usage(metric, dict(key), found), IN_HOUR[metric] in found) for key, found in by_series.items()]
 
 
@@ -369,7 +396,7 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
     fetched: dict[str, list[Series]] = defaultdict(list)
     seen: dict[str, set[frozenset]] = defaultdict(set)
     for pattern in pod_patterns(sorted({pod for _, pod in pods}), MAX_PATTERN_CHARS):
-        matchers = names_matcher(list(metrics)) + f", pod=~{quote(pattern)}"
+        matchers = promql.names_matcher(list(metrics)) + ", " + promql.matching("pod", pattern)
         for metric, group in fetch_samples(client, tenant_label, tenant, matchers, start, end, step, seen)[0].items():
             fetched[metric].extend(group)  # the hour's sample counts came with the summaries already
     for metric in metrics:
@@ -420,10 +447,11 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
     server's range is closed (Prometheus 2) or left-open (Prometheus 3); the window is cut again here.
     ``seen`` (when given) gets the labels of every series of the tenant answered, with or without usable samples.
     """
-    promql = "{" + matchers + ", " + tenant_matcher(tenant_label, tenant) + "}" + f"[{end - start + step}s]"
+    query = promql.RAW_SAMPLES.format(series=promql.selector(tenant_label, tenant, matchers=matchers),
+                                      seconds=end - start + step)
     series: dict[str, list[Series]] = defaultdict(list)
     counted: dict[str, int] = defaultdict(int)
-    for item in client.samples(promql, end - 0.001):
+    for item in client.samples(query, end - 0.001):
         labels = dict(item["metric"])
         name = labels.pop("__name__", "")
         if labels.pop(tenant_label, None) != tenant:  # defence in depth: never take another tenant's series
@@ -478,17 +506,17 @@ def _in_order(name: str, values: list) -> list[tuple[float, float]]:
     return ordered
 
 
-def _value(promql: str, point: _Point) -> float:
+def _value(query: str, point: _Point) -> float:
     try:
         return float(point[1])
     except (TypeError, ValueError) as exc:
-        raise ThanosBadAnswer(f"{promql[:80]}: a value that is not a number: {str(point[1])[:80]}") from exc
+        raise ThanosBadAnswer(f"{query[:80]}: a value that is not a number: {str(point[1])[:80]}") from exc
 
 
-def _count(promql: str, item: _Point) -> int:
-    value = _value(promql, item)
+def _count(query: str, item: _Point) -> int:
+    value = _value(query, item)
     if not (math.isfinite(value) and value >= 0 and value == int(value)):
-        raise ThanosBadAnswer(f"{promql[:80]}: a count that is not a count: {value!r}")
+        raise ThanosBadAnswer(f"{query[:80]}: a count that is not a count: {value!r}")
     return int(value)
 
 
@@ -503,9 +531,9 @@ def hourly_counts(client: ThanosClient, tenant_label: str, tenant: str, metrics:
     Each point is evaluated 1 ms before its hour's end over exactly the hour, the window ``fetch_hour`` reads,
     so the counts compare with the ``coverage`` a run recorded.
     """
-    selector = "{" + names_matcher(list(metrics)) + ", " + tenant_matcher(tenant_label, tenant) + "}"
-    result = client.query_range(f"sum(count_over_time({selector}[{client.range_selector(HOUR)}]))",
-                                first_hour + HOUR - 0.001, last_hour + HOUR - 0.001, HOUR)
+    series = promql.selector(tenant_label, tenant, matchers=promql.names_matcher(list(metrics)))
+    query = promql.HOURLY_SAMPLE_COUNT.format(series=series, hour=client.range_selector(HOUR))
+    result = client.query_range(query, first_hour + HOUR - 0.001, last_hour + HOUR - 0.001, HOUR)
     counts: dict[int, int] = {}
     for series in result:
         for t, value in series["values"]:

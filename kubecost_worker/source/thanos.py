@@ -26,6 +26,7 @@ import urllib3
 from .. import telemetry
 from ..config import Config
 from ..errors import TerminalError, TransientError
+from .promql import RANGE_KIND_PROBE
 
 log = structlog.get_logger(__name__)
 
@@ -214,7 +215,7 @@ class ThanosClient:
         ``vector(1)`` sampled every second over 60 s gives 61 points on a closed range, 60 on a left-open one.
         """
         if self._range_kind.closed is None:
-            result = self.query("count_over_time(vector(1)[60s:1s])", 1_000_000_000)
+            result = self.query(RANGE_KIND_PROBE, 1_000_000_000)
             self._range_kind.closed = bool(result) and float(result[0]["value"][1]) == 61
         return f"{seconds * 1000 - 1}ms" if self._range_kind.closed else f"{seconds}s"
 

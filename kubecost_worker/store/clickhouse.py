@@ -150,7 +150,7 @@ class ClickHouseSink:
         with classified(f"recording run {runs[0].run_id} as {runs[0].status}"):
             self.client.insert("k8s_expense_runs", [
                 [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
-                 r.rows_written, r.total_cost, r.samples_seen, r.sentinel_samples, r.error[:2000],
+                 r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000],
                  list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples] for r in runs],
                 column_names=LEDGER_COLUMNS)
 
@@ -169,8 +169,8 @@ class ClickHouseSink:
 
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
-    def write_hour(self, run: RunRecord, result: HourResult, sentinel_samples: int = 0) -> RunRecord:
-        """Insert the rows of a run (expenses, nodes, metric samples) and commit it with its ``sentinel_samples``
+    def write_hour(self, run: RunRecord, result: HourResult, coverage: int = 0) -> RunRecord:
+        """Insert the rows of a run (expenses, nodes, metric samples) and commit it with its ``coverage``
         and unpriced nodes; returns the succeeded record. Older runs stay underneath, invisible, until
         ``collect_garbage``."""
         inserted_at = now()
@@ -184,7 +184,7 @@ class ClickHouseSink:
             if result.metric_samples:
                 self.client.insert("kubecost_metrics_hourly", _metric_columns(result.metric_samples, run.run_id),
                                    column_names=METRIC_COLUMNS, column_oriented=True)
-        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, sentinel_samples,
+        done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, coverage,
                              result.unpriced_nodes)
         if not run.may_commit(done.finished_at):
             raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
@@ -274,7 +274,7 @@ class ClickHouseSink:
     # -- reading the ledger ------------------------------------------------------------------------------------
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, tuple]:
-        """hour -> (sentinel samples of the current run or None, latest status, latest record time)."""
+        """hour -> (the coverage of the current run or None, latest status, latest record time)."""
         window = ("cloud_account_id = {tenant:String} "
                   "AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}")
         rows = self.query(

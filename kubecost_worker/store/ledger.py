@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from ..hours import HOUR, now
+from ..hours import is_hour_start, now
 from ..model.series import NODE_CPU_HOURLY_COST, RUNNING
 
 # A run's coverage: the samples of these series in its hour. The scheduler re-counts them in Thanos (more: late
@@ -62,7 +62,7 @@ class RunRecord:
     rows_written: int = 0
     total_cost: float = 0.0
     samples_seen: int = 0
-    sentinel_samples: int = 0  # of SENTINEL_METRICS in the hour (the ledger's column `coverage`)
+    coverage: int = 0  # samples of SENTINEL_METRICS in the hour
     error: str = ""  # why it failed or was refused
     # nodes whose pods were priced by the configured defaults or not at all (no price series): the ledger's record
     # of a price gap, for status and /metrics (migration 0011)
@@ -74,7 +74,7 @@ class RunRecord:
 
     @classmethod
     def start(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
-        if hour % HOUR:
+        if not is_hour_start(hour):
             raise ValueError(f"hour {hour} is not on an hour boundary")
         return cls(tenant, hour, uuid.uuid4(), RunStatus.RUNNING, reason, started_at=now())
 
@@ -82,21 +82,19 @@ class RunRecord:
     def queued(cls, tenant: str, hour: int, reason: str) -> "RunRecord":
         return cls(tenant, hour, uuid.uuid4(), RunStatus.QUEUED, reason, started_at=now())
 
-    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int, sentinel_samples: int,
+    def succeeded(self, rows_written: int, total_cost: float, samples_seen: int, coverage: int,
                   unpriced_nodes: Iterable[str] = ()) -> "RunRecord":
         return self._end(RunStatus.SUCCEEDED, rows_written=rows_written, total_cost=total_cost,
-                         samples_seen=samples_seen, sentinel_samples=sentinel_samples,
-                         unpriced_nodes=tuple(unpriced_nodes))
+                         samples_seen=samples_seen, coverage=coverage, unpriced_nodes=tuple(unpriced_nodes))
 
     def failed(self, error: str) -> "RunRecord":
         return self._end(RunStatus.FAILED, error=error)
 
-    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int, sentinel_samples: int,
+    def refused(self, why: str, rows_found: int, total_cost: float, samples_seen: int, coverage: int,
                 unpriced_nodes: Iterable[str] = ()) -> "RunRecord":
         # rows_written holds the rows the run would have written: the ledger shows what it found beside why
         return self._end(RunStatus.REFUSED, error=why, rows_written=rows_found, total_cost=total_cost,
-                         samples_seen=samples_seen, sentinel_samples=sentinel_samples,
-                         unpriced_nodes=tuple(unpriced_nodes))
+                         samples_seen=samples_seen, coverage=coverage, unpriced_nodes=tuple(unpriced_nodes))
 
     def measured(self, queries: int, bytes_received: int, samples: int) -> "RunRecord":
         """The run with what it asked of Thanos so far; the record it ends with keeps it."""
@@ -116,21 +114,21 @@ class CurrentRun:
     """What the ledger says of the run readers see for a tenant-hour (``k8s_expense_current_run_records``)."""
 
     run_id: uuid.UUID
-    sentinel_samples: int
+    coverage: int
     rows_written: int
 
 
-def refusal(current: CurrentRun | None, sentinel_samples: int, rows: int, keep_fraction: float) -> str | None:
-    """Why a run that found ``sentinel_samples`` and ``rows`` rows must not replace the hour's current run,
+def refusal(current: CurrentRun | None, coverage: int, rows: int, keep_fraction: float) -> str | None:
+    """Why a run that found ``coverage`` sentinel samples and ``rows`` rows must not replace the hour's current run,
     or None when it may. A run is refused when it found markedly less than the current run: below ``keep_fraction``
-    of its sentinel samples or of its rows (Thanos's retention dropped the raw samples, a compactor downsampled
+    of its coverage or of its rows (Thanos's retention dropped the raw samples, a compactor downsampled
     them, a Prometheus lost data). ``keep_fraction`` 0 never refuses; an hour without a current run never refuses.
     Late data only adds samples, so a late-data rerun passes."""
     if current is None or keep_fraction <= 0:
         return None
     short = []
-    if sentinel_samples < keep_fraction * current.sentinel_samples:
-        short.append(f"{sentinel_samples} sentinel samples against {current.sentinel_samples}")
+    if coverage < keep_fraction * current.coverage:
+        short.append(f"{coverage} sentinel samples against {current.coverage}")
     if rows < keep_fraction * current.rows_written:
         short.append(f"{rows} rows against {current.rows_written}")
     if not short:
