@@ -286,6 +286,85 @@ def test_bad_values_are_om0006_naming_the_parameter(client, endpoint, params, na
     assert status == 400 and body["error"]["error_code"] == "OM0006" and body["error"]["params"] == [name]
 
 
+def sent_as_written(store, endpoint: str, query: str) -> requests.Response:
+    """A request whose own parameters go exactly as written after the window (urlencode would encode each +)."""
+    window = urlencode({"cloud_account_id": TENANT, "start_date": START, "end_date": END})
+    return requests.get(f"{store.url}{PREFIX}/{endpoint}?{window}&{query}", headers={"Secret": SECRET}, timeout=30)
+
+
+def body_of(response: requests.Response):
+    """The body, JSON or CSV (its lines, numbers read as floats)."""
+    def number_or_text(field: str):
+        try:
+            return float(field)
+        except ValueError:
+            return field
+
+    if response.headers["content-type"].startswith("text/csv"):
+        return [[number_or_text(field) for field in line] for line in csv.reader(io.StringIO(response.text))]
+    return response.json()
+
+
+def approximately(value):
+    """``value`` with its figures to the last bits only (another query's SQL may add a group's rows in another
+    order), everything else exactly."""
+    if isinstance(value, dict):
+        return {k: approximately(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [approximately(v) for v in value]
+    return pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+
+
+# (endpoint, the query with each + sent as is, the same with each + encoded, what both mean)
+SENT_EITHER_WAY = [
+    ("k8s_expenses", "aggregate=namespace&filter=namespace:%22shop%22++namespace:%22shop%22",
+     "aggregate=namespace&filter=namespace:%22shop%22%2B%2Bnamespace:%22shop%22",
+     {"aggregate": "namespace", "filter": 'namespace:"shop"'}),
+    ("k8s_expenses", "aggregate=namespace&filter=namespace:%22data%22++controllerKind:%22statefulset%22",
+     "aggregate=namespace&filter=namespace:%22data%22%2B%2BcontrollerKind:%22statefulset%22",
+     {"aggregate": "namespace", "filter": 'namespace:"data"+controllerKind:"statefulset"'}),
+    ("k8s_expenses", "aggregate=namespace&filter=+namespace:%22data%22",
+     "aggregate=namespace&filter=%2Bnamespace:%22data%22", {"aggregate": "namespace", "filter": 'namespace:"data"'}),
+    ("k8s_expenses", "aggregate=namespace&filter=+", "aggregate=namespace&filter=%2B", {"aggregate": "namespace"}),
+]
+# (endpoint, the query with its blanks sent as +, the same with them sent as %20, what both mean)
+BLANKS_EITHER_WAY = [
+    ("k8s_expenses", "aggregate=namespace&shareIdle=+", "aggregate=namespace&shareIdle=%20",
+     {"aggregate": "namespace"}),
+    ("k8s_expenses", "aggregate=namespace&shareIdle=+true", "aggregate=namespace&shareIdle=%20true",
+     {"aggregate": "namespace", "shareIdle": "true"}),
+    ("k8s_expenses", "aggregate=namespace&step=+day", "aggregate=namespace&step=%20day",
+     {"aggregate": "namespace", "step": "day"}),
+    ("k8s_expenses", "aggregate=+namespace,label:team+&shareSplit=even+&shareNamespaces=+kube-system&format=+csv",
+     "aggregate=%20namespace,label:team%20&shareSplit=even%20&shareNamespaces=%20kube-system&format=%20csv",
+     {"aggregate": "namespace,label:team", "shareSplit": "even", "shareNamespaces": "kube-system", "format": "csv"}),
+    ("k8s_expenses", "aggregate=namespace&namespace=+&step=+&shareSplit=+&format=+",
+     "aggregate=namespace&namespace=%20&step=%20&shareSplit=%20&format=%20", {"aggregate": "namespace"}),
+    ("k8s_rightsizing", "algorithm=+quantile&q=0.9+&targetCPUUtilization=+", "algorithm=%20quantile&q=0.9%20"
+     "&targetCPUUtilization=%20", {"algorithm": "quantile", "q": "0.9"}),
+]
+
+
+@pytest.mark.parametrize("endpoint, as_is, encoded, meaning", SENT_EITHER_WAY + BLANKS_EITHER_WAY)
+def test_a_value_means_the_same_sent_as_is_or_encoded(store, endpoint, as_is, encoded, meaning):
+    """A + between filter clauses (or before or after them) sent as is reads as a blank, encoded as a +: both join
+    clauses. Blanks around any value are stripped, and a value that is only blanks is as if absent."""
+    meant = raw_get(store, endpoint, **meaning)
+    assert meant.status_code == 200, meant.text
+    for query in (as_is, encoded):
+        response = sent_as_written(store, endpoint, query)
+        assert response.status_code == 200, (query, response.text)
+        assert body_of(response) == approximately(body_of(meant)), query
+
+
+def test_a_blank_aggregate_is_not_provided_whether_its_blanks_are_encoded_or_not(store):
+    for query in ("aggregate=", "aggregate=+", "aggregate=%20", "aggregate=+%20%09"):
+        response = sent_as_written(store, "k8s_expenses", query)
+        assert (response.status_code, response.json()) == (400, {"error": {
+            "status_code": 400, "error_code": "OM0008", "reason": "aggregate is not provided",
+            "params": ["aggregate"]}}), query
+
+
 def test_rightsizing_needs_authorization_and_a_window(client):
     status, body = client.get("k8s_rightsizing", secret=None, cloud_account_id=TENANT, start_date=START, end_date=END)
     assert status == 401 and body["error"]["error_code"] == "OM0007"
@@ -335,8 +414,8 @@ def padded_filter(clauses: int, length: int, clause: str = 'pod~:"{}"') -> str:
 
 
 def test_a_long_filter_is_om0006_never_a_503(client):
-    """Issue 25: 3,500 clauses (31 kB) reached ClickHouse, failed its max_query_size (code 62) and answered 503,
-    which clients retry. The filter is bounded in length and in clauses; a filter at both limits answers."""
+    """3,500 clauses (31 kB) would reach ClickHouse and fail its max_query_size (code 62), which must be no 503
+    (clients retry those). The filter is bounded in length and in clauses; a filter at both limits answers."""
     most = allocation.MAX_FILTER_CLAUSES
     at_limit = padded_filter(most, 4096, 'namespace!:"{}"')  # none of these namespaces: every row
     assert len(at_limit) == 4096

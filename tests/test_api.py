@@ -506,8 +506,8 @@ def read_reply(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 def test_a_request_too_long_for_the_server_gets_the_error_body(served):
-    """Issue 25: past the server's buffer uvicorn answered a plain-text 400. The app sees every request whose target
-    (path and query) is within 64 KiB; a longer one is 414 with the error body, whichever layer refuses it."""
+    """Past the server's buffer uvicorn itself would answer a plain-text 400. The app sees every request whose
+    target (path and query) is within 64 KiB; a longer one is 414 with the error body, whichever layer refuses it."""
     def get(query: str) -> requests.Response:
         return requests.get(f"{served.url}{PREFIX}/kubecost_cluster_costs?{query}", headers={"Secret": SECRET},
                             timeout=30)

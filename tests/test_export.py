@@ -108,6 +108,29 @@ def test_a_bad_aggregate_is_refused_and_writes_nothing(exported, tmp_path):
     assert result.returncode == 2 and "--aggregate" in result.stderr and not out.exists()
 
 
+def test_aggregate_and_step_are_read_as_the_api_reads_them(exported, tmp_path):
+    """The read API's parser: blanks around a value stripped, a step it refuses refused here, before any query."""
+    files, _, env = exported
+    out = tmp_path / "pods.csv"
+    result = run_worker("export", "--tenant", TENANTS[0], "--start", iso(START), "--end", iso(END), "--format", "csv",
+                        "--out", str(out), "--aggregate", " node, pod ", "--step", " hour ", env=env)
+    assert result.returncode == 0, result.stderr
+    with open(files["pods.csv"], newline="") as f, open(out, newline="") as g:
+        expected, got = list(csv.reader(f)), list(csv.reader(g))
+
+    def figures(line: list[str]) -> list[float | None]:
+        return [None if v == "\\N" else float(v) for v in line[3:]]  # \N: NULL
+
+    assert [line[:3] for line in got] == [line[:3] for line in expected] and len(got) > 1
+    for got_line, expected_line in zip(got[1:], expected[1:]):  # sums to the last bits: another query's SQL
+        assert figures(got_line) == [v if v is None else pytest.approx(v, rel=1e-12) for v in figures(expected_line)]
+    for option, value in (("--step", "year"), ("--step", "hour,day"), ("--aggregate", " ")):
+        out = tmp_path / "never.csv"
+        result = run_worker("export", "--tenant", TENANTS[0], "--start", iso(START), "--end", iso(END), "--format",
+                            "csv", "--out", str(out), "--aggregate", "namespace", option, value, env=env)
+        assert result.returncode == 2 and option in result.stderr and not out.exists(), (option, value, result.stderr)
+
+
 # -- how the file is written ----------------------------------------------------------------------------------
 PAUSE_AT = 4096
 

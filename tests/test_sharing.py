@@ -4,11 +4,13 @@ hand-computed cases (docs/api.md, "Sharing")."""
 from __future__ import annotations
 
 import math
+from urllib.parse import quote
 
 import pytest
+from starlette.datastructures import QueryParams
 
 from kubecost_worker.read import allocation
-from kubecost_worker.read.allocation import BadParameter, Clause, Dimension
+from kubecost_worker.read.allocation import BadParameter, Clause, Dimension, MissingParameter
 from kubecost_worker.read import sharing
 from kubecost_worker.read.sharing import IDLE_ROLE, MANAGEMENT_ROLE, OWN, SHARED, Part, SharePolicy
 
@@ -197,6 +199,65 @@ def test_share_parameters():
         with pytest.raises(BadParameter) as raised:
             allocation.parse_rightsizing({name: value})
         assert raised.value.name == name
+
+
+def received(query: str) -> QueryParams:
+    """The parameters of a query string as the API receives them: decoded by Starlette (a ``+`` sent as is reads
+    as a blank, ``%2B`` as a ``+``)."""
+    return QueryParams(query)
+
+
+def filter_sent(text: str) -> tuple[tuple[Clause, ...], tuple[Clause, ...]]:
+    """The filter parsed from a query string holding ``text`` with its ``+`` sent as is, and encoded (%2B)."""
+    as_is = text.replace('"', "%22").replace(" ", "%20")
+    encoded = quote(text, safe=":,~!")
+    return (allocation.parse_filter(received(f"filter={as_is}")["filter"]),
+            allocation.parse_filter(received(f"filter={encoded}")["filter"]))
+
+
+def test_a_plus_joins_clauses_the_same_sent_as_is_or_encoded():
+    shop = (Clause("namespace", None, ":", ("shop",)),)
+    for text, clauses in (('namespace:"shop"++namespace:"shop"', shop * 2), ('+namespace:"shop"', shop),
+                          ('namespace:"shop"+', shop), ('+ namespace:"shop" + +', shop),
+                          ('namespace:"shop"+pod~:"web"', shop + (Clause("pod", None, "~:", ("web",)),)),
+                          ("+", ()), ("++ +", ())):
+        assert filter_sent(text) == (clauses, clauses), text
+    assert allocation.parse_filter('namespace:"shop" pod~:"web"') == filter_sent('namespace:"shop"+pod~:"web"')[0]
+    for text in ('namespace:"shop"pod:"web"', 'namespace:"shop"+,', 'namespace:"shop"+"web"'):
+        for sent in (text.replace('"', "%22"), quote(text, safe=":,~!")):
+            with pytest.raises(BadParameter) as raised:
+                allocation.parse_filter(received(f"filter={sent}")["filter"])
+            assert raised.value.name == "filter", sent
+
+
+def test_blanks_around_every_value_are_stripped_and_a_blank_value_is_as_if_absent():
+    plain = allocation.parse_request(received(
+        "aggregate=namespace&step=day&filter=pod:%22a%22&namespace=data&shareSplit=even&shareIdle=true"
+        "&idleByNode=yes&shareTenancyCosts=1&shareNamespaces=kube-system&shareLabels=team:platform"))
+    values = (("aggregate", "namespace"), ("step", "day"), ("filter", "pod:%22a%22"), ("namespace", "data"),
+              ("shareSplit", "even"), ("shareIdle", "true"), ("idleByNode", "yes"), ("shareTenancyCosts", "1"),
+              ("shareNamespaces", "kube-system"), ("shareLabels", "team:platform"))
+    for blank in ("%20", "+", "%09", "%20+%20"):
+        padded = "&".join(f"{name}={blank}{value}{blank}" for name, value in values)
+        assert allocation.parse_request(received(padded)) == plain, padded
+    default = allocation.parse_request(received("aggregate=namespace"))
+    assert default.step == "window" and default.policy == SharePolicy() and default.filters == ()
+    for blank in ("", "%20", "+", "%20%09+"):
+        assert allocation.parse_request(received(
+            f"aggregate=namespace&step={blank}&filter={blank}&namespace={blank}&shareSplit={blank}&shareIdle={blank}"
+            f"&idleByNode={blank}&shareTenancyCosts={blank}&shareNamespaces={blank}&shareLabels={blank}")) == default
+        with pytest.raises(MissingParameter) as raised:
+            allocation.parse_request(received(f"aggregate={blank}"))
+        assert raised.value.name == "aggregate" and isinstance(raised.value, BadParameter)
+        assert allocation.parse_rightsizing(received(
+            f"targetCPUUtilization={blank}&targetRAMUtilization={blank}&algorithm={blank}&q={blank}")) \
+            == allocation.RightsizingRequest()
+    assert allocation.parse_rightsizing(received("targetCPUUtilization=+0.5&algorithm=%20quantile+&q=0.9%20")) \
+        == allocation.RightsizingRequest(target_cpu=0.5, algorithm="quantile", q=0.9)
+    assert allocation.parse_step(" month ") == "month" and allocation.parse_step(None) == "window"
+    with pytest.raises(BadParameter) as raised:
+        allocation.parse_step("year")
+    assert raised.value.name == "step"
 
 
 def test_each_request_reads_the_smallest_table_that_holds_it():

@@ -420,7 +420,7 @@ def test_truth_matches_file(sim, parsed, truth):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The allocation record (issue 14): usage, restarts, traps, services, nodes
+# The allocation record: usage, restarts, traps, services, nodes
 # ---------------------------------------------------------------------------------------------------
 
 from kubecost_worker.devtools.accuracy import (compare_nodes_with_ground_truth,  # noqa: E402

@@ -8,6 +8,8 @@ schema-driven fuzz tests read), and exception handlers that let every error keep
 Check order: unknown path (404 OM0002) or method (405 OM0003), then the ``Secret`` header (401 OM0007 when
 missing or empty, 403 OM0005 when wrong; compared in constant time), then the parameters in the order the
 endpoint declares them (400 OM0008 when missing, OM0006 when invalid), as Metroculus parses them.
+Every value is read without the blanks around it; a blank one is as if absent (``allocation.parameter``), but
+for the dates and ``metrics``, which keep Metroculus's contract: invalid (docs/api.md, "Parameter values").
 
 Every free-text parameter has a length limit (``MAX_LENGTH``: the OpenAPI document's ``maxLength`` and the check
 read the one table), and a request target longer than ``MAX_TARGET_BYTES`` is refused (414) before anything else;
@@ -32,7 +34,7 @@ from typing import Annotated, Any, Callable, Iterator
 
 import orjson
 import structlog
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -276,178 +278,207 @@ def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: 
     # before authentication with a Location built from the request's Host header
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.state.reader, app.state.secret, app.state.ready = reader, cluster_secret.encode(), ready
     app.add_middleware(TargetLimit)
-    expected_secret = cluster_secret.encode()
-
-    @app.exception_handler(ApiError)
-    async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error)
-
-    @app.exception_handler(allocation.BadParameter)
-    async def on_bad_parameter(_request: Request, error: allocation.BadParameter) -> JSONResponse:
-        return error_response(invalid(error.name))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 405:
-            return error_response(ApiError(405, "OM0003", f"{request.method} method not allowed", [request.method]))
-        return error_response(ApiError(404, "OM0002", "Not found"))
-
-    # ClickHouse's failures come classified from where they enter (sink.clickhouse.classified): the store
-    # unavailable or overloaded is a TransientError, a 503 clients retry; anything else (above all our own query
-    # rejected: its syntax, size, names or types) is a 500 that no retry can fix
-    @app.exception_handler(TransientError)
-    async def on_store_unavailable(_request: Request, error: TransientError) -> JSONResponse:
-        return error_response(ApiError(503, "OM0001", "Service unavailable"))
-
-    @app.exception_handler(WorkerError)
-    async def on_query_rejected(request: Request, error: WorkerError) -> JSONResponse:
-        log.error("read failed: ClickHouse rejected the query", path=request.url.path, error=str(error))
-        return error_response(ApiError(500, "OM0001", "Internal error"))
-
-    @app.exception_handler(Exception)
-    async def on_bug(_request: Request, error: Exception) -> JSONResponse:
-        # a bug, or a value no JSON can hold (a NaN stored before the commit check existed): still the error
-        # shape, never Starlette's plain-text page
-        return error_response(ApiError(500, "OM0001", "Internal error"))
-
-    def health(request: Request) -> Response:
-        status, body, content_type = telemetry.health_answer(request.url.path, ready)
-        return Response(body, status_code=status, media_type=content_type)
-
+    for error_class, handler in ERROR_HANDLERS:
+        app.add_exception_handler(error_class, handler)
     for path in telemetry.HEALTH_PATHS:
         app.add_api_route(path, health, methods=["GET"], include_in_schema=False)
-
-    def authorize(secret: str | None) -> None:
-        if not secret:
-            raise ApiError(401, "OM0007", "This resource requires authorization")
-        if not hmac.compare_digest(secret.encode(), expected_secret):
-            raise ApiError(403, "OM0005", "Bad secret")
-
-    def window(request: Request, params: Limited) -> tuple[str, int, int]:
-        """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them: a value
-        missing (or, for the id, empty) is OM0008, one that is not a non-negative integer (an empty one too) is
-        OM0006. Stricter than Metroculus: ``end_date`` before ``start_date`` is OM0006, and so is an id longer than
-        its limit."""
-        authorize(request.headers.get("Secret"))
-        tenant = (params.get("cloud_account_id") or "").strip()
-        if not tenant:
-            raise missing("cloud_account_id")
-        bounds = []
-        for name in ("start_date", "end_date"):
-            raw = params.get(name)
-            if raw is None:
-                raise missing(name)
-            if not re.fullmatch(UNIX_SECONDS, raw.strip()):
-                raise invalid(name)
-            bounds.append(int(raw))
-        start, end = bounds
-        if end < start:
-            raise invalid("end_date")
-        return tenant, start, end
-
-    def envelope(tenant: str, start: int, end: int, **body: Any) -> Response:
-        # Written here, not validated against the response model (which documents it): a year's answer can
-        # hold 10^7 points, and model validation would cost more than the query.
-        chunks = chunked(json_pieces({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body}))
-        first = next(chunks)  # runs the first query: a failure here is still a 503 with an error body
-        return StreamingResponse(itertools.chain((first,), chunks), media_type="application/json")
-
-    @app.get(f"{PREFIX}/kubecost_metrics", response_model=MetricsResponse, responses=ERRORS)
-    def kubecost_metrics(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
-                         start_date: TimeParam = None, end_date: TimeParam = None,
-                         metrics: Annotated[str | None, Query(description="comma-separated metric names")] = None):
-        """Hourly means of the stored ``kubecost_*`` series, optionally only the named ones."""
-        params = Limited(request.query_params)
-        tenant, start, end = window(request, params)
-        values = params.getlist("metrics")
-        names = [n.strip() for value in values for n in value.split(",") if n.strip()]
-        if values and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
-            raise invalid("metrics")
-        return envelope(tenant, start, end, metrics=metroculus.kubecost_metrics(reader, tenant, start, end, names))
-
-    @app.get(f"{PREFIX}/kubecost_cluster_costs", response_model=ClusterCostsResponse, responses=ERRORS)
-    def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
-                               start_date: TimeParam = None, end_date: TimeParam = None):
-        """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
-        tenant, start, end = window(request, Limited(request.query_params))
-        return envelope(tenant, start, end, **metroculus.cluster_costs(reader, tenant, start, end))
-
-    @app.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
-    def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
-                         start_date: TimeParam = None, end_date: TimeParam = None):
-        """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
-        tenant, start, end = window(request, Limited(request.query_params))
-        return envelope(tenant, start, end, **metroculus.savings(reader, tenant, start, end))
-
-    def answer(tenant: str, start: int, end: int, rows: Iterator[dict[str, Any]], columns: tuple[str, ...],
-               csv_format: bool, **body: Any) -> Response:
-        if not csv_format:
-            return envelope(tenant, start, end, **body, rows=metroculus.RawJson(json_array(rows)))
-        chunks = chunked(csv_lines(columns, rows))
-        first = next(chunks)
-        return StreamingResponse(itertools.chain((first,), chunks), media_type="text/csv; charset=utf-8")
-
-    def output_format(params) -> bool:
-        value = params.get("format") or "json"
-        if value not in ("json", "csv"):
-            raise invalid("format")
-        return value == "csv"
-
-    @app.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=WITH_CSV)
-    def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
-                     start_date: TimeParam = None, end_date: TimeParam = None,
-                     aggregate: Annotated[str | None, Query(
-                         description="comma-separated: cluster, node, namespace, controllerKind, controller, pod, "
-                                     "container, service, label:<key> (workload = namespace,controllerKind,controller)",
-                         json_schema_extra={"pattern": AGGREGATE_PATTERN})] = None,
-                     filter: Annotated[str | None, Query(
-                         description='OpenCost filter subset: field:"a","b" (!: none of, ~: prefix), clauses joined '
-                                     f'by + (at most {allocation.MAX_FILTER_CLAUSES})')] = None,
-                     namespace: Annotated[str | None, Query()] = None,
-                     step: Annotated[str | None, Query(description="hour, day, week (from Monday, UTC), month or "
-                                                                   "window (default)",
-                                                       json_schema_extra={"pattern": "^(hour|day|week|month|window)$"})] = None,
-                     shareIdle: FlagParam = None, idleByNode: FlagParam = None, shareTenancyCosts: FlagParam = None,
-                     shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces")] = None,
-                     shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>")] = None,
-                     shareSplit: Annotated[str | None, Query(json_schema_extra={"pattern": "^(weighted|even)$"})] = None,
-                     format: FormatParam = None):
-        """Costs, shares, usage and efficiency grouped like OpenCost's allocation API, per step."""
-        params = Limited(request.query_params)
-        tenant, start, end = window(request, params)
-        try:
-            parsed = allocation.parse_request(params)
-        except allocation.BadParameter as error:
-            raise (missing(error.name) if error.name == "aggregate" and not request.query_params.get("aggregate")
-                   else invalid(error.name)) from None
-        csv_format = output_format(params)
-        rows = allocation.allocation(reader, parsed, tenant, start, end)
-        columns = ("timestamp", *parsed.field_names, *allocation.ROW_FIGURES)
-        return answer(tenant, start, end, rows, columns, csv_format,
-                      aggregate=",".join(parsed.field_names), step=parsed.step)
-
-    @app.get(f"{PREFIX}/k8s_rightsizing", response_model=RightsizingResponse, responses=WITH_CSV)
-    def k8s_rightsizing(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
-                        start_date: TimeParam = None, end_date: TimeParam = None,
-                        targetCPUUtilization: FractionParam = None, targetRAMUtilization: FractionParam = None,
-                        algorithm: Annotated[str | None, Query(json_schema_extra={"pattern": "^(max|quantile)$"})] = None,
-                        q: FractionParam = None, format: FormatParam = None):
-        """Container request recommendations from the stored hourly usage maxima, with their monthly saving."""
-        params = Limited(request.query_params)
-        tenant, start, end = window(request, params)
-        try:
-            parsed = allocation.parse_rightsizing(params)
-        except allocation.BadParameter as error:
-            raise invalid(error.name) from None
-        csv_format = output_format(params)
-        rows = allocation.rightsizing(reader, parsed, tenant, start, end)
-        return answer(tenant, start, end, iter(rows), allocation.RIGHTSIZING_FIELDS, csv_format,
-                      algorithm=parsed.algorithm, targetCPUUtilization=parsed.target_cpu,
-                      targetRAMUtilization=parsed.target_ram, q=parsed.q)
-
+    app.include_router(routes)
     app.openapi = lambda: _document_required(app)
     return app
+
+
+# -- errors: every one in Metroculus's shape ----------------------------------------------------------------------
+
+async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
+    return error_response(error)
+
+
+async def on_bad_parameter(_request: Request, error: allocation.BadParameter) -> JSONResponse:
+    return error_response(missing(error.name) if isinstance(error, allocation.MissingParameter)
+                          else invalid(error.name))
+
+
+async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    if error.status_code == 405:
+        return error_response(ApiError(405, "OM0003", f"{request.method} method not allowed", [request.method]))
+    return error_response(ApiError(404, "OM0002", "Not found"))
+
+
+# ClickHouse's failures come classified from where they enter (store.clickhouse.classified): the store unavailable
+# or overloaded is a TransientError, a 503 clients retry; anything else (above all our own query rejected: its
+# syntax, size, names or types) is a 500 that no retry can fix
+async def on_store_unavailable(_request: Request, error: TransientError) -> JSONResponse:
+    return error_response(ApiError(503, "OM0001", "Service unavailable"))
+
+
+async def on_query_rejected(request: Request, error: WorkerError) -> JSONResponse:
+    log.error("read failed: ClickHouse rejected the query", path=request.url.path, error=str(error))
+    return error_response(ApiError(500, "OM0001", "Internal error"))
+
+
+async def on_bug(_request: Request, error: Exception) -> JSONResponse:
+    # a bug, or a value no JSON can hold (a NaN stored before the commit check existed): still the error shape,
+    # never Starlette's plain-text page
+    return error_response(ApiError(500, "OM0001", "Internal error"))
+
+
+ERROR_HANDLERS = ((ApiError, on_api_error), (allocation.BadParameter, on_bad_parameter),
+                  (StarletteHTTPException, on_http_error), (TransientError, on_store_unavailable),
+                  (WorkerError, on_query_rejected), (Exception, on_bug))
+
+
+def health(request: Request) -> Response:
+    status, body, content_type = telemetry.health_answer(request.url.path, request.app.state.ready)
+    return Response(body, status_code=status, media_type=content_type)
+
+
+# -- what every endpoint reads first ------------------------------------------------------------------------------
+
+def authorize(request: Request) -> None:
+    secret = request.headers.get("Secret")
+    if not secret:
+        raise ApiError(401, "OM0007", "This resource requires authorization")
+    if not hmac.compare_digest(secret.encode(), request.app.state.secret):
+        raise ApiError(403, "OM0005", "Bad secret")
+
+
+def window(request: Request, params: Limited) -> tuple[str, int, int]:
+    """Authorization first, then cloud_account_id, start_date, end_date, as Metroculus checks them: a value
+    missing (or, for the id, blank) is OM0008, a date that is not a non-negative integer (a blank one too) is
+    OM0006. Stricter than Metroculus: ``end_date`` before ``start_date`` is OM0006, and so is an id longer than
+    its limit."""
+    authorize(request)
+    tenant = allocation.parameter(params, "cloud_account_id")
+    if tenant is None:
+        raise missing("cloud_account_id")
+    bounds = []
+    for name in ("start_date", "end_date"):
+        raw = params.get(name)
+        if raw is None:
+            raise missing(name)
+        digits = raw.strip()
+        if not re.fullmatch(UNIX_SECONDS, digits):
+            raise invalid(name)
+        bounds.append(int(digits))
+    start, end = bounds
+    if end < start:
+        raise invalid("end_date")
+    return tenant, start, end
+
+
+def wants_csv(params: Limited) -> bool:
+    return allocation.parse_choice("format", params.get("format"), ("json", "csv")) == "csv"
+
+
+def reader_of(request: Request):
+    return request.app.state.reader
+
+
+# -- answers --------------------------------------------------------------------------------------------------------
+
+def envelope(tenant: str, start: int, end: int, **body: Any) -> Response:
+    # Written here, not validated against the response model (which documents it): a year's answer can hold 10^7
+    # points, and model validation would cost more than the query.
+    chunks = chunked(json_pieces({"cloud_account_id": tenant, "start_date": start, "end_date": end, **body}))
+    first = next(chunks)  # runs the first query: a failure here is still a 503 with an error body
+    return StreamingResponse(itertools.chain((first,), chunks), media_type="application/json")
+
+
+def answer(tenant: str, start: int, end: int, rows: Iterator[dict[str, Any]], columns: tuple[str, ...],
+           csv_format: bool, **body: Any) -> Response:
+    """The rows in the JSON envelope, or as CSV: a header line of ``columns``, then a line per row."""
+    if not csv_format:
+        return envelope(tenant, start, end, **body, rows=metroculus.RawJson(json_array(rows)))
+    chunks = chunked(csv_lines(columns, rows))
+    first = next(chunks)
+    return StreamingResponse(itertools.chain((first,), chunks), media_type="text/csv; charset=utf-8")
+
+
+# -- the endpoints ------------------------------------------------------------------------------------------------
+# The parameters a handler declares document it (the OpenAPI document); it reads them itself from the request, in
+# the order above.
+
+routes = APIRouter()
+
+
+@routes.get(f"{PREFIX}/kubecost_metrics", response_model=MetricsResponse, responses=ERRORS)
+def kubecost_metrics(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                     start_date: TimeParam = None, end_date: TimeParam = None,
+                     metrics: Annotated[str | None, Query(description="comma-separated metric names")] = None):
+    """Hourly means of the stored ``kubecost_*`` series, optionally only the named ones."""
+    params = Limited(request.query_params)
+    tenant, start, end = window(request, params)
+    values = params.getlist("metrics")
+    names = [n.strip() for value in values for n in value.split(",") if n.strip()]
+    if values and (not names or not all(METRIC_NAME.fullmatch(n) for n in names)):
+        raise invalid("metrics")
+    return envelope(tenant, start, end,
+                    metrics=metroculus.kubecost_metrics(reader_of(request), tenant, start, end, names))
+
+
+@routes.get(f"{PREFIX}/kubecost_cluster_costs", response_model=ClusterCostsResponse, responses=ERRORS)
+def kubecost_cluster_costs(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                           start_date: TimeParam = None, end_date: TimeParam = None):
+    """The cluster's full cost per hour (every row of ``k8s_expenses_current``), their sum and a summary."""
+    tenant, start, end = window(request, Limited(request.query_params))
+    return envelope(tenant, start, end, **metroculus.cluster_costs(reader_of(request), tenant, start, end))
+
+
+@routes.get(f"{PREFIX}/kubecost_savings", response_model=SavingsResponse, responses=ERRORS)
+def kubecost_savings(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                     start_date: TimeParam = None, end_date: TimeParam = None):
+    """Hourly rightsizing savings (cores and bytes that could be reclaimed)."""
+    tenant, start, end = window(request, Limited(request.query_params))
+    return envelope(tenant, start, end, **metroculus.savings(reader_of(request), tenant, start, end))
+
+
+@routes.get(f"{PREFIX}/k8s_expenses", response_model=ExpensesResponse, responses=WITH_CSV)
+def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                 start_date: TimeParam = None, end_date: TimeParam = None,
+                 aggregate: Annotated[str | None, Query(
+                     description="comma-separated: cluster, node, namespace, controllerKind, controller, pod, "
+                                 "container, service, label:<key> (workload = namespace,controllerKind,controller)",
+                     json_schema_extra={"pattern": AGGREGATE_PATTERN})] = None,
+                 filter: Annotated[str | None, Query(
+                     description='OpenCost filter subset: field:"a","b" (!: none of, ~: prefix), clauses joined '
+                                 f'by + (at most {allocation.MAX_FILTER_CLAUSES})')] = None,
+                 namespace: Annotated[str | None, Query()] = None,
+                 step: Annotated[str | None, Query(description="hour, day, week (from Monday, UTC), month or "
+                                                               "window (default)",
+                                                   json_schema_extra={"pattern": "^(hour|day|week|month|window)$"})] = None,
+                 shareIdle: FlagParam = None, idleByNode: FlagParam = None, shareTenancyCosts: FlagParam = None,
+                 shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces")] = None,
+                 shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>")] = None,
+                 shareSplit: Annotated[str | None, Query(json_schema_extra={"pattern": "^(weighted|even)$"})] = None,
+                 format: FormatParam = None):
+    """Costs, shares, usage and efficiency grouped like OpenCost's allocation API, per step."""
+    params = Limited(request.query_params)
+    tenant, start, end = window(request, params)
+    parsed = allocation.parse_request(params)
+    csv_format = wants_csv(params)
+    rows = allocation.allocation(reader_of(request), parsed, tenant, start, end)
+    columns = ("timestamp", *parsed.field_names, *allocation.ROW_FIGURES)
+    return answer(tenant, start, end, rows, columns, csv_format, aggregate=",".join(parsed.field_names),
+                  step=parsed.step)
+
+
+@routes.get(f"{PREFIX}/k8s_rightsizing", response_model=RightsizingResponse, responses=WITH_CSV)
+def k8s_rightsizing(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                    start_date: TimeParam = None, end_date: TimeParam = None,
+                    targetCPUUtilization: FractionParam = None, targetRAMUtilization: FractionParam = None,
+                    algorithm: Annotated[str | None, Query(json_schema_extra={"pattern": "^(max|quantile)$"})] = None,
+                    q: FractionParam = None, format: FormatParam = None):
+    """Container request recommendations from the stored hourly usage maxima, with their monthly saving."""
+    params = Limited(request.query_params)
+    tenant, start, end = window(request, params)
+    parsed = allocation.parse_rightsizing(params)
+    csv_format = wants_csv(params)
+    rows = allocation.rightsizing(reader_of(request), parsed, tenant, start, end)
+    return answer(tenant, start, end, iter(rows), allocation.RIGHTSIZING_FIELDS, csv_format,
+                  algorithm=parsed.algorithm, targetCPUUtilization=parsed.target_cpu,
+                  targetRAMUtilization=parsed.target_ram, q=parsed.q)
 
 
 def json_pieces(value: Any) -> Iterator[bytes]:

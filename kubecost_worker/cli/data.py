@@ -66,11 +66,12 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 @click.option("--tenant", required=True, help="Tenant (cloud account id).")
 @click.option("--start", required=True, type=TimeParam(), help="Start, ISO-8601 UTC or unix seconds.")
 @click.option("--end", required=True, type=TimeParam(), help="End (exclusive), ISO-8601 UTC or unix seconds.")
+# --aggregate and --step: plain strings read by the read API's own parser, so both read them alike
 @click.option("--aggregate", default=None,
               help="Sums grouped as the read API's k8s_expenses groups them (e.g. namespace,label:team); "
                    "default: every row of k8s_expenses_current.")
-@click.option("--step", type=click.Choice(["hour", "day", "week", "month", "window"]), default="window",
-              show_default=True, help="With --aggregate: one row per group and step.")
+@click.option("--step", metavar="hour|day|week|month|window", default="window", show_default=True,
+              help="With --aggregate: one row per group and step.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), required=True)
 # a plain string: click would turn an empty --out into the path "."
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
@@ -78,13 +79,19 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str | None, step: str, fmt: str,
            out: str) -> None:
     """Write a tenant's current data over [start, end) to a file, in ClickHouse's own CSV, Parquet or JSON lines."""
-    from ..read.allocation import BadParameter
+    from ..read.allocation import BadParameter, parse_aggregate, parse_step
     from ..read.exports import BadOutput, check_output
     from ..read.exports import export as write_export
     from ..store.clickhouse import classified
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")
+    try:
+        step = parse_step(step)
+        if aggregate is not None:
+            parse_aggregate(aggregate)
+    except BadParameter as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.name}") from None
     try:
         check_output(out)  # before any query: a wrong path is reported as such, not after the work
     except BadOutput as exc:
@@ -98,8 +105,6 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
     try:
         with classified("exporting"):
             written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress)
-    except BadParameter as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate") from None
     except BadOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     click.echo(f"export: {written:,} bytes to {out}")

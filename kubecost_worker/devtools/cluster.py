@@ -281,8 +281,8 @@ class _Builder:
         self.total = hours * self.n
         self.seed = seed
         self.rng = random.Random(f"kcw-sim|{seed}|{index}|{tenant}")
-        # what issue 14 added (usage, restarts, services, the unpriced node) draws from its own generator, so the
-        # series that existed before keep their values for a given seed
+        # usage, restarts, services and the unpriced node draw from a generator of their own, so that the other
+        # series keep their values for a given seed whatever those draw
         self.extra_rng = random.Random(f"kcw-sim-extra|{seed}|{index}|{tenant}")
         self.factor = 1.0 + 0.25 * index  # tenant price scale (exact in binary)
         self.names: set[tuple[str, str]] = set()
@@ -331,7 +331,6 @@ class _Builder:
         regions = ["us-central1", "europe-west1", "asia-east1", "us-east4"]
         self.region = regions[idx % len(regions)]
         zones = [f"{self.region}-a", f"{self.region}-b", f"{self.region}-c"]
-        project = f"project-{idx}"
         self.node_names = [f"gke-t{idx}-pool-{i % 2 + 1}-{''.join(rng.choice(_HEX) for _ in range(8))}-{self.suffix(4)}"
                            for i in range(self.n_nodes)]
         self.gpu_node = self.node_names[1] if self.n_nodes >= 2 else None
@@ -344,33 +343,51 @@ class _Builder:
         self.build_unpriced_node_pods()
         self.plan_usage()
         volumes = self.build_volumes()
+        nodes = self.build_nodes(zones, f"project-{idx}")
+        net = self.build_network()
 
-        # nodes: capacity above the peak of the running pods' allocation bounds
-        peak_cpu: dict[str, float] = {}
-        peak_mem: dict[str, float] = {}
-        for name in [*self.node_names, self.unpriced_node]:
-            events: list[tuple[int, float, float]] = []
-            for p in self.pods:
-                if p.node == name and not p.pending:
-                    c = sum(x.cpu_bound() for x in p.containers)
-                    m = sum(x.mem_bound() for x in p.containers)
-                    events.append((p.start, c, m))
-                    events.append((p.end, -c, -m))
-            events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at the same step
-            cur_c = cur_m = best_c = best_m = 0.0
-            for _, c, m in events:
-                cur_c += c
-                cur_m += m
-                best_c = max(best_c, cur_c)
-                best_m = max(best_m, cur_m)
-            peak_cpu[name] = best_c
-            peak_mem[name] = best_m
+        f = self.factor
+        octets = (34, 100 + idx % 100, rng.randint(0, 255), rng.randint(1, 254))
+        lbs = [LoadBalancer("frontend", "web", ".".join(map(str, octets)), 0.025 * f)]  # "web" selects pods too
+        return TenantSim(
+            tenant=self.tenant, index=idx, cluster_id=f"{self.tenant}-cluster",
+            cluster_name=f"{self.tenant}-cluster", region=self.region, nodes=nodes, pods=self.pods,
+            volumes=volumes, namespace_labels=ns_labels, replicasets=self.replicasets,
+            load_balancers=lbs, management_price=0.1,
+            network_prices={"zone": 0.01 * f, "region": 0.02 * f, "internet": 0.12 * f},
+            network=net, savings_key=f"{self.seed}|{idx}|savings", services=self.build_services(),
+        )
 
+    def peak_bounds(self, name: str) -> tuple[float, float]:
+        """The highest sum of the allocation bounds (CPU cores, memory bytes) of the pods running on a node at once."""
+        events: list[tuple[int, float, float]] = []
+        for p in self.pods:
+            if p.node == name and not p.pending:
+                c = sum(x.cpu_bound() for x in p.containers)
+                m = sum(x.mem_bound() for x in p.containers)
+                events.append((p.start, c, m))
+                events.append((p.end, -c, -m))
+        events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at the same step
+        cur_c = cur_m = best_c = best_m = 0.0
+        for _, c, m in events:
+            cur_c += c
+            cur_m += m
+            best_c = max(best_c, cur_c)
+            best_m = max(best_m, cur_m)
+        return best_c, best_m
+
+    def build_nodes(self, zones: list[str], project: str) -> list[Node]:
+        """The priced nodes, then the unpriced one; each with capacity above the peak of its pods' bounds."""
+        def capacity(name: str) -> tuple[float, float]:
+            peak_cpu, peak_mem = peaks[name]
+            return (float(max(4, 2 * math.ceil((peak_cpu * 1.25 + 1) / 2))),
+                    float(max(16, math.ceil((peak_mem * 1.25 + 2 * GiB) / GiB)) * GiB))
+
+        peaks = {name: self.peak_bounds(name) for name in [*self.node_names, self.unpriced_node]}
         nodes = []
         f = self.factor
         for i, name in enumerate(self.node_names):
-            cores = float(max(4, 2 * math.ceil((peak_cpu[name] * 1.25 + 1) / 2)))
-            mem = float(max(16, math.ceil((peak_mem[name] * 1.25 + 2 * GiB) / GiB)) * GiB)
+            cores, mem = capacity(name)
             gpus = 1 if name == self.gpu_node else 0
             spot = name == self.spot_node
             zone = zones[i % len(zones)]
@@ -389,16 +406,18 @@ class _Builder:
                 gpu_price=gpu_p, labels=self.node_labels(i, name, zone, arch),
             ))
         name = self.unpriced_node
+        cores, mem = capacity(name)
         zero = [0.0] * self.total
         nodes.append(Node(
             name=name, instance_type="", region="", zone=zones[0], provider_id="", arch="amd64", spot=False,
-            cpu_cores=float(max(4, 2 * math.ceil((peak_cpu[name] * 1.25 + 1) / 2))),
-            mem_bytes=float(max(16, math.ceil((peak_mem[name] * 1.25 + 2 * GiB) / GiB)) * GiB), gpus=0,
-            cpu_price=zero, ram_price=zero, gpu_price=zero, priced=False,
+            cpu_cores=cores, mem_bytes=mem, gpus=0, cpu_price=zero, ram_price=zero, gpu_price=zero, priced=False,
             labels={"kubernetes_io_hostname": name, "kubernetes_io_arch": "amd64"},  # no zone label
         ))
+        return nodes
 
-        # network counters on a few pods that run the whole simulation
+    def build_network(self) -> list[NetSeries]:
+        """Egress counters of every class on a few pods that run the whole simulation."""
+        rng = self.rng
         net = []
         net_pods = [p for p in self.pods if p.role in ("postgres", "gpu")
                     and p.start == 0 and p.end == self.total][:3]
@@ -411,17 +430,7 @@ class _Builder:
                     values.append(v)
                     v += float(rng.randint(1, increments[key]))
                 net.append(NetSeries(p.namespace, p.name, internet, same_zone, same_region, values))
-
-        octets = (34, 100 + idx % 100, rng.randint(0, 255), rng.randint(1, 254))
-        lbs = [LoadBalancer("frontend", "web", ".".join(map(str, octets)), 0.025 * f)]  # "web" selects pods too
-        return TenantSim(
-            tenant=self.tenant, index=idx, cluster_id=f"{self.tenant}-cluster",
-            cluster_name=f"{self.tenant}-cluster", region=self.region, nodes=nodes, pods=self.pods,
-            volumes=volumes, namespace_labels=ns_labels, replicasets=self.replicasets,
-            load_balancers=lbs, management_price=0.1,
-            network_prices={"zone": 0.01 * f, "region": 0.02 * f, "internet": 0.12 * f},
-            network=net, savings_key=f"{self.seed}|{idx}|savings", services=self.build_services(),
-        )
+        return net
 
     def node_labels(self, i: int, name: str, zone: str, arch: str) -> dict[str, str] | None:
         """kube_node_labels of a priced node: the zone under today's label, under the deprecated one only (node 1),
@@ -476,21 +485,31 @@ class _Builder:
         return cpu_p, ram_p
 
     def build_pods(self) -> None:
-        n, total, rng = self.n, self.total, self.rng
-        fixed = 0
+        fixed = self.build_daemonset_pods()
+        fixed += self.build_postgres_pods()
+        fixed += self.build_reused_name_pods()
+        fixed += self.build_cronjob_pods()
+        fixed += self.build_ownerless_pods()
+        deployments = self.deployment_plan(fixed)
+        for di, d in enumerate(deployments):
+            self.build_deployment(d, emit_owner=(di % 2 == 0), first=(di == 0))
 
-        # DaemonSet: one pod per node, all the time; KSM series duplicated
+    def build_daemonset_pods(self) -> int:
+        """DaemonSet: one pod per node, all the time; KSM series duplicated. Returns the pods it counts."""
         for node in self.node_names:
             uid = self.uid()
             name = self.pod_name("monitoring", "node-exporter")
-            self.add_pod(namespace="monitoring", name=name, uid=uid, node=node, start=0, end=total,
+            self.add_pod(namespace="monitoring", name=name, uid=uid, node=node, start=0, end=self.total,
                          owner=("DaemonSet", "node-exporter"), workload=("daemonset", "node-exporter"),
                          labels={"app": "node-exporter", "team": "platform"},
                          containers=[self.container(uid, "node-exporter", 0.1, 128 * MiB)],
                          duplicate=True, role="daemonset")
-            fixed += 1
+        return len(self.node_names)
 
-        # StatefulSet with volumes: postgres-0..2, each its own claim; postgres-0 and -1 share one
+    def build_postgres_pods(self) -> int:
+        """StatefulSet with volumes: postgres-0..2, each its own claim; postgres-0 and -1 share one; and a volume
+        claimed by nobody. Plans the volumes (``volume_plan``); returns the pods it counts."""
+        total = self.total
         self.volume_plan: list[tuple[str, str, float, float]] = []  # (pv, claim, capacity, price)
         std = 115.0 / (1 << 21) * self.factor  # ~ $0.04 per GiB-month, exact in binary
         ssd = 4 * std
@@ -513,10 +532,12 @@ class _Builder:
                          containers=[self.container(uid, "postgres", 0.5, 1 * GiB),
                                      self.container(uid, "metrics-exporter", 0.05, 32 * MiB)],
                          pvcs=pvcs, role="postgres")
-            fixed += 1
         self.volume_plan.append((f"pvc-{self.uid()}", None, 50.0 * GiB, std))  # claimed by nobody
+        return 3
 
-        # the same pod name with two uids inside hour 0: A runs [0, n/3), B runs [2n/3, end)
+    def build_reused_name_pods(self) -> int:
+        """The same pod name with two uids inside hour 0: A runs [0, n/3), B runs [2n/3, end). Counts as one."""
+        n, total = self.n, self.total
         node = self.random_node()
         a_end = max(1, n // 3)
         b_start = min(max(a_end + 1, (2 * n) // 3), total - 1) if total > a_end + 1 else a_end
@@ -528,9 +549,11 @@ class _Builder:
                          owner=("StatefulSet", "cache"), workload=("statefulset", "cache"),
                          labels={"app": "cache", "team": "data"},
                          containers=[self.container(uid, "redis", 0.25, 512 * MiB)], role=role)
-        fixed += 1
+        return 1
 
-        # CronJob: three short jobs inside every hour
+    def build_cronjob_pods(self) -> int:
+        """CronJob: three short jobs inside every hour. Counts as three."""
+        n, rng = self.n, self.rng
         for h in range(self.hours):
             for j in range(3):
                 s = (j * n) // 3 + rng.randint(0, max(0, n // 20))
@@ -546,23 +569,28 @@ class _Builder:
                              workload=("cronjob", "report"),
                              labels={"app": "report", "team": "reporting", "job_name": job},
                              containers=[self.container(uid, "report", 1.0, 2 * GiB)], role="cronjob")
-        fixed += 3
+        return 3
 
-        # no owner at all (no kube_pod_owner series, no labels, no memory request)
+    def build_ownerless_pods(self) -> int:
+        """A pod without any owner (no kube_pod_owner series, no labels, no memory request) and a static (mirror)
+        pod owned by its node."""
+        total = self.total
         uid = self.uid()
         self.add_pod(namespace="default", name="debug-shell", uid=uid, node=self.node_names[0], start=0,
                      end=total, owner=None, workload=("__unallocated__", "__unallocated__"), labels={},
                      containers=[self.container(uid, "shell", 0.1, None)], role="bare")
-        # a static (mirror) pod owned by its node
         uid = self.uid()
         node0 = self.node_names[0]
         self.add_pod(namespace="kube-system", name=f"kube-proxy-{node0}", uid=uid, node=node0, start=0,
                      end=total, owner=("Node", node0), workload=("__unallocated__", "__unallocated__"),
                      labels={"app": "kube-proxy", "team": "platform", "tier": "node"},
                      containers=[self.container(uid, "kube-proxy", 0.1, 64 * MiB)], role="node-owned")
-        fixed += 2
+        return 2
 
-        # Deployments
+    def deployment_plan(self, fixed: int) -> list[dict]:
+        """The named Deployments, then generated ones of up to 5 replicas until the tenant has its pods (``fixed``:
+        the pods planned so far)."""
+        rng = self.rng
         deployments: list[dict] = [
             dict(ns="frontend", name="web", replicas=3, sidecar=True, cpu=0.25, mem=256 * MiB),
             dict(ns="frontend", name="api-gateway", replicas=2, cpu=0.5, mem=512 * MiB, burst=True),
@@ -584,8 +612,7 @@ class _Builder:
                                     sidecar=(i % 4 == 0)))
             extra -= r
             i += 1
-        for di, d in enumerate(deployments):
-            self.build_deployment(d, emit_owner=(di % 2 == 0), first=(di == 0))
+        return deployments
 
     def build_unpriced_node_pods(self) -> None:
         """The unpriced node's pods: its node-exporter and a CI runner, running the whole simulation."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 # the column names and order only: the oracle never calls the model
 from ..model.rows import COST_FIELDS, ExpenseRow, NodeRow
-from .cluster import GiB, Container, Node, Pod, Service, TenantSim
+from .cluster import GiB, Container, Node, Pod, Service, TenantSim, Volume
 
 fsum = math.fsum
 
@@ -70,6 +70,74 @@ def cpu_usage_of_hour(c: Container, usage: list[float], seen: list[bool], first_
     return fsum(increase) / 3600, highest
 
 
+@dataclass
+class _ContainerSeries:
+    """A container's per-step series over its pod's running steps, from the usage it regenerates."""
+
+    cpu_usage: list[float]
+    mem_usage: list[float]
+    cpu_allocations: list[float]
+    mem_allocations: list[float]
+    seen: list[bool]  # whether each step's usage shows in the counter (cpu_increments)
+
+    @classmethod
+    def of(cls, c: Container, count: int) -> _ContainerSeries:
+        cpu_usage, mem_usage = c.cpu_usage(count), c.mem_usage(count)
+        return cls(cpu_usage, mem_usage, c.cpu_allocations(count, cpu_usage), c.mem_allocations(count, mem_usage),
+                   cpu_increments(c, count))
+
+
+@dataclass(frozen=True)
+class _PodHour:
+    """The global steps ``[first, end)`` of hour ``h`` a pod ran, and its node's mean prices over them."""
+
+    h: int
+    first: int
+    end: int
+    hours: float
+    cpu_price: float
+    ram_price: float
+    gpu_price: float
+
+    @property
+    def count(self) -> int:
+        return self.end - self.first
+
+    @classmethod
+    def of(cls, p: Pod, nd: Node, h: int, steps_per_hour: int, step: int) -> _PodHour:
+        a, b = max(p.start, h * steps_per_hour), min(p.end, (h + 1) * steps_per_hour)
+        cnt = b - a
+        return cls(h, a, b, cnt * step / 3600, fsum(nd.cpu_price[a:b]) / cnt, fsum(nd.ram_price[a:b]) / cnt,
+                   fsum(nd.gpu_price[a:b]) / cnt)
+
+
+@dataclass
+class _TenantParts:
+    """What a tenant's pods add up to before rows are made. A row key is (hour, namespace, kind, name, pod, node,
+    container, uid); a pod's own row has the container ''."""
+
+    # row key -> {field: [parts]}, summed into the row
+    sums: dict[tuple, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    # row key -> the values that are not sums: labels, service, usage...
+    fixed: dict[tuple, dict] = field(default_factory=dict)
+    # (hour, node) -> {field: [what its pods were allocated]}
+    node_parts: dict[tuple[int, str], dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    # (hour, volume) -> [costs paid by pods]; (hour, volume, "bh") -> [byte-hours]
+    vol_paid: dict[tuple, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (hour, namespace, pod name) -> [(hours run, the pod's own row key)], for network counters keyed by pod name
+    pod_rows: dict[tuple[int, str, str], list[tuple[float, tuple]]] = field(
+        default_factory=lambda: defaultdict(list))
+
+    def keys_by_hour(self) -> dict[int, list[tuple]]:
+        """The keys of the rows to make, by hour: a pod's own row only where it pays something as a whole."""
+        by_hour: dict[int, list[tuple]] = defaultdict(list)
+        for key in self.fixed:
+            if key[6] or key in self.sums:
+                by_hour[key[0]].append(key)
+        return by_hour
+
+
 class GroundTruth:
     """Mixed into ``Simulation`` (``tenants``, ``start``, ``step``, ``steps_per_hour``, ``hour_steps``)."""
 
@@ -116,78 +184,91 @@ class GroundTruth:
         return row
 
     def _tenant_truth(self, t: TenantSim) -> tuple[list[dict], list[dict]]:
-        n, step = self.steps_per_hour, self.step
+        parts = _TenantParts()
         nodes = {nd.name: nd for nd in t.nodes}
         volumes = {v.name: v for v in t.volumes}
-        # row key -> {field: [parts]}; the key is (hour, namespace, kind, name, pod, node, container, uid)
-        parts: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        fixed: dict[tuple, dict] = {}  # row key -> the values that are not sums: labels, service, usage...
-        node_parts: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        vol_paid: dict[tuple, list[float]] = defaultdict(list)
-        pod_rows: dict[tuple[int, str, str], list[tuple[float, tuple]]] = defaultdict(list)
-
         for p in t.pods:
-            if p.pending:
-                continue  # never ran: costs nothing
-            nd = nodes[p.node]
-            count = p.end - p.start
-            cpu_usage = [c.cpu_usage(count) for c in p.containers]
-            mem_usage = [c.mem_usage(count) for c in p.containers]
-            cpu_allocs = [c.cpu_allocations(count, u) for c, u in zip(p.containers, cpu_usage)]
-            mem_allocs = [c.mem_allocations(count, m) for c, m in zip(p.containers, mem_usage)]
-            seen = [cpu_increments(c, count) for c in p.containers]
-            labels = dict(t.namespace_labels.get(p.namespace, {}))
-            labels.update(p.labels)
-            service = service_of(p, t.services)
-            price_source = "node" if nd.priced else "none"
-            for h in range(p.start // n, (p.end - 1) // n + 1):
-                a, b = max(p.start, h * n), min(p.end, (h + 1) * n)
-                cnt = b - a
-                hours = cnt * step / 3600
-                i0, i1 = a - p.start, b - p.start
-                cpu_price = fsum(nd.cpu_price[a:b]) / cnt
-                ram_price = fsum(nd.ram_price[a:b]) / cnt
-                gpu_price = fsum(nd.gpu_price[a:b]) / cnt
-                for ci, c in enumerate(p.containers):
-                    cpu_h = max(fsum(cpu_allocs[ci][i0:i1]) / cnt, c.cpu_request or 0.0) * hours
-                    ram_h = max(fsum(mem_allocs[ci][i0:i1]) / cnt, c.mem_request or 0.0) * hours
-                    gpu_h = float(c.gpu) * hours
-                    costs = {"cpu_cost": cpu_h * cpu_price, "ram_cost": ram_h / GiB * ram_price,
-                             "gpu_cost": gpu_h * gpu_price}
-                    values = {"container": c.name, "pod_uid": p.uid, "service": service,
-                              "price_source": price_source, "running_minutes": cnt * step / 60,
-                              "cpu_core_hours": cpu_h, "ram_byte_hours": ram_h, "gpu_hours": gpu_h, **costs,
-                              "cpu_request_core_hours": (c.cpu_request or 0.0) * hours,
-                              "ram_request_byte_hours": (c.mem_request or 0.0) * hours}
-                    if c.cpu_usage_series:
-                        values["cpu_usage_core_hours"], values["cpu_usage_max_cores"] = cpu_usage_of_hour(
-                            c, cpu_usage[ci], seen[ci], p.start, h * n, (h + 1) * n, step)
-                    if c.mem_usage_series:
-                        working_set = mem_usage[ci][i0:i1]
-                        values["ram_usage_byte_hours"] = fsum(working_set) / cnt * hours
-                        values["ram_usage_max_bytes"] = max(working_set)
-                    key = (h, p.namespace, p.workload[0], p.workload[1], p.name, p.node, c.name, p.uid)
-                    fixed[key] = dict(values, labels=labels)
-                    npart = node_parts[(h, p.node)]
-                    for fld in ("cpu_core_hours", "ram_byte_hours", "gpu_hours"):
-                        npart[fld].append(values[fld])
-                    for fld, cost in costs.items():
-                        npart[fld].append(cost)
-                # the pod's own row: what it pays as a whole (volumes, network)
-                own = (h, p.namespace, p.workload[0], p.workload[1], p.name, p.node, "", p.uid)
-                fixed.setdefault(own, {"pod_uid": p.uid, "service": service, "labels": labels})
-                for _claim, volume, size in p.pvcs:
-                    vol = volumes[volume]
-                    bh = size * hours
-                    cost = bh / GiB * vol.price
-                    parts[own]["pv_byte_hours"].append(bh)
-                    parts[own]["pv_cost"].append(cost)
-                    vol_paid[(h, volume)].append(cost)
-                    vol_paid[(h, volume, "bh")].append(bh)
-                pod_rows[(h, p.namespace, p.name)].append((hours, own))
+            if not p.pending:  # never ran: costs nothing
+                self._add_pod(t, p, nodes[p.node], volumes, parts)
+        self._add_network(t, parts)
+        by_hour = parts.keys_by_hour()
+        out: list[dict] = []
+        node_out: list[dict] = []
+        for h in range(self.hours):
+            rows = [self._pod_row(t, h, key, parts) for key in by_hour.get(h, [])]
+            idle_rows, node_rows = self._node_truth(t, h, parts.node_parts)
+            rows.extend(idle_rows)
+            node_out.extend(node_rows)
+            rows.extend(self._cluster_rows(t, h, parts.vol_paid))
+            for row in rows:
+                row["total_cost"] = fsum(row[f] for f in COST_FIELDS)
+            rows.sort(key=lambda r: (r["namespace"], r["workload_kind"], r["workload_name"], r["pod"], r["node"],
+                                     r["container"], r["pod_uid"]))
+            out.extend(rows)
+        return out, node_out
 
-        # network: bytes of the hour from the last sample before it to the last one inside it, by class; traffic
-        # inside a zone is free and not stored
+    def _add_pod(self, t: TenantSim, p: Pod, nd: Node, volumes: dict[str, Volume], parts: _TenantParts) -> None:
+        """A pod's container rows and its own row (what it pays as a whole: volumes), hour by hour."""
+        n = self.steps_per_hour
+        count = p.end - p.start
+        series = [_ContainerSeries.of(c, count) for c in p.containers]
+        labels = dict(t.namespace_labels.get(p.namespace, {}))
+        labels.update(p.labels)
+        service = service_of(p, t.services)
+        price_source = "node" if nd.priced else "none"
+        for h in range(p.start // n, (p.end - 1) // n + 1):
+            span = _PodHour.of(p, nd, h, n, self.step)
+            for c, s in zip(p.containers, series):
+                values, costs = self._container_hour(p, c, s, span, service, price_source)
+                key = (h, p.namespace, p.workload[0], p.workload[1], p.name, p.node, c.name, p.uid)
+                parts.fixed[key] = dict(values, labels=labels)
+                node_part = parts.node_parts[(h, p.node)]
+                for fld in ("cpu_core_hours", "ram_byte_hours", "gpu_hours"):
+                    node_part[fld].append(values[fld])
+                for fld, cost in costs.items():
+                    node_part[fld].append(cost)
+            own = (h, p.namespace, p.workload[0], p.workload[1], p.name, p.node, "", p.uid)
+            parts.fixed.setdefault(own, {"pod_uid": p.uid, "service": service, "labels": labels})
+            for _claim, volume, size in p.pvcs:
+                vol = volumes[volume]
+                byte_hours = size * span.hours
+                cost = byte_hours / GiB * vol.price
+                parts.sums[own]["pv_byte_hours"].append(byte_hours)
+                parts.sums[own]["pv_cost"].append(cost)
+                parts.vol_paid[(h, volume)].append(cost)
+                parts.vol_paid[(h, volume, "bh")].append(byte_hours)
+            parts.pod_rows[(h, p.namespace, p.name)].append((span.hours, own))
+
+    def _container_hour(self, p: Pod, c: Container, s: _ContainerSeries, span: _PodHour, service: str,
+                        price_source: str) -> tuple[dict, dict[str, float]]:
+        """The values of a container's row for the part of the hour its pod ran, and its costs (which its node's
+        allocated cost adds up)."""
+        n, cnt, hours = self.steps_per_hour, span.count, span.hours
+        i0, i1 = span.first - p.start, span.end - p.start
+        cpu_h = max(fsum(s.cpu_allocations[i0:i1]) / cnt, c.cpu_request or 0.0) * hours
+        ram_h = max(fsum(s.mem_allocations[i0:i1]) / cnt, c.mem_request or 0.0) * hours
+        gpu_h = float(c.gpu) * hours
+        costs = {"cpu_cost": cpu_h * span.cpu_price, "ram_cost": ram_h / GiB * span.ram_price,
+                 "gpu_cost": gpu_h * span.gpu_price}
+        values = {"container": c.name, "pod_uid": p.uid, "service": service,
+                  "price_source": price_source, "running_minutes": cnt * self.step / 60,
+                  "cpu_core_hours": cpu_h, "ram_byte_hours": ram_h, "gpu_hours": gpu_h, **costs,
+                  "cpu_request_core_hours": (c.cpu_request or 0.0) * hours,
+                  "ram_request_byte_hours": (c.mem_request or 0.0) * hours}
+        if c.cpu_usage_series:
+            values["cpu_usage_core_hours"], values["cpu_usage_max_cores"] = cpu_usage_of_hour(
+                c, s.cpu_usage, s.seen, p.start, span.h * n, (span.h + 1) * n, self.step)
+        if c.mem_usage_series:
+            working_set = s.mem_usage[i0:i1]
+            values["ram_usage_byte_hours"] = fsum(working_set) / cnt * hours
+            values["ram_usage_max_bytes"] = max(working_set)
+        return values, costs
+
+    def _add_network(self, t: TenantSim, parts: _TenantParts) -> None:
+        """Egress of each priced class, on the row of the pod that ran longest in the hour under the counter's pod
+        name: the bytes from the last sample before the hour to the last one inside it. Traffic inside a zone is
+        free and not stored."""
+        n = self.steps_per_hour
         for s in t.network:
             key_price = s.price_key
             if key_price is None:
@@ -199,79 +280,78 @@ class GroundTruth:
                 v = s.values
                 inc = [v[k] - v[k - 1] if v[k] >= v[k - 1] else v[k] for k in range(lo + 1, hi + 1)]
                 egress = fsum(inc)
-                candidates = pod_rows.get((h, s.namespace, s.pod_name))
+                candidates = parts.pod_rows.get((h, s.namespace, s.pod_name))
                 if not candidates:
                     continue  # the simulation only puts counters on pods that always run
                 best = candidates[0]
                 for c in candidates[1:]:
                     if c[0] > best[0]:
                         best = c
-                parts[best[1]][cost_column].append(egress / GiB * t.network_prices[key_price])
-                parts[best[1]][bytes_column].append(egress)
+                parts.sums[best[1]][cost_column].append(egress / GiB * t.network_prices[key_price])
+                parts.sums[best[1]][bytes_column].append(egress)
 
-        by_hour: dict[int, list[tuple]] = defaultdict(list)
-        for key in fixed:
-            if key[6] or key in parts:  # a pod's own row exists only where it pays something as a whole
-                by_hour[key[0]].append(key)
-        out: list[dict] = []
-        node_out: list[dict] = []
-        for h in range(self.hours):
-            rows: list[dict] = []
-            for key in by_hour.get(h, []):
-                _, ns, kind, name, pod, node = key[:6]
-                row = self._row(t, h, ns, kind, name, pod, node, dict(fixed[key]["labels"]),
-                                **{k: v for k, v in fixed[key].items() if k != "labels"})
-                for fld, vals in parts.get(key, {}).items():
-                    row[fld] = fsum(vals)
-                row["network_cost"] = fsum(row[c] for c, _ in _NETWORK_COLUMNS.values())
-                rows.append(row)
-            hr = self.hour_steps(h)
-            hours_active = n * step / 3600
-            for nd in t.nodes:
-                cap_cpu = fsum(nd.cpu_cores * nd.cpu_price[k] * step / 3600 for k in hr)
-                cap_ram = fsum(nd.mem_bytes / GiB * nd.ram_price[k] * step / 3600 for k in hr)
-                cap_gpu = fsum(nd.gpus * nd.gpu_price[k] * step / 3600 for k in hr)
-                used = node_parts.get((h, nd.name), {})
-                allocated = fsum([*used.get("cpu_cost", []), *used.get("ram_cost", []), *used.get("gpu_cost", [])])
-                idle_cost = 0.0
-                if nd.priced:  # a node without a CPU price (and no default price) has no idle row
-                    cap_cpu_h = fsum(nd.cpu_cores * step / 3600 for _ in hr)
-                    cap_ram_h = fsum(nd.mem_bytes * step / 3600 for _ in hr)
-                    cap_gpu_h = fsum(nd.gpus * step / 3600 for _ in hr)
-                    row = self._row(t, h, "__idle__", "__idle__", "__idle__", "", nd.name, {}, price_source="node")
-                    row["cpu_cost"] = max(0.0, cap_cpu - fsum(used.get("cpu_cost", [])))
-                    row["ram_cost"] = max(0.0, cap_ram - fsum(used.get("ram_cost", [])))
-                    row["gpu_cost"] = max(0.0, cap_gpu - fsum(used.get("gpu_cost", [])))
-                    row["cpu_core_hours"] = max(0.0, cap_cpu_h - fsum(used.get("cpu_core_hours", [])))
-                    row["ram_byte_hours"] = max(0.0, cap_ram_h - fsum(used.get("ram_byte_hours", [])))
-                    row["gpu_hours"] = max(0.0, cap_gpu_h - fsum(used.get("gpu_hours", [])))
-                    idle_cost = fsum([row["cpu_cost"], row["ram_cost"], row["gpu_cost"]])
-                    rows.append(row)
-                node_out.append(self._node_row(t, h, nd, cap_cpu, cap_ram, cap_gpu, allocated, idle_cost))
-            row = self._row(t, h, "__cluster_management__", "__cluster_management__", "__cluster_management__",
-                            "", "", {})
-            row["management_cost"] = t.management_price * hours_active
+    def _pod_row(self, t: TenantSim, h: int, key: tuple, parts: _TenantParts) -> dict:
+        _, ns, kind, name, pod, node = key[:6]
+        fixed = parts.fixed[key]
+        row = self._row(t, h, ns, kind, name, pod, node, dict(fixed["labels"]),
+                        **{k: v for k, v in fixed.items() if k != "labels"})
+        for fld, vals in parts.sums.get(key, {}).items():
+            row[fld] = fsum(vals)
+        row["network_cost"] = fsum(row[c] for c, _ in _NETWORK_COLUMNS.values())
+        return row
+
+    def _node_truth(self, t: TenantSim, h: int,
+                    node_parts: dict[tuple[int, str], dict[str, list[float]]]) -> tuple[list[dict], list[dict]]:
+        """The hour's idle rows (a priced node's capacity less what its pods were allocated) and node rows."""
+        step, hr = self.step, self.hour_steps(h)
+        idle_rows, node_rows = [], []
+        for nd in t.nodes:
+            cap_cpu = fsum(nd.cpu_cores * nd.cpu_price[k] * step / 3600 for k in hr)
+            cap_ram = fsum(nd.mem_bytes / GiB * nd.ram_price[k] * step / 3600 for k in hr)
+            cap_gpu = fsum(nd.gpus * nd.gpu_price[k] * step / 3600 for k in hr)
+            used = node_parts.get((h, nd.name), {})
+            allocated = fsum([*used.get("cpu_cost", []), *used.get("ram_cost", []), *used.get("gpu_cost", [])])
+            idle_cost = 0.0
+            if nd.priced:  # a node without a CPU price (and no default price) has no idle row
+                cap_cpu_h = fsum(nd.cpu_cores * step / 3600 for _ in hr)
+                cap_ram_h = fsum(nd.mem_bytes * step / 3600 for _ in hr)
+                cap_gpu_h = fsum(nd.gpus * step / 3600 for _ in hr)
+                row = self._row(t, h, "__idle__", "__idle__", "__idle__", "", nd.name, {}, price_source="node")
+                row["cpu_cost"] = max(0.0, cap_cpu - fsum(used.get("cpu_cost", [])))
+                row["ram_cost"] = max(0.0, cap_ram - fsum(used.get("ram_cost", [])))
+                row["gpu_cost"] = max(0.0, cap_gpu - fsum(used.get("gpu_cost", [])))
+                row["cpu_core_hours"] = max(0.0, cap_cpu_h - fsum(used.get("cpu_core_hours", [])))
+                row["ram_byte_hours"] = max(0.0, cap_ram_h - fsum(used.get("ram_byte_hours", [])))
+                row["gpu_hours"] = max(0.0, cap_gpu_h - fsum(used.get("gpu_hours", [])))
+                idle_cost = fsum([row["cpu_cost"], row["ram_cost"], row["gpu_cost"]])
+                idle_rows.append(row)
+            node_rows.append(self._node_row(t, h, nd, cap_cpu, cap_ram, cap_gpu, allocated, idle_cost))
+        return idle_rows, node_rows
+
+    def _cluster_rows(self, t: TenantSim, h: int, vol_paid: dict[tuple, list[float]]) -> list[dict]:
+        """The hour's rows of no pod: cluster management, load balancers, and volumes (or the part of them) that
+        no pod paid for."""
+        hours_active = self.steps_per_hour * self.step / 3600
+        rows = []
+        row = self._row(t, h, "__cluster_management__", "__cluster_management__", "__cluster_management__",
+                        "", "", {})
+        row["management_cost"] = t.management_price * hours_active
+        rows.append(row)
+        for lb in t.load_balancers:
+            row = self._row(t, h, lb.namespace, "service", lb.service, "", "",
+                            dict(t.namespace_labels.get(lb.namespace, {})), service=lb.service)
+            row["lb_cost"] = lb.price * hours_active
             rows.append(row)
-            for lb in t.load_balancers:
-                row = self._row(t, h, lb.namespace, "service", lb.service, "", "",
-                                dict(t.namespace_labels.get(lb.namespace, {})), service=lb.service)
-                row["lb_cost"] = lb.price * hours_active
+        for vol in t.volumes:
+            cost = vol.capacity / GiB * vol.price * hours_active
+            unpaid = cost - fsum(vol_paid.get((h, vol.name), []))
+            if unpaid > 1e-9 * cost:
+                row = self._row(t, h, "__unmounted__", "persistentvolume", vol.name, "", "", {})
+                row["pv_cost"] = unpaid
+                row["pv_byte_hours"] = max(0.0, vol.capacity * hours_active
+                                           - fsum(vol_paid.get((h, vol.name, "bh"), [])))
                 rows.append(row)
-            for vol in t.volumes:
-                cost = vol.capacity / GiB * vol.price * hours_active
-                unpaid = cost - fsum(vol_paid.get((h, vol.name), []))
-                if unpaid > 1e-9 * cost:
-                    row = self._row(t, h, "__unmounted__", "persistentvolume", vol.name, "", "", {})
-                    row["pv_cost"] = unpaid
-                    row["pv_byte_hours"] = max(0.0, vol.capacity * hours_active
-                                               - fsum(vol_paid.get((h, vol.name, "bh"), [])))
-                    rows.append(row)
-            for row in rows:
-                row["total_cost"] = fsum(row[f] for f in COST_FIELDS)
-            rows.sort(key=lambda r: (r["namespace"], r["workload_kind"], r["workload_name"], r["pod"], r["node"],
-                                     r["container"], r["pod_uid"]))
-            out.extend(rows)
-        return out, node_out
+        return rows
 
     def _node_row(self, t: TenantSim, h: int, nd: Node, cpu_cost: float, ram_cost: float, gpu_cost: float,
                   allocated: float, idle_cost: float) -> dict:

@@ -1,10 +1,10 @@
 """The allocation API's requests: OpenCost's aggregation, filters and sharing over the stored rows, and rightsizing.
 
 A request is parsed once into a frozen ``AllocationRequest`` (a bad value raises ``BadParameter`` naming the
-parameter); ``allocation`` turns it into SQL over ``k8s_expenses`` (or the namespace rollup where that holds
-every figure asked for), with every value a bound parameter; with sharing, ``model.sharing`` decides each domain's
-coefficients from a first query's totals and a second applies them (docs/api.md, "Sharing"). docs/api.md is the
-reference, with an example per parameter.
+parameter, a required one absent ``MissingParameter``); ``allocation`` turns it into SQL over ``k8s_expenses`` (or
+the namespace rollup where that holds every figure asked for), with every value a bound parameter; with sharing,
+``sharing`` decides each domain's coefficients from a first query's totals and a second applies them (docs/api.md,
+"Sharing"). docs/api.md is the reference, with an example per parameter.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from . import sharing
-from ..model.rows import IDLE, MANAGEMENT, UNMOUNTED
+from ..hours import HOUR
+from ..model.rows import COST_FIELDS, IDLE, MANAGEMENT, UNMOUNTED
 from ..model.workload import UNALLOCATED
-from . import metroculus
+from . import metroculus, sharing
 
 SPECIAL_NAMESPACES = (IDLE, MANAGEMENT, UNMOUNTED)
 LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -30,6 +30,13 @@ class BadParameter(ValueError):
     def __init__(self, name: str, why: str = ""):
         super().__init__(why or f"Invalid {name}")
         self.name = name
+
+
+class MissingParameter(BadParameter):
+    """A required parameter absent, or blank (which reads as absent)."""
+
+    def __init__(self, name: str):
+        super().__init__(name, f"{name} is not provided")
 
 
 # OpenCost's aggregation properties, each one output field, as SQL over k8s_expenses and its rollups (which
@@ -74,8 +81,7 @@ FIGURES_SQL = {
 }
 ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}  # the rollups hold each figure's sum
 # The figures of an answer's row after its dimensions, in order (JSON keys and CSV columns alike).
-ROW_FIGURES = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost", "network_cost", "lb_cost", "management_cost",
-               "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
+ROW_FIGURES = (*COST_FIELDS, "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
                "cpu_request_core_hours", "ram_request_byte_hours", "cpu_usage_core_hours", "ram_usage_byte_hours",
                "cpu_request_average_cores", "ram_request_average_bytes", "cpu_usage_average_cores",
                "ram_usage_average_bytes", "cpu_efficiency", "ram_efficiency", "total_efficiency")
@@ -115,10 +121,28 @@ class AllocationRequest:
 
 
 # -- parsing ---------------------------------------------------------------------------------------------------
+# One rule for every parameter, as Tornado (and so Metroculus) reads its own: the blanks around a value are
+# stripped, and a value blank then is as if absent: the parameter's default, or "not provided" where it is
+# required (aggregate). The API and the export command read them through these functions alone.
+
+def parameter(params, name: str) -> str | None:
+    """``name``'s value in ``params`` (Starlette's ``QueryParams`` or any mapping) without the blanks around it;
+    None when absent or blank."""
+    value = params.get(name)
+    return None if value is None else value.strip() or None
+
+
+def parse_choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first when absent or blank."""
+    chosen = (value or "").strip() or choices[0]
+    if chosen not in choices:
+        raise BadParameter(name)
+    return chosen
+
 
 def parse_aggregate(value: str | None) -> tuple[Dimension, ...]:
     if value is None or not value.strip():
-        raise BadParameter("aggregate", "aggregate is not provided")
+        raise MissingParameter("aggregate")
     dimensions: list[Dimension] = []
     for item in (part.strip() for part in value.split(",")):
         if item in ALIASES:
@@ -135,8 +159,18 @@ def parse_aggregate(value: str | None) -> tuple[Dimension, ...]:
     return unique
 
 
-_CLAUSE = re.compile(r'\s*(?P<field>[A-Za-z]+)(?:\[(?P<label>[^\]]*)\])?(?P<op>!:|~:|:)(?P<values>"(?:[^"\\]|\\.)*"'
-                     r'(?:\s*,\s*"(?:[^"\\]|\\.)*")*)\s*(?:\+|\s|$)')
+def parse_step(value: str | None) -> str:
+    """A ``STEPS`` name; ``window`` when absent or blank."""
+    return parse_choice("step", value, ("window", *(name for name in STEPS if name != "window")))
+
+
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_CLAUSE = re.compile(rf'(?P<field>[A-Za-z]+)(?:\[(?P<label>[^\]]*)\])?(?P<op>!:|~:|:)'
+                     rf'(?P<values>{_QUOTED}(?:\s*,\s*{_QUOTED})*)')
+# What joins clauses, and may come before the first and after the last: ``+``, which reaches the parser as ``+``
+# when sent encoded (%2B) and as a blank when sent as is (form decoding, Starlette's as Tornado's), so any run of
+# both reads the same.
+_JOINER = re.compile(r"[+\s]*")
 _VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 # Clauses a filter may have. Each is a term of the query (a prefix clause about 70 characters of SQL): 3,000 took
 # ClickHouse 0.9 s to analyse, 3,500 outgrew its max_query_size; 100 take about 0.06 s against 0.05 s
@@ -146,40 +180,49 @@ MAX_FILTER_CLAUSES = 100
 
 def parse_filter(value: str | None) -> tuple[Clause, ...]:
     """OpenCost's filter language, the subset docs/api.md lists: ``field:"a","b"`` (equals one of), ``!:`` (none
-    of), ``~:`` (starts with one of), clauses joined by ``+`` (and). A ``+`` left unencoded in a URL reads as a
-    space, so blanks between clauses join them too."""
-    if value is None or not value.strip():
-        return ()
-    clauses, position = [], 0
-    while position < len(value):
-        if not value[position:].strip():
-            break
-        match = _CLAUSE.match(value, position)
+    of), ``~:`` (starts with one of), clauses joined by ``+`` (and); a filter of nothing but joiners is none."""
+    text = value or ""
+    clauses: list[Clause] = []
+    position = _JOINER.match(text).end()
+    while position < len(text):
+        match = _CLAUSE.match(text, position)
         if match is None:
             raise BadParameter("filter")
-        name, label = match["field"], match["label"]
-        if name == "label":
-            if label is None or not LABEL_KEY.fullmatch(label):
-                raise BadParameter("filter")
-        elif name not in FILTER_FIELDS or label is not None:
-            raise BadParameter("filter")
-        values = tuple(re.sub(r"\\(.)", r"\1", v) for v in _VALUE.findall(match["values"]))
-        clauses.append(Clause(name, label, match["op"], values))
+        clauses.append(_clause(match))
         if len(clauses) > MAX_FILTER_CLAUSES:
             raise BadParameter("filter")
-        position = match.end()
+        position = _JOINER.match(text, match.end()).end()
+        if position == match.end() < len(text):  # a clause running into the next
+            raise BadParameter("filter")
     return tuple(clauses)
 
 
+def _clause(match: re.Match) -> Clause:
+    name, label = match["field"], match["label"]
+    if name == "label":
+        if label is None or not LABEL_KEY.fullmatch(label):
+            raise BadParameter("filter")
+    elif name not in FILTER_FIELDS or label is not None:
+        raise BadParameter("filter")
+    values = tuple(re.sub(r"\\(.)", r"\1", v) for v in _VALUE.findall(match["values"]))
+    return Clause(name, label, match["op"], values)
+
+
 def parse_flag(name: str, value: str | None) -> bool:
-    if value is None or value == "":
-        return False
-    lowered = value.strip().lower()
+    """true/1/yes or false/0/no, in any case; false when absent or blank."""
+    lowered = (value or "").strip().lower()
     if lowered in ("true", "1", "yes"):
         return True
-    if lowered in ("false", "0", "no"):
+    if lowered in ("", "false", "0", "no"):
         return False
     raise BadParameter(name)
+
+
+def parse_share_namespaces(value: str | None) -> tuple[str, ...]:
+    namespaces = tuple(n.strip() for n in (value or "").split(",") if n.strip())
+    if any(len(n) > 253 for n in namespaces):
+        raise BadParameter("shareNamespaces")
+    return namespaces
 
 
 def parse_share_labels(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -193,26 +236,20 @@ def parse_share_labels(value: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def parse_request(params) -> AllocationRequest:
-    """The allocation request from the query parameters (a Starlette ``QueryParams`` or a mapping)."""
+    """The allocation request from its parameters (Starlette's ``QueryParams`` or any mapping), checked in this
+    order."""
     dimensions = parse_aggregate(params.get("aggregate"))
-    step = params.get("step") or "window"
-    if step not in STEPS:
-        raise BadParameter("step")
+    step = parse_step(params.get("step"))
     filters = parse_filter(params.get("filter"))
-    namespace = params.get("namespace")
+    namespace = parameter(params, "namespace")
     if namespace is not None:  # its length is checked where it is read (app.MAX_LENGTH)
         filters += (Clause("namespace", None, ":", (namespace,)),)
-    split = params.get("shareSplit") or "weighted"
-    if split not in ("weighted", "even"):
-        raise BadParameter("shareSplit")
+    split = parse_choice("shareSplit", params.get("shareSplit"), ("weighted", "even"))
     policy = sharing.SharePolicy(share_idle=parse_flag("shareIdle", params.get("shareIdle")),
                                  idle_by_node=parse_flag("idleByNode", params.get("idleByNode")),
                                  share_tenancy=parse_flag("shareTenancyCosts", params.get("shareTenancyCosts")),
                                  split=split)
-    share_namespaces = tuple(n.strip() for n in (params.get("shareNamespaces") or "").split(",") if n.strip())
-    if any(len(n) > 253 for n in share_namespaces):
-        raise BadParameter("shareNamespaces")
-    return AllocationRequest(dimensions, step, filters, policy, share_namespaces,
+    return AllocationRequest(dimensions, step, filters, policy, parse_share_namespaces(params.get("shareNamespaces")),
                              parse_share_labels(params.get("shareLabels")))
 
 
@@ -362,7 +399,7 @@ def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int
              *(int(r in share.stays) for r in resources))
             for ts, step in found.items() for (cluster, node_name), share in step.idle.items()]
     shared = [(ts, cluster, rate) for ts, step in found.items() for cluster, rate in step.shared.items()]
-    idle_table = (f"SELECT toUInt32(c.1) AS ts, c.2 AS share_cluster, c.3 AS share_node, "
+    idle_table = ("SELECT toUInt32(c.1) AS ts, c.2 AS share_cluster, c.3 AS share_node, "
                   + ", ".join(f"c.{4 + i} AS factor_{r}, c.{7 + i} AS stays_{r}" for i, r in enumerate(resources))
                   + f" FROM (SELECT arrayJoin({params.bind(idle, _IDLE_COEFFICIENTS)}) AS c)")
     shared_table = ("SELECT toUInt32(c.1) AS ts, c.2 AS share_cluster, c.3 AS rate, 1 AS gives FROM (SELECT "
@@ -512,8 +549,8 @@ class RightsizingRequest:
 
 
 def _fraction(params, name: str, default: float, low_open: bool = True) -> float:
-    raw = params.get(name)
-    if raw is None or raw == "":
+    raw = parameter(params, name)
+    if raw is None:
         return default
     try:
         value = float(raw)
@@ -525,9 +562,8 @@ def _fraction(params, name: str, default: float, low_open: bool = True) -> float
 
 
 def parse_rightsizing(params) -> RightsizingRequest:
-    algorithm = params.get("algorithm") or "max"
-    if algorithm not in ("max", "quantile"):
-        raise BadParameter("algorithm")
+    """The rightsizing request from its parameters, read by the rule of ``parameter``, in this order."""
+    algorithm = parse_choice("algorithm", params.get("algorithm"), ("max", "quantile"))
     return RightsizingRequest(_fraction(params, "targetCPUUtilization", 0.7),
                               _fraction(params, "targetRAMUtilization", 0.8), algorithm,
                               _fraction(params, "q", 0.95, low_open=False))
@@ -563,7 +599,7 @@ def rightsizing(reader, request: RightsizingRequest, tenant: str, start: int, en
          cpu_known, ram_known, cpu_cost, cpu_hours, ram_cost, ram_hours, first, last) in reader.query(sql, params):
         if running_hours <= 0:
             continue
-        span_hours = (last - first) / sharing.HOUR + 1
+        span_hours = (last - first) / HOUR + 1
         replicas = running_hours / span_hours
         current_cpu, current_ram = cpu_request / running_hours, ram_request / running_hours
         usage_cpu = float(cpu_stat) if cpu_known else None
