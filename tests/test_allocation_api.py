@@ -19,7 +19,7 @@ from kubecost_worker.read import allocation
 from kubecost_worker.api.app import create_app
 from kubecost_worker.read import sharing
 
-from .conftest import pipeline_written
+from .helpers import pipeline_written
 from .test_api import PREFIX, SECRET, MetroculusClient, Served
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]

@@ -16,7 +16,7 @@ from kubecost_worker.store.ledger import RunRecord
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import NODE_FIELDS, ROW_FIELDS, ClickHouseSink
 
-from .conftest import ROOT, ch_client
+from .helpers import ROOT, ch_client
 
 pytestmark = [pytest.mark.needs_chdb]
 

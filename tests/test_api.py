@@ -25,7 +25,7 @@ from kubecost_worker.store.ledger import RunRecord, RunStatus
 from kubecost_worker.hours import now, utc
 from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
 
-from .conftest import pipeline_written
+from .helpers import pipeline_written
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 SECRET = "s3cret-cluster-key"

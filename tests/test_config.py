@@ -9,7 +9,7 @@ import pytest
 from kubecost_worker.config import SETTINGS, load_config
 from kubecost_worker.errors import ConfigError
 
-from .conftest import run_worker
+from .helpers import run_worker
 
 pytestmark = [pytest.mark.needs_chdb]
 

@@ -16,7 +16,7 @@ import pytest
 from kubecost_worker.devtools.accuracy import compare_with_ground_truth, stored_rows
 from kubecost_worker.store.clickhouse import ClickHouseSink
 
-from .conftest import WORKER, Cluster, ch_client, lag_minutes_until, run_worker
+from .helpers import WORKER, Cluster, ch_client, lag_minutes_until, run_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["crash-tenant-a", "crash-tenant-b"]

@@ -29,6 +29,9 @@ import yaml
 
 from kubecost_worker.config import SETTINGS, load_config
 
+# seconds: helm renders and kubernetes-validate over every value set
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

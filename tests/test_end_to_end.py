@@ -19,7 +19,7 @@ import pytest
 from kubecost_worker.devtools.accuracy import compare_nodes_with_ground_truth, compare_with_ground_truth
 from kubecost_worker.store.clickhouse import ClickHouseSink
 
-from .conftest import Cluster, ch_client, iso, run_worker
+from .helpers import Cluster, ch_client, iso, run_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["e2e-tenant-a", "e2e-tenant-b"]

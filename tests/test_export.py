@@ -20,7 +20,7 @@ import pytest
 from kubecost_worker.read import exports
 from kubecost_worker.errors import WorkerError
 
-from .conftest import Cluster, ch_client, iso, run_worker
+from .helpers import Cluster, ch_client, iso, run_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["export-a", "export-b"]

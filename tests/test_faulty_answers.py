@@ -31,7 +31,7 @@ from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import Cluster, ch_client
+from .helpers import Cluster, ch_client
 from .faultproxy import FaultProxy, Rewrite, Status, Trickle, When, query_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]

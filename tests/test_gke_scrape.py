@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ch_client, run_worker
+from .helpers import ch_client, run_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 SCRAPE = Path(__file__).parent / "data" / "kubecost-scrapes" / "kubecost_gke_demo_scrape.prom"

@@ -25,7 +25,7 @@ from kubecost_worker.jobs.scheduler import Scheduler
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .conftest import Cluster, bad_job_messages, ch_client, lag_minutes_until
+from .helpers import Cluster, bad_job_messages, ch_client, lag_minutes_until
 from .faultproxy import FaultProxy, Status
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
@@ -380,7 +380,7 @@ def test_run_command_catches_up_at_start_serves_and_stops_on_sigterm(cluster, tm
     import subprocess
     import threading
 
-    from .conftest import WORKER
+    from .helpers import WORKER
 
     ch_url = f"chdb://{tmp_path / 'ch'}"
     from kubecost_worker.devtools.localprom import free_port

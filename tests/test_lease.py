@@ -12,7 +12,7 @@ import pytest
 from kubecost_worker.errors import TransientError
 from kubecost_worker.store import lease
 
-from .conftest import ch_client
+from .helpers import ch_client
 
 pytestmark = pytest.mark.needs_chdb
 TABLE = "kcw_test_leases"

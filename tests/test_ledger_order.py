@@ -28,7 +28,7 @@ from kubecost_worker.store import clickhouse as clickhouse_sink
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import EXPENSE_COLUMNS, RUN_TABLES, ClickHouseSink, _expense_columns
 
-from .conftest import ch_client
+from .helpers import ch_client
 from .test_sink import H0, commit, current, result_with, sink  # noqa: F401  (sink: the fixture)
 
 pytestmark = [pytest.mark.needs_chdb]

@@ -13,7 +13,7 @@ import pytest
 from kubecost_worker.read import optscale
 from kubecost_worker.read.optscale import Correction, corrections, whole_days
 
-from .conftest import Cluster, ch_client, run_worker
+from .helpers import Cluster, ch_client, run_worker
 
 TABLE = "optscale.expenses"
 DAY = 86400

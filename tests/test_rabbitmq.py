@@ -28,7 +28,7 @@ from kubecost_worker.jobs.broker import ATTEMPTS, DEAD_LETTER_BYTES, ERROR, ERRO
 from kubecost_worker.jobs.messages import Job
 from kubecost_worker.store.clickhouse import ClickHouseSink
 
-from .conftest import WORKER, Cluster, bad_job_messages, ch_client, iso, run_worker
+from .helpers import WORKER, Cluster, bad_job_messages, ch_client, iso, run_worker
 from .faultproxy import STALL, FaultProxy, Rewrite, Slow, Status
 from .tcprelay import TcpRelay
 

@@ -21,7 +21,7 @@ from kubecost_worker.store import clickhouse as clickhouse_sink
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
 
-from .conftest import ch_client
+from .helpers import ch_client
 
 pytestmark = [pytest.mark.needs_chdb]
 

@@ -17,6 +17,9 @@ from kubecost_worker.devtools.cluster import GiB, escape_label_value
 from kubecost_worker.model.rows import COST_FIELDS
 from kubecost_worker.devtools.simulation import simulate, write_simulation
 
+# seconds each: whole simulated clusters and their files, promtool's check
+pytestmark = pytest.mark.slow
+
 START = 1_700_002_800  # an hour boundary
 HOURS = 2
 STEP = 60

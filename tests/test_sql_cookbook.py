@@ -14,7 +14,7 @@ from kubecost_worker.store.ledger import RunRecord
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import ClickHouseSink
 
-from .conftest import ROOT, ch_client, pipeline_written
+from .helpers import ROOT, ch_client, pipeline_written
 
 pytestmark = [pytest.mark.needs_chdb]
 ON_SIMULATED_DATA = [pytest.mark.slow, pytest.mark.needs_prometheus]
