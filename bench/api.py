@@ -123,15 +123,18 @@ COPIED = {"cloud_account_id": "copy_tenant", "hour": "hour - toIntervalHour(n.nu
 FILLED = ("k8s_expenses", "kubecost_metrics_hourly", "k8s_expense_runs")
 
 
-def fill(sink: ClickHouseSink, days: int, tenant: str = TENANT, tables: tuple[str, ...] = FILLED) -> int:
+def fill(sink: ClickHouseSink, days: int, tenant: str = TENANT, tables: tuple[str, ...] = FILLED,
+         derived: dict[str, str] | None = None) -> int:
     """Copy the processed hour (rows, metric samples, ledger) to every earlier hour of the window and to the
-    neighbour tenants; returns the tenant's row count."""
+    neighbour tenants; returns the tenant's row count. ``derived``: more columns' expressions for the copies (over
+    ``COPIED``'s)."""
+    copied = {**COPIED, **(derived or {})}
     tenants = [tenant] + [f"neighbour-{i}" for i in range(1, NEIGHBOURS + 1)]
     for table in tables:
         names = [r[0] for r in sink.query(f"SELECT name FROM system.columns WHERE table = '{table}' "
                                           "AND database = currentDatabase() AND default_kind != 'ALIAS' "
                                           "ORDER BY position")]
-        select = ", ".join(COPIED.get(c, c) for c in names)
+        select = ", ".join(copied.get(c, c) for c in names)
         sink.client.command(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} "
             f"FROM {table} ARRAY JOIN {{tenants:Array(String)}} AS copy_tenant CROSS JOIN numbers({days * 24}) AS n "

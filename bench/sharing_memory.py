@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from api import NEIGHBOURS  # noqa: E402
+from api import fill  # noqa: E402
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 
@@ -47,28 +47,14 @@ REQUESTS = {
     # beside them: the same answer without sharing
     "aggregate=pod&step=window": {"aggregate": "pod", "step": "window"},
 }
-# How the copies' columns are derived: the tenant, the hour, and the pod renamed with its copy's hour.
-COPIED = {"cloud_account_id": "copy_tenant", "hour": "hour - toIntervalHour(n.number)",
-          "pod": "if(pod = '' OR n.number = 0, pod, concat(pod, '-h', toString(n.number)))"}
+# The copies' pods renamed with their copy's hour: a tenant whose pod names change every hour.
+RENAMED_PODS = {"pod": "if(pod = '' OR n.number = 0, pod, concat(pod, '-h', toString(n.number)))"}
 
 
 def fill_churning(sink, days: int, tenant: str) -> int:
     """Copy the processed hour (rows and ledger) to every earlier hour of ``days`` days and to the neighbour tenants,
     each copy's pods renamed with its hour; returns the tenant's row count."""
-    tenants = [tenant] + [f"neighbour-{i}" for i in range(1, NEIGHBOURS + 1)]
-    for table in ("k8s_expenses", "k8s_expense_runs"):
-        names = [r[0] for r in sink.query(f"SELECT name FROM system.columns WHERE table = '{table}' "
-                                          "AND database = currentDatabase() AND default_kind != 'ALIAS' "
-                                          "ORDER BY position")]
-        select = ", ".join(COPIED.get(c, c) for c in names)
-        sink.client.command(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} "
-            f"FROM {table} ARRAY JOIN {{tenants:Array(String)}} AS copy_tenant CROSS JOIN numbers({days * 24}) AS n "
-            "WHERE cloud_account_id = {t:String} AND (n.number > 0 OR copy_tenant != {t:String})",
-            parameters={"t": tenant, "tenants": tenants})
-        sink.client.command(f"OPTIMIZE TABLE {table} FINAL")
-    return sink.query("SELECT count() FROM k8s_expenses_current WHERE cloud_account_id = {t:String}",
-                      {"t": tenant})[0][0]
+    return fill(sink, days, tenant, ("k8s_expenses", "k8s_expense_runs"), RENAMED_PODS)
 
 
 def open_store(store: Path | None, pods: int, days: int) -> tuple[str, int, int, int]:
