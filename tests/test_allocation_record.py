@@ -249,7 +249,8 @@ def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
         columns = {v: ", ".join(c for c, *_ in client.query(f"DESCRIBE {v}").result_rows) for v in views}
         before = {v: client.query(f"SELECT {columns[v]} FROM {v} ORDER BY ALL").result_rows for v in views}
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
-                                              "0014_daily_resources", "0015_ledger_server_time"]
+                                              "0014_daily_resources", "0015_ledger_server_time",
+                                              "0016_current_run_views"]
         sink = ClickHouseSink(client)
         assert {v: sink.query(f"SELECT {columns[v]} FROM {v} ORDER BY ALL") for v in views} == before
         assert sink.query(
@@ -329,7 +330,7 @@ def test_hours_written_at_0011_get_their_workload_rollup_from_0012(ch_url, tmp_p
         commit(old_sink, allocation_hour())
         commit(old_sink, allocation_hour(hour=H0 + 3600, scale=2.0), hour=H0 + 3600)
         assert migrations.migrate(client) == ["0012_workload_rollup", "0013_thanos_load", "0014_daily_resources",
-                                              "0015_ledger_server_time"]
+                                              "0015_ledger_server_time", "0016_current_run_views"]
         sink = ClickHouseSink(client)
         commit(sink, allocation_hour(hour=H0 + 7200, scale=3.0), hour=H0 + 7200)
         expected = workload_sums(sink, "k8s_expenses")

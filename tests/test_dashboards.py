@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import pipeline_written
+from .helpers import pipeline_written
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "deploy" / "helm" / "kubecost-worker" / "dashboards"
 DATASOURCE = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
@@ -24,6 +24,7 @@ MACROS = {"fromTime", "toTime", "fromTime_ms", "toTime_ms", "timeFilter", "timeF
 PANEL_TYPES = {"timeseries", "stat", "table", "barchart"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
 MACRO = re.compile(r"\$__(\w+)(?:\(([^()]*)\))?")
+CURRENT_RUN_RULE = re.compile(r"\bk8s_expense_current_runs\b|argMax\(run_id")
 
 
 def boards() -> dict[str, dict]:
@@ -121,6 +122,8 @@ def test_the_dashboards_are_well_formed():
                 used = {m.group(1) or m.group(3) for m in VARIABLE.finditer(t["rawSql"])}
                 assert {u for u in used if not u.startswith("__")} <= set(names), f"{where}: undefined variable"
                 assert {m.group(1) for m in MACRO.finditer(t["rawSql"])} <= MACROS, f"{where}: unknown macro"
+                # current data through the *_current views, which hold the current-run rule
+                assert not CURRENT_RUN_RULE.search(t["rawSql"]), f"{where}: the current-run rule repeated"
 
 
 # -- every query, on simulated data ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from kubecost_worker.hours import now, utc
 from kubecost_worker.store.clickhouse import (EXPENSE_COLUMNS, METRIC_COLUMNS, NODE_COLUMNS, RUN_TABLES,
                                               ClickHouseSink, connect, delete_runs)
 
-from .conftest import ROOT, ch_client
+from .helpers import ROOT, ch_client
 
 pytestmark = [pytest.mark.needs_chdb]
 
@@ -42,6 +42,16 @@ def commit(sink: ClickHouseSink, result: HourResult) -> RunRecord:
     run = RunRecord.start(tenant, hour, "test")
     sink.record(run)
     return sink.write_hour(run, result)
+
+
+def unfinished_run(sink: ClickHouseSink) -> None:
+    """A run that inserted a row of t-1's first hour and died before its commit."""
+    unfinished = RunRecord.start("t-1", H0, "test")
+    sink.record(unfinished)
+    sink.client.insert("k8s_expenses", [["t-1", "c1", utc(H0), "default", "deployment", "api", "ghost", "n1", 9.0,
+                                         unfinished.run_id]],
+                       column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",
+                                     "workload_name", "pod", "node", "cpu_cost", "run_id"])
 
 
 @pytest.fixture
@@ -65,7 +75,8 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0004_current_views", "0005_k8s_expenses_namespace_hourly", "0006_compact_k8s_expenses",
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
-                         "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time"]
+                         "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
+                         "0016_current_run_views"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -149,6 +160,7 @@ OLD_VIEWS = {  # the *_current views as migrations 0004 and 0006 defined them: (
     "kubecost_metrics_current": "SELECT * FROM kubecost_metrics_hourly",
     "k8s_expenses_namespace_current": "SELECT * FROM k8s_expenses_namespace_hourly",
     "k8s_nodes_hourly_current": "SELECT *, total_cost FROM k8s_nodes_hourly",  # new in 0011, the same rule
+    "k8s_expenses_workload_current": "SELECT * FROM k8s_expenses_workload_hourly",  # new in 0016, the same rule
 }
 
 
@@ -159,12 +171,7 @@ def test_the_current_views_equal_their_old_definition(sink):
         for k, hour in enumerate((H0, H0 + 3600, H0 + 7200)):
             commit(sink, result_with({"a": 1.0 + k, "b": 2.0}, tenant, hour))
             commit(sink, result_with({"a": 3.0 + k, "c": 0.5}, tenant, hour))  # a rerun: supersedes the first
-    unfinished = RunRecord.start("t-1", H0, "test")
-    sink.record(unfinished)
-    sink.client.insert("k8s_expenses", [["t-1", "c1", utc(H0), "default", "deployment", "api", "ghost", "n1", 9.0,
-                                         unfinished.run_id]],
-                       column_names=["cloud_account_id", "cluster_id", "hour", "namespace", "workload_kind",
-                                     "workload_name", "pod", "node", "cpu_cost", "run_id"])
+    unfinished_run(sink)
     failed = RunRecord.start("t-2", H0, "test").failed("boom")
     sink.record(failed)
     for view, select in OLD_VIEWS.items():
@@ -240,14 +247,19 @@ def migrated_to(client, tmp_path, count: int) -> list[str]:
     return migrations.migrate(client, older)
 
 
+def written_and_rerun(sink: ClickHouseSink) -> None:
+    """Three hours of t-1 in two months, each written, then rerun."""
+    for k, hour in enumerate((H0, H0 + 3600, H0 + 40 * 86400)):
+        commit(sink, result_with({"a": 1.0, "b": 2.0 + k}, hour=hour))
+        commit(sink, result_with({"a": 1.5, "c": 0.5 + k}, hour=hour))
+
+
 def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_path):
     """Hours written (and rerun) under migration 0009 read the same after 0010, and cleanup keeps them."""
     with ch_client(ch_url) as client:
         assert migrated_to(client, tmp_path, 9)[-1] == "0009_current_views_join"
         sink = ClickHouseSink(WrittenBefore(client))
-        for k, hour in enumerate((H0, H0 + 3600, H0 + 40 * 86400)):
-            commit(sink, result_with({"a": 1.0, "b": 2.0 + k}, hour=hour))
-            commit(sink, result_with({"a": 1.5, "c": 0.5 + k}, hour=hour))
+        written_and_rerun(sink)
         snapshot = "SELECT * FROM {view} ORDER BY ALL"
         views = ("k8s_expenses_current", "kubecost_metrics_current", "k8s_expenses_namespace_current")
         before = {view: sink.query(snapshot.format(view=view)) for view in views}
@@ -258,26 +270,41 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         old = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
         snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
-                                              "0014_daily_resources", "0015_ledger_server_time"]
+                                              "0014_daily_resources", "0015_ledger_server_time",
+                                              "0016_current_run_views"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         assert sink.query("SELECT count() FROM k8s_expenses") == [(6,)]
 
 
-def test_the_current_run_rule_is_written_once(sink):
-    """The *_current views join the rule inline (a nested view costs a query plan of its own): each copy is the
-    text of k8s_expense_current_runs, the one definition the sink, the API and cleanup read."""
-    def words(sql: str) -> str:
-        return " ".join(sql.replace("(", " ( ").replace(")", " ) ").split())
+def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_url, tmp_path):
+    """Hours written under 0014 (rerun, failed, unfinished runs beside them) read the same in every view after the
+    upgrade to today's schema, the views new since show them, and cleanup keeps them."""
+    with ch_client(ch_url) as client:
+        assert migrated_to(client, tmp_path, 14)[-1] == "0014_daily_resources"
+        sink = ClickHouseSink(WrittenBefore(client))
+        written_and_rerun(sink)
+        unfinished_run(sink)
+        sink.record(RunRecord.start("t-1", H0 + 3600, "test").failed("boom"))
+        views = [v for v, in sink.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                        "AND engine = 'View' ORDER BY name")]
+        assert len(views) == 8
 
-    every = migrations.load_migrations(ROOT / "migrations")
-    rule = [s for s in every[3].statements
-            if "VIEW IF NOT EXISTS k8s_expense_current_runs AS" in s][0].split(" AS\n", 1)[1]
-    for migration, views in ((every[9], 3), (every[10], 4)):  # 0010, and 0011's views over tables that grew
-        inline = [s.split("INNER JOIN (", 1)[1].rsplit(") AS current", 1)[0] for s in migration.statements
-                  if s.startswith("CREATE OR REPLACE VIEW") and "_current AS" in s]
-        assert len(inline) == views and all(words(copy) == words(rule) for copy in inline), migration.name
+        def snapshot() -> dict[str, list]:
+            return {view: sink.query(f"SELECT * FROM {view} ORDER BY ALL") for view in views}
+
+        before = snapshot()
+        assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
+        assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views"]
+        assert snapshot() == before
+        workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")
+        assert workload == sink.query(
+            "SELECT * FROM k8s_expenses_workload_hourly WHERE (cloud_account_id, hour, run_id) IN "
+            "(SELECT cloud_account_id, hour, run_id FROM k8s_expense_current_runs) ORDER BY ALL") and workload
+        assert ClickHouseSink(client).collect_garbage().runs == 4
+        assert snapshot() == before
+        assert sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL") == workload
 
 
 def test_tenants_and_hours_are_independent(sink):
@@ -383,11 +410,11 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-9:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
-                                                   "0009_current_views_join", "0010_run_ledger_refused_collected",
-                                                   "0011_allocation_record", "0012_workload_rollup",
-                                                   "0013_thanos_load", "0014_daily_resources",
-                                                   "0015_ledger_server_time"]
+        assert migrations.migrate(client)[-10:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+                                                    "0009_current_views_join", "0010_run_ledger_refused_collected",
+                                                    "0011_allocation_record", "0012_workload_rollup",
+                                                    "0013_thanos_load", "0014_daily_resources",
+                                                    "0015_ledger_server_time", "0016_current_run_views"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -520,7 +547,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 19 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 21 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     ledger = [r for r in rendered if "'refused' = 5" in r]
     assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
     assert delete_runs("k8s_expenses", 202601, "prod-1", "(('t', 1, 'r'))") == (  # cleanup: the local tables

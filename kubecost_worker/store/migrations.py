@@ -5,6 +5,10 @@ Each file holds idempotent statements separated by ``;``: DDL (``IF NOT EXISTS``
 before a migration and ``applied`` after it, and refuses to go on when the files have a gap, when an applied
 migration's file changed or disappeared, or when a migration was started but not finished (a crash
 mid-migration): that state needs a look (``migrate --resume`` re-runs it, which idempotent statements allow).
+
+Each statement runs as the store installs it (``schema.as_installed``: a view's join on the current runs gets the
+current-run rule in the place of the name), in its cluster form with a cluster (``cluster.render``). The schema the
+migrations lead to is declared in ``store/schema/``.
 """
 
 from __future__ import annotations
@@ -19,21 +23,11 @@ from typing import Any
 
 from ..errors import TerminalError
 from .clickhouse import classified
+from . import schema
 from .cluster import local_table, render
 
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-TRACKING_DDL = """
-CREATE TABLE IF NOT EXISTS schema_migrations
-(
-    version    UInt32,
-    name       String,
-    checksum   String,
-    status     Enum8('started' = 1, 'applied' = 2),
-    at         DateTime64(6, 'UTC')
-)
-ENGINE = MergeTree
-ORDER BY (version, at)
-"""
+TRACKING_DDL = schema.declaration("schema_migrations")
 
 
 @dataclass(frozen=True)
@@ -122,7 +116,7 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
     for migration in pending(client, migrations, resume=resume, cluster=cluster, create=True):
         _track(client, migration, "started")
         for statement in migration.statements:
-            for rendered in render(statement, cluster):
+            for rendered in render(schema.as_installed(statement), cluster):
                 with classified(f"applying migration {migration.version:04d}_{migration.name}"):
                     client.command(rendered)
         _track(client, migration, "applied")
@@ -130,8 +124,7 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
     return done
 
 
-RETAINED_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "k8s_expenses_workload_hourly",
-                   "kubecost_metrics_hourly", "kubecost_metric_points_hourly", "k8s_nodes_hourly", "k8s_expense_runs")
+RETAINED_TABLES = schema.retained_tables()
 
 
 def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[str]:
