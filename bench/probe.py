@@ -94,7 +94,7 @@ def main() -> None:
     elif kind == "batched-model-only":
         from kubecost_worker.config import load_config
         from kubecost_worker.model import compute_hour
-        from kubecost_worker.pipeline import batch_size, cyclic_gc_paused
+        from kubecost_worker.pipeline import batch_size, cyclic_gc_paused, next_batch
         from kubecost_worker.source.extract import fetch_hours
         from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
@@ -106,13 +106,12 @@ def main() -> None:
         at_rest = peak_rss_mb()
         pending, series, batches, rows = list(range(first, first + hours * 3600, 3600)), None, [], 0
         while pending:
-            size = batch_size(config, series)
-            batch, pending = pending[:size], pending[size:]
+            batch = next_batch(pending, batch_size(config, series))
+            pending = pending[len(batch):]
             batches.append(len(batch))
-            inputs = fetch_hours(client.counting(), "tenant_id", tenant, batch, 60)
-            for _ in batch:  # the cyclic collector paused for each hour, as the pipeline pauses it
-                with cyclic_gc_paused():
-                    hour_input, _load = next(inputs)
+            for hour in fetch_hours(client.counting(), "tenant_id", tenant, batch, 60):
+                with cyclic_gc_paused():  # for each hour, as the pipeline pauses it
+                    hour_input = hour.read()
                     series = sum(len(g) for g in hour_input.series.values())
                     rows += len(compute_hour(hour_input).rows)
                     del hour_input

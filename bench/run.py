@@ -82,7 +82,7 @@ def tenant_hour(url: str, hour: int, runs: int, workdir: Path, name: str) -> dic
         for table in (*RUN_TABLES, "k8s_expense_runs"):
             sink.client.command(f"TRUNCATE TABLE {table}")
         started = time.perf_counter()
-        rows = pipeline.run_hour(TENANT, hour).rows_written
+        rows = pipeline.run_hour(TENANT, hour).record.rows_written
         worker.append(time.perf_counter() - started)
         started = time.perf_counter()
         pipeline.run_hour(TENANT, hour)

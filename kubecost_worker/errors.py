@@ -22,6 +22,13 @@ class UnexpectedError(TerminalError):
     fails and is recorded, the others go on, its job is dead-lettered as ``unexpected``. Retrying would fail again."""
 
 
+def as_worker_error(error: Exception) -> WorkerError:
+    """``error`` as a failure of this service: itself if it is one, else an ``UnexpectedError`` naming it."""
+    if isinstance(error, WorkerError):
+        return error
+    return UnexpectedError(f"unexpected {type(error).__name__}: {error}")
+
+
 def kind_of(error: WorkerError) -> str:
     """How a failure is counted and dead-lettered: ``unexpected`` (a bug), ``transient`` or ``terminal``."""
     if isinstance(error, UnexpectedError):

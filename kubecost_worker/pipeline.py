@@ -1,4 +1,13 @@
-"""One tenant-hour, end to end: source -> model -> sink. Everything else (CLI, scheduler, reruns) calls this."""
+"""The tenant-hour path: source -> model -> sink, batch by batch. Everything else (CLI, consumer, scheduler) calls
+this; ``next_batch`` is where every caller's batching is decided.
+
+A batch is consecutive hours of one tenant whose summaries are fetched together (``source.extract.fetch_hours``);
+a single hour is a batch of one. Each hour of a batch is still a run of its own in the ledger, commits on its own,
+and ends in an ``HourOutcome``: succeeded, refused, or failed with its kind. An error is raised once where it
+happens (the source, the model, the sink) and caught once, in ``Pipeline._run_hour``, where the hour's failure is
+recorded; callers read outcomes, never exceptions, except where no hour could begin (ClickHouse refusing the
+batch's first ledger records).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +16,67 @@ import gc
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Iterator, Sequence
 
 import structlog
 
 from . import telemetry
 from .config import Config, is_safe_tenant_id
-from .errors import TerminalError, UnexpectedError, WorkerError, kind_of
+from .errors import TerminalError, WorkerError, as_worker_error, kind_of
+from .hours import HOUR, utc
 from .model import compute_hour
-from .model.series import HourInput
 from .model.checks import describe, implausible
-from .hours import HOUR, is_hour_start, utc
-from .store.ledger import SENTINEL_METRICS, RunRecord, RunStatus, refusal
-from .store.clickhouse import ClickHouseSink
-from .source.extract import discover_tenants, fetch_hour, fetch_hours
+from .source.extract import HourFetch, discover_tenants, fetch_hours
 from .source.thanos import ThanosClient, ThanosLoad
+from .store.clickhouse import ClickHouseSink
+from .store.ledger import SENTINEL_METRICS, RunRecord, RunStatus, refusal
 
 log = structlog.get_logger(__name__)
 
+
+# -- batching ----------------------------------------------------------------------------------------------------
+
+def next_batch(hours: Sequence[int], most: int | None) -> list[int]:
+    """The batch sorted ``hours`` begin with: their first hour and the consecutive hours after it, at most ``most``
+    in all (None: no limit). The one batching rule: backfill and the consumer run hours in these batches, the
+    consumer splits a long job into them, the scheduler makes its catch-up ranges of them."""
+    batch = list(hours[:1])
+    while len(batch) < len(hours) and (most is None or len(batch) < most) and hours[len(batch)] == batch[-1] + HOUR:
+        batch.append(hours[len(batch)])
+    return batch
+
+
+def batch_size(config: Config, series: int | None) -> int:
+    """Hours a batch may take when the tenant's last hour had ``series`` series: ``KCW_BATCH_HOURS``, fewer where
+    the batch would pass ``KCW_BATCH_SERIES_HOURS``; None (a tenant not seen yet): its first hour goes alone, which
+    tells its size."""
+    if series is None:
+        return 1
+    return max(1, min(config.batch_hours, config.batch_series_hours // max(series, 1)))
+
+
+# -- one tenant-hour's end ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HourOutcome:
+    """How one tenant-hour ended: its last ledger record (succeeded, refused or failed) and, when it failed, the
+    failure's kind (``errors.kind_of``: ``unexpected``, ``transient`` or ``terminal``), which decides what a job
+    does with it, and its message."""
+
+    record: RunRecord
+    kind: str | None = None
+    error: str = ""
+
+    @property
+    def status(self) -> RunStatus:
+        return self.record.status
+
+    @property
+    def hour(self) -> int:
+        return self.record.hour
+
+
+# -- the runner --------------------------------------------------------------------------------------------------
 
 @dataclass
 class Pipeline:
@@ -35,9 +87,6 @@ class Pipeline:
     series_seen: dict[str, int] = field(default_factory=dict)
 
     def batch_size(self, tenant: str) -> int:
-        """How many consecutive hours of ``tenant`` to fetch together: ``KCW_BATCH_HOURS``, fewer where the tenant's
-        last hour had so many series that the batch would pass ``KCW_BATCH_SERIES_HOURS``; a tenant not seen yet
-        has its first hour fetched alone (which tells its size)."""
         return batch_size(self.config, self.series_seen.get(tenant))
 
     def tenants(self) -> list[str]:
@@ -50,139 +99,101 @@ class Pipeline:
             log.warning("skipping tenant ids outside the safe alphabet", tenants=unsafe[:10], count=len(unsafe))
         return [t for t in found if is_safe_tenant_id(t)]
 
-    def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> RunRecord:
-        """Process one tenant-hour; the ledger records the outcome, which is returned: succeeded, or refused (the run
-        found markedly less data than the hour's current run, ``ledger.refusal``; ``force`` replaces it anyway).
-        Raises on failure after recording it."""
-        if not is_hour_start(hour):
-            raise TerminalError(f"hour {hour} is not on an hour boundary")
-        run = RunRecord.start(tenant, hour, reason)
-        self.sink.record(run)
-        thanos = self.thanos.counting()  # what this hour asks of Thanos, for its ledger record
-
-        def fetched() -> HourInput:
-            return fetch_hour(thanos, self.config.tenant_label, tenant, hour, hour + HOUR, self.config.step_seconds)
-
-        return self._run(run, fetched, lambda: (thanos.load.queries, thanos.load.bytes, thanos.load.samples), force)
-
-    def run_batch(self, tenant: str, hours: list[int], reason: str = "backfill",
-                  force: bool = False) -> list[RunRecord | WorkerError]:
-        """Consecutive hours of one tenant, in batches whose summaries are fetched together
-        (``source.extract.fetch_hours``, sized by ``batch_size``): each hour is still a run of its own in the ledger
-        and commits on its own, and a failure fails that hour only. Returns each hour's record, or the error it
-        failed with (recorded). Each hour's ledger record holds its share of its batch's requests to Thanos (the
-        batch's, divided evenly)."""
-        if not all(map(is_hour_start, hours)):
-            raise TerminalError("hours not on an hour boundary")
-        if any(b - a != HOUR for a, b in zip(hours, hours[1:])):
-            raise TerminalError("a batch takes consecutive hours")
-        outcomes: list[RunRecord | WorkerError] = []
-        while len(outcomes) < len(hours):
-            size = self.batch_size(tenant)
-            outcomes += self._batch(tenant, hours[len(outcomes):len(outcomes) + size], reason, force)
-        return outcomes
-
-    def _batch(self, tenant: str, hours: list[int], reason: str, force: bool) -> list[RunRecord | WorkerError]:
-        if len(hours) == 1:
+    def batches(self, tenant: str, hours: Sequence[int], reason: str = "backfill",
+                force: bool = False) -> Iterator[list[HourOutcome]]:
+        """Run ``hours`` of ``tenant`` batch by batch, yielding each batch's outcomes as it ends. Each batch is sized
+        when it begins (``next_batch`` by ``batch_size``), so the tenant's first hour, alone, sizes the rest; its
+        hours are recorded ``running`` together, then run one at a time, so that one hour's input is in memory at a
+        time. ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``).
+        Raises only where ClickHouse refuses a batch's first records: no hour of it began."""
+        pending = sorted(hours)
+        while pending:
+            batch = next_batch(pending, self.batch_size(tenant))
+            del pending[:len(batch)]
+            runs = [RunRecord.start(tenant, hour, reason) for hour in batch]
+            self.sink.record(*runs)
             try:
-                return [self.run_hour(tenant, hours[0], reason, force)]
-            except WorkerError as exc:
-                return [exc]
-        runs = [RunRecord.start(tenant, hour, reason) for hour in hours]
-        self.sink.record(*runs)
-        thanos = self.thanos.counting()
-        outcomes: list[RunRecord | WorkerError] = []
-        inputs = fetch_hours(thanos, self.config.tenant_label, tenant, hours, self.config.step_seconds)
-        broken: UnexpectedError | None = None
-        for run in runs:
-            hour_input, load = broken, ThanosLoad()
-            if broken is None:
-                try:
-                    with cyclic_gc_paused():
-                        hour_input, load = next(inputs)
-                except Exception as exc:  # a bug: this hour and the rest of the batch fail with it, recorded
-                    hour_input = broken = UnexpectedError(f"unexpected {type(exc).__name__}: {exc}")
+                with cyclic_gc_paused():
+                    fetches = fetch_hours(self.thanos.counting(), self.config.tenant_label, tenant, batch,
+                                          self.config.step_seconds)
+            except Exception as exc:  # not one query could be asked: every hour of the batch fails with it
+                outcomes = [self._failed(run, as_worker_error(exc)) for run in runs]
+            else:
+                outcomes = [self._run_hour(run, fetch, force) for run, fetch in zip(runs, fetches)]
+                del fetches  # the batch's answers, emptied, are not held while other batches run
+            yield outcomes
 
-            def fetched(hour_input=hour_input) -> HourInput:
-                if isinstance(hour_input, Exception):
-                    raise hour_input
-                return hour_input
+    def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> HourOutcome:
+        """One tenant-hour, as a batch of one."""
+        (outcome,), = self.batches(tenant, [hour], reason, force)
+        return outcome
 
-            try:
-                outcomes.append(self._run(run, fetched, lambda load=load: (load.queries, load.bytes, load.samples),
-                                          force))
-            except WorkerError as exc:
-                outcomes.append(exc)
-            del fetched, hour_input  # not held while the next hour's input is made
-        return outcomes
-
-    def _run(self, run: RunRecord, fetched: Callable[[], HourInput], load: Callable[[], tuple[int, int, int]],
-             force: bool) -> RunRecord:
-        """The rest of a run once it is in the ledger: its input, priced, checked, written and committed; the
-        outcome recorded with what the run asked of Thanos (``load``)."""
-        bound = log.bind(tenant=run.cloud_account_id, hour=utc(run.hour).isoformat(), run_id=str(run.run_id))
+    def _run_hour(self, run: RunRecord, fetch: HourFetch, force: bool) -> HourOutcome:
+        """One hour of a batch, recorded ``running``: its input read, priced, checked, then refused or written and
+        committed; any failure fails this hour only, recorded with what the hour asked of Thanos."""
+        bound = _logger(run)
         try:
             with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
-                try:
-                    hour_input = fetched()
-                    self.series_seen[run.cloud_account_id] = sum(len(group) for group in hour_input.series.values())
-                    done = self._price_and_write(run.measured(*load()), hour_input, bound, force)
-                except WorkerError:
-                    raise
-                except Exception as exc:  # a bug, or an answer no check foresaw: the hour fails, the rest go on
-                    raise UnexpectedError(f"unexpected {type(exc).__name__}: {exc}") from exc
-        except WorkerError as exc:
-            kind = kind_of(exc)
-            bound.error("tenant-hour failed", error=str(exc), kind=kind, exc_info=kind == "unexpected")
-            telemetry.TENANT_HOURS.labels("failed").inc()
-            telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
-            self._record_failure(run.measured(*load()), exc)
-            raise
-        if done.status == RunStatus.REFUSED:
-            telemetry.TENANT_HOURS.labels("refused").inc()
-            bound.warning("tenant-hour refused", error=done.error, rows=done.rows_written,
-                          coverage=done.coverage)
-            return done
-        telemetry.TENANT_HOURS.labels("succeeded").inc()
-        telemetry.ROWS_WRITTEN.inc(done.rows_written)
-        telemetry.UNPRICED_NODES.labels(run.cloud_account_id).set(len(done.unpriced_nodes))
-        bound.info("tenant-hour done", rows=done.rows_written, total_cost=round(done.total_cost, 6),
-                   samples=done.samples_seen, thanos_queries=done.thanos_queries, thanos_bytes=done.thanos_bytes)
-        return done
+                hour_input = fetch.read()
+                self.series_seen[run.cloud_account_id] = sum(len(group) for group in hour_input.series.values())
+                run = _measured(run, fetch.load())
+                result = compute_hour(hour_input, default_prices=self.config.default_prices)
+                coverage = hour_input.sample_count(SENTINEL_METRICS)
+                problems = implausible(result)
+                if problems:
+                    raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
+                if result.unpriced_nodes:
+                    bound.warning("nodes without price series: their pods are priced by the configured defaults, "
+                                  "else at 0", nodes=result.unpriced_nodes[:10], count=len(result.unpriced_nodes),
+                                  defaults=sorted(self.config.default_prices or {}))
+                current = None if force else self.sink.current_run(run.cloud_account_id, run.hour)
+                why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
+                if why:
+                    ended = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, coverage,
+                                        result.unpriced_nodes)
+                    self.sink.record(ended)
+                else:
+                    ended = self.sink.write_hour(run, result, coverage)
+        except Exception as exc:  # the source, the model or the sink: this hour fails, the others go on
+            return self._failed(_measured(run, fetch.load()), as_worker_error(exc), bound)
+        return _reported(ended, bound)
 
-    def _price_and_write(self, run: RunRecord, hour_input: HourInput, bound, force: bool) -> RunRecord:
-        result = compute_hour(hour_input, default_prices=self.config.default_prices)
-        coverage = hour_input.sample_count(SENTINEL_METRICS)
-        problems = implausible(result)
-        if problems:
-            raise TerminalError(f"implausible numbers, nothing stored: {describe(problems)}")
-        if result.unpriced_nodes:
-            bound.warning("nodes without price series: their pods are priced by the configured defaults, else at 0",
-                          nodes=result.unpriced_nodes[:10], count=len(result.unpriced_nodes),
-                          defaults=sorted(self.config.default_prices or {}))
-        if not force:
-            current = self.sink.current_run(run.cloud_account_id, run.hour)
-            why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
-            if why:
-                refused = run.refused(why, len(result.rows), result.total_cost, result.samples_seen,
-                                      coverage, result.unpriced_nodes)
-                self.sink.record(refused)
-                return refused
-        return self.sink.write_hour(run, result, coverage)
-
-    def _record_failure(self, run: RunRecord, exc: Exception) -> None:
-        failed = run.failed(f"{type(exc).__name__}: {exc}")
+    def _failed(self, run: RunRecord, error: WorkerError, bound=None) -> HourOutcome:
+        """Record the hour's failure (called while its exception is handled: an unexpected one is logged with its
+        traceback)."""
+        kind = kind_of(error)
+        (bound or _logger(run)).error("tenant-hour failed", error=str(error), kind=kind,
+                                      exc_info=kind == "unexpected")
+        telemetry.TENANT_HOURS.labels("failed").inc()
+        telemetry.TENANT_HOUR_FAILURES.labels(kind).inc()
+        failed = run.failed(f"{type(error).__name__}: {error}")
         try:
             self.sink.record(failed)
         except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
             log.warning("could not record the failure", run_id=str(run.run_id), error=str(record_exc))
+        return HourOutcome(failed, kind, str(error))
 
 
-def batch_size(config: Config, series: int | None) -> int:
-    """Hours a batch may take when the tenant's last hour had ``series`` series (None: not seen yet, one hour)."""
-    if series is None:
-        return 1
-    return max(1, min(config.batch_hours, config.batch_series_hours // max(series, 1)))
+def _reported(ended: RunRecord, bound) -> HourOutcome:
+    """A refused or committed hour, counted and logged."""
+    if ended.status == RunStatus.REFUSED:
+        telemetry.TENANT_HOURS.labels("refused").inc()
+        bound.warning("tenant-hour refused", error=ended.error, rows=ended.rows_written, coverage=ended.coverage)
+        return HourOutcome(ended)
+    telemetry.TENANT_HOURS.labels("succeeded").inc()
+    telemetry.ROWS_WRITTEN.inc(ended.rows_written)
+    telemetry.UNPRICED_NODES.labels(ended.cloud_account_id).set(len(ended.unpriced_nodes))
+    bound.info("tenant-hour done", rows=ended.rows_written, total_cost=round(ended.total_cost, 6),
+               samples=ended.samples_seen, thanos_queries=ended.thanos_queries, thanos_bytes=ended.thanos_bytes)
+    return HourOutcome(ended)
+
+
+def _logger(run: RunRecord):
+    return log.bind(tenant=run.cloud_account_id, hour=utc(run.hour).isoformat(), run_id=str(run.run_id))
+
+
+def _measured(run: RunRecord, load: ThanosLoad) -> RunRecord:
+    return run.measured(load.queries, load.bytes, load.samples)
 
 
 @contextlib.contextmanager
@@ -199,6 +210,8 @@ def cyclic_gc_paused():
             gc.enable()
 
 
+# -- backfill ----------------------------------------------------------------------------------------------------
+
 @dataclass
 class HoursSummary:
     """What ``run_hours`` did: tenant-hours done, failed and refused, rows and cost written, seconds taken."""
@@ -212,6 +225,16 @@ class HoursSummary:
     total_cost: float = 0.0
     seconds: float = 0.0
 
+    def count(self, outcome: HourOutcome) -> None:
+        if outcome.status == RunStatus.FAILED:
+            self.failed += 1
+        elif outcome.status == RunStatus.REFUSED:
+            self.refused += 1
+        else:
+            self.done += 1
+            self.rows += outcome.record.rows_written
+            self.total_cost += outcome.record.total_cost
+
     def line(self) -> str:
         jobs = self.done + self.failed
         line = (f"backfill: {self.done}/{jobs + self.refused} tenant-hours ({self.tenant_count} tenants x "
@@ -222,32 +245,23 @@ class HoursSummary:
 
 def run_hours(pipeline: Pipeline, tenants: list[str], hour_starts: list[int], progress: bool = False,
               force: bool = False) -> HoursSummary:
-    """Run every tenant-hour (``kubecost-worker backfill``): in rounds, each tenant its next batch of consecutive
-    hours (``Pipeline.batch_size``); a failed tenant-hour is recorded and the others go on."""
+    """Every tenant-hour of a backfill, in rounds: each tenant its next batch (``Pipeline.batches``), so that the
+    tenants advance together; a failed tenant-hour is recorded and the others go on."""
     from tqdm import tqdm
 
     summary = HoursSummary(tenant_count=len(tenants), hour_count=len(hour_starts))
     started = time.perf_counter()
-    pending = {tenant: sorted(hour_starts) for tenant in tenants}
+    running = {tenant: pipeline.batches(tenant, hour_starts, "backfill", force) for tenant in tenants}
     with tqdm(total=len(tenants) * len(hour_starts), disable=not progress, unit="tenant-hour",
               file=sys.stderr) as bar:
-        while any(pending.values()):
-            for tenant in tenants:
-                hours = pending[tenant]
-                batch = hours[:1]
-                while hours[len(batch):] and len(batch) < pipeline.batch_size(tenant) \
-                        and hours[len(batch)] == batch[-1] + HOUR:
-                    batch.append(hours[len(batch)])
-                del hours[:len(batch)]
-                for outcome in (pipeline._batch(tenant, batch, "backfill", force) if batch else ()):
-                    bar.update(1)
-                    if isinstance(outcome, WorkerError):
-                        summary.failed += 1
-                    elif outcome.status == RunStatus.REFUSED:
-                        summary.refused += 1
-                    else:
-                        summary.done += 1
-                        summary.rows += outcome.rows_written
-                        summary.total_cost += outcome.total_cost
+        while running:
+            for tenant, batches in list(running.items()):
+                outcomes = next(batches, None)
+                if outcomes is None:
+                    del running[tenant]
+                    continue
+                for outcome in outcomes:
+                    summary.count(outcome)
+                bar.update(len(outcomes))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -9,6 +9,7 @@ import pytest
 
 from kubecost_worker.jobs.messages import InvalidJob, Job, parse
 from kubecost_worker.jobs.planning import HourState, catchup_window, last_due_hour, plan
+from kubecost_worker.jobs.scheduler import _as_jobs
 
 H = 3600
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -27,6 +28,12 @@ def test_a_valid_message_round_trips():
     assert job.hour_starts == [T0, T0 + H]
     assert parse(job.to_json(), 24) == job
     assert parse(body(start=T0, end=T0 + H), 24).hour_starts == [T0]  # unix seconds are accepted too
+
+
+def test_a_job_over_some_of_its_hours_keeps_everything_else():
+    job = Job("acme-1", T0, T0 + 6 * H, "rerun", T0 + 7 * H, force=True)
+    assert job.of_hours([T0, T0 + H]) == Job("acme-1", T0, T0 + 2 * H, "rerun", T0 + 7 * H, force=True)
+    assert job.of_hours([T0 + 5 * H]).hour_starts == [T0 + 5 * H]
 
 
 def test_force_is_optional_and_written_only_when_true():
@@ -125,3 +132,14 @@ def test_plan_rechecks_late_data():
     # a late-data rerun already queued is not queued twice
     states[window[3]] = state(100, status="queued", at=T0 + 60 * H)
     assert plan(window, data, {window[3]: 130}, states, TRUST) == []
+
+
+def test_consecutive_catch_up_hours_become_one_range_and_the_other_hours_jobs_of_their_own():
+    due = [(T0, "catch-up"), (T0 + H, "catch-up"), (T0 + 2 * H, "late-data"), (T0 + 3 * H, "catch-up"),
+           (T0 + 4 * H, "catch-up"), (T0 + 6 * H, "catch-up"), (T0 + 7 * H, "scheduled")]
+    jobs = _as_jobs("acme-1", due, T0 + 8 * H)
+    assert [(j.start, j.end, j.reason) for j in jobs] == [
+        (T0, T0 + 2 * H, "catch-up"), (T0 + 2 * H, T0 + 3 * H, "late-data"), (T0 + 3 * H, T0 + 5 * H, "catch-up"),
+        (T0 + 6 * H, T0 + 7 * H, "catch-up"), (T0 + 7 * H, T0 + 8 * H, "scheduled")]
+    assert {(j.cloud_account_id, j.requested_at, j.force) for j in jobs} == {("acme-1", T0 + 8 * H, False)}
+    assert _as_jobs("acme-1", [], T0) == []

@@ -141,7 +141,7 @@ def export(client) -> list[optscale.Exported]:
 @pytest.mark.needs_chdb
 @pytest.mark.needs_prometheus
 def test_optscale_reads_exactly_the_daily_costs_through_backfill_and_reruns(cluster, monkeypatch):
-    from kubecost_worker import pipeline as pipeline_module
+    from kubecost_worker.source import extract
 
     tenant = TENANTS[0]
     repriced_settings = {"KCW_DEFAULT_CPU_PRICE": "0.05", "KCW_DEFAULT_RAM_PRICE": "0.01"}
@@ -159,7 +159,8 @@ def test_optscale_reads_exactly_the_daily_costs_through_backfill_and_reruns(clus
         # a rerun with default prices: the unpriced node's pods cost more that day, and only theirs change; the
         # node now has an idle row, a resource without an OptScale id yet
         hour = START + 22 * 3600
-        assert pipeline(cluster, client, **repriced_settings).run_hour(tenant, hour, "rerun", force=True).rows_written
+        repriced_run = pipeline(cluster, client, **repriced_settings).run_hour(tenant, hour, "rerun", force=True)
+        assert repriced_run.record.rows_written
         repriced_costs = daily(client, tenant)
         changed = {k for k in wanted if repriced_costs[k] != wanted[k]}
         assert changed and repriced_costs.keys() == wanted.keys()
@@ -176,9 +177,9 @@ def test_optscale_reads_exactly_the_daily_costs_through_backfill_and_reruns(clus
             "ORDER BY cost DESC LIMIT 1", parameters={"t": tenant, "h": hour}).result_rows
         pod, = {p for (p,) in client.query("SELECT DISTINCT pod FROM k8s_expenses WHERE pod_uid = {u:String}",
                                             parameters={"u": uid}).result_rows}
-        fetch = pipeline_module.fetch_hour
-        monkeypatch.setattr(pipeline_module, "fetch_hour", lambda *a, **k: without_pod(fetch(*a, **k), pod))
-        assert pipeline(cluster, client).run_hour(tenant, seen, "rerun", force=True).rows_written
+        fetch = extract.fetch_hour
+        monkeypatch.setattr(extract, "fetch_hour", lambda *a, **k: without_pod(fetch(*a, **k), pod))
+        assert pipeline(cluster, client).run_hour(tenant, seen, "rerun", force=True).record.rows_written
         monkeypatch.undo()
         after = daily(client, tenant)
         gone = repriced_costs.keys() - after.keys()

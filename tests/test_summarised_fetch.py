@@ -31,7 +31,7 @@ from kubecost_worker.model.cluster import counter_window
 from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS, USAGE_FIELDS
 from kubecost_worker.model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL as CPU_USAGE,
                                          CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET, NOT_CONTAINERS, RUNNING,
-                                         Series, Summary)
+                                         HourInput, Series, Summary)
 from kubecost_worker.store.ledger import SENTINEL_METRICS
 from kubecost_worker.devtools.simulation import write_simulation
 from kubecost_worker.source.extract import fetch_hour, fetch_hours
@@ -105,11 +105,11 @@ def test_batched_hours_equal_each_hour_fetched_alone_and_the_samples(prometheus_
     hours = list(range(start, start + 4 * 3600, 3600))
     for tenant in tenants:
         client = ThanosClient(ThanosSettings(url))
-        batched = list(fetch_hours(client, TENANT_LABEL, tenant, hours, 60))
-        assert not [b for b, _ in batched if isinstance(b, Exception)]
+        batched = fetch_hours(client, TENANT_LABEL, tenant, hours, 60)
+        inputs = [hour.read() for hour in batched]  # an hour that failed would raise its error here
         # about a dozen queries for every hour together, plus each hour's samples and re-fetches
         alone, sampled = ThanosClient(ThanosSettings(url)), ThanosClient(ThanosSettings(url))
-        for hour, (together, _) in zip(hours, batched):
+        for hour, together in zip(hours, inputs):
             single = fetch_hour(alone, TENANT_LABEL, tenant, hour, hour + 3600, 60)
             assert together.series == single.series and together.counted == single.counted
             result = compute_hour(together)
@@ -117,8 +117,8 @@ def test_batched_hours_equal_each_hour_fetched_alone_and_the_samples(prometheus_
             assert_same_result(result, compute_hour(fetch_hour(sampled, TENANT_LABEL, tenant, hour, hour + 3600, 60,
                                                                summarise=False)))
         # each hour's share of the shared queries and its own: what the ledger records
-        assert sum(load.queries for _, load in batched) < alone.load.queries / 2
-        assert sum(load.bytes for _, load in batched) < alone.load.bytes
+        assert sum(hour.load().queries for hour in batched) < alone.load.queries / 2
+        assert sum(hour.load().bytes for hour in batched) < alone.load.bytes
 
 
 # -- 2. a hand-made hour --------------------------------------------------------------------------------------
@@ -594,10 +594,10 @@ def test_the_models_usage_columns_are_the_definitions(edge):
 def test_the_hand_made_hour_batched_with_its_neighbours(edge):
     """The edge cases' hour fetched with the hours around it: the same summaries, the same rows."""
     client, summarised, sampled = edge
-    (before, _), (hour, _), (after, _) = fetch_hours(client, TENANT_LABEL, "t-edge", [H - 3600, H, H + 3600], 60)
+    before, hour, after = (h.read() for h in fetch_hours(client, TENANT_LABEL, "t-edge", [H - 3600, H, H + 3600], 60))
     assert hour.series == summarised.series and hour.counted == summarised.counted
     assert_same_result(compute_hour(hour), compute_hour(sampled))
-    assert not isinstance(before, Exception) and not isinstance(after, Exception)
+    assert isinstance(before, HourInput) and isinstance(after, HourInput)
 
 
 def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
@@ -629,11 +629,12 @@ def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
         proxy.default = When(lambda q: q.startswith("avg_over_time(container_cpu_allocation"),
                              Rewrite(drop_a_point_of_the_last_hour))
         proxied = ThanosClient(ThanosSettings(proxy.url, retries=1))
-        (before, _), (hour, _) = fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60)
-        assert isinstance(hour, ThanosBadAnswer) and "an answer is incomplete" in str(hour)
-        assert not isinstance(before, Exception)
+        before, hour = fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60)
+        assert isinstance(before.read(), HourInput)
+        with pytest.raises(ThanosBadAnswer, match="an answer is incomplete"):
+            hour.read()
         # a shared query failing for good (its one attempt): each hour alone, as fetch_hour would
         proxy.default = When(first_time_only("avg_over_time(container_memory_allocation"),
                              Status(503, {"status": "error", "errorType": "unavailable", "error": "down"}))
-        (before, _), (hour, _) = fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60)
-        assert hour.series == summarised.series and not isinstance(before, Exception)
+        before, hour = (h.read() for h in fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60))
+        assert hour.series == summarised.series and isinstance(before, HourInput)

@@ -1,16 +1,17 @@
 """Consuming jobs: each message is processed, retried later, or dead-lettered, and acked only after that.
 
-Errors are classified once, where they enter (``TransientError`` / ``TerminalError``); here they only decide
-the message's fate:
+Errors are classified once, where they enter (``TransientError`` / ``TerminalError``, ``errors.kind_of``); here
+they only decide the message's fate:
 - invalid message or terminal error: dead-letter at once with the reason, ack, go on;
 - transient error: back through the delay queue of the next attempt (growing delays), ack; after
   ``KCW_MAX_RETRIES`` retries, dead-letter;
-- a range longer than ``KCW_BATCH_HOURS``: split into a job of its first that many hours and one of the rest
-  (split again when its turn comes), published before the range is acked (RabbitMQ closes the channel of a
-  message unacked for 30 minutes, its ``consumer_timeout``: a month's rerun of a large tenant would start again
-  forever; and jobs queued behind a long backfill wait for one of its batches, not all of them), then processed
-  like any other; a job of several hours is one batch (``Pipeline.run_batch``: their summaries fetched together, each hour
-  committed on its own), and an hour of it that fails is retried or dead-lettered as a job of its own;
+- a range longer than one batch (``pipeline.next_batch`` of ``KCW_BATCH_HOURS``): split into a job of its first
+  batch and one of the rest (split again when its turn comes), published before the range is acked (RabbitMQ
+  closes the channel of a message unacked for 30 minutes, its ``consumer_timeout``: a month's rerun of a large
+  tenant would start again forever; and jobs queued behind a long backfill wait for one of its batches, not all of
+  them), then processed like any other; a job's hours run as ``Pipeline.batches`` (summaries fetched together,
+  each hour committed on its own), each ending in an ``HourOutcome``: a job of one hour meets its hour's fate, and
+  an hour of a longer job that fails is retried or dead-lettered as a job of its own;
 - success: ack, after every hour of the job is committed, with heartbeats sent meanwhile.
 A crash before the ack leaves the message unacked: the broker delivers it again, and reprocessing an hour
 replaces it exactly.
@@ -30,10 +31,10 @@ from kombu.mixins import ConsumerMixin
 
 from .. import telemetry
 from ..config import Config
-from ..errors import TerminalError, TransientError, UnexpectedError, kind_of
-from .broker import ATTEMPT, REFUSED, Broker, body_of
-from ..hours import HOUR
+from ..errors import as_worker_error, kind_of
+from ..pipeline import next_batch
 from ..store.ledger import RunStatus
+from .broker import ATTEMPT, REFUSED, Broker, body_of
 from .messages import InvalidJob, Job, parse
 
 log = structlog.get_logger(__name__)
@@ -68,69 +69,63 @@ class JobHandler:
             job = parse(body, self.config.max_rerun_hours)
         except InvalidJob as exc:
             return self._dead(message, body, str(exc), "invalid", attempt, channel)
-        if len(job.hour_starts) > self.config.batch_hours:
-            return self._split(message, job, channel)
+        first = next_batch(job.hour_starts, self.config.batch_hours)
+        if len(first) < len(job.hour_starts):
+            return self._split(message, job, first, channel)
         bound = log.bind(tenant=job.cloud_account_id, job=job.describe(), attempt=attempt)
         try:
             with self.broker.heartbeats(channel):
-                outcomes = self.pipeline().run_batch(job.cloud_account_id, job.hour_starts, job.reason, job.force)
-            if len(outcomes) == 1 and isinstance(outcomes[0], Exception):
-                raise outcomes[0]  # one hour: the job's fate is the hour's
-        except TransientError as exc:
-            if attempt >= self.config.max_retries:
-                return self._dead(message, body, str(exc), "transient", attempt, channel)
-            delay = self.broker.retry_later(body, attempt + 1, channel)
-            message.ack()
-            bound.warning("job failed, retrying later", error=str(exc), delay_seconds=delay)
-            return self._count("retried")
-        except UnexpectedError as exc:  # recorded as the hour's failure by the pipeline; the traceback is logged
-            bound.error("job failed on an unexpected error", error=str(exc))
-            return self._dead(message, body, str(exc), "unexpected", attempt, channel)
-        except TerminalError as exc:
-            return self._dead(message, body, str(exc), "terminal", attempt, channel)
-        except Exception as exc:  # a bug: dead-letter it rather than loop on it forever
-            bound.exception("job failed unexpectedly")
-            return self._dead(message, body, f"{type(exc).__name__}: {exc}", "unexpected", attempt, channel)
-        failed = [(hour, o) for hour, o in zip(job.hour_starts, outcomes) if isinstance(o, Exception)]
-        for hour, exc in failed:  # each failed hour of a batch goes on as a job of its own
-            self._hour_failed(Job(job.cloud_account_id, hour, hour + HOUR, job.reason, job.requested_at, job.force),
-                              exc, attempt, channel)
+                outcomes = [outcome for batch in self.pipeline().batches(job.cloud_account_id, job.hour_starts,
+                                                                         job.reason, job.force) for outcome in batch]
+        except Exception as exc:  # no hour could begin (ClickHouse unavailable), or a bug: the job's own failure
+            error = as_worker_error(exc)
+            if kind_of(error) == "unexpected":
+                bound.exception("job failed unexpectedly")
+            return self._failed(message, body, kind_of(error), str(error), attempt, channel)
+        failed = [outcome for outcome in outcomes if outcome.status == RunStatus.FAILED]
+        if len(outcomes) == 1 and failed:  # one hour: the job's fate is the hour's
+            return self._failed(message, body, failed[0].kind, failed[0].error, attempt, channel)
+        for outcome in failed:  # each failed hour of a batch goes on as a job of its own
+            self._retry_or_dead_letter(job.of_hours([outcome.hour]).to_json(), outcome.kind, outcome.error, attempt,
+                                       channel)
         message.ack()
         if failed:
             bound.warning("hours of the job failed", failed=len(failed), hours=len(outcomes))
             return self._count("partly-done")
         # refused: the ledger says why, the hour keeps its data; nothing to retry or dead-letter
-        return self._count("refused" if any(r.status == RunStatus.REFUSED for r in outcomes) else "done")
+        return self._count("refused" if any(o.status == RunStatus.REFUSED for o in outcomes) else "done")
 
-    def _hour_failed(self, hour_job: Job, exc: Exception, attempt: int, channel: Any) -> None:
-        """An hour of a batch that failed: later again through the delay queue if its error is transient and
-        retries are left, else dead-lettered with its reason; as a job of one hour, like a job of its own."""
-        body = hour_job.to_json()
-        if isinstance(exc, TransientError) and attempt < self.config.max_retries:
-            self.broker.retry_later(body, attempt + 1, channel)
-            self._count("retried")
-            return
-        self._dead_letter(body, str(exc), kind_of(exc), attempt, channel)
+    def _failed(self, message: Any, body: bytes, kind: str, error: str, attempt: int, channel: Any) -> str:
+        outcome = self._retry_or_dead_letter(body, kind, error, attempt, channel)
+        message.ack()
+        return outcome
+
+    def _retry_or_dead_letter(self, body: bytes, kind: str, error: str, attempt: int, channel: Any) -> str:
+        """A failed job, or a failed hour of one as a job of its own: later again through the delay queue if the
+        failure is transient and retries are left, else dead-lettered with its reason."""
+        if kind == "transient" and attempt < self.config.max_retries:
+            delay = self.broker.retry_later(body, attempt + 1, channel)
+            log.warning("job failed, retrying later", error=error, delay_seconds=delay, attempt=attempt,
+                        body=body[:200])
+            return self._count("retried")
+        return self._dead_letter(body, error, kind, attempt, channel)
 
     def refuse(self, message: Any, error: Exception, channel: Any = None) -> None:
         """kombu's ``on_decode_error``: a message kombu could not build is dead-lettered, never acked silently."""
         body = body_of(message)
         self._dead(message, body, f"undecodable message: {type(error).__name__}: {error}", "invalid", 0, channel)
 
-    def _split(self, message: Any, job: Job, channel: Any) -> str:
-        """The range's first ``KCW_BATCH_HOURS`` hours as a job, and the rest of the range as another behind it,
-        published (with publisher confirms) before the range is acked: a crash in between publishes some hours
-        twice, and running an hour twice stores it once. The rest is split again when its turn comes, so a long
-        backfill holds two messages of the queue at a time, and the jobs queued meanwhile (other tenants'
-        scheduled hours) wait for one of its batches at most, not for all of them."""
-        hours, size = job.hour_starts, self.config.batch_hours
-        self.broker.publish(Job(job.cloud_account_id, hours[0], hours[size - 1] + HOUR, job.reason, job.requested_at,
-                                job.force), channel)
-        self.broker.publish(Job(job.cloud_account_id, hours[size], hours[-1] + HOUR, job.reason, job.requested_at,
-                                job.force), channel)
+    def _split(self, message: Any, job: Job, first: list[int], channel: Any) -> str:
+        """The range's ``first`` batch as a job, and the rest of the range as another behind it, published (with
+        publisher confirms) before the range is acked: a crash in between publishes some hours twice, and running
+        an hour twice stores it once. The rest is split again when its turn comes, so a long backfill holds two
+        messages of the queue at a time, and the jobs queued meanwhile (other tenants' scheduled hours) wait for one
+        of its batches at most, not for all of them."""
+        self.broker.publish(job.of_hours(first), channel)
+        self.broker.publish(job.of_hours(job.hour_starts[len(first):]), channel)
         message.ack()
-        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(), hours=len(hours),
-                 hours_per_job=size)
+        log.info("job split into hours", tenant=job.cloud_account_id, job=job.describe(),
+                 hours=len(job.hour_starts), hours_per_job=len(first))
         return self._count("split")
 
     def _dead(self, message: Any, body: bytes, error: str, kind: str, attempt: int, channel: Any) -> str:

@@ -6,7 +6,7 @@
 ``start``/``end`` are ISO-8601 UTC (unix seconds are accepted too), on hour boundaries, ``start < end``, between
 2000 and 2200 (``requested_at`` too); a message may cover several hours (a rerun range) up to
 ``KCW_MAX_RERUN_HOURS``. ``force`` (optional, a JSON boolean, default false) replaces hours even where the run
-finds markedly less data than the stored one (``runs.refusal``); it is written only when true, so a message
+finds markedly less data than the stored one (``ledger.refusal``); it is written only when true, so a message
 without it reads the same to a consumer that predates it. Anything else is an ``InvalidJob`` naming the problem,
 whatever the body holds (a nesting deep enough to exhaust the parser, a number too large for a date): the message
 goes to the dead-letter queue at once and the consumer goes on.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import is_safe_tenant_id
@@ -67,6 +67,10 @@ class Job:
     @property
     def hour_starts(self) -> list[int]:
         return list(range(self.start, self.end, HOUR))
+
+    def of_hours(self, hours: list[int]) -> "Job":
+        """This job over some of its hours (consecutive): a batch of a range, or a failed hour retried alone."""
+        return replace(self, start=hours[0], end=hours[-1] + HOUR)
 
     def to_json(self) -> bytes:
         body = {"cloud_account_id": self.cloud_account_id, "start": iso(self.start), "end": iso(self.end),

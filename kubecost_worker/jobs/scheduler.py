@@ -25,6 +25,7 @@ from .. import telemetry
 from ..errors import WorkerError
 from ..hours import HOUR
 from ..model.series import NODE_CPU_HOURLY_COST
+from ..pipeline import next_batch
 from ..store.ledger import SENTINEL_METRICS, STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
@@ -75,7 +76,7 @@ class Scheduler:
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))
             telemetry.REFUSED_HOURS.labels(tenant).set(sum(s.last_status == RunStatus.REFUSED for s in states.values()))
-            jobs += _as_ranges(tenant, plan(window, presence, recheck_counts, states, trusted_after), int(now))
+            jobs += _as_jobs(tenant, plan(window, presence, recheck_counts, states, trusted_after), int(now))
         # every tenant's newest hour first: a long catch-up of one tenant waits behind the others' scheduled hours
         return sorted(jobs, key=lambda job: job.reason != "scheduled")
 
@@ -143,14 +144,14 @@ def tick_flag(minute: int) -> tuple[threading.Event, Any]:
     return flag, aps
 
 
-def _as_ranges(tenant: str, due: list[tuple[int, str]], requested_at: int) -> list[Job]:
-    """The due hours of a tenant as jobs: consecutive hours of one reason as one range (a catch-up after an outage
-    becomes batches, ``Pipeline.run_batch``), the others an hour each."""
-    jobs: list[Job] = []
-    for hour, reason in sorted(due):
-        last = jobs[-1] if jobs else None
-        if last is not None and last.reason == reason == "catch-up" and last.end == hour:
-            jobs[-1] = Job(tenant, last.start, hour + HOUR, reason, requested_at)
-        else:
-            jobs.append(Job(tenant, hour, hour + HOUR, reason, requested_at))
-    return jobs
+def _as_jobs(tenant: str, due: list[tuple[int, str]], requested_at: int) -> list[Job]:
+    """The due hours of a tenant as jobs, by hour: consecutive catch-up hours as one range (``next_batch`` without a
+    limit: a catch-up after an outage becomes one job, which the consumer splits into batches as its turn comes),
+    the others an hour each."""
+    catch_up = sorted(hour for hour, reason in due if reason == "catch-up")
+    jobs = [Job(tenant, hour, hour + HOUR, reason, requested_at) for hour, reason in due if reason != "catch-up"]
+    while catch_up:
+        hours = next_batch(catch_up, None)
+        del catch_up[:len(hours)]
+        jobs.append(Job(tenant, hours[0], hours[-1] + HOUR, "catch-up", requested_at))
+    return sorted(jobs, key=lambda job: job.start)

@@ -22,9 +22,9 @@ import statistics
 import sys
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from ..errors import WorkerError
 from ..hours import HOUR
@@ -48,6 +48,8 @@ MAX_PATTERN_CHARS = 4000
 # of a batch; a usage figure's name with them; an aggregated answer's labels) and its value as the server wrote it.
 _Point = tuple[Any, Any]
 LABELS, FIGURES, AGGREGATED = "labels", "figures", "aggregated"
+# An hour's series (summaries and samples) by metric, and the sample counts the server gave
+_Summarised = tuple[dict[str, list[Series | Summary]], dict[str, int]]
 
 # The figures asked of each usage series (``promql``'s templates), and the one every usage series with samples in
 # the hour has: what the census counts
@@ -67,59 +69,63 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
     if end - start != HOUR:
         raise ValueError("a summarised fetch covers one whole hour")
-    result, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step)
-    if isinstance(result, Exception):
-        raise result
-    return _completed(client, tenant_label, tenant, start, step, *result)
+    summaries, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step)
+    return _completed(client, tenant_label, tenant, start, step, summaries)
 
 
-def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int],
-                step: int) -> Iterator[tuple[HourInput | WorkerError, ThanosLoad]]:
-    """The inputs of consecutive hours ``starts`` of one tenant, one at a time, each what ``fetch_hour`` would give
-    or the error that hour failed with (a failure in one hour fails that hour only), with what it asked of Thanos.
+@dataclass(frozen=True)
+class HourFetch:
+    """One hour of a batch, fetched when its turn comes: ``read()`` makes its input or raises the hour's own error,
+    so that a failure fails that hour only, and ``load()`` is what the hour has asked of Thanos so far: its own
+    requests and its share of the batch's shared queries (divided evenly)."""
+
+    start: int
+    read: Callable[[], HourInput]
+    own: ThanosLoad
+    shared: ThanosLoad = field(default_factory=ThanosLoad)
+    sharing: int = 1  # the hours that share ``shared``
+
+    def load(self) -> ThanosLoad:
+        return ThanosLoad(queries=round(self.shared.queries / self.sharing) + self.own.queries,
+                          bytes=round(self.shared.bytes / self.sharing) + self.own.bytes,
+                          samples=round(self.shared.samples / self.sharing) + self.own.samples)
+
+
+def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int) -> list[HourFetch]:
+    """The consecutive hours ``starts`` of one tenant, each to be read in its turn as ``fetch_hour`` would read it.
 
     The summaries of all the hours come from one range query each, at a one-hour step (each point is the
-    instant query of one hour, evaluated where ``fetch_hour`` evaluates it): a series' labels cross the network
-    once for every hour, and Prometheus finds the series once. Samples (prices, capacities, kubecost_* series)
-    and the pods that need theirs are fetched hour by hour as for one hour. An hour's input is made when it is
-    asked for, so that one hour's series are in memory at a time beside the batch's answers. Should the shared
-    queries fail, each hour is fetched on its own, so that its fate is its own. An hour's load is its share of
-    the shared queries (divided evenly) and its own requests."""
+    instant query of one hour, evaluated where ``fetch_hour`` evaluates it), asked here: a series' labels cross
+    the network once for every hour, and Prometheus finds the series once. Samples (prices, capacities,
+    kubecost_* series) and the pods that need theirs are fetched by each hour's ``read``, as for one hour. An hour's
+    input is made when it is read and its answers dropped then, so that one hour's series are in memory at a time
+    beside the batch's answers. Should the shared queries fail, each hour is fetched on its own, so that its fate
+    is its own. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that
+    are not consecutive."""
     promql.tenant_matcher(tenant_label, tenant)
     if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
         raise ValueError("fetch_hours takes consecutive hours")
     own = [client.counting() for _ in starts]
     if len(starts) == 1:  # nothing to share: the hour as fetch_hour fetches it
-        yield _attempt(fetch_hour, own[0], tenant_label, tenant, starts[0], starts[0] + HOUR, step), own[0].load
-        return
+        return [_alone(own[0], tenant_label, tenant, starts[0], step)]
     try:
-        summarised = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step)
-    except WorkerError:
-        for start, hour_client in zip(starts, own):
-            yield _attempt(fetch_hour, hour_client, tenant_label, tenant, start, start + HOUR, step), hour_client.load
-        return
-    shared = client.load
-    for start, hour_client, result in zip(starts, own, summarised):
-        if not isinstance(result, Exception):
-            result = _attempt(_completed, hour_client, tenant_label, tenant, start, step, *result)
-        mine = hour_client.load
-        yield result, ThanosLoad(queries=round(shared.queries / len(starts)) + mine.queries,
-                                 bytes=round(shared.bytes / len(starts)) + mine.bytes,
-                                 samples=round(shared.samples / len(starts)) + mine.samples)
-        result = None  # not held while the next hour's input is made: one hour's series in memory at a time
+        summaries = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step)
+    except WorkerError:  # a shared query failed: each hour on its own, so that its fate is its own
+        return [_alone(hour_client, tenant_label, tenant, start, step) for start, hour_client in zip(starts, own)]
+    return [HourFetch(start, partial(_completed, hour_client, tenant_label, tenant, start, step, summary),
+                      hour_client.load, client.load, len(starts))
+            for start, hour_client, summary in zip(starts, own, summaries)]
 
 
-def _attempt(function, *args):
-    try:
-        return function(*args)
-    except WorkerError as exc:
-        return exc
+def _alone(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int) -> HourFetch:
+    return HourFetch(start, partial(fetch_hour, client, tenant_label, tenant, start, start + HOUR, step), client.load)
 
 
 def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int,
-               series: dict[str, list[Series | Summary]], counted: dict[str, int]) -> HourInput:
+               summaries: Callable[[], _Summarised]) -> HourInput:
     """An hour's summaries made whole: the samples of the pods the summaries cannot describe exactly."""
     end = start + HOUR
+    series, counted = summaries()
     check_resolution(series, start, end, step)
     # Pods that started or stopped inside the hour: their running samples pin down when.
     unknown = {pod_of(s) for s in series.get(RUNNING, ()) if s.first is None or s.last is None}
@@ -131,10 +137,10 @@ def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int,
 
 def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClient], tenant_label: str, tenant: str,
                             starts: list[int], step: int
-                            ) -> Iterator[tuple[dict[str, list[Series | Summary]], dict[str, int]] | WorkerError]:
-    """Per hour of ``starts`` (consecutive): summaries of the ``SUMMARISABLE`` metrics, samples of the others (asked
-    by that hour's client), and the sample counts the server gave; or the error of that hour. Raises where a query
-    all hours share fails; the hours' summaries are then made one at a time, as they are asked for.
+                            ) -> list[Callable[[], _Summarised]]:
+    """Per hour of ``starts`` (consecutive), what makes its summaries of the ``SUMMARISABLE`` metrics, its samples
+    of the others (asked by that hour's client) and the sample counts the server gave, or raises that hour's error.
+    Raises where a query all hours share fails.
 
     About a dozen queries whatever the number of hours (instant queries for one hour, range queries at a one-hour
     step for several), ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while this
@@ -143,7 +149,8 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
     batch = _Batch(client, tenant_label, tenant, starts, step)
     queries = _summary_queries(batch)
     answers, early_samples = _ask_summaries(batch, queries)
-    return _summarised_hours(batch, hour_clients, queries, answers, early_samples)
+    return [partial(_hour_summaries, batch, hour_client, queries, answers, early_samples, k)
+            for k, hour_client in enumerate(hour_clients)]
 
 
 @dataclass(frozen=True)
@@ -302,23 +309,20 @@ def _key(metric: dict, kind: str, tenant_label: str) -> Any:
     return labels
 
 
-def _summarised_hours(batch: _Batch, hour_clients: list[ThanosClient], queries: _SummaryQueries, answers: _Answers,
-                      early_samples: Future | None) -> Iterator:
-    """Each hour's summaries (or its error) when its turn comes, its answers dropped once they are summaries."""
-    for k, start in enumerate(batch.starts):
-        try:
-            sampled = early_samples.result() if early_samples is not None else fetch_samples(
-                hour_clients[k], batch.tenant_label, batch.tenant, queries.sampled, start, start + HOUR, batch.step)
-            result = _summaries(answers.of_hour(k), sampled, start, queries)
-        except WorkerError as exc:
-            result = exc
+def _hour_summaries(batch: _Batch, hour_client: ThanosClient, queries: _SummaryQueries, answers: _Answers,
+                    early_samples: Future | None, k: int) -> _Summarised:
+    """Hour ``k``'s summaries, its answers dropped once read, whether they made summaries or an error."""
+    start = batch.starts[k]
+    try:
+        sampled = early_samples.result() if early_samples is not None else fetch_samples(
+            hour_client, batch.tenant_label, batch.tenant, queries.sampled, start, start + HOUR, batch.step)
+        return _summaries(answers.of_hour(k), sampled, start, queries)
+    finally:
         answers.drop_hour(k)
-        yield result
-        result = sampled = None  # not held while the next hour's are made
 
 
 def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, queries: _SummaryQueries
-               ) -> tuple[dict[str, list[Series | Summary]], dict[str, int]]:
+               ) -> _Summarised:
     """One hour's series and sample counts from its answers (and its samples), checked against its census. A
     series' labels dict is shared by its hours' summaries (never changed)."""
     series: dict[str, list[Series | Summary]] = {

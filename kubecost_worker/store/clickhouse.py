@@ -20,7 +20,6 @@ server's time. A crash anywhere leaves at worst invisible rows of an unfinished 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -39,15 +38,22 @@ from ..errors import TerminalError, TransientError
 from ..model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
 from .ledger import STALE_RUN, CurrentRun, RunRecord, RunStatus
 from ..hours import now, utc
+from . import schema
 from .cluster import local_table
 
 log = structlog.get_logger(__name__)
 
-ROW_FIELDS = [f.name for f in dataclasses.fields(ExpenseRow)]  # the table's columns, in order
-EXPENSE_COLUMNS = [*ROW_FIELDS, "run_id", "inserted_at"]  # total_cost is computed on read (migration 0006)
-NODE_FIELDS = [f.name for f in dataclasses.fields(NodeRow)]  # k8s_nodes_hourly's columns (migration 0011)
-NODE_COLUMNS = [*NODE_FIELDS, "run_id", "inserted_at"]  # total_cost is computed on read there too
-METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samples", "point_json", "run_id"]
+# What the sink sends to each table: its declared columns (store/schema/) but those the server computes (total_cost
+# on read, the ledger's recorded_at where it is stored: one clock orders the ledger, whatever the workers' clocks).
+# A row's fields are those of its table without the run's id and insertion time, which the sink adds.
+RUN_BOOKKEEPING = ["run_id", "inserted_at"]
+ROW_FIELDS = [c for c in schema.written_columns("k8s_expenses") if c not in RUN_BOOKKEEPING]  # ExpenseRow's, in order
+EXPENSE_COLUMNS = [*ROW_FIELDS, *RUN_BOOKKEEPING]
+NODE_FIELDS = [c for c in schema.written_columns("k8s_nodes_hourly") if c not in RUN_BOOKKEEPING]  # NodeRow's
+NODE_COLUMNS = [*NODE_FIELDS, *RUN_BOOKKEEPING]
+METRIC_COLUMNS = schema.written_columns("kubecost_metrics_hourly")
+LEDGER_COLUMNS = schema.written_columns(schema.LEDGER)
+RUN_TABLES = schema.run_tables()  # the tables whose rows cleanup removes with their run
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210), a full
 # disk (243 NOT_ENOUGH_SPACE: merges, TTLs and the operator free it), the server overloaded (202
@@ -55,9 +61,6 @@ METRIC_COLUMNS = ["cloud_account_id", "hour", "metric", "labels", "value", "samp
 # ALL_CONNECTION_TRIES_FAILED). Every other code is terminal: above all a query of ours rejected (62 SYNTAX_ERROR,
 # also "Max query size exceeded"; 47, 53, 60, 168...). The read API answers the first kind 503, the second 500.
 TRANSIENT_CODES = {76, 159, 202, 203, 209, 210, 241, 242, 243, 252, 279, 439, 999}
-# Tables whose rows carry the run id of the run that wrote them.
-RUN_TABLES = ("k8s_expenses", "k8s_expenses_namespace_hourly", "k8s_expenses_workload_hourly",
-              "kubecost_metrics_hourly", "kubecost_metric_points_hourly", "k8s_nodes_hourly")
 # Rows per block of a streamed result, and the bytes ClickHouse aims a block at: what the reader holds at once
 # (a text of a 2,000-pod tenant's metric-hour is about 1.3 kB).
 STREAM_BLOCK = {"max_block_size": 256, "preferred_block_size_bytes": 256 * 1024}
@@ -71,11 +74,6 @@ MAX_DELETE_BYTES = 200_000
 # is applied leaves it to run when ClickHouse is back.
 QUEUED_DELETE = {"lightweight_deletes_sync": 0}
 CLEANUP_WAIT_SECONDS = 600.0
-# recorded_at is not among them: the server stamps it (DEFAULT now64(6), migration 0015), so the ledger's order is
-# one clock's whatever the workers' clocks say.
-LEDGER_COLUMNS = ["cloud_account_id", "hour", "run_id", "status", "reason", "started_at", "finished_at",
-                  "rows_written", "total_cost", "samples_seen", "coverage", "error", "unpriced_nodes", "thanos_queries",
-                  "thanos_bytes", "thanos_samples"]
 
 
 @contextlib.contextmanager
@@ -171,8 +169,8 @@ class ClickHouseSink:
 
     def write_hour(self, run: RunRecord, result: HourResult, coverage: int = 0) -> RunRecord:
         """Insert the rows of a run (expenses, nodes, metric samples) and commit it with its ``coverage``
-        and unpriced nodes; returns the succeeded record. Older runs stay underneath, invisible, until
-        ``collect_garbage``."""
+        and unpriced nodes, unless its deadline (``run.commit_by``, the ledger's rule) has passed meanwhile;
+        returns the succeeded record. Older runs stay underneath, invisible, until ``collect_garbage``."""
         inserted_at = now()
         with classified(f"inserting {len(result.rows)} rows"):
             if result.rows:
@@ -186,7 +184,7 @@ class ClickHouseSink:
                                    column_names=METRIC_COLUMNS, column_oriented=True)
         done = run.succeeded(len(result.rows), result.total_cost, result.samples_seen, coverage,
                              result.unpriced_nodes)
-        if not run.may_commit(done.finished_at):
+        if done.finished_at >= run.commit_by:
             raise TransientError(f"the run took {done.finished_at - run.started_at} and may not commit any more: "
                                  "cleanup takes runs this old for dead and may be removing its rows")
         self.record(done)
@@ -199,7 +197,7 @@ class ClickHouseSink:
         ``since`` (None: every hour), and record those runs as ``collected``.
 
         Removed: superseded succeeded runs, failed runs, and runs still 'running' that started more than
-        ``stale_after`` ago (their process died; a run that old may not commit, ``RunRecord.may_commit``). Kept: the
+        ``stale_after`` ago (their process died; a run that old may not commit, ``RunRecord.commit_by``). Kept: the
         current run of each hour and recent running runs (another consumer may still commit them). Ages are the
         server's time since a run's first record, ``since`` is a time of the server's clock. One lightweight
         delete per table and monthly partition for the runs found, more when their list would make a statement

@@ -27,7 +27,7 @@ from ..model.series import NODE_CPU_HOURLY_COST, RUNNING
 # batches as the rest.
 SENTINEL_METRICS = (NODE_CPU_HOURLY_COST, RUNNING)
 # A run still 'running' this long after its first record (the server's clock) is taken for dead (its process was
-# killed): cleanup may remove its rows, so a run this old may not commit any more (``RunRecord.may_commit``).
+# killed): cleanup may remove its rows, so a run this old may not commit any more (``RunRecord.commit_by``).
 STALE_RUN = dt.timedelta(hours=2)
 # A run that took this much of STALE_RUN fails instead of committing: cleanup could be removing its rows. Measured on
 # the worker's clock from before its first record: whatever that clock's offset from the server's, the run stops
@@ -100,8 +100,13 @@ class RunRecord:
         """The run with what it asked of Thanos so far; the record it ends with keeps it."""
         return replace(self, thanos_queries=queries, thanos_bytes=bytes_received, thanos_samples=samples)
 
+    @property
+    def commit_by(self) -> dt.datetime:
+        """The run's commit deadline, on the worker's clock: from then on it must fail instead of committing."""
+        return self.started_at + COMMIT_DEADLINE
+
     def may_commit(self, at: dt.datetime) -> bool:
-        return at - self.started_at < COMMIT_DEADLINE
+        return at < self.commit_by
 
     def _end(self, status: RunStatus, **changes) -> "RunRecord":
         if self.status != RunStatus.RUNNING:

@@ -1,0 +1,70 @@
+"""The tenant-hour path's pure parts: the one batching rule, a batch's size, a backfill's summary of outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from kubecost_worker.config import load_config
+from kubecost_worker.hours import HOUR
+from kubecost_worker.pipeline import HourOutcome, HoursSummary, batch_size, next_batch
+from kubecost_worker.store.ledger import RunRecord, RunStatus
+
+H = HOUR
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+@pytest.mark.parametrize("hours, most, batch", [
+    ([], 6, []),
+    ([T0], 6, [T0]),
+    ([T0, T0 + H, T0 + 2 * H], 6, [T0, T0 + H, T0 + 2 * H]),
+    ([T0, T0 + H, T0 + 2 * H], 2, [T0, T0 + H]),
+    ([T0, T0 + H, T0 + 2 * H], 1, [T0]),
+    ([T0, T0 + H, T0 + 3 * H, T0 + 4 * H], 6, [T0, T0 + H]),  # a gap ends the batch
+    ([T0, T0 + 2 * H], None, [T0]),
+    ([T0 + k * H for k in range(100)], None, [T0 + k * H for k in range(100)]),  # no limit: the whole run
+])
+def test_a_batch_is_the_consecutive_hours_the_list_begins_with(hours, most, batch):
+    assert next_batch(hours, most) == batch
+
+
+def test_a_list_is_its_batches_one_after_another():
+    hours = [T0 + k * H for k in (0, 1, 2, 3, 4, 7, 8, 10)]
+    batches = []
+    while hours:
+        batches.append(next_batch(hours, 3))
+        hours = hours[len(batches[-1]):]
+    assert [[(h - T0) // H for h in batch] for batch in batches] == [[0, 1, 2], [3, 4], [7, 8], [10]]
+
+
+def test_a_batch_is_sized_by_the_tenants_last_hour():
+    config = load_config({"KCW_BATCH_HOURS": "6", "KCW_BATCH_SERIES_HOURS": "200000"})
+    assert batch_size(config, None) == 1  # not seen yet: its first hour alone tells its size
+    assert batch_size(config, 1_000) == 6  # small: KCW_BATCH_HOURS
+    assert batch_size(config, 40_000) == 5 and batch_size(config, 150_000) == 1  # the memory budget
+    assert batch_size(config, 10_000_000) == 1 and batch_size(config, 0) == 6
+    # the README's 2,000-pod tenant: about 28,000 series, 7 hours where KCW_BATCH_HOURS allows them
+    assert batch_size(load_config({"KCW_BATCH_HOURS": "12"}), 28_000) == 7
+    assert batch_size(load_config({"KCW_BATCH_HOURS": "1"}), 10) == 1
+
+
+def test_a_backfill_counts_each_hour_by_how_it_ended():
+    run = RunRecord.start("t", T0, "backfill")
+    summary = HoursSummary(tenant_count=2, hour_count=2)
+    for outcome in (HourOutcome(run.succeeded(10, 1.25, 100, 50)), HourOutcome(run.succeeded(5, 0.5, 10, 5)),
+                    HourOutcome(run.failed("ThanosUnavailable: down"), "transient", "down"),
+                    HourOutcome(run.refused("less", 1, 0.1, 1, 1))):
+        summary.count(outcome)
+    assert (summary.done, summary.failed, summary.refused, summary.rows, summary.total_cost) == (2, 1, 1, 15, 1.75)
+    assert summary.line().startswith("backfill: 2/4 tenant-hours (2 tenants x 2 hours), 15 rows, total cost 1.7500")
+    assert "1 failed, 1 refused (less data than stored; --force replaces)" in summary.line()
+    assert "refused" not in dataclasses.replace(summary, refused=0).line()
+
+
+def test_an_outcome_reads_as_its_record():
+    run = RunRecord.start("t", T0 + H, "rerun")
+    failed = HourOutcome(run.failed("TerminalError: rejected"), "terminal", "rejected")
+    assert (failed.status, failed.hour, failed.kind, failed.error) == (RunStatus.FAILED, T0 + H, "terminal",
+                                                                        "rejected")
+    assert HourOutcome(run.succeeded(1, 1.0, 1, 1)).kind is None
