@@ -26,8 +26,10 @@ from kubecost_worker.model.rows import ExpenseRow  # noqa: E402
 from kubecost_worker.store.ledger import RunRecord, RunStatus
 from kubecost_worker.hours import now  # noqa: E402
 from kubecost_worker.store import migrations  # noqa: E402
-from kubecost_worker.store.clickhouse import (EXPENSE_COLUMNS, MAX_DELETE_BYTES, RUN_TABLES,  # noqa: E402
-                                              ClickHouseSink, _expense_columns, connect)
+from kubecost_worker.store.cleanup import MAX_DELETE_BYTES, RUN_TABLES  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.store.client import connect  # noqa: E402
+from kubecost_worker.store.writer import EXPENSE_COLUMNS, as_expense_columns  # noqa: E402
 
 JANUARY = 1_767_225_600  # 2026-01-01T00:00:00Z
 
@@ -41,7 +43,7 @@ def insert_rows(sink: ClickHouseSink, runs: list[RunRecord], per_run: int, cost:
     at = now()
     columns: list[list] = []
     for run in runs:  # one insert for all: column-oriented lists of every run's rows
-        some = _expense_columns(rows_of(run.cloud_account_id, run.hour, per_run, cost), run.run_id, at)
+        some = as_expense_columns(rows_of(run.cloud_account_id, run.hour, per_run, cost), run.run_id, at)
         if not columns:
             columns = [[] for _ in some]
         for column, values in zip(columns, some):

@@ -51,7 +51,8 @@ from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
-from kubecost_worker.store.clickhouse import RUN_TABLES, ClickHouseSink  # noqa: E402
+from kubecost_worker.store.cleanup import RUN_TABLES  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 from kubecost_worker.source.promql import names_matcher  # noqa: E402
 
 TENANT = "bench-tenant"

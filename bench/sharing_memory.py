@@ -92,7 +92,7 @@ def measure(url: str, params: dict, start: int, end: int) -> dict:
     """In this (fresh) process: the request's added peak RSS, then its Python peak under tracemalloc."""
     from kubecost_worker.read import allocation
     from kubecost_worker.api import app
-    from kubecost_worker.store.clickhouse import ReadClients
+    from kubecost_worker.store.client import ReadClients
 
     reader = ReadClients(url)
     request = allocation.parse_request(params)

@@ -82,7 +82,7 @@ def build_worker(config: Config, eager: bool) -> Worker:
 def read_api(config: Config, sink: ClickHouseSink) -> Any:
     """The read API on clients of its own (one per request in flight: a streamed answer holds its client)."""
     from .api.app import create_app
-    from .store.clickhouse import ReadClients
+    from .store.client import ReadClients
 
     return create_app(ReadClients(config.clickhouse_url), config.cluster_secret, ready=readiness(lambda: sink))
 
@@ -121,10 +121,10 @@ def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], st
     """``export-optscale``: into KCW_OPTSCALE_TABLE on KCW_OPTSCALE_CLICKHOUSE_URL (default: the worker's own
     ClickHouse, the one client chDB allows); ``tenants`` empty: every tenant with runs in the window."""
     from .read import optscale
-    from .store.clickhouse import classified, connect
+    from .store.client import classified, connect
 
     separate = config.optscale_clickhouse_url not in (None, config.clickhouse_url)
-    with classified("exporting to OptScale's expenses table"):
+    with classified(optscale.EXPORTING):
         target = connect(config.optscale_clickhouse_url) if separate else sink.client
         try:
             if create_table:

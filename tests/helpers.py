@@ -28,7 +28,7 @@ WORKER = Path(sys.executable).parent / "kubecost-worker"
 @contextlib.contextmanager
 def ch_client(url: str):
     """A clickhouse-connect client on ``url``, closed afterwards so a CLI subprocess can open the path."""
-    from kubecost_worker.store.clickhouse import connect
+    from kubecost_worker.store.client import connect
 
     client = connect(url)
     try:

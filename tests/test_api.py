@@ -1,5 +1,6 @@
-"""The read API against data the real pipeline wrote (simulator -> Prometheus -> worker -> chDB), served by
-uvicorn on loopback and called the way Metroculus clients call it; plus schema-driven fuzzing."""
+"""``api/`` (``read/metroculus.py`` over HTTP): the read API against data the real pipeline wrote (simulator ->
+Prometheus -> worker -> chDB), served by uvicorn on loopback and called the way Metroculus clients call it; plus
+schema-driven fuzzing."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from kubecost_worker.errors import TransientError
 from kubecost_worker.devtools.localprom import free_port
 from kubecost_worker.store.ledger import RunRecord, RunStatus
 from kubecost_worker.hours import now, utc
-from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
+from kubecost_worker.store.clickhouse import ClickHouseSink
+from kubecost_worker.store.client import ReadClients
 
 from .helpers import pipeline_written
 
@@ -342,10 +344,10 @@ def test_bodies_are_streamed_in_chunks(served):
 def test_an_answer_past_its_first_page_is_streamed_whole(served, client, monkeypatch, endpoint, extra):
     """Reads answer their first FIRST_PAGE_ROWS rows from one plain query and stream the rest from that offset:
     cut small, the body is the same, in the same order."""
-    from kubecost_worker.store import clickhouse
+    from kubecost_worker.store import client as clickhouse_client
 
     whole = client.get(endpoint, **window(**extra))[1]
-    monkeypatch.setattr(clickhouse, "FIRST_PAGE_ROWS", 3)
+    monkeypatch.setattr(clickhouse_client, "FIRST_PAGE_ROWS", 3)
     assert client.get(endpoint, **window(**extra))[1] == whole
 
 
@@ -379,6 +381,14 @@ def test_a_value_no_json_can_hold_is_an_error_body_not_a_plain_page(served, clie
     status, body = client.get("kubecost_cluster_costs", **window("nan-tenant"))
     assert status == 500 and body == {"error": {"status_code": 500, "error_code": "OM0001",
                                                 "reason": "Internal error", "params": []}}
+
+
+def test_a_nan_cannot_reach_a_response_body():
+    from kubecost_worker.api.app import json_pieces
+
+    with pytest.raises(ValueError):
+        b"".join(json_pieces({"total_cost": math.nan}))
+    assert json.loads(b"".join(json_pieces({"total_cost": 1.5}))) == {"total_cost": 1.5}
 
 
 def test_an_unreachable_clickhouse_is_a_503(served):
@@ -531,7 +541,7 @@ def test_a_request_too_long_for_the_server_gets_the_error_body(served):
         "error": {"status_code": 400, "error_code": "OM0006", "reason": "Invalid request", "params": ["request"]}}
 
 
-# ClickHouse's error codes by whose fault they are (kubecost_worker.store.clickhouse.classified decides, once):
+# ClickHouse's error codes by whose fault they are (kubecost_worker.store.client.classified decides, once):
 # the store unavailable or overloaded is 503 OM0001 (clients retry); anything else, above all our own query
 # rejected (its syntax, size, names or types), is 500 OM0001 "Internal error" (retrying cannot help).
 UNAVAILABLE_CODES = {76: "CANNOT_OPEN_FILE", 159: "TIMEOUT_EXCEEDED", 202: "TOO_MANY_SIMULTANEOUS_QUERIES",
@@ -550,10 +560,10 @@ def test_which_clickhouse_errors_are_a_503_and_which_a_500(served, monkeypatch):
     """Fault injection where the errors enter: clickhouse-connect's client raising what it raises."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-    from kubecost_worker.store import clickhouse
+    from kubecost_worker.store import client as clickhouse_client
 
-    assert set(UNAVAILABLE_CODES) == clickhouse.TRANSIENT_CODES
-    assert not set(OUR_FAULT_CODES) & clickhouse.TRANSIENT_CODES
+    assert set(UNAVAILABLE_CODES) == clickhouse_client.TRANSIENT_CODES
+    assert not set(OUR_FAULT_CODES) & clickhouse_client.TRANSIENT_CODES
     raised: list[Exception] = []
 
     class FaultyClient:
@@ -565,7 +575,7 @@ def test_which_clickhouse_errors_are_a_503_and_which_a_500(served, monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(clickhouse, "connect", lambda url: FaultyClient())
+    monkeypatch.setattr(clickhouse_client, "connect", lambda url: FaultyClient())
     faulty = Served(served.sink, ReadClients("chdb://never-opened"))
     cases = [(DatabaseError(f"Code: {code}. DB::Exception: injected. ({name})"), UNAVAILABLE)
              for code, name in UNAVAILABLE_CODES.items()]

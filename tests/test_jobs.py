@@ -1,4 +1,4 @@
-"""Jobs through kombu's memory:// transport in one process (the embedded mode), with a real Prometheus and
+"""``jobs/`` through kombu's memory:// transport in one process (the embedded mode), with a real Prometheus and
 chDB: bad messages, transient faults of Thanos and of ClickHouse, retries and dead letters, the scheduler."""
 
 from __future__ import annotations
@@ -463,7 +463,7 @@ def test_a_locked_chdb_path_makes_the_job_wait_and_succeed_once_free(cluster, tm
     ch_url = f"chdb://{tmp_path / 'locked'}"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from kubecost_worker.store.clickhouse import connect
+        from kubecost_worker.store.client import connect
         from kubecost_worker.store import migrations
         client = connect({ch_url!r}); migrations.migrate(client)
         print("open", flush=True); time.sleep(60)

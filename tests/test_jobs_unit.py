@@ -8,8 +8,9 @@ import json
 import pytest
 
 from kubecost_worker.jobs.messages import InvalidJob, Job, parse
-from kubecost_worker.jobs.planning import HourState, catchup_window, last_due_hour, plan
+from kubecost_worker.jobs.planning import catchup_window, last_due_hour, plan
 from kubecost_worker.jobs.scheduler import _as_jobs
+from kubecost_worker.store.ledger import HourState
 
 H = 3600
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

@@ -20,16 +20,17 @@ import pytest
 
 from kubecost_worker.store import ledger as runs_module
 from kubecost_worker.read.metroculus import WINDOW, bound_params
-from kubecost_worker.jobs.planning import HourState
 from kubecost_worker.jobs.scheduler import Scheduler
 from kubecost_worker.store.ledger import RunRecord, RunStatus
 from kubecost_worker.hours import now, utc
-from kubecost_worker.store import clickhouse as clickhouse_sink
+from kubecost_worker.store import cleanup
 from kubecost_worker.store import migrations
-from kubecost_worker.store.clickhouse import EXPENSE_COLUMNS, RUN_TABLES, ClickHouseSink, _expense_columns
+from kubecost_worker.store.cleanup import RUN_TABLES
+from kubecost_worker.store.clickhouse import ClickHouseSink
+from kubecost_worker.store.writer import EXPENSE_COLUMNS, as_expense_columns
 
 from .helpers import ch_client
-from .test_sink import H0, commit, current, result_with, sink  # noqa: F401  (sink: the fixture)
+from .test_store import H0, commit, current, result_with, sink  # noqa: F401  (sink: the fixture)
 
 pytestmark = [pytest.mark.needs_chdb]
 
@@ -109,7 +110,7 @@ def test_a_running_run_is_taken_for_dead_by_the_servers_clock(ch_url, sink, work
     def start_writing(s: ClickHouseSink) -> RunRecord:
         run = RunRecord.start("t-1", H0, "test")
         s.record(run)
-        s.client.insert("k8s_expenses", _expense_columns(result_with({"a": 9.0}).rows, run.run_id, now()),
+        s.client.insert("k8s_expenses", as_expense_columns(result_with({"a": 9.0}).rows, run.run_id, now()),
                         column_names=EXPENSE_COLUMNS, column_oriented=True)
         return run
 
@@ -136,7 +137,7 @@ def test_the_scheduler_trusts_pending_records_by_the_servers_clock(ch_url, sink,
                 s.record(RunRecord.queued("t-1", hours[0], "scheduled"))
             trusted_after = scheduler._trusted_after()
             states = s.hour_states("t-1", min(hours), max(hours))
-            return [HourState(*states[hour]).is_pending(trusted_after) for hour in hours]
+            return [states[hour].is_pending(trusted_after) for hour in hours]
         return as_worker(ch_url, offset, ask)
 
     recent, lost = H0, H0 + 3600
@@ -164,8 +165,8 @@ def test_cleanup_of_10000_obsolete_runs_of_one_partition(sink):
               for tenant in tenants for hour in hours for _ in range(4)][:10_000 - len(superseded)]
     sink.record(*failed)
     for run in failed[::200]:  # some failed runs wrote rows before they failed
-        sink.client.insert("k8s_expenses", _expense_columns(result_with({"x": 9.0}, run.cloud_account_id,
-                                                                        run.hour).rows, run.run_id, now()),
+        sink.client.insert("k8s_expenses", as_expense_columns(result_with({"x": 9.0}, run.cloud_account_id,
+                                                                          run.hour).rows, run.run_id, now()),
                            column_names=EXPENSE_COLUMNS, column_oriented=True)
     views = ("k8s_expenses_current", "kubecost_metrics_current", "k8s_expenses_namespace_current",
              "k8s_nodes_hourly_current")
@@ -186,7 +187,7 @@ def test_cleanup_of_10000_obsolete_runs_of_one_partition(sink):
     print(f"\ncleanup of 10,000 obsolete runs in one partition: {seconds:.2f} s, {len(sent)} deletes")
     assert (collected.runs, collected.partitions) == (10_000, 1)
     deletes = [s for s in sent if s.startswith("DELETE")]
-    assert deletes and max(len(s.encode()) for s in deletes) <= clickhouse_sink.MAX_DELETE_BYTES < 262_144
+    assert deletes and max(len(s.encode()) for s in deletes) <= cleanup.MAX_DELETE_BYTES < 262_144
     for table in RUN_TABLES:
         assert sorted(r for r, in sink.query(f"SELECT DISTINCT run_id FROM {table}")) == sorted(kept), table
     assert {view: sink.query(f"SELECT * FROM {view} ORDER BY ALL") for view in views} == before
@@ -197,19 +198,19 @@ def test_cleanup_of_10000_obsolete_runs_of_one_partition(sink):
 def test_cleanup_batches_keep_every_statement_within_the_limit_and_every_run_once():
     runs = [(str(uuid.uuid4()), H0 + k * 3600, uuid.uuid4()) for k in range(500)]
     limit = 5_000
-    batches = list(clickhouse_sink.delete_batches(runs, 202601, "prod-1", limit))
+    batches = list(cleanup.delete_batches(runs, 202601, "prod-1", limit))
     assert [run for batch, _ in batches for run in batch] == runs and len(batches) > 1
     for batch, listed in batches:
-        statements = [clickhouse_sink.delete_runs(table, 202601, "prod-1", listed) for table in RUN_TABLES]
+        statements = [cleanup.delete_runs(table, 202601, "prod-1", listed) for table in RUN_TABLES]
         assert max(len(s.encode()) for s in statements) <= limit
         assert listed.count("), (") == len(batch) - 1 and str(batch[-1][2]) in listed
     # full batches: one run more would not have fitted
     first, listed = batches[0]
-    one_more = clickhouse_sink.delete_runs("kubecost_metric_points_hourly", 202601, "prod-1",
-                                           f"{listed[:-1]}, {clickhouse_sink.format_query_value(runs[len(first)])})")
+    one_more = cleanup.delete_runs("kubecost_metric_points_hourly", 202601, "prod-1",
+                                   f"{listed[:-1]}, {cleanup.format_query_value(runs[len(first)])})")
     assert len(one_more.encode()) > limit
     with pytest.raises(ValueError, match="longer than"):
-        list(clickhouse_sink.delete_batches([("t" * 6_000, H0, uuid.uuid4())], 202601, None, limit))
+        list(cleanup.delete_batches([("t" * 6_000, H0, uuid.uuid4())], 202601, None, limit))
 
 
 def test_migration_tracking_is_ordered_by_the_servers_clock(ch_url, tmp_path, worker_clocks):

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from kubecost_worker.devtools.localprom import LocalPrometheus
-from kubecost_worker.store.clickhouse import connect
+from kubecost_worker.store.client import connect
 
 
 def test_a_local_prometheus_needs_its_marker(tmp_path):

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from kubecost_worker.model.rows import ExpenseRow, NodeRow
-from kubecost_worker.store import clickhouse, migrations, schema
+from kubecost_worker.store import cleanup, ledger, migrations, schema, writer
 from kubecost_worker.store.cluster import render
 
 from .helpers import ROOT, ch_client
@@ -73,7 +73,7 @@ def test_the_migrations_leave_every_object_as_declared(store):
 
 @pytest.mark.needs_chdb
 def test_a_fresh_install_and_an_upgrade_from_0009_leave_the_same_objects(store, tmp_path):
-    from .test_sink import migrated_to
+    from .test_migrations import migrated_to
 
     use(store, UPGRADED)
     assert migrated_to(store, tmp_path, 9)[-1] == "0009_current_views_join"
@@ -116,21 +116,21 @@ def test_the_inline_copies_of_the_rule_in_the_history_are_the_rule():
 def test_what_the_sink_writes_is_what_the_tables_declare():
     """Column names come from the declarations; a row's values come from its dataclass's fields by name, in the
     table's order; the server computes the rest."""
-    assert clickhouse.ROW_FIELDS == [f.name for f in dataclasses.fields(ExpenseRow)]
-    assert clickhouse.NODE_FIELDS == [f.name for f in dataclasses.fields(NodeRow)]
-    assert clickhouse.EXPENSE_COLUMNS == schema.written_columns("k8s_expenses")
-    assert clickhouse.NODE_COLUMNS == schema.written_columns("k8s_nodes_hourly")
+    assert writer.ROW_FIELDS == [f.name for f in dataclasses.fields(ExpenseRow)]
+    assert writer.NODE_FIELDS == [f.name for f in dataclasses.fields(NodeRow)]
+    assert writer.EXPENSE_COLUMNS == schema.written_columns("k8s_expenses")
+    assert writer.NODE_COLUMNS == schema.written_columns("k8s_nodes_hourly")
     computed = {t: [c.name for c in schema.columns(t) if c.computed] for t in schema.tables()}
     assert {t: names for t, names in computed.items() if names} == {
         "k8s_expenses": ["total_cost"], "k8s_nodes_hourly": ["total_cost"], "k8s_expense_runs": ["recorded_at"],
         "optscale_resource_ids": ["updated_at"]}
-    assert clickhouse.LEDGER_COLUMNS == [c.name for c in schema.columns("k8s_expense_runs") if c.name != "recorded_at"]
-    assert clickhouse.METRIC_COLUMNS == ["cloud_account_id", "hour", "metric", "labels", "value", "samples",
-                                         "point_json", "run_id"]
-    assert set(clickhouse.RUN_TABLES) == {"k8s_expenses", "k8s_expenses_namespace_hourly",
-                                          "k8s_expenses_workload_hourly", "kubecost_metrics_hourly",
-                                          "kubecost_metric_points_hourly", "k8s_nodes_hourly"}
-    assert set(migrations.RETAINED_TABLES) == {*clickhouse.RUN_TABLES, "k8s_expense_runs"}
+    assert ledger.LEDGER_COLUMNS == [c.name for c in schema.columns("k8s_expense_runs") if c.name != "recorded_at"]
+    assert writer.METRIC_COLUMNS == ["cloud_account_id", "hour", "metric", "labels", "value", "samples",
+                                     "point_json", "run_id"]
+    assert set(cleanup.RUN_TABLES) == {"k8s_expenses", "k8s_expenses_namespace_hourly",
+                                       "k8s_expenses_workload_hourly", "kubecost_metrics_hourly",
+                                       "kubecost_metric_points_hourly", "k8s_nodes_hourly"}
+    assert set(migrations.RETAINED_TABLES) == {*cleanup.RUN_TABLES, "k8s_expense_runs"}
     assert migrations.TRACKING_DDL == schema.declaration("schema_migrations")
 
 

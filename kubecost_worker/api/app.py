@@ -306,7 +306,7 @@ async def on_http_error(request: Request, error: StarletteHTTPException) -> JSON
     return error_response(ApiError(404, "OM0002", "Not found"))
 
 
-# ClickHouse's failures come classified from where they enter (store.clickhouse.classified): the store unavailable
+# ClickHouse's failures come classified from where they enter (store.client.classified): the store unavailable
 # or overloaded is a TransientError, a 503 clients retry; anything else (above all our own query rejected: its
 # syntax, size, names or types) is a 500 that no retry can fix
 async def on_store_unavailable(_request: Request, error: TransientError) -> JSONResponse:

@@ -82,7 +82,7 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
     from ..read.allocation import BadParameter, parse_aggregate, parse_step
     from ..read.exports import BadOutput, check_output
     from ..read.exports import export as write_export
-    from ..store.clickhouse import classified
+    from ..store.client import classified
 
     if end <= start:
         raise click.BadParameter("--end must be after --start")

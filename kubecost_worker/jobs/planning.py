@@ -11,22 +11,9 @@ A tick enqueues, per tenant:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from ..hours import HOUR
-from ..store.ledger import PENDING
-
-
-@dataclass(frozen=True)
-class HourState:
-    """What the run ledger knows about one tenant-hour."""
-
-    current_coverage: int | None  # of the current run; None: no run of the hour succeeded
-    last_status: str  # the latest record: queued, running, succeeded, failed or refused
-    last_recorded_at: dt.datetime
-
-    def is_pending(self, trusted_after: dt.datetime) -> bool:
-        return self.last_status in PENDING and self.last_recorded_at >= trusted_after
+from ..store.ledger import HourState
 
 
 def last_due_hour(now: float, lag_minutes: int) -> int:

@@ -30,7 +30,7 @@ from ..store.ledger import SENTINEL_METRICS, STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
 from .messages import Job
-from .planning import HourState, catchup_window, plan
+from .planning import catchup_window, plan
 
 log = structlog.get_logger(__name__)
 PRESENCE_METRICS = (NODE_CPU_HOURLY_COST,)  # cheap: one series per node
@@ -71,7 +71,7 @@ class Scheduler:
             presence = hourly_counts(thanos, config.tenant_label, tenant, PRESENCE_METRICS, window[0], window[-1])
             recheck_counts = (hourly_counts(thanos, config.tenant_label, tenant, SENTINEL_METRICS, recheck[0],
                                             recheck[-1]) if recheck else {})
-            states = {hour: HourState(*state) for hour, state in sink.hour_states(tenant, window[0], window[-1]).items()}
+            states = sink.hour_states(tenant, window[0], window[-1])
             complete = [hour for hour, state in states.items() if state.current_coverage is not None]
             if complete:
                 telemetry.NEWEST_COMPLETE_LAG.labels(tenant).set(now - (max(complete) + HOUR))

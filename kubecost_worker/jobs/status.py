@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import groupby
 
 from ..hours import HOUR, iso
-from ..store.ledger import PENDING, RunStatus
+from ..store.ledger import PENDING, HourSummary, RunStatus
 
 
 def _ranges(hours: list[int]) -> list[str]:
@@ -17,26 +17,25 @@ def _ranges(hours: list[int]) -> list[str]:
     return out
 
 
-def summarize(rows: list[tuple]) -> str:
-    """``rows``: (tenant, hour, has a current run, latest status, latest error, rows, cost, unpriced nodes, Thanos
-    queries, bytes and samples) per tenant-hour (``ClickHouseSink.ledger_summary``)."""
-    if not rows:
+def summarize(hours: list[HourSummary]) -> str:
+    """``hours``: every tenant-hour of the ledger, by tenant and hour (``ClickHouseSink.ledger_summary``)."""
+    if not hours:
         return "status: the run ledger is empty"
     lines = []
-    for tenant, items in groupby(rows, key=lambda r: r[0]):
+    for tenant, items in groupby(hours, key=lambda h: h.cloud_account_id):
         items = list(items)
-        done = [h for _, h, ok, *_ in items if ok]
+        done = [h.hour for h in items if h.complete]
         last_complete = max(done) if done else None
-        known = {h for _, h, *_ in items}
-        first = min(known)
-        missing = [h for h in range(first, (last_complete or first) + HOUR, HOUR) if h not in set(done)]
-        failures = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.FAILED]
-        refusals = [(h, error) for _, h, ok, latest, error, *_ in items if latest == RunStatus.REFUSED]
-        pending = [h for _, h, ok, latest, *_ in items if latest in PENDING and not ok]
+        first = min(h.hour for h in items)
+        missing = [hour for hour in range(first, (last_complete or first) + HOUR, HOUR) if hour not in set(done)]
+        failures = [(h.hour, h.last_error) for h in items if h.last_status == RunStatus.FAILED]
+        refusals = [(h.hour, h.last_error) for h in items if h.last_status == RunStatus.REFUSED]
+        pending = [h.hour for h in items if h.last_status in PENDING and not h.complete]
         # the current runs that priced pods by the defaults or not at all: a node without price series
-        unpriced = [(h, list(nodes)) for _, h, ok, *_, nodes, _, _, _ in items if ok and nodes]
+        unpriced = [(h.hour, list(h.unpriced_nodes)) for h in items if h.complete and h.unpriced_nodes]
         # what the current runs asked of Thanos (runs recorded before migration 0013 count nothing)
-        measured = [(q, b, n) for _, _, ok, *_, q, b, n in items if ok and q]
+        measured = [(h.thanos_queries, h.thanos_bytes, h.thanos_samples) for h in items
+                    if h.complete and h.thanos_queries]
         lines.append(f"{tenant}: last complete hour {iso(last_complete) if last_complete is not None else 'none'}, "
                      f"{len(done)} hours done, {len(missing)} missing, {len(failures)} failing, "
                      f"{len(refusals)} refused, {len(pending)} pending"

@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import TransientError
 from ..hours import DAY
 from ..store import lease
+from ..store.client import query
 from ..store.cluster import quote_identifier
 
 # OptScale's DDL (diworker's ClickHouse migration), with the table's name: --create-table runs it, tests use it.
@@ -40,6 +41,8 @@ LEASE_SECONDS = 300.0
 LEASE_WAIT_SECONDS = LEASE_SECONDS + 30.0
 LEASES_TABLE = "kcw_export_leases"  # beside the target table, in its database
 MAX_PASSES = 3
+# What a failure of the export names: the work its caller classifies too, so a read failing here says the same.
+EXPORTING = "exporting to OptScale's expenses table"
 
 Key = tuple[str, int]  # (OptScale resource id, the day's midnight in unix seconds)
 
@@ -102,7 +105,8 @@ def whole_days(start: int, end: int) -> tuple[int, int]:
 def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[Key, float], int, float]:
     """Per OptScale resource and day, the cost the target should hold; and the resource-days without an id and
     their cost. Resources mapped to one OptScale id add up (``math.fsum``: independent of their order)."""
-    rows = source.query(
+    rows = query(
+        source,
         "SELECT d.day, d.cloud_resource_id, d.cost, m.resource_id "
         "FROM k8s_expenses_daily AS d "
         "LEFT JOIN (SELECT cloud_resource_id, argMax(resource_id, updated_at) AS resource_id "
@@ -110,7 +114,7 @@ def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[K
         "           GROUP BY cloud_resource_id) AS m ON d.cloud_resource_id = m.cloud_resource_id "
         "WHERE d.cloud_account_id = {tenant:String} AND d.day >= toDate(toDateTime({start:Int64}, 'UTC')) "
         "AND d.day < toDate(toDateTime({end:Int64}, 'UTC'))",
-        parameters={"tenant": tenant, "start": start, "end": end}).result_rows
+        {"tenant": tenant, "start": start, "end": end}, action=EXPORTING)
     parts: dict[Key, list[float]] = defaultdict(list)
     unmapped, unmapped_cost = 0, []
     for day, _, cost, resource_id in rows:
@@ -125,11 +129,12 @@ def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[K
 def live_rows(target: Any, table: str, tenant: str, start: int, end: int) -> dict[Key, dict[float, int]]:
     """The target's rows of the tenant and days, per resource-day: cost -> the sum of their signs (rows a merge
     has not collapsed yet are counted as they are)."""
-    rows = target.query(
+    rows = query(
+        target,
         f"SELECT resource_id, toUInt32(date), cost, sum(sign) FROM {_table(table)} "
         "WHERE cloud_account_id = {tenant:String} AND date >= toDateTime({start:Int64}) "
         "AND date < toDateTime({end:Int64}) GROUP BY resource_id, date, cost",
-        parameters={"tenant": tenant, "start": start, "end": end}).result_rows
+        {"tenant": tenant, "start": start, "end": end}, action=EXPORTING)
     live: dict[Key, dict[float, int]] = defaultdict(dict)
     for resource_id, date, cost, n in rows:
         live[(resource_id, int(date))][cost] = int(n)
@@ -177,10 +182,11 @@ def _correct(target: Any, table: str, done: Exported, wanted: dict[Key, float], 
 def tenants_in(source: Any, start: int, end: int) -> list[str]:
     """The tenants with runs recorded for hours of the window (the ledger: small, and keyed by tenant and hour)."""
     start, end = whole_days(start, end)
-    return [t for (t,) in source.query(
+    return [t for (t,) in query(
+        source,
         "SELECT DISTINCT cloud_account_id FROM k8s_expense_runs WHERE hour >= toDateTime({start:Int64}) "
         "AND hour < toDateTime({end:Int64}) ORDER BY cloud_account_id",
-        parameters={"start": start, "end": end}).result_rows]
+        {"start": start, "end": end}, action=EXPORTING)]
 
 
 def create_table(target: Any, table: str) -> None:

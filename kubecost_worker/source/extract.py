@@ -6,7 +6,7 @@ the labels of an owner or label series, the increase, mean and maximum of cAdvis
 computes those figures, so one number per series crosses the network instead of 60 samples. Prices, capacities,
 volumes, the network counter and every ``kubecost_*`` series come as samples. Pods the figures cannot describe
 exactly (``policy.pods_needing_samples``) are fetched again as samples, so the model computes the same numbers
-either way (``tests/test_summarised_fetch.py``).
+either way (``tests/test_source_extract.py``).
 
 Answers are checked for what they claim before the model sees them (``ThanosBadAnswer``, retried and never
 stored): samples are sorted by time where a server sent them out of order, a sample repeated with the same value

@@ -4,7 +4,7 @@ The model reads one figure of most pod-level series (``model/series.py`` names t
 last positive sample, the labels, and of cAdvisor's usage series an increase or a mean and a maximum. Where such a
 figure stands exactly for the samples, the source asks Prometheus for it instead of the samples; where it does not
 (``pods_needing_samples``), it fetches those pods' samples, so the model computes the same numbers either way
-(``tests/test_summarised_fetch.py``).
+(``tests/test_source_extract.py``).
 """
 
 from __future__ import annotations

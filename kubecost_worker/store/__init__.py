@@ -1,1 +1,1 @@
-"""Sink: ClickHouse tables, migrations and the run ledger."""
+"""The store: ClickHouse, its tables (schema/, migrations), the run ledger, the writer and cleanup."""

@@ -1,13 +1,15 @@
-"""The run ledger's rules, in one place: what a run of a tenant-hour is, the states it goes through, which run of
-an hour readers see, and when a new run must not replace it. Pure: the sink writes the records
-(``k8s_expense_runs``) and ``k8s_expense_current_runs`` (migration 0004) is the SQL form of the current-run rule;
-``k8s_expense_current_run_records`` (0010) is the ledger record of that run.
+"""The run ledger (``k8s_expense_runs``), in one place: what a run of a tenant-hour is, the states it goes through,
+which run of an hour readers see, when a run may still commit and when a new run must not replace the current one;
+and the ledger's SQL: recording runs and reading them back as named rows. ``k8s_expense_current_runs`` (migration
+0004) is the SQL form of the current-run rule; ``k8s_expense_current_run_records`` (0010) is the ledger record of
+that run.
 
 A run goes ``running`` -> ``succeeded`` | ``failed`` | ``refused``; nothing else. The scheduler records
 ``queued`` under a run id of its own when it enqueues an hour, and cleanup records ``collected`` once a run's rows
 are gone. The current run of a tenant-hour is its latest ``succeeded`` run (by ``recorded_at``, which the ClickHouse
 server stamps: the workers' clocks need not agree, migration 0015): a reader sees the
 hour as that run wrote it, and a run that is still writing, failed, was refused or was superseded is invisible.
+Every age of a record is measured against the server's time (``server_now``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import datetime as dt
 import enum
 import uuid
 from dataclasses import dataclass, replace
-from typing import Iterable
+from typing import Any, Iterable
 
-from ..hours import is_hour_start, now
+from ..errors import TransientError
+from ..hours import is_hour_start, now, utc
 from ..model.series import NODE_CPU_HOURLY_COST, RUNNING
+from . import schema
+from .client import classified, query
 
 # A run's coverage: the samples of these series in its hour. The scheduler re-counts them in Thanos (more: late
 # samples arrived, the hour is computed again) and refusals compare them (far fewer: the data behind the hour
@@ -33,6 +38,8 @@ STALE_RUN = dt.timedelta(hours=2)
 # the worker's clock from before its first record: whatever that clock's offset from the server's, the run stops
 # committing before cleanup's STALE_RUN has passed.
 COMMIT_DEADLINE = STALE_RUN - dt.timedelta(minutes=15)
+# What a record sends: the ledger's declared columns but recorded_at, which the server stamps.
+LEDGER_COLUMNS = schema.written_columns(schema.LEDGER)
 
 
 class RunStatus(enum.StrEnum):
@@ -108,6 +115,15 @@ class RunRecord:
     def may_commit(self, at: dt.datetime) -> bool:
         return at < self.commit_by
 
+    def succeeded_in_time(self, rows_written: int, total_cost: float, samples_seen: int, coverage: int,
+                          unpriced_nodes: Iterable[str] = ()) -> "RunRecord":
+        """The succeeded record that commits the run; ``TransientError`` once the run's deadline has passed."""
+        done = self.succeeded(rows_written, total_cost, samples_seen, coverage, unpriced_nodes)
+        if not self.may_commit(done.finished_at):
+            raise TransientError(f"the run took {done.finished_at - self.started_at} and may not commit any more: "
+                                 "cleanup takes runs this old for dead and may be removing its rows")
+        return done
+
     def _end(self, status: RunStatus, **changes) -> "RunRecord":
         if self.status != RunStatus.RUNNING:
             raise ValueError(f"a {self.status} run cannot become {status}")
@@ -140,3 +156,108 @@ def refusal(current: CurrentRun | None, coverage: int, rows: int, keep_fraction:
         return None
     return (f"found markedly less data than the current run {current.run_id} ({', '.join(short)}; "
             f"KCW_REFUSE_BELOW={keep_fraction:g}): the hour is kept as it is; rerun with --force to replace it")
+
+
+# -- the ledger's SQL: records in, named rows out ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourState:
+    """What the run ledger knows about one tenant-hour: what the scheduler plans by."""
+
+    current_coverage: int | None  # of the current run; None: no run of the hour succeeded
+    last_status: str  # the latest record: queued, running, succeeded, failed or refused
+    last_recorded_at: dt.datetime
+
+    def is_pending(self, trusted_after: dt.datetime) -> bool:
+        return self.last_status in PENDING and self.last_recorded_at >= trusted_after
+
+
+@dataclass(frozen=True)
+class HourSummary:
+    """One tenant-hour as ``status`` reports it: its latest record and, when it has one, its current run."""
+
+    cloud_account_id: str
+    hour: int
+    complete: bool  # it has a current run
+    last_status: str
+    last_error: str  # of the latest failed or refused record
+    rows_written: int  # of the current run (0 without one), as are the rest
+    total_cost: float
+    unpriced_nodes: tuple[str, ...]
+    thanos_queries: int  # what the current run asked of Thanos (runs recorded before migration 0013: 0)
+    thanos_bytes: int
+    thanos_samples: int
+
+
+def record(client: Any, *runs: RunRecord) -> None:
+    if not runs:
+        return
+    with classified(f"recording run {runs[0].run_id} as {runs[0].status}"):
+        client.insert(schema.LEDGER, [
+            [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
+             r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000],
+             list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples] for r in runs],
+            column_names=LEDGER_COLUMNS)
+
+
+def server_now(client: Any) -> dt.datetime:
+    """The ClickHouse server's time: the clock the ledger's records are stamped by, so the one their ages are
+    measured against (a worker's own clock may be minutes off)."""
+    (at,), = query(client, "SELECT now64(6, 'UTC')")
+    return _aware(at)
+
+
+def current_run(client: Any, tenant: str, hour: int) -> CurrentRun | None:
+    """The run readers see for the tenant-hour, as ``k8s_expense_current_runs`` defines it; None: no run yet."""
+    rows = query(client, "SELECT run_id, coverage, rows_written FROM k8s_expense_current_run_records "
+                         "WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}",
+                 {"tenant": tenant, "hour": utc(hour)})
+    return CurrentRun(rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
+
+def hour_states(client: Any, tenant: str, first_hour: int, last_hour: int) -> dict[int, HourState]:
+    """The state of each hour of ``[first_hour, last_hour]`` the ledger holds a record of."""
+    window = ("cloud_account_id = {tenant:String} "
+              "AND hour BETWEEN {first:DateTime('UTC')} AND {last:DateTime('UTC')}")
+    rows = query(client,
+                 f"""
+                 SELECT toUnixTimestamp(latest.hour), current.coverage, latest.last_status, latest.at
+                 FROM (SELECT hour, argMax(status, recorded_at) AS last_status, max(recorded_at) AS at
+                       FROM k8s_expense_runs WHERE {window} AND status != 'collected' GROUP BY hour) AS latest
+                 LEFT JOIN (SELECT hour, coverage FROM k8s_expense_current_run_records WHERE {window}) AS current
+                     ON latest.hour = current.hour
+                 SETTINGS join_use_nulls = 1
+                 """, {"tenant": tenant, "first": utc(first_hour), "last": utc(last_hour)})
+    return {int(h): HourState(None if coverage is None else int(coverage), str(status), _aware(at))
+            for h, coverage, status, at in rows}
+
+
+def ledger_summary(client: Any, tenant: str | None = None) -> list[HourSummary]:
+    """Every tenant-hour of the ledger (of ``tenant`` alone when given), by tenant and hour."""
+    where = "cloud_account_id = {tenant:String}" if tenant else "1"
+    rows = query(client,
+                 f"""
+                 SELECT latest.cloud_account_id, toUnixTimestamp(latest.hour), current.run_id IS NOT NULL,
+                        latest.last_status, latest.last_error, ifNull(current.rows_written, 0),
+                        ifNull(current.total_cost, 0), current.unpriced_nodes, ifNull(current.thanos_queries, 0),
+                        ifNull(current.thanos_bytes, 0), ifNull(current.thanos_samples, 0)
+                 FROM (SELECT cloud_account_id, hour, argMax(status, recorded_at) AS last_status,
+                              argMaxIf(error, recorded_at, status IN ('failed', 'refused')) AS last_error
+                       FROM k8s_expense_runs WHERE {where} AND status != 'collected'
+                       GROUP BY cloud_account_id, hour) AS latest
+                 LEFT JOIN (SELECT cloud_account_id, hour, run_id, rows_written, total_cost, unpriced_nodes,
+                                   thanos_queries, thanos_bytes, thanos_samples
+                            FROM k8s_expense_current_run_records WHERE {where}) AS current
+                     ON latest.cloud_account_id = current.cloud_account_id AND latest.hour = current.hour
+                 ORDER BY latest.cloud_account_id, latest.hour
+                 SETTINGS join_use_nulls = 1
+                 """, {"tenant": tenant} if tenant else {})
+    return [HourSummary(tenant_id, int(hour), bool(complete), str(status), error, int(rows_written), total_cost,
+                        tuple(unpriced or ()), int(queries), int(received), int(samples))
+            for tenant_id, hour, complete, status, error, rows_written, total_cost, unpriced, queries, received,
+            samples in rows]
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

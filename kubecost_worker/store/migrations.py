@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TerminalError
-from .clickhouse import classified
+from .client import classified
 from . import schema
 from .cluster import local_table, render
 

@@ -1,5 +1,9 @@
-"""The allocation record's storage (migration 0011): every new column and the node rows written, replaced by reruns
-and removed by cleanup; old hours readable after the upgrade; efficiency on read; the ledger's unpriced nodes."""
+"""The allocation record (``model/rows.py``'s rows of every kind and node rows, computed in ``test_model_record.py``) in
+the store (``store/clickhouse.py``, ``store/migrations.py``, the views of ``store/schema/``): every column and the node
+rows written, replaced by reruns and removed by cleanup; the namespace and workload rollups; efficiency on read (the
+efficiency view); the ledger's unpriced nodes in ``status`` and ``/metrics``; hours written at 0010 and 0011 readable
+after the upgrades that brought these columns, ``migrate --resume``, the cluster form; ``bench/storage.py``'s day
+through the sink. The rows and the ``sink`` fixture also serve ``test_read_metroculus.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from kubecost_worker.model.rows import (GIB, IDLE, MANAGEMENT, PRICE_DEFAULT, PR
                                         NodeRow)
 from kubecost_worker.store.ledger import RunRecord
 from kubecost_worker.store import migrations
-from kubecost_worker.store.clickhouse import NODE_FIELDS, ROW_FIELDS, ClickHouseSink
+from kubecost_worker.store.clickhouse import ClickHouseSink
+from kubecost_worker.store.writer import NODE_FIELDS, ROW_FIELDS
 
 from .helpers import ROOT, ch_client
 
@@ -127,22 +132,6 @@ def test_the_namespace_rollup_sums_the_network_classes_requests_and_usage(sink):
         == [(None,)]
 
 
-def test_cluster_costs_returns_cloudtuners_breakdown(sink):
-    result = allocation_hour()
-    commit(sink, result)
-    answer = metroculus.cluster_costs(sink, T, H0, H0 + 3600)
-    assert answer["breakdown"] == {"management_cost": 0.1, "load_balancer_cost": 0.025, "network_internet_cost": 0.12,
-                                   "network_region_cost": 0.002, "network_zone_cost": 0.001}
-    assert list(answer["breakdown"]) == list(metroculus.BREAKDOWN)
-    summary = answer["summary"]  # unchanged beside it: the parts add up to the total
-    assert summary["total_cost"] == answer["total_cost"] == pytest.approx(result.total_cost)
-    assert summary["network_cost"] == pytest.approx(sum(answer["breakdown"][f"network_{c}_cost"]
-                                                        for c in ("zone", "region", "internet")))
-    assert sum(v for k, v in summary.items() if k != "total_cost") == pytest.approx(summary["total_cost"])
-    empty = metroculus.cluster_costs(sink, "nobody", H0, H0 + 3600)
-    assert empty["breakdown"] == dict.fromkeys(metroculus.BREAKDOWN, 0.0) and empty["total_cost"] == 0.0
-
-
 def efficiency_rows(hour=H0) -> list[ExpenseRow]:
     def row(namespace, pod, **figures):
         return ExpenseRow(T, "c1", hour, namespace, "deployment", namespace, pod, "n1", container="c", **figures)
@@ -176,10 +165,10 @@ def test_efficiency_per_namespace_and_hour_follows_kubecost_and_the_zero_request
     sink.record(run)
     rows = efficiency_rows()
     # two insert blocks of one run: the rollup holds two rows for the namespace, the view sums them first
-    from kubecost_worker.store.clickhouse import EXPENSE_COLUMNS, _expense_columns
+    from kubecost_worker.store.writer import EXPENSE_COLUMNS, as_expense_columns
     from kubecost_worker.hours import now
 
-    sink.client.insert("k8s_expenses", _expense_columns(rows[:1], run.run_id, now()), column_names=EXPENSE_COLUMNS,
+    sink.client.insert("k8s_expenses", as_expense_columns(rows[:1], run.run_id, now()), column_names=EXPENSE_COLUMNS,
                        column_oriented=True)
     sink.write_hour(run, HourResult(rows[1:], [], samples_seen=1, unpriced_nodes=[]))
     got = {ns: (cpu, ram, total) for ns, cpu, ram, total in sink.query(
@@ -232,7 +221,8 @@ def test_migration_0011_applied_twice_changes_nothing(sink):
 def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
     """An installation at 0010 with data: after 0011 its hours read as before on the old columns, usage NULL,
     network classes 0, in every view (the efficiency view too: unknown), and new hours beside them."""
-    from .test_sink import WrittenBefore, migrated_to, result_with
+    from .test_migrations import WrittenBefore, migrated_to
+    from .test_store import result_with
 
     with ch_client(ch_url) as client:
         assert migrated_to(client, tmp_path, 10)[-1] == "0010_run_ledger_refused_collected"
@@ -278,15 +268,6 @@ def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
                           {"h": H0 + 3600}) == [(2,)]
 
 
-def test_default_prices_are_passed_only_where_configured():
-    from kubecost_worker.config import load_config
-
-    assert load_config({}).default_prices is None
-    config = load_config({"KCW_DEFAULT_CPU_PRICE": "0.031611", "KCW_DEFAULT_GPU_PRICE": "0.95"})
-    assert config.default_prices == {"cpu": 0.031611, "gpu": 0.95}
-    assert load_config({"KCW_DEFAULT_RAM_PRICE": "0"}).default_prices == {"ram": 0.0}  # 0 is a price: free RAM
-
-
 def test_an_empty_installation_migrates_in_cluster_form_without_unknown_statements():
     from kubecost_worker.store.cluster import render
 
@@ -322,7 +303,7 @@ def workload_sums(sink: ClickHouseSink, table: str) -> list[tuple]:
 def test_hours_written_at_0011_get_their_workload_rollup_from_0012(ch_url, tmp_path):
     """The workload rollup (0012) of hours written before it is backfilled once; later hours go through its
     materialized view; either way it holds k8s_expenses' sums and usage maxima per container of a controller."""
-    from .test_sink import WrittenBefore, migrated_to
+    from .test_migrations import WrittenBefore, migrated_to
 
     with ch_client(ch_url) as client:
         assert migrated_to(client, tmp_path, 11)[-1] == "0011_allocation_record"

@@ -1,8 +1,9 @@
-"""The summarised fetch computes exactly what the samples compute (``source/extract.py``).
+"""``source/extract.py``: fetching a tenant-hour (``fetch_hour``) or a batch of them (``fetch_hours``), against a real
+Prometheus.
 
 ``fetch_hour`` lets Prometheus reduce the pod-level series to one figure each (a mean, the first and last
 positive sample, the labels) and fetches samples only for pods those figures cannot describe. These tests hold
-the model's output on the summarised input equal to its output on every sample, against a real Prometheus:
+the model's output on the summarised input equal to its output on every sample:
 
 1. on the simulator's tenants (duplicated KSM series, a pod name reused inside an hour, churn, spot price
    changes, volumes, cron jobs...), hour by hour;
@@ -15,8 +16,15 @@ the model's output on the summarised input equal to its output on every sample, 
    reset and as a new cgroup id, ``container=""`` and ``"POD"`` series, a pod started inside the hour, jittered
    and missed scrapes, copies, NaN samples...): the summaries hold the figures docs/model.md defines, computed here
    from the raw samples by a reference written from that definition, and both inputs give the same usage.
-"""
 
+And, on the Prometheus seeded by ``test_source_thanos.py`` (its data and fixtures imported from there):
+
+5. the tenant: a hostile id refused before any request (the first defence), regex-looking safe ids matching
+   nothing, another tenant's series dropped even if the server returns them (the third defence);
+6. an hour fetched through the client's faults equals it fetched directly;
+7. ``fetch_hour(summarise=False)`` returns raw samples of ``[start - step, end)`` with their own timestamps, of the
+   tenant asked.
+"""
 from __future__ import annotations
 
 import math
@@ -26,18 +34,22 @@ from pathlib import Path
 
 import pytest
 
+from kubecost_worker.errors import TerminalError
 from kubecost_worker.model import compute_hour
 from kubecost_worker.model.cluster import counter_window
 from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS, USAGE_FIELDS
 from kubecost_worker.model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL as CPU_USAGE,
                                          CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET, NOT_CONTAINERS, RUNNING,
-                                         HourInput, Series, Summary)
+                                         KEPT_PREFIX, NEEDED_METRICS, HourInput, Series, Summary)
 from kubecost_worker.store.ledger import SENTINEL_METRICS
 from kubecost_worker.devtools.simulation import write_simulation
 from kubecost_worker.source.extract import fetch_hour, fetch_hours
+from kubecost_worker.source.promql import tenant_matcher
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .faultproxy import FaultProxy, Rewrite, Status, When
+from .faultproxy import RESET, FaultProxy, Rewrite, Status, When, partial
+from .test_source_thanos import (HOSTILE, SEED, STOP, T0, W_START, WARNINGS, direct, make_client,  # noqa: F401
+                                 prom, proxy)  # prom, proxy: the fixtures
 
 pytestmark = [pytest.mark.needs_prometheus]
 
@@ -638,3 +650,166 @@ def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
                              Status(503, {"status": "error", "errorType": "unavailable", "error": "down"}))
         before, hour = (h.read() for h in fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60))
         assert hour.series == summarised.series and isinstance(before, HourInput)
+
+
+# -- 5. the tenant asked, and no other ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
+def test_hostile_tenant_is_refused_before_any_request(prom, proxy, hostile):
+    client = make_client(proxy.url)
+    with pytest.raises(TerminalError, match="safe alphabet"):
+        fetch_hour(client, TENANT_LABEL, hostile, T0, T0 + 3600, 60)
+    with pytest.raises(TerminalError):
+        tenant_matcher(TENANT_LABEL, hostile)
+    assert client.requests_made == 0
+    assert proxy.count == 0, f"a request reached the server: {proxy.seen}"
+
+
+@pytest.mark.parametrize("tenant", ["good-tenant.", "good-tenan", "Good-Tenant", "good-tenant.+", "good-tenant=",
+                                    "other-tenant:good-tenant"])
+def test_regex_looking_safe_tenant_ids_match_nothing(prom, proxy, tenant):
+    client = make_client(proxy.url)
+    hour = fetch_hour(client, TENANT_LABEL, tenant, T0, T0 + 3600, 60)
+    assert dict(hour.series) == {}
+    assert client.requests_made == proxy.count  # every query went to the server, none found data
+
+
+def test_fetch_hour_drops_series_of_another_tenant_even_if_the_server_returns_them(prom, proxy):
+    """The third defence: a misbehaving server (a Thanos without tenancy enforcement, say) cannot leak data."""
+    def inject(body: dict) -> dict:
+        body["data"]["result"].append({"metric": {"__name__": "node_cpu_hourly_cost", "node": "evil",
+                                                  TENANT_LABEL: "other-tenant"},
+                                       "values": [[T0 + 60, "123"]]})
+        body["data"]["result"].append({"metric": {"__name__": "node_cpu_hourly_cost", "node": "evil-untenanted"},
+                                       "values": [[T0 + 60, "123"]]})
+        return body
+
+    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
+    proxy.script(Rewrite(inject))
+    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
+    assert proxy.count >= 10  # the samples and every summarising query, each rewritten
+    assert hour == clean
+    assert "evil" not in {s.labels["node"] for s in hour.of("node_cpu_hourly_cost")}
+
+
+# -- 6. through the client's faults ---------------------------------------------------------------------------------
+
+def test_fetch_hour_through_faults_equals_fetch_hour_direct(prom, proxy):
+    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60, summarise=False)
+    proxy.script(Status(503), partial(WARNINGS), RESET)
+    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60, summarise=False)
+    assert hour == clean
+    assert proxy.count == 4
+
+
+def test_summarised_fetch_through_faults_equals_it_direct(prom, proxy):
+    """The summarising queries run in parallel: faults hit whichever comes first, and each is retried alone."""
+    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
+    proxy.script(Status(503), partial(WARNINGS), RESET)  # fewer than the attempts, even if one query gets all
+    client = make_client(proxy.url)
+    hour = fetch_hour(client, TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
+    assert hour == clean
+    assert client.requests_made == proxy.count >= 3 + 10  # the 3 faults, then every query answered
+
+
+# -- 7. fetch_hour(summarise=False): raw samples of [start - step, end), of the tenant asked ------------------------
+
+def expected_hour(tenant: str, start: int, end: int, step: int) -> dict[tuple, list[tuple[float, float]]]:
+    out = {}
+    for name, labels, samples in SEED:
+        if labels.get(TENANT_LABEL) != tenant or not (name in NEEDED_METRICS or name.startswith(KEPT_PREFIX)):
+            continue
+        kept = [(float(t), v) for t, v in samples if start - step <= t < end]
+        if kept:  # the model's input carries no tenant label: the source checked it and stripped it
+            out[(name, tuple(sorted((k, v) for k, v in labels.items() if k != TENANT_LABEL)))] = kept
+    return out
+
+
+def actual_hour(hour) -> dict[tuple, list[tuple[float, float]]]:
+    out = {}
+    for name, group in hour.series.items():
+        for series in group:
+            key = (name, tuple(sorted(series.labels.items())))
+            assert key not in out, f"series twice: {key}"
+            out[key] = list(series.samples)
+    return out
+
+
+@pytest.mark.parametrize("tenant", ["good-tenant", "other-tenant"])
+@pytest.mark.parametrize("step", [60, 300])
+def test_fetch_hour_returns_the_raw_samples_of_the_hour(prom, tenant, step):
+    start, end = T0, T0 + 3600
+    client = make_client(prom)
+    hour = fetch_hour(client, TENANT_LABEL, tenant, start, end, step, summarise=False)
+
+    assert client.requests_made == 1
+    assert (hour.tenant, hour.start, hour.end, hour.step) == (tenant, start, end, step)
+    assert actual_hour(hour) == expected_hour(tenant, start, end, step)
+    for name, group in hour.series.items():
+        assert name and (name in NEEDED_METRICS or name.startswith(KEPT_PREFIX))
+        for series in group:
+            assert TENANT_LABEL not in series.labels and "__name__" not in series.labels
+            assert all(start - step <= t < end for t, _ in series.samples)
+            assert [t for t, _ in series.samples] == sorted({t for t, _ in series.samples})
+    assert "unrelated_metric" not in hour.series
+
+
+def test_fetch_hour_window_edges_and_own_timestamps(prom):
+    start, end, step = T0, T0 + 3600, 60
+    hour = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
+    nodes = {s.labels["node"]: s.samples for s in hour.of("node_cpu_hourly_cost")}
+    assert set(nodes) == {"n1", "n2"}  # not n9 (other-tenant), not n0 (no tenant), no probe
+    # on the minute: from start - step (included) up to the last sample before end; the one at end is the next hour's
+    assert nodes["n1"][0][0] == start - step and nodes["n1"][-1][0] == end - 60
+    assert len(nodes["n1"]) == 61
+    # 7 s after the minute: the samples' own timestamps, not the evaluation grid
+    assert nodes["n2"][0][0] == start - step + 7 and nodes["n2"][-1][0] == end - 60 + 7
+    assert all(t % 60 == 7 for t, _ in nodes["n2"])
+    assert nodes["n2"][0][1] == 200.5 + (start - step - W_START) // 60
+
+    pods = {s.labels["pod"]: s.samples for s in hour.of("container_cpu_allocation")}
+    assert set(pods) == {"stopper", "steady"}
+    # stops at minute 20: no sample after it (no 5-minute lookback), each sample exactly as seeded
+    assert pods["stopper"] == [(float(t), 0.25 + i) for i, t in enumerate(range(T0, STOP + 1, 60))]
+    assert max(t for t, _ in pods["stopper"]) == STOP
+
+
+def test_fetch_hour_keeps_the_window_even_if_the_server_returns_more(prom, proxy):
+    """A server whose range is wider (closed at both ends, or ignoring the 1 ms) must not leak the next hour's
+    sample at ``end`` nor one before ``start - step`` into the hour."""
+    start, end, step = T0, T0 + 3600, 60
+
+    def widen(body: dict) -> dict:
+        for item in body["data"]["result"]:
+            if item["metric"].get("node") == "n1" and item["metric"]["__name__"] == "node_cpu_hourly_cost":
+                item["values"] = [[start - step - 60, "1"], *item["values"], [end, "2"], [end + 60, "3"]]
+        return body
+
+    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
+    proxy.script(Rewrite(widen))
+    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
+    assert proxy.count == 1
+    assert hour == clean
+
+
+def test_query_range_would_have_applied_the_lookback(prom):
+    """The premise of the test above: the same data through query_range runs on 5 minutes past the stop."""
+    result = direct(prom, "/api/v1/query_range", query='container_cpu_allocation{pod="stopper"}',
+                    start=T0, end=T0 + 3600 - 60, step=60)["result"]
+    times = [float(t) for t, _ in result[0]["values"]]
+    assert max(times) > STOP
+    assert max(times) <= STOP + 300
+
+
+def test_fetch_hour_leaves_out_non_finite_samples(prometheus_from, tmp_path):
+    from kubecost_worker.source.extract import fetch_hour as fetch
+
+    start = int(time.time()) // 3600 * 3600 - 5 * 3600
+    values = ["0.03", "NaN", "+Inf", "0.03"]
+    lines = ["# TYPE node_cpu_hourly_cost gauge"]
+    lines += [f'node_cpu_hourly_cost{{node="n1",tenant_id="t-nan"}} {v} {start + i * 60}' for i, v in enumerate(values)]
+    (tmp_path / "nan.om").write_text("\n".join(lines) + "\n# EOF\n")
+    client = ThanosClient(ThanosSettings(prometheus_from(tmp_path / "nan.om")))
+    hour = fetch(client, "tenant_id", "t-nan", start, start + 3600, 60)
+    (series,) = hour.series["node_cpu_hourly_cost"]
+    assert series.samples == [(float(start), 0.03), (float(start + 180), 0.03)]

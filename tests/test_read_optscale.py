@@ -1,6 +1,6 @@
-"""``export-optscale``: the daily costs of ``k8s_expenses_daily`` in OptScale's own ``expenses`` table (its exact
-DDL, in chDB), read back with OptScale's clean-expenses query after a backfill, a rerun that changes costs and a
-rerun in which a pod is gone; and the corrections themselves on hand-made cases."""
+"""``read/optscale.py`` (``export-optscale``): the daily costs of ``k8s_expenses_daily`` in OptScale's own
+``expenses`` table (its exact DDL, in chDB), read back with OptScale's clean-expenses query after a backfill, a
+rerun that changes costs and a rerun in which a pod is gone; and the corrections themselves on hand-made cases."""
 
 from __future__ import annotations
 

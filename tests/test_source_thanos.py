@@ -1,17 +1,18 @@
-"""The Thanos source against a real Prometheus (the local stand-in for Thanos Query, REFERENCE.md section 1 and 5).
+"""``source/thanos.py`` (the Thanos client) and ``source/promql.py`` (PromQL quoting) against a real Prometheus (the
+local stand-in for Thanos Query, REFERENCE.md section 1 and 5).
 
 No mocks of ``requests``: one Prometheus per module, seeded from an OpenMetrics file with promtool; faults are
 injected by a small HTTP proxy (``tests/faultproxy.py``) in front of it, all on 127.0.0.1.
 
 1. ``split_range`` and ``query_range`` over windows needing more than 11,000 points per series;
-2. hostile tenant ids: refused before any request (first defence) and one literal under ``promql.quote``
-   (second defence); regex-looking safe ids match nothing;
+2. hostile tenant ids: one literal under ``promql.quote`` (the second defence; the first, refusing them before any
+   request, and the third, dropping another tenant's series, are ``fetch_hour``'s: ``test_source_extract.py``);
 3. transient faults are retried (honouring ``Retry-After``) until the data equals what Prometheus returns
    directly; rejected queries are terminal and not retried;
-4. ``fetch_hour(summarise=False)`` returns raw samples of ``[start - step, end)`` with their own timestamps, of the
-   tenant asked (the summarised fetch is held equal to it in ``test_summarised_fetch.py``).
-"""
+4. what each client's requests cost (requests, bytes, samples).
 
+The seeded data and the fixtures here also serve ``test_source_extract.py``'s tests of ``fetch_hour``.
+"""
 from __future__ import annotations
 
 import math
@@ -26,11 +27,10 @@ import requests
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS
-from kubecost_worker.source.extract import fetch_hour
-from kubecost_worker.source.promql import names_matcher, quote, tenant_matcher
+from kubecost_worker.source.promql import names_matcher, quote
 from kubecost_worker.source.thanos import MAX_POINTS_PER_SERIES, ThanosClient, ThanosSettings, split_range
 
-from .faultproxy import CLOSE, PASS, RESET, STALL, TRUNCATE, FaultProxy, Rewrite, Status, partial
+from .faultproxy import CLOSE, PASS, RESET, STALL, TRUNCATE, FaultProxy, Status, partial
 
 pytestmark = [pytest.mark.needs_prometheus]
 
@@ -295,17 +295,6 @@ def test_query_range_retries_one_failed_chunk_without_duplicating_points(prom, p
 # 2. hostile tenant ids
 # =====================================================================================================
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
-def test_hostile_tenant_is_refused_before_any_request(prom, proxy, hostile):
-    client = make_client(proxy.url)
-    with pytest.raises(TerminalError, match="safe alphabet"):
-        fetch_hour(client, TENANT_LABEL, hostile, T0, T0 + 3600, 60)
-    with pytest.raises(TerminalError):
-        tenant_matcher(TENANT_LABEL, hostile)
-    assert client.requests_made == 0
-    assert proxy.count == 0, f"a request reached the server: {proxy.seen}"
-
-
 def test_hostile_ids_are_really_stored_as_label_values(prom):
     """The premise of the next test: the seeded hostile ids exist as literal tenant ids next to the real ones."""
     tenants = set(direct(prom, f"/api/v1/label/{TENANT_LABEL}/values"))
@@ -332,33 +321,6 @@ def test_quote_alone_keeps_a_hostile_id_one_literal(prom, hostile):
             assert {item["metric"]["node"] for item in result} == {"n0"}
         else:
             assert result == []
-
-
-@pytest.mark.parametrize("tenant", ["good-tenant.", "good-tenan", "Good-Tenant", "good-tenant.+", "good-tenant=",
-                                    "other-tenant:good-tenant"])
-def test_regex_looking_safe_tenant_ids_match_nothing(prom, proxy, tenant):
-    client = make_client(proxy.url)
-    hour = fetch_hour(client, TENANT_LABEL, tenant, T0, T0 + 3600, 60)
-    assert dict(hour.series) == {}
-    assert client.requests_made == proxy.count  # every query went to the server, none found data
-
-
-def test_fetch_hour_drops_series_of_another_tenant_even_if_the_server_returns_them(prom, proxy):
-    """The third defence: a misbehaving server (a Thanos without tenancy enforcement, say) cannot leak data."""
-    def inject(body: dict) -> dict:
-        body["data"]["result"].append({"metric": {"__name__": "node_cpu_hourly_cost", "node": "evil",
-                                                  TENANT_LABEL: "other-tenant"},
-                                       "values": [[T0 + 60, "123"]]})
-        body["data"]["result"].append({"metric": {"__name__": "node_cpu_hourly_cost", "node": "evil-untenanted"},
-                                       "values": [[T0 + 60, "123"]]})
-        return body
-
-    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
-    proxy.script(Rewrite(inject))
-    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
-    assert proxy.count >= 10  # the samples and every summarising query, each rewritten
-    assert hour == clean
-    assert "evil" not in {s.labels["node"] for s in hour.of("node_cpu_hourly_cost")}
 
 
 # =====================================================================================================
@@ -427,24 +389,6 @@ def test_retry_after_is_honoured(prom, proxy):
     assert client.requests_made == proxy.count == 2
     assert proxy.seen_at[1] - proxy.seen_at[0] >= 0.9
     assert 0.9 <= elapsed < 5, elapsed
-
-
-def test_fetch_hour_through_faults_equals_fetch_hour_direct(prom, proxy):
-    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60, summarise=False)
-    proxy.script(Status(503), partial(WARNINGS), RESET)
-    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60, summarise=False)
-    assert hour == clean
-    assert proxy.count == 4
-
-
-def test_summarised_fetch_through_faults_equals_it_direct(prom, proxy):
-    """The summarising queries run in parallel: faults hit whichever comes first, and each is retried alone."""
-    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
-    proxy.script(Status(503), partial(WARNINGS), RESET)  # fewer than the attempts, even if one query gets all
-    client = make_client(proxy.url)
-    hour = fetch_hour(client, TENANT_LABEL, "good-tenant", T0, T0 + 3600, 60)
-    assert hour == clean
-    assert client.requests_made == proxy.count >= 3 + 10  # the 3 faults, then every query answered
 
 
 def test_bad_data_is_terminal_and_not_retried(proxy):
@@ -529,109 +473,8 @@ def test_a_body_cut_short_is_transient(prom, proxy):
 
 
 # =====================================================================================================
-# 4. fetch_hour(summarise=False): raw samples of [start - step, end), of the tenant asked
+# 4. the load: what each client's requests cost
 # =====================================================================================================
-
-def expected_hour(tenant: str, start: int, end: int, step: int) -> dict[tuple, list[tuple[float, float]]]:
-    out = {}
-    for name, labels, samples in SEED:
-        if labels.get(TENANT_LABEL) != tenant or not (name in NEEDED_METRICS or name.startswith(KEPT_PREFIX)):
-            continue
-        kept = [(float(t), v) for t, v in samples if start - step <= t < end]
-        if kept:  # the model's input carries no tenant label: the source checked it and stripped it
-            out[(name, tuple(sorted((k, v) for k, v in labels.items() if k != TENANT_LABEL)))] = kept
-    return out
-
-
-def actual_hour(hour) -> dict[tuple, list[tuple[float, float]]]:
-    out = {}
-    for name, group in hour.series.items():
-        for series in group:
-            key = (name, tuple(sorted(series.labels.items())))
-            assert key not in out, f"series twice: {key}"
-            out[key] = list(series.samples)
-    return out
-
-
-@pytest.mark.parametrize("tenant", ["good-tenant", "other-tenant"])
-@pytest.mark.parametrize("step", [60, 300])
-def test_fetch_hour_returns_the_raw_samples_of_the_hour(prom, tenant, step):
-    start, end = T0, T0 + 3600
-    client = make_client(prom)
-    hour = fetch_hour(client, TENANT_LABEL, tenant, start, end, step, summarise=False)
-
-    assert client.requests_made == 1
-    assert (hour.tenant, hour.start, hour.end, hour.step) == (tenant, start, end, step)
-    assert actual_hour(hour) == expected_hour(tenant, start, end, step)
-    for name, group in hour.series.items():
-        assert name and (name in NEEDED_METRICS or name.startswith(KEPT_PREFIX))
-        for series in group:
-            assert TENANT_LABEL not in series.labels and "__name__" not in series.labels
-            assert all(start - step <= t < end for t, _ in series.samples)
-            assert [t for t, _ in series.samples] == sorted({t for t, _ in series.samples})
-    assert "unrelated_metric" not in hour.series
-
-
-def test_fetch_hour_window_edges_and_own_timestamps(prom):
-    start, end, step = T0, T0 + 3600, 60
-    hour = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
-    nodes = {s.labels["node"]: s.samples for s in hour.of("node_cpu_hourly_cost")}
-    assert set(nodes) == {"n1", "n2"}  # not n9 (other-tenant), not n0 (no tenant), no probe
-    # on the minute: from start - step (included) up to the last sample before end; the one at end is the next hour's
-    assert nodes["n1"][0][0] == start - step and nodes["n1"][-1][0] == end - 60
-    assert len(nodes["n1"]) == 61
-    # 7 s after the minute: the samples' own timestamps, not the evaluation grid
-    assert nodes["n2"][0][0] == start - step + 7 and nodes["n2"][-1][0] == end - 60 + 7
-    assert all(t % 60 == 7 for t, _ in nodes["n2"])
-    assert nodes["n2"][0][1] == 200.5 + (start - step - W_START) // 60
-
-    pods = {s.labels["pod"]: s.samples for s in hour.of("container_cpu_allocation")}
-    assert set(pods) == {"stopper", "steady"}
-    # stops at minute 20: no sample after it (no 5-minute lookback), each sample exactly as seeded
-    assert pods["stopper"] == [(float(t), 0.25 + i) for i, t in enumerate(range(T0, STOP + 1, 60))]
-    assert max(t for t, _ in pods["stopper"]) == STOP
-
-
-def test_fetch_hour_keeps_the_window_even_if_the_server_returns_more(prom, proxy):
-    """A server whose range is wider (closed at both ends, or ignoring the 1 ms) must not leak the next hour's
-    sample at ``end`` nor one before ``start - step`` into the hour."""
-    start, end, step = T0, T0 + 3600, 60
-
-    def widen(body: dict) -> dict:
-        for item in body["data"]["result"]:
-            if item["metric"].get("node") == "n1" and item["metric"]["__name__"] == "node_cpu_hourly_cost":
-                item["values"] = [[start - step - 60, "1"], *item["values"], [end, "2"], [end + 60, "3"]]
-        return body
-
-    clean = fetch_hour(make_client(prom), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
-    proxy.script(Rewrite(widen))
-    hour = fetch_hour(make_client(proxy.url), TENANT_LABEL, "good-tenant", start, end, step, summarise=False)
-    assert proxy.count == 1
-    assert hour == clean
-
-
-def test_query_range_would_have_applied_the_lookback(prom):
-    """The premise of the test above: the same data through query_range runs on 5 minutes past the stop."""
-    result = direct(prom, "/api/v1/query_range", query='container_cpu_allocation{pod="stopper"}',
-                    start=T0, end=T0 + 3600 - 60, step=60)["result"]
-    times = [float(t) for t, _ in result[0]["values"]]
-    assert max(times) > STOP
-    assert max(times) <= STOP + 300
-
-
-def test_fetch_hour_leaves_out_non_finite_samples(prometheus_from, tmp_path):
-    from kubecost_worker.source.extract import fetch_hour as fetch
-
-    start = int(time.time()) // 3600 * 3600 - 5 * 3600
-    values = ["0.03", "NaN", "+Inf", "0.03"]
-    lines = ["# TYPE node_cpu_hourly_cost gauge"]
-    lines += [f'node_cpu_hourly_cost{{node="n1",tenant_id="t-nan"}} {v} {start + i * 60}' for i, v in enumerate(values)]
-    (tmp_path / "nan.om").write_text("\n".join(lines) + "\n# EOF\n")
-    client = ThanosClient(ThanosSettings(prometheus_from(tmp_path / "nan.om")))
-    hour = fetch(client, "tenant_id", "t-nan", start, start + 3600, 60)
-    (series,) = hour.series["node_cpu_hourly_cost"]
-    assert series.samples == [(float(start), 0.03), (float(start + 180), 0.03)]
-
 
 def test_the_load_counts_every_request_its_bytes_and_its_samples(prom, proxy):
     """What the ledger records per tenant-hour: requests sent (the failed ones too), bytes and samples received,

@@ -1,6 +1,7 @@
-"""The allocation API on data the real pipeline wrote (simulator -> Prometheus -> worker -> chDB), served by uvicorn:
-multi-aggregation, filters, steps and sharing against SQL over ``k8s_expenses_current`` (totals conserved to 1e-9),
-efficiency against the efficiency view, rightsizing against the simulator's ground truth, CSV against JSON."""
+"""``api/``'s allocation endpoints (``read/allocation.py`` over HTTP) on data the real pipeline wrote (simulator ->
+Prometheus -> worker -> chDB), served by uvicorn: multi-aggregation, filters, steps and sharing against SQL over
+``k8s_expenses_current`` (totals conserved to 1e-9), efficiency against the efficiency view, rightsizing against the
+simulator's ground truth, CSV against JSON."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Shared allocation answers, shared in SQL past ``allocation.MAX_PARTS`` parts (``sharing.coefficients`` from a
-step's totals, applied per part by a second query) and in Python below, equal the pure ``sharing.share`` on the same
-stored rows for every policy; and their memory does not grow with the window. Hand-made rows in
-chDB: several clusters and nodes, idle with and without receivers, shared namespaces and labels, management,
-zero-cost groups, pods renamed every hour."""
+"""``read/allocation.py``'s answers in chDB: shared allocation answers, shared in SQL past ``allocation.MAX_PARTS``
+parts (``sharing.coefficients`` from a step's totals, applied per part by a second query) and in Python below, equal
+the pure ``sharing.share`` on the same stored rows for every policy; and their memory does not grow with the window.
+Hand-made rows in chDB: several clusters and nodes, idle with and without receivers, shared namespaces and labels,
+management, zero-cost groups, pods renamed every hour."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from kubecost_worker.read import allocation, metroculus
 from kubecost_worker.read import sharing
 from kubecost_worker.model.rows import ExpenseRow, HourResult
 from kubecost_worker.store.ledger import RunRecord
-from kubecost_worker.store import clickhouse as clickhouse_sink
+from kubecost_worker.store import client as clickhouse_client
 from kubecost_worker.store import migrations
-from kubecost_worker.store.clickhouse import ClickHouseSink, ReadClients
+from kubecost_worker.store.clickhouse import ClickHouseSink
+from kubecost_worker.store.client import ReadClients
 
 from .helpers import ch_client
 
@@ -242,7 +243,7 @@ def test_a_shared_answers_memory_does_not_grow_with_the_window(reader, monkeypat
     """Issue 25, item 6: a tenant whose pods are renamed every hour has pods x hours groups. Python's peak
     while the answer streams is the reader's page and at most ``MAX_PARTS`` parts, whatever the window: 4 times the
     hours, not 4 times the memory (both made small here so that both windows pass them)."""
-    monkeypatch.setattr(clickhouse_sink, "FIRST_PAGE_ROWS", 500)
+    monkeypatch.setattr(clickhouse_client, "FIRST_PAGE_ROWS", 500)
     monkeypatch.setattr(allocation, "MAX_PARTS", 500)
     request = allocation.parse_request({"aggregate": "pod", "step": "window", **params})
     end = H0 + 3600

@@ -1,4 +1,5 @@
-"""Tests of the synthetic cluster simulator (kubecost_worker/devtools/) and its ground truth."""
+"""The synthetic cluster simulator (``devtools/``: cluster.py, openmetrics.py, oracle.py, simulation.py) and its
+ground truth."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""``kubecost-worker export``: a tenant's current data written by ClickHouse in CSV, Parquet and JSON lines, read
-back here (Parquet with pyarrow) and compared with SQL over ``k8s_expenses_current``; how the file is written (a
-temporary file of its own, renamed over ``--out``) against links, a second export at once, long names, bad paths and
-a full disk."""
+"""``read/exports.py`` (``kubecost-worker export``): a tenant's current data written by ClickHouse in CSV, Parquet
+and JSON lines, read back here (Parquet with pyarrow) and compared with SQL over ``k8s_expenses_current``; how the
+file is written (a temporary file of its own, renamed over ``--out``) against links, a second export at once, long
+names, bad paths and a full disk."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The README's first command, `kubecost-worker demo`, on a small simulation: it runs end to end on the embedded
-defaults and its stored rows equal the simulator's ground truth in every column."""
+"""``devtools/demo.py``: the README's first command, `kubecost-worker demo`, on a small simulation: it runs end to
+end on the embedded defaults and its stored rows equal the simulator's ground truth in every column."""
 
 from __future__ import annotations
 

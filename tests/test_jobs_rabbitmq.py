@@ -1,4 +1,4 @@
-"""Jobs through a real RabbitMQ, with the real CLI in subprocesses, a real Prometheus and real chDB.
+"""``jobs/`` through a real RabbitMQ, with the real CLI in subprocesses, a real Prometheus and real chDB.
 
 Every test has its own queue prefix (``t<hex>``) and deletes its queues at the end. chDB opens a path in one
 process at a time: a consumer's path is read here only after the consumer has exited, and two consumers
