@@ -13,8 +13,7 @@ import tracemalloc
 
 import pytest
 
-from kubecost_worker.read import allocation, metroculus
-from kubecost_worker.read import sharing
+from kubecost_worker.read import allocation, metroculus, sharing
 from kubecost_worker.model.rows import ExpenseRow, HourResult
 from kubecost_worker.store.ledger import RunRecord
 from kubecost_worker.store import client as clickhouse_client
@@ -23,6 +22,7 @@ from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.store.client import ReadClients
 
 from .helpers import ch_client
+from .test_api_allocation import SHARINGS
 
 pytestmark = [pytest.mark.needs_chdb]
 
@@ -160,14 +160,10 @@ def assert_same_answer(got: list[dict], want: list[dict], names: tuple[str, ...]
                 assert value == other, (key(mine), name)
 
 
+# the API tests' sharings, and two more with the even split
 POLICIES = [
     {},
-    {"shareIdle": "true"},
-    {"shareIdle": "true", "idleByNode": "true"},
-    {"shareNamespaces": "kube-system,monitoring"},
-    {"shareNamespaces": "kube-system", "shareSplit": "even", "shareTenancyCosts": "true"},
-    {"shareLabels": "team:platform,env:staging", "shareIdle": "true"},
-    {"shareTenancyCosts": "true", "shareIdle": "true", "idleByNode": "true", "shareNamespaces": "batch"},
+    *SHARINGS,
     {"shareIdle": "true", "idleByNode": "true", "shareNamespaces": "kube-system", "shareSplit": "even"},
     {"shareLabels": "team:data", "shareSplit": "even", "shareIdle": "true"},
 ]
