@@ -9,8 +9,6 @@ import pytest
 from kubecost_worker.config import load_config
 from kubecost_worker.errors import ConfigError
 
-pytestmark = [pytest.mark.needs_chdb]
-
 
 @pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("YES", True), ("on", True),
                                            ("false", False), ("0", False), ("no", False), ("Off", False)])
