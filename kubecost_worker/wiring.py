@@ -129,6 +129,8 @@ def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], st
         try:
             if create_table:
                 optscale.create_table(target, config.optscale_table)
+            else:
+                optscale.create_leases_table(target, config.optscale_table)
             return [optscale.export_tenant(sink.client, target, config.optscale_table, tenant, start, end)
                     for tenant in tenants or optscale.tenants_in(sink.client, start, end)]
         finally:

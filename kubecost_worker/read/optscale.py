@@ -148,9 +148,8 @@ def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int,
     start, end = whole_days(start, end)
     wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end)
     done = Exported(tenant, (end - start) // DAY, len(wanted), unmapped=unmapped, unmapped_cost=unmapped_cost)
-    leases = _leases_table(table)
-    lease.create_table(target, leases)
-    held = lease.acquire(target, leases, f"export-optscale:{table}:{tenant}", lease_seconds, wait_seconds)
+    held = lease.acquire(target, _leases_table(table), f"export-optscale:{table}:{tenant}", lease_seconds,
+                         wait_seconds)
     try:
         _correct(target, table, done, wanted, start, end, held)
     except BaseException:
@@ -190,9 +189,17 @@ def tenants_in(source: Any, start: int, end: int) -> list[str]:
 
 
 def create_table(target: Any, table: str) -> None:
+    """OptScale's expenses table (``--create-table``), and the leases beside it."""
     if "." in table:
         target.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(table.split('.')[0])}")
     target.command(EXPENSES_DDL.format(table=_table(table)))
+    create_leases_table(target, table)
+
+
+def create_leases_table(target: Any, table: str) -> None:
+    """The table of the leases the exports into ``table`` take, if it is missing: once per export run, before its
+    tenants."""
+    lease.create_table(target, _leases_table(table))
 
 
 def _leases_table(table: str) -> str:

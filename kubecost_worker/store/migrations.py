@@ -42,8 +42,7 @@ class Migration:
 
     @property
     def statements(self) -> list[str]:
-        without_comments = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
-        return [s.strip() for s in without_comments.split(";") if s.strip()]
+        return [s.strip() for s in schema.without_comments(self.sql).split(";") if s.strip()]
 
 
 def migrations_dir() -> Path:

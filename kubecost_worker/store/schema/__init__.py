@@ -46,13 +46,17 @@ def declarations() -> dict[str, str]:
     """name -> its statement, without comments and the final ``;``, for every table and view."""
     found = {}
     for path in sorted(DIRECTORY.glob("*.sql")):
-        text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-        statement = text.strip().removesuffix(";").strip()
+        statement = without_comments(path.read_text()).strip().removesuffix(";").strip()
         match = _CREATE.match(statement)
         if not match or match.group(1) != path.stem:
             raise ValueError(f"{path.name} does not create {path.stem}")
         found[path.stem] = statement
     return found
+
+
+def without_comments(sql: str) -> str:
+    """``sql`` without its comment lines (``--``), as the declarations and the migrations are written."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
 
 
 def declaration(name: str) -> str:
