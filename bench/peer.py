@@ -267,6 +267,19 @@ def verdict(ratio: float, target: float) -> str:
     return f"{ratio:6.2f} (<= {target}: {'yes' if ratio <= target else 'NO'})"
 
 
+TARGETS = {"hour by hour": (1.5, 1.0, None), "batched": (0.75, 0.5, 1.0)}
+
+
+def ratios(results: dict) -> list[tuple[str, str, float, float | None]]:
+    """Each ratio to the peer beside its target (None: none set): (run, what, ratio, target)."""
+    p, found = results["peer"], []
+    for name, (wall_t, prom_t, cpu_t) in TARGETS.items():
+        r = results[name]
+        found += [(name, "wall", r["wall"] / p["wall"], wall_t), (name, "Prometheus CPU", r["prom"] / p["prom"], prom_t),
+                  (name, "worker CPU / peer's Prometheus CPU", r["client"] / p["prom"], cpu_t)]
+    return found
+
+
 def report(size: int, hours: int, results: dict) -> None:
     p = results["peer"]
     n = hours
@@ -276,15 +289,14 @@ def report(size: int, hours: int, results: dict) -> None:
     print(f"{'':<20} {'wall s':>8} {'Prom CPU s':>11} {'client CPU s':>13}   "
           f"{'wall / peer':<24} {'Prom CPU / peer':<24} {'client CPU / peer Prom CPU'}")
     print(f"{'peer':<20} {p['wall'] / n:>8.3f} {p['prom'] / n:>11.3f} {p['client'] / n:>13.3f}")
-    targets = {"hour by hour": (1.5, 1.0, None), "batched": (0.75, 0.5, 1.0)}
-    for name in ("hour by hour", "batched"):
+    by_run = {}
+    for name, _, ratio, target in ratios(results):
+        by_run.setdefault(name, []).append(verdict(ratio, target) if target else f"{ratio:6.2f}")
+    for name, cells in by_run.items():
         r = results[name]
-        wall_t, prom_t, cpu_t = targets[name]
-        cpu_ratio = r["client"] / p["prom"] if p["prom"] else float("inf")
-        cpu_text = verdict(cpu_ratio, cpu_t) if cpu_t else f"{cpu_ratio:6.2f}"
         print(f"{'worker ' + name:<20} {r['wall'] / n:>8.3f} {r['prom'] / n:>11.3f} {r['client'] / n:>13.3f}   "
-              f"{verdict(r['wall'] / p['wall'], wall_t):<24} {verdict(r['prom'] / p['prom'], prom_t):<24} {cpu_text}")
-    for name in ("hour by hour", "batched"):
+              f"{cells[0]:<24} {cells[1]:<24} {cells[2]}")
+    for name in TARGETS:
         e = results[name]["empty"]
         print(f"  start-up taken off ({name}, the same command over an empty hour): wall {e['wall']:.2f} s, "
               f"Prometheus CPU {e['prom']:.2f} s, worker CPU {e['client']:.2f} s")

@@ -15,12 +15,14 @@ Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/gu
    process held at rest before it (the interpreter and the embedded ClickHouse); the same fetch and model in a
    process without the embedded engine; RSS after the 1st and the 24th tenant-hour of a 24-hour backfill, and
    after the 72nd (the same 24 hours rerun twice): warm, memory must stay flat.
-4. Backfill: the 24 hours of the 2,000-pod tenant as 24 jobs on RabbitMQ, with 1 and with 2 ``consume``
+4. The worker against its peer (``bench/peer.py``, 6 hours of 2,000 pods): its ratios to the Prometheus work of
+   OpenCost's queries for the same hours, beside their targets.
+5. Backfill: the 24 hours of the 2,000-pod tenant as 24 jobs on RabbitMQ, with 1 and with 2 ``consume``
    processes (each on its own chDB path: embedded ClickHouse allows one process per path).
-5. Storage: bytes per ``k8s_expenses`` row on disk after ``OPTIMIZE FINAL`` (``system.parts``), on the 24 hours the
+6. Storage: bytes per ``k8s_expenses`` row on disk after ``OPTIMIZE FINAL`` (``system.parts``), on the 24 hours the
    single consumer wrote, and rows per tenant per day; and the same on a 2,000-pod day with every column of the
    allocation record populated (``bench/storage.py``: a row per container, pod uids, requests and usage).
-6. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
+7. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
    and a year of its ``kubecost_metrics`` streamed in one request (server RSS, time to first byte).
 """
 
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api import (cluster_cost_line, measure_reads, measure_streamed_breakdown, measure_streamed_year,  # noqa: E402
                  streamed_year_lines)
 from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
+import peer  # noqa: E402
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
@@ -113,7 +116,7 @@ def consumers_backfill(url: str, first_hour: int, hours: int, count: int, workdi
     return {"consumers": count, "seconds": seconds, "per_minute": hours / seconds * 60}
 
 
-FIGURES = ("hour_10k", "memory_10k", "hour_2k", "backfill_rss", "consumers", "storage", "reads")
+FIGURES = ("hour_10k", "memory_10k", "hour_2k", "peer", "backfill_rss", "consumers", "storage", "reads")
 
 
 def direct_backfill(url: str, first_hour: int, hours: int, workdir: Path) -> Path:
@@ -175,6 +178,10 @@ def main() -> None:
                 say("10,000 pods: memory")
                 out["memory_10k"] = probe("tenant-hour", url, TENANT, str(last))
                 out["model_only_10k"] = probe("model-only", url, TENANT, str(last))
+    if wanted("peer"):
+        say("2,000 pods: the worker against OpenCost's queries (bench/peer.py)")
+        peer.SUBQUERY_LABEL = "container"
+        out["peer_2k"] = peer.measure_size(2000, 6, workdir)
     small_figures = ("hour_2k", "backfill_rss", "consumers", "storage", "reads")
     if any(wanted(f) for f in small_figures):
         # the tenant-hour alone needs its hour and the one before (a counter's last sample before the hour: without
@@ -224,6 +231,10 @@ def print_table(out: dict) -> None:
         add(f"tenant-hour, {label} pods: worker / floor", f"{h['worker_s']:.2f} s / {h['floor_s']:.2f} s = {ratio:.2f}",
             "<= 1.25", ratio <= 1.25)
         add("  rerun of that hour (replaces its rows); floor body", f"{h['rerun_s']:.2f} s; {h['floor_mb']:.1f} MB")
+    if "peer_2k" in out:
+        for name, what, ratio, target in peer.ratios(out["peer_2k"]):
+            add(f"tenant-hour, 2,000 pods, {name}: {what} / the peer's", f"{ratio:.2f}",
+                f"<= {target}" if target else "", ratio <= target if target else None)
     if "memory_10k" in out:
         m, model_only = out["memory_10k"], out["model_only_10k"]
         add("peak RSS, 10,000-pod tenant-hour, embedded ClickHouse", f"{m['peak_rss_mb']:.0f} MB", "<= 400 MB",

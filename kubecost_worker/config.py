@@ -180,6 +180,13 @@ def _parse_table_name(raw: str) -> str:
     return raw.strip()
 
 
+def _parse_bill_cost(raw: str) -> str:
+    for column in ("EffectiveCost", "BilledCost"):
+        if raw.strip().lower() == column.lower():
+            return column
+    raise ValueError(f"expected EffectiveCost or BilledCost, got {raw!r}")
+
+
 def _parse_tenant_label(raw: str) -> str:
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", raw):
         raise ValueError(f"not a Prometheus label name: {raw!r}")
@@ -240,12 +247,16 @@ class Config:
     cluster_secret: str | None = field(repr=False)
     metrics_port: int
     retention_days: int
+    daily_retention_days: int
     refuse_below: float
     default_cpu_price: float | None
     default_ram_price: float | None
     default_gpu_price: float | None
     optscale_clickhouse_url: str | None = field(repr=False)  # may carry a password
     optscale_table: str
+    bill_table: str
+    bill_cost: str
+    bill_lag_hours: int
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -320,7 +331,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_API_PORT", _parse_port, "8080", "Port of the read API."),
         Setting("KCW_CLUSTER_SECRET", str, "", "The Secret header clients must send to the read API."),
         Setting("KCW_RETENTION_DAYS", _parse_non_negative_int, "0",
-                "Keep this many days of expenses (a TTL set by migrate); 0 keeps everything."),
+                "Keep the hourly rows of today and this many days before it (the scheduler deletes older hours once "
+                "their day is sealed in the daily tier); 0 keeps every hour."),
+        Setting("KCW_DAILY_RETENTION_DAYS", _parse_non_negative_int, "0",
+                "Keep this many days of the daily tier (a TTL set by migrate); 0 keeps every day. At least "
+                "KCW_RETENTION_DAYS: a day outlives its hours."),
         Setting("KCW_REFUSE_BELOW", _parse_fraction, "0.9",
                 "A run that finds less than this fraction of the current run's sentinel samples or rows is refused, "
                 "the stored hour kept (rerun --force replaces it); 0 never refuses."),
@@ -338,6 +353,13 @@ SETTINGS: dict[str, Setting] = {
                 "ClickHouse holding OptScale's expenses table, for export-optscale; default: KCW_CLICKHOUSE_URL."),
         Setting("KCW_OPTSCALE_TABLE", _parse_table_name, "expenses",
                 "OptScale's expenses table (table or database.table) export-optscale writes to."),
+        Setting("KCW_BILL_TABLE", _parse_table_name, "focus_bill",
+                "The cloud bill's FOCUS table (table or database.table) bill-load replaces billing periods of."),
+        Setting("KCW_BILL_COST", _parse_bill_cost, "EffectiveCost",
+                "The bill's cost column costs are reconciled with: EffectiveCost (commitments amortised) or "
+                "BilledCost (as invoiced)."),
+        Setting("KCW_BILL_LAG_HOURS", _parse_non_negative_int, "48",
+                "An hour is reconciled with the bill only once it closed this long ago (bills arrive late)."),
     )
 }
 
@@ -368,6 +390,10 @@ def load_config(mapping: Mapping[str, str | None], require: tuple[str, ...] = ()
     step = values.get("KCW_STEP_SECONDS")
     if isinstance(step, int) and 3600 % step:
         problems.append(f"KCW_STEP_SECONDS: must divide an hour evenly, got {step}")
+    hourly, daily = values.get("KCW_RETENTION_DAYS"), values.get("KCW_DAILY_RETENTION_DAYS")
+    if isinstance(hourly, int) and isinstance(daily, int) and daily and (not hourly or daily < hourly):
+        problems.append(f"KCW_DAILY_RETENTION_DAYS: the daily tier must outlive the hourly rows: 0 (every day) or at "
+                        f"least KCW_RETENTION_DAYS ({hourly or 'every hour'}), got {daily}")
     data_dir = os.path.abspath(values["KCW_DATA_DIR"])
     clickhouse_url = values["KCW_CLICKHOUSE_URL"] or f"chdb://{os.path.join(data_dir, 'clickhouse')}"
     optscale_url = values["KCW_OPTSCALE_CLICKHOUSE_URL"]

@@ -2,11 +2,12 @@
 this; ``next_batch`` is where every caller's batching is decided.
 
 A batch is consecutive hours of one tenant whose summaries are fetched together (``source.extract.fetch_hours``);
-a single hour is a batch of one. Each hour of a batch is still a run of its own in the ledger, commits on its own,
-and ends in an ``HourOutcome``: succeeded, refused, or failed with its kind. An error is raised once where it
-happens (the source, the model, the sink) and caught once, in ``Pipeline._run_hour``, where the hour's failure is
-recorded; callers read outcomes, never exceptions, except where no hour could begin (ClickHouse refusing the
-batch's first ledger records).
+a single hour is a batch of one. The hours of a batch are priced one at a time and written together (one insert per
+table, one ledger insert); each is still a run of its own in the ledger, committed by its own record, and ends in
+an ``HourOutcome``: succeeded, refused, or failed with its kind. An error is raised once where it happens (the
+source, the model, the sink) and caught once, in ``Pipeline._price_hour`` or ``Pipeline._write``, where the hour's
+failure is recorded; callers read outcomes, never exceptions, except where no hour could begin (ClickHouse refusing
+the batch's first ledger records).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import gc
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import structlog
 
@@ -26,10 +27,11 @@ from .errors import TerminalError, WorkerError, as_worker_error, kind_of
 from .hours import HOUR, utc
 from .model import compute_hour
 from .model.checks import describe, implausible
-from .source.extract import HourFetch, discover_tenants, fetch_hours
+from .model.rows import HourResult
+from .source.extract import HourFetch, discover_tenants, fetch_hours, read_ahead
 from .source.thanos import ThanosClient, ThanosLoad
 from .store.clickhouse import ClickHouseSink
-from .store.ledger import SENTINEL_METRICS, RunRecord, RunStatus, refusal
+from .store.ledger import SENTINEL_METRICS, CurrentRun, RunRecord, RunStatus, refusal
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +55,11 @@ def batch_size(config: Config, series: int | None) -> int:
     if series is None:
         return 1
     return max(1, min(config.batch_hours, config.batch_series_hours // max(series, 1)))
+
+
+# Rows of a batch's priced hours held for one write: past this many the hours held are written first, so that a
+# large tenant's batch holds about this many rows at most (a 2,000-pod hour has about 2,900).
+WRITE_ROWS = 20_000
 
 
 # -- one tenant-hour's end ---------------------------------------------------------------------------------------
@@ -119,7 +126,7 @@ class Pipeline:
             except Exception as exc:  # not one query could be asked: every hour of the batch fails with it
                 outcomes = [self._failed(run, as_worker_error(exc)) for run in runs]
             else:
-                outcomes = [self._run_hour(run, fetch, force) for run, fetch in zip(runs, fetches)]
+                outcomes = self._run_batch(runs, fetches, force)
                 del fetches  # the batch's answers, emptied, are not held while other batches run
             yield outcomes
 
@@ -128,12 +135,37 @@ class Pipeline:
         (outcome,), = self.batches(tenant, [hour], reason, force)
         return outcome
 
-    def _run_hour(self, run: RunRecord, fetch: HourFetch, force: bool) -> HourOutcome:
-        """One hour of a batch, recorded ``running``: its input read, priced, checked, then refused or written and
-        committed; any failure fails this hour only, recorded with what the hour asked of Thanos."""
-        bound = _logger(run)
+    def _run_batch(self, runs: list[RunRecord], fetches: list[HourFetch], force: bool) -> list[HourOutcome]:
+        """The hours of a batch, priced one at a time (the next one read meanwhile: ``read_ahead``) and written
+        together (``ClickHouseSink.write_hours``: one insert per table and one ledger insert for the hours priced), in
+        writes of at most ``WRITE_ROWS`` rows; the current runs they may replace are looked up once."""
         try:
-            with telemetry.RUN_SECONDS.time(), cyclic_gc_paused():
+            current = {} if force else self.sink.current_runs(runs[0].cloud_account_id, [r.hour for r in runs])
+        except Exception as exc:  # ClickHouse away: no hour could be checked against what is stored
+            return [self._failed(_measured(run, fetch.load()), as_worker_error(exc)) for run, fetch in
+                    zip(runs, fetches)]
+        outcomes: dict[int, HourOutcome] = {}
+        priced: list[_Priced] = []
+        for run, fetch in zip(runs, read_ahead(fetches)):
+            hour = self._price_hour(run, fetch, current.get(run.hour), force)
+            if isinstance(hour, HourOutcome):
+                outcomes[run.hour] = hour
+                continue
+            priced.append(hour)
+            if sum(len(p.result.rows) for p in priced) >= WRITE_ROWS:
+                outcomes.update(self._write(priced))
+                priced = []
+        outcomes.update(self._write(priced))
+        return [outcomes[run.hour] for run in runs]
+
+    def _price_hour(self, run: RunRecord, fetch: HourFetch, current: CurrentRun | None,
+                    force: bool) -> "HourOutcome | _Priced":
+        """One hour of a batch, recorded ``running``: its input read, priced and checked; refused, or priced and
+        waiting for its batch's write. Any failure fails this hour only, recorded with what the hour asked of
+        Thanos."""
+        bound, started = _logger(run), time.perf_counter()
+        try:
+            with cyclic_gc_paused():
                 hour_input = fetch.read()
                 self.series_seen[run.cloud_account_id] = sum(len(group) for group in hour_input.series.values())
                 run = _measured(run, fetch.load())
@@ -146,17 +178,36 @@ class Pipeline:
                     bound.warning("nodes without price series: their pods are priced by the configured defaults, "
                                   "else at 0", nodes=result.unpriced_nodes[:10], count=len(result.unpriced_nodes),
                                   defaults=sorted(self.config.default_prices or {}))
-                current = None if force else self.sink.current_run(run.cloud_account_id, run.hour)
-                why = refusal(current, coverage, len(result.rows), self.config.refuse_below)
-                if why:
-                    ended = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, coverage,
-                                        result.unpriced_nodes)
-                    self.sink.record(ended)
-                else:
-                    ended = self.sink.write_hour(run, result, coverage)
+                why = None if force else refusal(current, coverage, len(result.rows), self.config.refuse_below)
+                if not why:
+                    return _Priced(run, result, coverage, bound, time.perf_counter() - started)
+                ended = run.refused(why, len(result.rows), result.total_cost, result.samples_seen, coverage,
+                                    result.unpriced_nodes)
+                self.sink.record(ended)
+                outcome = _reported(ended, bound)
         except Exception as exc:  # the source, the model or the sink: this hour fails, the others go on
-            return self._failed(_measured(run, fetch.load()), as_worker_error(exc), bound)
-        return _reported(ended, bound)
+            outcome = self._failed(_measured(run, fetch.load()), as_worker_error(exc), bound)
+        telemetry.RUN_SECONDS.observe(time.perf_counter() - started)
+        return outcome
+
+    def _write(self, priced: list["_Priced"]) -> dict[int, HourOutcome]:
+        """The priced hours written and committed together; where the write fails, each of them fails with it.
+        Each hour's run time is its pricing and its share of the write."""
+        if not priced:
+            return {}
+        started = time.perf_counter()
+        try:
+            ended = self.sink.write_hours([(p.run, p.result, p.coverage) for p in priced])
+        except Exception as exc:
+            outcomes = {p.run.hour: self._failed(p.run, as_worker_error(exc), p.bound) for p in priced}
+        else:
+            outcomes = {p.run.hour: _reported(end, p.bound) if isinstance(end, RunRecord)
+                        else self._failed(p.run, end, p.bound) for p, end in zip(priced, ended)}
+            self.sink.rebuild_days(ended)
+        share = (time.perf_counter() - started) / len(priced)
+        for hour in priced:
+            telemetry.RUN_SECONDS.observe(hour.seconds + share)
+        return outcomes
 
     def _failed(self, run: RunRecord, error: WorkerError, bound=None) -> HourOutcome:
         """Record the hour's failure (called while its exception is handled: an unexpected one is logged with its
@@ -172,6 +223,17 @@ class Pipeline:
         except WorkerError as record_exc:  # ClickHouse itself is down: the run stays 'running', never visible
             log.warning("could not record the failure", run_id=str(run.run_id), error=str(record_exc))
         return HourOutcome(failed, kind, str(error))
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """An hour of a batch priced and checked, waiting for the batch's write."""
+
+    run: RunRecord
+    result: HourResult
+    coverage: int
+    bound: Any  # the hour's logger
+    seconds: float  # spent pricing it
 
 
 def _reported(ended: RunRecord, bound) -> HourOutcome:

@@ -41,6 +41,11 @@ UNPRICED_NODES = Gauge("kcw_unpriced_nodes",
                        "KCW_DEFAULT_*_PRICE defaults, else at 0), per tenant", ["tenant"])
 RUNS_COLLECTED = Counter("kcw_runs_collected_total", "Superseded, failed or abandoned runs whose rows cleanup removed")
 JOBS_ENQUEUED = Counter("kcw_jobs_enqueued_total", "Jobs the scheduler enqueued, by reason", ["reason"])
+RECONCILED_DAYS = Counter("kcw_reconciled_days_total",
+                          "Tenant-days reconciled with the cloud bill, by outcome (reconciled, unchanged)", ["outcome"])
+RECONCILED_SHARE = Gauge("kcw_reconciled_share",
+                         "Of the list cost of a tenant's latest reconciled day, the share matched to the cloud bill",
+                         ["tenant"])
 
 
 def metrics_text() -> bytes:

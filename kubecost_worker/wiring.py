@@ -39,9 +39,10 @@ def build_pipeline(config: Config, sink: ClickHouseSink | None = None) -> Pipeli
 
 
 def apply_schema(sink: ClickHouseSink, config: Config, resume: bool = False) -> list[str]:
-    """What ``migrate`` does, and ``run`` at start-up: the pending migrations, then the retention TTL."""
+    """What ``migrate`` does, and ``run`` at start-up: the pending migrations, then the daily tier's retention TTL
+    (the hourly rows' retention is the scheduler's, ``cleanup.expire_hours``)."""
     applied = migrations.migrate(sink.client, resume=resume, cluster=config.clickhouse_cluster)
-    migrations.apply_retention(sink.client, config.retention_days, config.clickhouse_cluster)
+    migrations.apply_retention(sink.client, config.daily_retention_days, config.clickhouse_cluster)
     return applied
 
 

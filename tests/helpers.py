@@ -57,9 +57,10 @@ def iso(t: int) -> str:
 class Cluster:
     """A simulated cluster served by a real Prometheus."""
 
-    def __init__(self, root: Path, tenants: list[str], start: int, hours: int, pods: int = 20, seed: int = 0):
+    def __init__(self, root: Path, tenants: list[str], start: int, hours: int, pods: int = 20, seed: int = 0,
+                 step: int = 60):
         self.tenants, self.start, self.hours = tenants, start, hours
-        self.sim = write_simulation(root / "sim", tenants, start, hours, nodes=3, pods=pods, seed=seed)
+        self.sim = write_simulation(root / "sim", tenants, start, hours, nodes=3, pods=pods, step=step, seed=seed)
         create_blocks(Path(self.sim["openmetrics"]), root / "tsdb")
         self.prometheus = LocalPrometheus(root / "tsdb")
         self.url = self.prometheus.start()

@@ -387,14 +387,17 @@ def valid_of_length(name: str, length: int) -> str:
     """A value of ``name`` that is valid but for its length, of exactly ``length`` characters."""
     return {"cloud_account_id": "a" * length, "metrics": "a" * length, "aggregate": "label:" + "a" * (length - 6),
             "filter": 'pod:"' + "a" * (length - 6) + '"', "namespace": "a" * length,
-            "shareNamespaces": ("kube-system," * length)[:length], "shareLabels": "k:" + "v" * (length - 2)}[name]
+            "shareNamespaces": ("kube-system," * length)[:length], "shareLabels": "k:" + "v" * (length - 2),
+            "cluster": "c" * length}[name]
 
 
 def test_every_free_text_parameter_has_a_documented_length_limit():
-    free_text = {"cloud_account_id", "metrics", "aggregate", "filter", "namespace", "shareNamespaces", "shareLabels"}
+    free_text = {"cloud_account_id", "metrics", "aggregate", "filter", "namespace", "shareNamespaces", "shareLabels",
+                 "cluster"}
     assert {name for _, name, _ in LIMITED} == free_text
     assert {endpoint for endpoint, name, _ in LIMITED if name == "cloud_account_id"} == {
-        "kubecost_metrics", "kubecost_cluster_costs", "kubecost_savings", "k8s_expenses", "k8s_rightsizing"}
+        "kubecost_metrics", "kubecost_cluster_costs", "kubecost_savings", "k8s_expenses", "k8s_rightsizing",
+        "k8s_assets", "k8s_clusters"}
 
 
 @pytest.mark.parametrize("endpoint, name, limit", LIMITED)

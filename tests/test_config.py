@@ -83,3 +83,30 @@ def test_default_prices_are_passed_only_where_configured():
     config = load_config({"KCW_DEFAULT_CPU_PRICE": "0.031611", "KCW_DEFAULT_GPU_PRICE": "0.95"})
     assert config.default_prices == {"cpu": 0.031611, "gpu": 0.95}
     assert load_config({"KCW_DEFAULT_RAM_PRICE": "0"}).default_prices == {"ram": 0.0}  # 0 is a price: free RAM
+
+
+def test_the_bill_settings_are_typed_and_checked_with_the_others():
+    config = load_config({})
+    assert (config.bill_table, config.bill_cost, config.bill_lag_hours) == ("focus_bill", "EffectiveCost", 48)
+    config = load_config({"KCW_BILL_TABLE": "billing.focus", "KCW_BILL_COST": " billedcost ",
+                          "KCW_BILL_LAG_HOURS": "0"})
+    assert (config.bill_table, config.bill_cost, config.bill_lag_hours) == ("billing.focus", "BilledCost", 0)
+    with pytest.raises(ConfigError) as raised:
+        load_config({"KCW_BILL_TABLE": "focus_bill; DROP TABLE x", "KCW_BILL_COST": "ListCost",
+                     "KCW_BILL_LAG_HOURS": "-1", "KCW_STEP_SECONDS": "7"})
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "KCW_BILL_TABLE", "KCW_BILL_COST", "KCW_BILL_LAG_HOURS", "KCW_STEP_SECONDS"]
+
+
+def test_the_daily_tier_must_outlive_the_hourly_rows():
+    assert (load_config({}).retention_days, load_config({}).daily_retention_days) == (0, 0)
+    config = load_config({"KCW_RETENTION_DAYS": "3", "KCW_DAILY_RETENTION_DAYS": "3"})
+    assert (config.retention_days, config.daily_retention_days) == (3, 3)
+    assert load_config({"KCW_RETENTION_DAYS": "3"}).daily_retention_days == 0  # every day, for good
+    with pytest.raises(ConfigError) as raised:
+        load_config({"KCW_RETENTION_DAYS": "30", "KCW_DAILY_RETENTION_DAYS": "7", "KCW_STEP_SECONDS": "7"})
+    assert [p.split(":")[0] for p in raised.value.problems] == ["KCW_STEP_SECONDS", "KCW_DAILY_RETENTION_DAYS"]
+    with pytest.raises(ConfigError, match="every hour"):  # hours kept for good: a daily tier kept less is refused
+        load_config({"KCW_DAILY_RETENTION_DAYS": "365"})
+    with pytest.raises(ConfigError, match="KCW_DAILY_RETENTION_DAYS"):
+        load_config({"KCW_DAILY_RETENTION_DAYS": "-1"})

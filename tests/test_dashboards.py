@@ -223,6 +223,10 @@ def test_the_cost_panels_show_the_stored_costs(store):
     days = run(store, by_title["Cluster total per day, against the week before"], values).named_results()
     assert math.fsum(d["cost"] for d in days) == pytest.approx(total, rel=1e-9)
     assert all(d["week_before"] == 0 for d in days)  # nothing stored a week before
+    billed = list(run(store, by_title["List against billed cost per day"], values).named_results())
+    # nothing reconciled here: billed is list, row for row (test_api_assets.py draws it reconciled)
+    assert all(d["billed"] == d["list"] for d in billed) and math.fsum(d["list"] for d in billed) == pytest.approx(
+        total, rel=1e-9)
 
 
 @on_simulated_data

@@ -517,8 +517,8 @@ def test_status_reports_last_complete_hour_gaps_and_failures(cluster, world_fact
         proxy.default = Status(503, "down")
         world.pipeline.thanos = ThanosClient(ThanosSettings(proxy.url, retries=1))
         assert world.pipeline.run_hour(TENANTS[0], START + 3600).kind == "transient"
-    text = summarize(world.sink.ledger_summary(TENANTS[0]))
-    assert text.splitlines()[0].startswith(f"{TENANTS[0]}: last complete hour {iso(START + 2 * 3600)}, 2 hours done, "
-                                           "1 missing, 1 failing")
-    assert f"gap      [{iso(START + 3600)}, {iso(START + 7200)}) 1 h" in text
-    assert f"failed   {iso(START + 3600)}" in text and "503" in text
+    line, total = summarize(world.sink.ledger_summary(TENANTS[0])).splitlines()
+    gap = f"[{iso(START + 3600)}, {iso(START + 7200)})"
+    assert line.startswith(f"{TENANTS[0]}: last complete hour {iso(START + 2 * 3600)}; 2 h done; missing 1 h {gap}; "
+                           f"failing 1 h {gap} (")
+    assert "503" in line and total.startswith("total: 1 tenants, 2 h done, 1 missing, 1 failing")

@@ -34,7 +34,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
                          "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
-                         "0016_current_run_views"]
+                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -92,6 +92,7 @@ class WrittenBefore:
             data, column_names = [[*row, now()] for row in data], [*column_names, "recorded_at"]
         keep = [i for i, name in enumerate(column_names) if name in have]
         data = [data[i] for i in keep] if column_oriented else [[row[i] for i in keep] for row in data]
+        kwargs.pop("column_type_names", None)  # today's declared types; the table's are asked for
         return self.client.insert(table, data, column_names=[column_names[i] for i in keep],
                                   column_oriented=column_oriented, **kwargs)
 
@@ -132,7 +133,8 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         snapshot = "SELECT {columns} FROM {view} ORDER BY ALL"
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
                                               "0014_daily_resources", "0015_ledger_server_time",
-                                              "0016_current_run_views"]
+                                              "0016_current_run_views", "0017_focus_bill", "0018_daily_tier",
+                                              "0019_reconciliation"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -157,7 +159,8 @@ def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_
 
         before = snapshot()
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
-        assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views"]
+        assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views", "0017_focus_bill",
+                                              "0018_daily_tier", "0019_reconciliation"]
         assert snapshot() == before
         workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")
         assert workload == sink.query(
@@ -201,13 +204,17 @@ def test_runner_refuses_gaps_changes_and_half_applied_state(ch_url, tmp_path):
             migrations.migrate(client, good)
 
 
-def test_retention_sets_a_ttl_on_every_hourly_table(sink):
+def test_retention_sets_a_ttl_on_every_daily_table_and_none_on_the_hourly(sink):
+    """The hourly tables' hours expire by the scheduler, each day sealed first (tests/test_store_days.py)."""
     assert migrations.apply_retention(sink.client, 0) == []
-    assert migrations.apply_retention(sink.client, 90) == list(migrations.RETAINED_TABLES)
-    migrations.apply_retention(sink.client, 90)  # twice: the same
+    assert migrations.apply_retention(sink.client, 90) == list(migrations.DAILY_TABLES)
+    assert migrations.apply_retention(sink.client, 90) == []  # twice: the same
+    for table in migrations.DAILY_TABLES:
+        (ddl,), = sink.query(f"SHOW CREATE TABLE {table}")
+        assert "TTL day + toIntervalDay(90)" in ddl, table
     for table in migrations.RETAINED_TABLES:
         (ddl,), = sink.query(f"SHOW CREATE TABLE {table}")
-        assert "TTL hour + toIntervalDay(90)" in ddl, table
+        assert " TTL " not in ddl, table
 
 
 IDEMPOTENT_DDL = re.compile(r"^(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW) "
@@ -250,11 +257,12 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-10:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-13:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                     "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                     "0011_allocation_record", "0012_workload_rollup",
                                                     "0013_thanos_load", "0014_daily_resources",
-                                                    "0015_ledger_server_time", "0016_current_run_views"]
+                                                    "0015_ledger_server_time", "0016_current_run_views",
+                                                    "0017_focus_bill", "0018_daily_tier", "0019_reconciliation"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -302,7 +310,8 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
         distributed = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
         assert distributed.endswith(f"ENGINE = Distributed(`prod-1`, currentDatabase(), {name}_local, "
                                     "cityHash64(cloud_account_id))")  # a tenant's rows and ledger on one shard
-    rollup_mv, points_mv, workload_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
+    rollup_mv, points_mv, workload_mv, daily_mv = [r for r in rendered if "MATERIALIZED VIEW" in r]
+    assert "TO k8s_expenses_namespace_by_day_local AS" in daily_mv and "FROM k8s_expenses_by_day_local AS d" in daily_mv
     assert "TO k8s_expenses_namespace_hourly_local AS" in rollup_mv and "FROM k8s_expenses_local" in rollup_mv
     assert "TO kubecost_metric_points_hourly_local AS" in points_mv and "FROM kubecost_metrics_hourly_local" in points_mv
     assert "TO k8s_expenses_workload_hourly_local AS" in workload_mv and "FROM k8s_expenses_local AS e" in workload_mv
@@ -310,7 +319,17 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 21 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 28 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    for name in ("k8s_day_builds", "k8s_expenses_by_day", "k8s_nodes_by_day", "k8s_expenses_namespace_by_day"):
+        local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
+        assert "ReplicatedMergeTree(" in local and "PARTITION BY toYYYYMM(day)" in local
+        distributed = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
+        assert distributed.endswith(f"{name}_local, cityHash64(cloud_account_id))")
+    from kubecost_worker.store.cleanup import delete_listed
+    assert delete_listed("k8s_expenses", 202601, "prod-1", "(('t', '2026-01-01'))", "(cloud_account_id, toDate(hour))",
+                         rewrite=True) == (  # expiry: a mutation of the local tables
+        "ALTER TABLE k8s_expenses_local ON CLUSTER `prod-1` DELETE IN PARTITION 202601 "
+        "WHERE (cloud_account_id, toDate(hour)) IN (('t', '2026-01-01'))")
     ledger = [r for r in rendered if "'refused' = 5" in r]
     assert [r.split(" ON ")[0] for r in ledger] == ["ALTER TABLE k8s_expense_runs_local", "ALTER TABLE k8s_expense_runs"]
     assert delete_runs("k8s_expenses", 202601, "prod-1", "(('t', 1, 'r'))") == (  # cleanup: the local tables

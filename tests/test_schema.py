@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from kubecost_worker.model.rows import ExpenseRow, NodeRow
-from kubecost_worker.store import cleanup, ledger, migrations, schema, writer
+from kubecost_worker.model.rows import ExpenseRow, NodeRow, VolumeRow
+from kubecost_worker.store import bill, cleanup, days, ledger, migrations, schema, writer
 from kubecost_worker.store.cluster import render
 
 from .helpers import ROOT, ch_client
@@ -72,6 +72,17 @@ def test_the_migrations_leave_every_object_as_declared(store):
 
 
 @pytest.mark.needs_chdb
+def test_the_declared_column_types_are_the_servers(store):
+    """Inserts send the declared types (``schema.type_names``) instead of asking the server: they must be the types
+    the migrations leave."""
+    for table in schema.tables():
+        names = [c.name for c in schema.columns(table)]
+        found = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
+                                 "AND table = {t:String}", parameters={"db": MIGRATED, "t": table}).result_rows)
+        assert schema.type_names(table, names) == [found[name] for name in names], table
+
+
+@pytest.mark.needs_chdb
 def test_a_fresh_install_and_an_upgrade_from_0009_leave_the_same_objects(store, tmp_path):
     from .test_migrations import migrated_to
 
@@ -91,10 +102,38 @@ def test_the_current_run_rule_is_written_once_and_installed_inline(store):
     assert added and not [m.name for m in added if RULE in m.sql]
     joining = [name for name, statement in schema.declarations().items()
                if f"JOIN {schema.CURRENT_RUNS} AS" in statement]
-    assert len(joining) == 7
+    assert len(joining) == 9  # k8s_volumes_hourly_current and k8s_expenses_reconciled_current among them
     installed = objects(store, MIGRATED)
     for name in joining:
         assert RULE in installed[name] and f"JOIN {schema.CURRENT_RUNS}" not in installed[name], name
+
+
+@pytest.mark.needs_chdb
+def test_the_current_build_rule_is_written_once_and_installed_inline(store):
+    """Only k8s_day_current_builds states which build of a day readers see; the views of the daily tier name it and
+    are installed with it inline, as the hourly views with the current-run rule."""
+    rule = "argMax(build_id, (status = 'sealed', recorded_at))"
+    assert [name for name, statement in schema.declarations().items() if rule in statement] == [schema.CURRENT_BUILDS]
+    joining = [name for name, statement in schema.declarations().items()
+               if f"JOIN {schema.CURRENT_BUILDS} AS" in statement]
+    assert sorted(joining) == ["k8s_expenses_by_day_current", "k8s_nodes_by_day_current"]
+    installed = objects(store, MIGRATED)
+    for name in joining:
+        assert "argMax(build_id" in installed[name] and f"JOIN {schema.CURRENT_BUILDS}" not in installed[name], name
+
+
+def test_every_daily_column_is_made_from_the_hourly_rows():
+    """A day build's SELECT names each written column of a daily table once: its identity, a rule of its own, or the
+    sum of the hourly column of its name."""
+    assert set(days.SOURCES) | {days.NAMESPACE_BY_DAY} == set(days.BUILD_TABLES)  # the rollup: its view's
+    for table in days.SOURCES:
+        written = schema.written_columns(table)
+        source = "k8s_expenses" if table == days.EXPENSES_BY_DAY else "k8s_nodes_hourly"
+        hourly = {c.name for c in schema.columns(source)}
+        assert set(days.IDENTITY[table]) <= set(written) and set(days.MADE[table]) <= set(written), table
+        summed = [c for c in written if c not in days.IDENTITY[table] and c not in days.MADE[table]]
+        assert summed and all(c in hourly for c in summed), (table, [c for c in summed if c not in hourly])
+        assert days.build_sql(table).count(" SELECT ") == 1
 
 
 def test_the_inline_copies_of_the_rule_in_the_history_are_the_rule():
@@ -118,20 +157,30 @@ def test_what_the_sink_writes_is_what_the_tables_declare():
     table's order; the server computes the rest."""
     assert writer.ROW_FIELDS == [f.name for f in dataclasses.fields(ExpenseRow)]
     assert writer.NODE_FIELDS == [f.name for f in dataclasses.fields(NodeRow)]
+    assert writer.VOLUME_FIELDS == [f.name for f in dataclasses.fields(VolumeRow)]
     assert writer.EXPENSE_COLUMNS == schema.written_columns("k8s_expenses")
     assert writer.NODE_COLUMNS == schema.written_columns("k8s_nodes_hourly")
     computed = {t: [c.name for c in schema.columns(t) if c.computed] for t in schema.tables()}
     assert {t: names for t, names in computed.items() if names} == {
         "k8s_expenses": ["total_cost"], "k8s_nodes_hourly": ["total_cost"], "k8s_expense_runs": ["recorded_at"],
-        "optscale_resource_ids": ["updated_at"]}
+        "optscale_resource_ids": ["updated_at"], "focus_bill": ["loaded_at"], "k8s_day_builds": ["recorded_at"],
+        "k8s_expenses_by_day": ["total_cost", *(f"{figure}_with_usage" for figure in (
+            "cpu_request_core_hours", "ram_request_byte_hours", "cpu_cost", "ram_cost"))],
+        "k8s_nodes_by_day": ["total_cost"], "k8s_reconciliations": ["computed_at"]}
     assert ledger.LEDGER_COLUMNS == [c.name for c in schema.columns("k8s_expense_runs") if c.name != "recorded_at"]
     assert writer.METRIC_COLUMNS == ["cloud_account_id", "hour", "metric", "labels", "value", "samples",
                                      "point_json", "run_id"]
     assert set(cleanup.RUN_TABLES) == {"k8s_expenses", "k8s_expenses_namespace_hourly",
                                        "k8s_expenses_workload_hourly", "kubecost_metrics_hourly",
-                                       "kubecost_metric_points_hourly", "k8s_nodes_hourly"}
-    assert set(migrations.RETAINED_TABLES) == {*cleanup.RUN_TABLES, "k8s_expense_runs"}
+                                       "kubecost_metric_points_hourly", "k8s_nodes_hourly", "k8s_volumes_hourly"}
+    # the reconciliation's factors expire with the hours they scale
+    assert set(migrations.RETAINED_TABLES) == {*cleanup.RUN_TABLES, "k8s_expense_runs", "k8s_reconciled_factors"}
+    assert cleanup.EXPIRED_TABLES[-1] == "k8s_expense_runs"  # the ledger lists the days still to expire: last
+    assert set(migrations.DAILY_TABLES) == {*days.BUILD_TABLES, days.BUILDS}
     assert migrations.TRACKING_DDL == schema.declaration("schema_migrations")
+    # bill-load checks a file by the declared FOCUS columns (all but the optional Id and the load's own two)
+    assert [c.name for c in bill.FOCUS_COLUMNS] == [c for c in schema.written_columns(bill.DECLARED)
+                                                    if c not in ("Id", "load_id")]
 
 
 def test_every_declaration_has_a_cluster_form():

@@ -4,6 +4,7 @@ failures classified."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -17,12 +18,12 @@ import pytest
 
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.hours import now, utc
-from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample, NodeRow
+from kubecost_worker.model.rows import ExpenseRow, HourResult, MetricSample, NodeRow, VolumeRow
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.store.cleanup import RUN_TABLES
 from kubecost_worker.store.client import connect
-from kubecost_worker.store.ledger import STALE_RUN, RunRecord, RunStatus
+from kubecost_worker.store.ledger import COMMIT_DEADLINE, STALE_RUN, CurrentRun, RunRecord, RunStatus
 from kubecost_worker.store.writer import (EXPENSE_COLUMNS, METRIC_COLUMNS, NODE_COLUMNS, as_expense_columns,
                                           as_metric_columns)
 
@@ -40,7 +41,8 @@ def result_with(pods: dict[str, float], tenant="t-1", hour=H0) -> HourResult:
     samples = [MetricSample(tenant, hour, "kubecost_savings_cpu_allocation", {"daemonset": "false"}, 1.5, 60)]
     # the node's row says what the run saw: its cost is the sum of the pods', so a rerun's shows in it
     nodes = [NodeRow(tenant, "c1", hour, "n1", cpu_cost=sum(pods.values()), allocated_cost=sum(pods.values()))]
-    return HourResult(rows, samples, samples_seen=100, unpriced_nodes=[], nodes=nodes)
+    volumes = [VolumeRow(tenant, "c1", hour, "pv-1", provider_id="vol-1", running_minutes=60.0, cost=0.0)]
+    return HourResult(rows, samples, samples_seen=100, unpriced_nodes=[], nodes=nodes, volumes=volumes)
 
 
 def commit(sink: ClickHouseSink, result: HourResult) -> RunRecord:
@@ -106,6 +108,28 @@ def test_rerun_replaces_rows_exactly_and_cleanup_leaves_no_stale_rows(sink):
     assert current(sink) == [("a", 1.5)]
     assert sink.collect_garbage().runs == 0  # the runs removed are recorded 'collected': not looked at again
     assert sink.query("SELECT count() FROM k8s_expense_runs WHERE status = 'collected'") == [(2,)]
+
+
+def test_a_batch_of_runs_is_one_insert_per_table_and_each_commits_alone(sink):
+    """The hours of a batch share their inserts and their ledger write; a run past its deadline is not committed
+    and fails alone, its rows invisible, while the others commit."""
+    def inserts() -> int:  # each insert makes a part
+        return sink.query("SELECT count() FROM system.parts WHERE database = currentDatabase() "
+                          "AND table = 'k8s_expenses' AND active")[0][0]
+
+    sink.client.command("SYSTEM STOP MERGES k8s_expenses")
+
+    late = dataclasses.replace(RunRecord.start("t-1", H0 + 7200, "test"), started_at=now() - COMMIT_DEADLINE)
+    runs = [RunRecord.start("t-1", H0, "test"), RunRecord.start("t-1", H0 + 3600, "test"), late]
+    sink.record(*runs)
+    before = inserts()
+    ended = sink.write_hours([(run, result_with({"a": 1.0 + k}, hour=run.hour), 10) for k, run in enumerate(runs)])
+    assert inserts() == before + 1
+    assert [e.status for e in ended[:2]] == [RunStatus.SUCCEEDED] * 2 and isinstance(ended[2], TransientError)
+    assert sorted(sink.query("SELECT toUnixTimestamp(hour), cpu_cost FROM k8s_expenses_current")) == [
+        (H0, 1.0), (H0 + 3600, 2.0)]
+    assert sink.current_runs("t-1", [H0, H0 + 3600, H0 + 7200]) == {
+        H0: CurrentRun(runs[0].run_id, 10, 1), H0 + 3600: CurrentRun(runs[1].run_id, 10, 1)}
 
 
 def test_rows_of_an_unfinished_run_are_invisible(sink):

@@ -187,9 +187,9 @@ def test_ledger_status_and_metrics_show_unpriced_nodes(sink):
     rerun = allocation_hour(hour=H0 + 3600)
     rerun.unpriced_nodes = []
     commit(sink, rerun, hour=H0 + 3600)  # the hour's current run priced every node
-    text = summarize(sink.ledger_summary(T))
-    assert "2 hours done" in text and "1 with unpriced nodes" in text
-    assert "unpriced 2026-01-01T00:00:00Z: 1 node without price series (n2)" in text
+    line, total = summarize(sink.ledger_summary(T)).splitlines()
+    assert "; 2 h done; unpriced 1 h [2026-01-01T00:00:00Z, 2026-01-01T01:00:00Z) (1 node without price series: n2)" \
+        in line and total.endswith(", 1 unpriced")
     telemetry.UNPRICED_NODES.labels(T).set(2)
     assert b'kcw_unpriced_nodes{tenant="t-1"} 2.0' in telemetry.metrics_text()
 
@@ -240,7 +240,8 @@ def test_hours_written_at_0010_stay_readable_after_0011(ch_url, tmp_path):
         before = {v: client.query(f"SELECT {columns[v]} FROM {v} ORDER BY ALL").result_rows for v in views}
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
                                               "0014_daily_resources", "0015_ledger_server_time",
-                                              "0016_current_run_views"]
+                                              "0016_current_run_views", "0017_focus_bill", "0018_daily_tier",
+                                              "0019_reconciliation"]
         sink = ClickHouseSink(client)
         assert {v: sink.query(f"SELECT {columns[v]} FROM {v} ORDER BY ALL") for v in views} == before
         assert sink.query(
@@ -311,7 +312,8 @@ def test_hours_written_at_0011_get_their_workload_rollup_from_0012(ch_url, tmp_p
         commit(old_sink, allocation_hour())
         commit(old_sink, allocation_hour(hour=H0 + 3600, scale=2.0), hour=H0 + 3600)
         assert migrations.migrate(client) == ["0012_workload_rollup", "0013_thanos_load", "0014_daily_resources",
-                                              "0015_ledger_server_time", "0016_current_run_views"]
+                                              "0015_ledger_server_time", "0016_current_run_views",
+                                              "0017_focus_bill", "0018_daily_tier", "0019_reconciliation"]
         sink = ClickHouseSink(client)
         commit(sink, allocation_hour(hour=H0 + 7200, scale=3.0), hour=H0 + 7200)
         expected = workload_sums(sink, "k8s_expenses")

@@ -45,7 +45,7 @@ def test_the_pipeline_reads_the_configs_thanos_and_writes_the_given_sink_or_its_
 
 @pytest.mark.needs_chdb
 def test_apply_schema_brings_the_store_up_to_date_once_and_readiness_follows(ch_url):
-    config = config_for(ch_url, KCW_RETENTION_DAYS="30")
+    config = config_for(ch_url, KCW_RETENTION_DAYS="30", KCW_DAILY_RETENTION_DAYS="1000")
     sink = wiring.open_sink(config)
     try:
         ready = wiring.readiness(lambda: sink)
@@ -57,9 +57,10 @@ def test_apply_schema_brings_the_store_up_to_date_once_and_readiness_follows(ch_
         assert wiring.apply_schema(sink, config) == []  # nothing pending: nothing applied twice
         wiring.require_migrated(sink)
         assert ready()
-        (ttl,), = sink.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                             "AND name = 'k8s_expenses'")
-        assert "TTL hour + toIntervalDay(30)" in ttl  # KCW_RETENTION_DAYS
+        ttls = dict(sink.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
+                               "AND name IN ('k8s_expenses', 'k8s_expenses_by_day')"))
+        assert "TTL day + toIntervalDay(1000)" in ttls["k8s_expenses_by_day"]  # KCW_DAILY_RETENTION_DAYS
+        assert " TTL " not in ttls["k8s_expenses"]  # KCW_RETENTION_DAYS: the scheduler's (cleanup.expire_hours)
     finally:
         sink.close()
 

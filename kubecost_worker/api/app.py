@@ -1,4 +1,5 @@
-"""The read layer: Metroculus's three kubecost endpoints, and a breakdown, served from ClickHouse.
+"""The read layer: Metroculus's three kubecost endpoints, the allocation API, rightsizing, and the assets and
+clusters reconciled with the cloud bill, served from ClickHouse.
 
 FastAPI (on Starlette, served by uvicorn): typed routes, an OpenAPI document generated from the code (which the
 schema-driven fuzz tests read), and exception handlers that let every error keep Metroculus's exact shape:
@@ -41,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import telemetry
 from ..errors import TransientError, WorkerError
-from ..read import allocation, metroculus
+from ..read import allocation, assets, metroculus
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # handler reads the parameter. The other parameters are bounded by their patterns; ``filter`` also by its number
 # of clauses (allocation.MAX_FILTER_CLAUSES).
 MAX_LENGTH = {"cloud_account_id": 256, "metrics": 4096, "aggregate": 1024, "filter": 4096, "namespace": 253,
-              "shareNamespaces": 4096, "shareLabels": 4096}
+              "shareNamespaces": 4096, "shareLabels": 4096, "cluster": 256}
 # A request target (path and query string, as sent) longer than this is refused before anything else: 414 with the
 # error body. Every request of ASCII values within the limits above fits, URL-encoded (3 bytes a character). The
 # HTTP layer takes heads of this size and its headers (server.py), so that the app sees every such request.
@@ -252,6 +253,41 @@ class RightsizingResponse(Window):
     targetRAMUtilization: float
     q: float
     rows: list[RightsizingRow]
+
+
+class AssetRow(BaseModel):
+    """A node or volume in one billing period (docs/api.md, "k8s_assets")."""
+
+    timestamp: int
+    period_end: int
+    type: str
+    cluster: str
+    name: str
+    providerID: str
+    hours: int
+    list_cost: float
+    billed_cost: float
+    adjustment: float
+    factor: float
+    matched: bool
+    reconciled: bool
+    bill_lines: int
+
+
+class AssetsResponse(Window):
+    rows: list[AssetRow]
+
+
+class ClusterRow(BaseModel):
+    cluster: str
+    list_cost: float
+    reconciled_cost: float | None
+    matched_list_cost: float
+    matched_billed_cost: float
+
+
+class ClustersResponse(Window):
+    rows: list[ClusterRow]
 
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 414, 500, 503)}
@@ -452,6 +488,10 @@ def k8s_expenses(request: Request, secret: SecretHeader = None, cloud_account_id
                  shareNamespaces: Annotated[str | None, Query(description="comma-separated namespaces")] = None,
                  shareLabels: Annotated[str | None, Query(description="comma-separated <key>:<value>")] = None,
                  shareSplit: Annotated[str | None, Query(json_schema_extra={"pattern": "^(weighted|even)$"})] = None,
+                 reconcile: Annotated[str | None, Query(
+                     description="true: the costs reconciled with the cloud bill (k8s_expenses_reconciled_current); "
+                                 "false (default): list prices",
+                     json_schema_extra={"pattern": "^(true|false|1|0|yes|no)$"})] = None,
                  format: FormatParam = None):
     """Costs, shares, usage and efficiency grouped like OpenCost's allocation API, per step."""
     params = Limited(request.query_params)
@@ -479,6 +519,35 @@ def k8s_rightsizing(request: Request, secret: SecretHeader = None, cloud_account
     return answer(tenant, start, end, iter(rows), allocation.RIGHTSIZING_FIELDS, csv_format,
                   algorithm=parsed.algorithm, targetCPUUtilization=parsed.target_cpu,
                   targetRAMUtilization=parsed.target_ram, q=parsed.q)
+
+
+@routes.get(f"{PREFIX}/k8s_assets", response_model=AssetsResponse, responses=WITH_CSV)
+def k8s_assets(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+               start_date: TimeParam = None, end_date: TimeParam = None,
+               type: Annotated[str | None, Query(description="node or volume (default: both)",
+                                                 json_schema_extra={"pattern": "^(node|volume)$"})] = None,
+               cluster: Annotated[str | None, Query(description="one cluster id (default: every cluster)")] = None,
+               format: FormatParam = None):
+    """Nodes and volumes per billing period (the hour, or the UTC day where the bill is daily) with their list
+    cost, billed cost and reconciliation factor (OpenCost's assets, reconciled with the cloud bill)."""
+    params = Limited(request.query_params)
+    tenant, start, end = window(request, params)
+    parsed = assets.parse_assets(params)
+    csv_format = wants_csv(params)
+    return answer(tenant, start, end, assets.assets(reader_of(request), parsed, tenant, start, end),
+                  assets.ASSET_FIELDS, csv_format)
+
+
+@routes.get(f"{PREFIX}/k8s_clusters", response_model=ClustersResponse, responses=WITH_CSV)
+def k8s_clusters(request: Request, secret: SecretHeader = None, cloud_account_id: TenantParam = None,
+                 start_date: TimeParam = None, end_date: TimeParam = None, format: FormatParam = None):
+    """The tenant's clusters with their cost over the window: at list price, and reconciled with the cloud bill
+    where it is."""
+    params = Limited(request.query_params)
+    tenant, start, end = window(request, params)
+    csv_format = wants_csv(params)
+    return answer(tenant, start, end, iter(assets.clusters(reader_of(request), tenant, start, end)),
+                  assets.CLUSTER_FIELDS, csv_format)
 
 
 def json_pieces(value: Any) -> Iterator[bytes]:
@@ -524,13 +593,21 @@ def csv_lines(columns: tuple[str, ...], rows: Iterator[dict[str, Any]]) -> Itera
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
-                         for c in columns])
+        writer.writerow([csv_value(row[c]) for c in columns])
         if buffer.tell() >= CHUNK_BYTES // 4:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+def csv_value(value: Any) -> Any:
+    """A JSON row's value as its CSV field: null empty, a float exactly (repr), a bool as JSON writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else value
 
 
 REQUIRED = {"cloud_account_id", "start_date", "end_date", "aggregate", "Secret"}

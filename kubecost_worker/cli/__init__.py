@@ -1,7 +1,8 @@
 """The ``kubecost-worker`` command line. Thin: parse, build the config, call ``wiring`` and the core, report.
 
 One module per command group: ``worker`` (run, consume, schedule, once, serve), ``data`` (migrate, backfill, sql,
-status, gc), ``queue`` (rerun, dlq), ``dev`` (demo, simulate); ``base`` holds the group and what they share.
+export, export-optscale, bill-load, reconcile, status, gc), ``queue`` (rerun, dlq), ``dev`` (demo, simulate); ``base`` holds the
+group and what they share.
 Exit status 0 on success, 1 when work failed, 2 on invalid usage or configuration, always with a one-line reason
 on stderr.
 """

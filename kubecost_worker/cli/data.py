@@ -1,4 +1,5 @@
-"""The stored data: ``migrate``, ``backfill``, ``sql``, ``export``, ``export-optscale``, ``status``, ``gc``."""
+"""The stored data: ``migrate``, ``backfill``, ``sql``, ``export``, ``export-optscale``, ``bill-load``, ``reconcile``,
+``status``, ``gc``, ``rollup-days``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def migrate(ctx: click.Context, resume: bool) -> None:
     applied = wiring.apply_schema(wiring.open_sink(config), config, resume)
     click.echo(f"migrate: applied {', '.join(applied)}" if applied else "migrate: schema up to date")
     if config.retention_days:
-        click.echo(f"migrate: retention {config.retention_days} days")
+        click.echo(f"migrate: hourly rows kept {config.retention_days} days and today (the scheduler expires them)")
+    if config.daily_retention_days:
+        click.echo(f"migrate: the daily tier kept {config.daily_retention_days} days")
 
 
 @cli.command()
@@ -75,9 +78,11 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), required=True)
 # a plain string: click would turn an empty --out into the path "."
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
+@click.option("--reconciled", is_flag=True,
+              help="The costs reconciled with the cloud bill, the list costs beside (docs/reconciliation.md).")
 @click.pass_context
 def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str | None, step: str, fmt: str,
-           out: str) -> None:
+           out: str, reconciled: bool) -> None:
     """Write a tenant's current data over [start, end) to a file, in ClickHouse's own CSV, Parquet or JSON lines."""
     from ..read.allocation import BadParameter, parse_aggregate, parse_step
     from ..read.exports import BadOutput, check_output
@@ -104,7 +109,7 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
 
     try:
         with classified("exporting"):
-            written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress)
+            written = write_export(sink.client, out, fmt, tenant, start, end, aggregate, step, progress, reconciled)
     except BadOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     click.echo(f"export: {written:,} bytes to {out}")
@@ -142,14 +147,76 @@ def export_optscale(ctx: click.Context, tenants: tuple[str, ...], start: int | N
         click.echo(exported.line())
 
 
+@cli.command("bill-load")
+@click.argument("files", metavar="FILE_OR_URL...", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None,
+              help="The files' format; default: from each name (.csv, .csv.gz, .parquet).")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
+              help="Refuse a file larger than this (default: 10 GiB).")
+@click.pass_context
+def bill_load(ctx: click.Context, files: tuple[str, ...], fmt: str | None, max_bytes: int | None) -> None:
+    """Load FOCUS exports of the cloud bill (local files, http(s):// or s3:// URLs the ClickHouse server reads) into
+    KCW_BILL_TABLE as one bill: each billing period they hold replaces that period, the others stay as they are."""
+    from ..store import bill
+
+    if len(set(files)) != len(files):
+        raise click.BadParameter("a file is named twice: its lines would count twice", param_hint="FILE_OR_URL")
+    try:
+        sources = [bill.source_of(name, fmt) for name in files]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE_OR_URL") from None
+    config = config_of(ctx)
+    if config.clickhouse_cluster:
+        raise click.UsageError("bill-load does not load into a cluster (KCW_CLICKHOUSE_CLUSTER) yet")
+    sink = wiring.open_sink(config)
+    wiring.require_migrated(sink)
+    loaded = bill.load_bill(sink.client, sources, config.bill_table, max_bytes or bill.MAX_BYTES)
+    click.echo(loaded.line())
+
+
+@cli.command()
+@click.option("--tenant", "tenants", multiple=True, help="Tenant (cloud account id); repeat; default: every tenant.")
+@click.option("--start", type=TimeParam(), default=None,
+              help="Start, ISO-8601 UTC or unix seconds, widened to its UTC day; default: KCW_BILL_LAG_HOURS and "
+                   "the scheduler's window before now.")
+@click.option("--end", type=TimeParam(), default=None,
+              help="End (exclusive), widened to the end of its UTC day; default: now less KCW_BILL_LAG_HOURS.")
+@click.pass_context
+def reconcile(ctx: click.Context, tenants: tuple[str, ...], start: int | None, end: int | None) -> None:
+    """Reconcile the costs of the days in [start, end) that the cloud bill covers with it (docs/reconciliation.md):
+    a line per tenant-day, reconciled anew or unchanged since its latest reconciliation."""
+    import time
+
+    from ..store import reconcile as reconciliation
+
+    config = config_of(ctx)
+    end = int(time.time()) - config.bill_lag_hours * 3600 if end is None else end
+    start = end - reconciliation.WINDOW_DAYS * reconciliation.DAY if start is None else start
+    if end <= start:
+        raise click.BadParameter("--end must be after --start")
+    sink = wiring.open_sink(config)
+    wiring.require_migrated(sink)
+    bill = reconciliation.BillSettings(config.bill_table, config.bill_cost)
+    done = reconciliation.reconcile_days(sink.client, bill, tenants, start, end)
+    for day in done:
+        click.echo(f"reconcile: {day.line()}")
+    if not done:
+        click.echo("reconcile: no day with hours that the bill covers")
+
+
 @cli.command()
 @click.option("--tenant", default=None, help="Only this tenant.")
 @click.pass_context
 def status(ctx: click.Context, tenant: str | None) -> None:
-    """Per tenant from the run ledger: the last complete hour, the gaps, the failures and refusals."""
+    """A line per tenant from the run ledger and the daily tier: the last complete hour, the gaps, the failures and
+    refusals as ranges of hours, the days built and sealed, the days reconciled with the bill; then a total line."""
     from ..jobs.status import summarize
+    from ..store import days, reconcile
 
-    click.echo(summarize(wiring.open_sink(config_of(ctx)).ledger_summary(tenant)))
+    sink = wiring.open_sink(config_of(ctx))
+    tenants = [tenant] if tenant else ()
+    click.echo(summarize(sink.ledger_summary(tenant), days.day_states(sink.client, tenants=tenants),
+                         reconciled=reconcile.reconciled_days(sink.client, tenants)))
 
 
 @cli.command()
@@ -158,11 +225,51 @@ def status(ctx: click.Context, tenant: str | None) -> None:
                    "ledger (ISO-8601 UTC or unix seconds); default: every hour.")
 @click.pass_context
 def gc(ctx: click.Context, since: int | None) -> None:
-    """Remove the rows of superseded, failed and abandoned runs (the scheduler does it each tick)."""
+    """Remove the rows of superseded, failed and abandoned runs and day builds (the scheduler does it each tick)."""
     from ..hours import utc
 
     sink = wiring.open_sink(config_of(ctx))
     wiring.require_migrated(sink)
     collected = sink.collect_garbage(utc(since) if since is not None else None)
-    click.echo(f"gc: removed the rows of {collected.runs} runs in {collected.partitions} monthly partitions, "
-               f"{collected.seconds:.2f} s")
+    click.echo(f"gc: removed the rows of {collected.runs} runs and {collected.builds} day builds in "
+               f"{collected.partitions} monthly partitions, {collected.seconds:.2f} s")
+
+
+@cli.command("rollup-days")
+@click.option("--tenant", "tenants", multiple=True, help="Tenant (cloud account id); repeat; default: all tenants.")
+@click.option("--start", type=TimeParam(), default=None,
+              help="First day (its UTC day), ISO-8601 UTC or unix seconds; default: the first hour stored.")
+@click.option("--end", type=TimeParam(), default=None,
+              help="End (exclusive, widened to the end of its UTC day); default: the last hour stored.")
+@click.option("--resume", is_flag=True,
+              help="Skip the days whose build already sums their current hours (an earlier run's, or the worker's).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.pass_context
+def rollup_days(ctx: click.Context, tenants: tuple[str, ...], start: int | None, end: int | None, resume: bool,
+                progress: bool | None) -> None:
+    """Build the daily tier of the hours stored: each UTC day of [start, end) with current hours that is over (today
+    is built once it is), summed again under a new build that supersedes the day's last (never adding to it); sealed
+    days stay as they are."""
+    import time
+
+    from tqdm import tqdm
+
+    from ..hours import DAY
+    from ..store import days
+
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("--end must be after --start")
+    sink = wiring.open_sink(config_of(ctx))
+    wiring.require_migrated(sink)
+    today = days.day_of(time.time())
+    wanted = [key for key, state in days.day_states(sink.client, tenants=tenants, start=start,
+                                                    end=today if end is None else min(-(-end // DAY) * DAY, today)
+                                                    ).items() if state.hours]
+    with tqdm(total=len(wanted), disable=not (sys.stderr.isatty() if progress is None else progress),
+              unit="day", file=sys.stderr) as bar:
+        done = days.build_days(sink.client, wanted, resume=resume,
+                               progress=lambda builds: bar.update(1))
+    click.echo(f"rollup-days: {done.built} days built, {done.up_to_date} up to date, {done.sealed} sealed (final), "
+               f"{done.failed} failed, {done.seconds:.1f} s")
+    if done.failed:
+        raise WorkerError(f"{done.failed} days could not be built (see the log); run again with --resume")

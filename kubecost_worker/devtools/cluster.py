@@ -200,6 +200,7 @@ class Volume:
     capacity: float  # bytes
     price: float  # $ per GiB-hour, constant
     role: str = ""
+    provider_id: str = ""  # the disk's id in the cloud; '' writes the volume's name as its provider_id label
 
 
 @dataclass

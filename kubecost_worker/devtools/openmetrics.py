@@ -344,7 +344,8 @@ class OpenMetricsWriter:
             for v in t.volumes:
                 if what == "price":
                     yield (format_labels([("volumename", v.name), ("persistentvolume", v.name),
-                                          ("provider_id", v.name)] + self._tail(t)), self._all(), v.price)
+                                          ("provider_id", v.provider_id or v.name)] + self._tail(t)),
+                           self._all(), v.price)
                 else:
                     yield (format_labels([("persistentvolume", v.name)] + self._tail(t)), self._all(),
                            float(v.capacity))

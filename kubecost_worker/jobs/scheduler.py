@@ -1,5 +1,7 @@
 """The hourly tick: find the due tenant-hours (``planning.plan``) and enqueue them as jobs, then remove the rows of
-the runs that can no longer become current (``ClickHouseSink.collect_garbage``: one batch per tick).
+the runs that can no longer become current (``ClickHouseSink.collect_garbage``: one batch per tick), then keep the
+daily tier (``store/days.py``): rebuild the days whose hours changed and were not rebuilt yet, and expire the hours of
+the days past ``KCW_RETENTION_DAYS``, each day sealed in the daily tier first (``cleanup.expire_hours``).
 
 APScheduler 3.11 drives it: a cron trigger at ``KCW_SCHEDULE_MINUTE`` past every hour, ``max_instances=1`` and
 ``coalesce=True`` (a tick that overran, or ticks missed while the process slept, run once). A second scheduler
@@ -7,7 +9,8 @@ by mistake only enqueues duplicates, and processing a tenant-hour twice replaces
 
 The ledger's records are stamped by the ClickHouse server's clock, so their ages (which pending records to trust,
 which hours changed since the last cleanup) are measured against the server's time, never this process's clock:
-replicas and CronJobs on several nodes need not agree on the time. ``clock`` only picks the due hours.
+replicas and CronJobs on several nodes need not agree on the time. ``clock`` only picks the due hours and the
+first day whose hours are kept: a day boundary, which a few minutes' offset moves by as much, never more.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import structlog
 
 from .. import telemetry
 from ..errors import WorkerError
-from ..hours import HOUR
+from ..hours import DAY, HOUR
 from ..model.series import NODE_CPU_HOURLY_COST
 from ..pipeline import next_batch
+from ..store import cleanup, days
 from ..store.ledger import SENTINEL_METRICS, STALE_RUN, RunRecord, RunStatus
 from ..source.extract import hourly_counts
 from .broker import Broker
@@ -50,6 +54,7 @@ class Scheduler:
         # with its process. The start is placed on the server's clock by the (monotonic) time elapsed since.
         self._started = time.monotonic()
         self.last_cleanup: dt.datetime | None = None  # the server's time when the last cleanup read the ledger
+        self.last_sweep: dt.datetime | None = None  # the server's time when the last complete sweep of days began
 
     def _trusted_after(self) -> dt.datetime:
         """Pending records older than this (the server's clock) are taken as lost and their hours enqueued again."""
@@ -62,7 +67,11 @@ class Scheduler:
     def due_jobs(self) -> list[Job]:
         config = self.config
         now = self.clock()
-        window = catchup_window(now, config.lag_minutes, config.max_catchup_hours)
+        # an hour before the kept days would be computed only to expire: its day is sealed, or about to be
+        window = [h for h in catchup_window(now, config.lag_minutes, config.max_catchup_hours)
+                  if h >= self.first_kept_day()]
+        if not window:
+            return []
         recheck = window[-config.recheck_hours:] if config.recheck_hours else []
         trusted_after = self._trusted_after()
         jobs = []
@@ -94,6 +103,8 @@ class Scheduler:
             log.error("scheduler tick failed", error=str(exc))
             return []
         self.clean_up()
+        self.keep_days()
+        self.reconcile_with_bill()
         log.info("scheduler tick", enqueued=len(jobs), seconds=round(time.perf_counter() - started, 3),
                  reasons=dict(Counter(j.reason for j in jobs)))
         return jobs
@@ -109,6 +120,45 @@ class Scheduler:
             return
         self.last_cleanup = collected.began_at
         telemetry.RUNS_COLLECTED.inc(collected.runs)
+
+    def first_kept_day(self) -> int:
+        """The first UTC day whose hours ``KCW_RETENTION_DAYS`` keeps: today and that many days before it (0: every
+        day)."""
+        if not self.config.retention_days:
+            return 0
+        return days.day_of(self.clock()) - self.config.retention_days * DAY
+
+    def keep_days(self) -> None:
+        """Rebuild the stale days of the hours committed since the last complete sweep (every day, the first time;
+        at most ``days.BUILDS_PER_TICK``: an unfinished sweep starts from the same point next tick), then expire the
+        hours before the first kept day. A failure is logged, and the next tick does the same work."""
+        sink = self.pipeline.sink
+        try:
+            began_at = sink.server_now()
+            since = self.last_sweep - CLEANUP_OVERLAP if self.last_sweep else None
+            swept = days.sweep(sink.client, since, days.day_of(self.clock()))
+            if swept.built + swept.failed < days.BUILDS_PER_TICK:
+                self.last_sweep = began_at
+            if self.config.retention_days:
+                cleanup.expire_hours(sink.client, sink.cluster, self.first_kept_day())
+        except WorkerError as exc:
+            log.error("keeping the daily tier failed", error=str(exc))
+
+    def reconcile_with_bill(self) -> None:
+        """Reconcile the tenant-days the bill covers, closed ``KCW_BILL_LAG_HOURS`` ago, never reconciled or whose
+        runs or bill changed since (``store/reconcile.py``). A failure is logged, and the next tick does the same."""
+        from ..store import reconcile
+
+        bill = reconcile.BillSettings(self.config.bill_table, self.config.bill_cost)
+        try:
+            done = reconcile.reconcile_due(self.pipeline.sink.client, bill, self.config.bill_lag_hours, self.clock())
+        except WorkerError as exc:
+            log.error("reconciling with the bill failed", error=str(exc))
+            return
+        for day in done:
+            telemetry.RECONCILED_DAYS.labels("reconciled" if day.changed else "unchanged").inc()
+            telemetry.RECONCILED_SHARE.labels(day.tenant).set(day.modelled_cost / day.list_cost if day.list_cost
+                                                              else 0.0)
 
 
 def hourly_trigger(minute: int):

@@ -21,7 +21,7 @@ from .network import allocate_network
 from .pods import PodRows, allocate_containers, pod_instances
 from .usage import allocate_usage
 from .resources import RESOURCES, NodePrices
-from .rows import ExpenseRow, HourResult, MetricSample, NodeRow
+from .rows import ExpenseRow, HourResult, MetricSample, NodeRow, VolumeRow
 from .series import KEPT_PREFIX, KUBECOST_CLUSTER_INFO, HourInput, Series, Summary
 from .volumes import allocate_volumes, unmounted
 
@@ -31,18 +31,22 @@ def compute_hour(inp: HourInput, default_prices: Mapping[str, float] | None = No
     GPU-hour by resource name ``cpu``, ``ram``, ``gpu``) price the resources of nodes without price series."""
     rows: list[ExpenseRow] = []
     nodes: list[NodeRow] = []
+    volumes: list[VolumeRow] = []
     unpriced: list[str] = []
     for cluster_id, series in split_by_cluster(inp).items():
-        book, node_rows = cluster_rows(ClusterHour.of_input(inp, cluster_id, series), default_prices or {})
+        book, node_rows, volume_rows = cluster_rows(ClusterHour.of_input(inp, cluster_id, series),
+                                                    default_prices or {})
         rows.extend(book.rows.values())
         nodes.extend(node_rows)
+        volumes.extend(volume_rows)
         unpriced.extend(book.unpriced_nodes)
     return HourResult(rows=rows, metric_samples=hourly_metric_samples(inp), samples_seen=inp.values_read(),
-                      unpriced_nodes=unpriced, nodes=nodes)
+                      unpriced_nodes=unpriced, nodes=nodes, volumes=volumes)
 
 
-def cluster_rows(ctx: ClusterHour, default_prices: Mapping[str, float]) -> tuple[RowBook, list[NodeRow]]:
-    """Every row and node row of one cluster-hour."""
+def cluster_rows(ctx: ClusterHour, default_prices: Mapping[str, float]
+                 ) -> tuple[RowBook, list[NodeRow], list[VolumeRow]]:
+    """Every row, node row and volume row of one cluster-hour."""
     book = RowBook(ctx)
     prices = NodePrices({r.name: ctx.node_gauges(r.price) for r in RESOURCES}, default_prices)
     pods = pod_instances(ctx)
@@ -53,8 +57,8 @@ def cluster_rows(ctx: ClusterHour, default_prices: Mapping[str, float]) -> tuple
     allocate_network(ctx, pods, rows)
     load_balancers(ctx, book, rows.namespace_labels)
     management(ctx, book)
-    unmounted(ctx, book, paid)
-    return book, nodes_and_idle(ctx, book, prices, pods, allocated)
+    volume_rows = unmounted(ctx, book, paid)
+    return book, nodes_and_idle(ctx, book, prices, pods, allocated), volume_rows
 
 
 # -- Clusters ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ series (windowed to the hour, copies merged), and the book of rows the parts add
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -44,7 +45,8 @@ class ClusterHour:
     def by(self, metric: str, *keys: str) -> dict[tuple[str, ...], list[Series | Summary]]:
         grouped: dict[tuple[str, ...], list[Series | Summary]] = defaultdict(list)
         for s in self.of(metric):
-            grouped[tuple(s.labels.get(k, "") for k in keys)].append(s)
+            labels = s.labels
+            grouped[tuple([labels.get(k, "") for k in keys])].append(s)
         return grouped
 
     def node_gauges(self, metric: str) -> dict[str, list[tuple[float, float]]]:
@@ -93,7 +95,8 @@ def samples_of(s: Series | Summary) -> list[tuple[float, float]]:
 
 
 def window(samples, start: float, end: float) -> list[tuple[float, float]]:
-    return [(t, v) for t, v in samples if start <= t < end]
+    """The samples (ascending by time) inside ``[start, end)``: two binary searches and a slice."""
+    return samples[bisect.bisect_left(samples, (start,)):bisect.bisect_left(samples, (end,))]
 
 
 def counter_window(samples, start: float, end: float) -> list[tuple[float, float]]:

@@ -159,7 +159,7 @@ def services_by_namespace(ctx: ClusterHour) -> Selectors:
 def selecting_service(services: list[tuple[str, dict[str, str]]] | tuple, pod_labels: dict[str, str]) -> str:
     """The first Service by name whose selector is not empty and all of whose labels the pod has; '' for none."""
     for service, selector in services:
-        if selector and all(pod_labels.get(k) == v for k, v in selector.items()):
+        if selector and selector.items() <= pod_labels.items():
             return service
     return ""
 

@@ -119,12 +119,32 @@ class NodeRow:
 
 
 @dataclass
+class VolumeRow:
+    """One row of ``k8s_volumes_hourly``: a persistent volume as an asset for the hour (docs/model.md, "Persistent
+    volumes"), with the rows that paid for it (``claims``): what reconciling it with the bill scales."""
+
+    cloud_account_id: str
+    cluster_id: str
+    hour: int
+    volume: str
+    provider_id: str = ""         # the provider_id label of its pv_hourly_cost series: the disk's id in the bill
+    running_minutes: float = 0.0  # the volume's active interval in the hour (its price samples' span)
+    capacity_bytes: float = 0.0   # averaged over the active interval
+    price: float = 0.0            # $ per GiB-hour, time-weighted over the active interval
+    cost: float = 0.0             # capacity x price over the active interval (0 without a capacity series)
+    # (namespace, workload_name, pod, pod_uid, pv_cost) of each row that holds a part of its cost: the pods' own rows
+    # and its __unmounted__ row; their pv_cost adds up to what the rows hold of the volume
+    claims: list[tuple[str, str, str, str, float]] = field(default_factory=list)
+
+
+@dataclass
 class HourResult:
     rows: list[ExpenseRow]
     metric_samples: list["MetricSample"]
     samples_seen: int
     unpriced_nodes: list[str]  # nodes whose pods were priced by the defaults or not at all (no price series)
     nodes: list[NodeRow] = field(default_factory=list)
+    volumes: list[VolumeRow] = field(default_factory=list)
 
     @property
     def total_cost(self) -> float:

@@ -2,7 +2,8 @@
 
 A request is parsed once into a frozen ``AllocationRequest`` (a bad value raises ``BadParameter`` naming the
 parameter, a required one absent ``MissingParameter``); ``allocation`` turns it into SQL over ``k8s_expenses`` (or
-the namespace rollup where that holds every figure asked for), with every value a bound parameter; with sharing,
+the namespace rollup where that holds every figure asked for), with every value a bound parameter, and the days
+sealed in the daily tier (their hours may be gone) from their daily rows at every step but ``hour``; with sharing,
 ``sharing`` decides each domain's coefficients from a first query's totals and a second applies them (docs/api.md,
 "Sharing"). docs/api.md is the reference, with an example per parameter.
 """
@@ -15,9 +16,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..hours import HOUR
+from ..hours import DAY, HOUR, utc
 from ..model.rows import COST_FIELDS, IDLE, MANAGEMENT, UNMOUNTED
 from ..model.workload import UNALLOCATED
+from ..store import days
+from ..store.days import SealedDay
 from . import metroculus, sharing
 
 SPECIAL_NAMESPACES = (IDLE, MANAGEMENT, UNMOUNTED)
@@ -72,14 +75,33 @@ STEPS = {"hour": "toUnixTimestamp(hour)", "day": "toUnixTimestamp(toStartOfDay(h
          "week": "toUnixTimestamp(toDateTime(toMonday(hour), 'UTC'))",
          "month": "toUnixTimestamp(toDateTime(toStartOfMonth(hour), 'UTC'))",
          "window": "toUnixTimestamp(toStartOfHour(toDateTime({start:Int64}, 'UTC')))"}
+# A row of k8s_expenses's part of the *_with_usage figures: its request or cost where its usage is known.
+WITH_USAGE_SQL = {
+    "cpu_request_core_hours_with_usage": "if(cpu_usage_core_hours IS NULL, 0., cpu_request_core_hours)",
+    "ram_request_byte_hours_with_usage": "if(ram_usage_byte_hours IS NULL, 0., ram_request_byte_hours)",
+    "cpu_cost_with_usage": "if(cpu_usage_core_hours IS NULL, 0., cpu_cost)",
+    "ram_cost_with_usage": "if(ram_usage_byte_hours IS NULL, 0., ram_cost)",
+}
 FIGURES_SQL = {
     **{name: f"sum({name})" for name in (*sharing.COSTS, *sharing.QUANTITIES, *sharing.USAGE)},
-    "cpu_request_core_hours_with_usage": "sumIf(cpu_request_core_hours, cpu_usage_core_hours IS NOT NULL)",
-    "ram_request_byte_hours_with_usage": "sumIf(ram_request_byte_hours, ram_usage_byte_hours IS NOT NULL)",
-    "cpu_cost_with_usage": "sumIf(cpu_cost, cpu_usage_core_hours IS NOT NULL)",
-    "ram_cost_with_usage": "sumIf(ram_cost, ram_usage_byte_hours IS NOT NULL)",
+    **{name: f"sum({part})" for name, part in WITH_USAGE_SQL.items()},
 }
-ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}  # the rollups hold each figure's sum
+# the rollups and the daily tier hold each figure's sum
+ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}
+# The daily tier's table that answers in the place of each hourly source: the namespace rollup's (about 10 rows a
+# day) for what the hourly namespace rollup answers, the daily rows themselves for the rest.
+DAILY_SOURCES = {metroculus.NAMESPACE_ROLLUP: days.NAMESPACE_BY_DAY}
+# The columns of each hourly source an answer may name (dimensions, filters, roles, idle by node), which its daily
+# source has alike: a sealed day's rows join the hourly ones under these names.
+SOURCE_COLUMNS = {
+    metroculus.NAMESPACE_ROLLUP: ("cluster_id", "namespace"),
+    WORKLOAD_ROLLUP: ("cluster_id", "namespace", "workload_kind", "workload_name", "container", "service", "labels"),
+    "k8s_expenses": ("cluster_id", "node", "namespace", "workload_kind", "workload_name", "pod", "container",
+                     "service", "labels"),
+}
+# k8s_expenses_current's columns, the costs reconciled with the cloud bill (reconcile=true)
+RECONCILED = "k8s_expenses_reconciled_current"
+ROW_SOURCES = ("k8s_expenses", RECONCILED)  # a row per container-hour: the *_with_usage figures are computed
 # The figures of an answer's row after its dimensions, in order (JSON keys and CSV columns alike).
 ROW_FIGURES = (*COST_FIELDS, "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
                "cpu_request_core_hours", "ram_request_byte_hours", "cpu_usage_core_hours", "ram_usage_byte_hours",
@@ -109,6 +131,7 @@ class AllocationRequest:
     policy: sharing.SharePolicy = field(default_factory=sharing.SharePolicy)
     share_namespaces: tuple[str, ...] = ()
     share_labels: tuple[tuple[str, str], ...] = ()
+    reconcile: bool = False  # OpenCost's parameter: the costs the cloud bill pays (docs/reconciliation.md)
 
     @property
     def shares(self) -> bool:
@@ -250,7 +273,8 @@ def parse_request(params) -> AllocationRequest:
                                  share_tenancy=parse_flag("shareTenancyCosts", params.get("shareTenancyCosts")),
                                  split=split)
     return AllocationRequest(dimensions, step, filters, policy, parse_share_namespaces(params.get("shareNamespaces")),
-                             parse_share_labels(params.get("shareLabels")))
+                             parse_share_labels(params.get("shareLabels")),
+                             parse_flag("reconcile", params.get("reconcile")))
 
 
 # -- SQL -------------------------------------------------------------------------------------------------------
@@ -269,7 +293,9 @@ class BoundParams:
 
 def source_table(request: AllocationRequest) -> str:
     """The smallest table holding every dimension and filter field the request needs (idle by node needs the
-    node, shared labels the labels)."""
+    node, shared labels the labels). Reconciled costs are in their view of the rows alone."""
+    if request.reconcile:
+        return RECONCILED
     for table, dimensions, fields, labels in ROLLUPS:
         if (all(d.name in dimensions or (d.label is not None and labels) for d in request.dimensions)
                 and all(c.field in fields or (c.field == "label" and labels) for c in request.filters)
@@ -315,17 +341,59 @@ def _role_sql(request: AllocationRequest, params: BoundParams) -> str:
             f"'{sharing.MANAGEMENT_ROLE}', {shared_sql}, '{sharing.SHARED}', '{sharing.OWN}')")
 
 
-def _select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
-    """The answer without sharing: each group's figures, by total cost within each step."""
+@dataclass(frozen=True)
+class RowSource:
+    """Where an answer's rows come from: ``FROM {sql} AND ...`` (it ends in its WHERE), the SQL of each figure's sum
+    and of the span of their hours."""
+
+    sql: str
+    figures: dict[str, str]
+    first_hour: str = "min(hour)"
+    last_hour: str = "max(hour)"
+
+
+def row_source(request: AllocationRequest, params: BoundParams, sealed: tuple[SealedDay, ...] = ()) -> RowSource:
+    """The request's hourly source table in the window; with ``sealed`` days, its rows of the other days and the
+    sealed days' daily rows (each day its sealed build), as one subquery of like columns (the daily rows alone when
+    sealed days hold every hour of the window). A daily row counts as its day's first hour (every step but ``hour``
+    starts on a day), and carries the span of its hours."""
     table = source_table(request)
+    figures = FIGURES_SQL if table in ROW_SOURCES else ROLLUP_FIGURES_SQL
+    if not sealed:
+        return RowSource(f"{table} WHERE {metroculus.WINDOW}", figures)
+    on_days = params.bind([utc(d.day).date() for d in sealed], "Array(Date)")
+    builds = params.bind([d.build_id for d in sealed], "Array(UUID)")
+    columns = ", ".join(SOURCE_COLUMNS[table])
+    daily = (f"SELECT {columns}, toDateTime(day, 'UTC') AS hour, {', '.join(sharing.FIGURES)}, first_hour, "
+             f"last_hour FROM {DAILY_SOURCES.get(table, days.EXPENSES_BY_DAY)} "
+             f"WHERE cloud_account_id = {{tenant:String}} AND day IN {on_days} AND build_id IN {builds}")
+    if _sealed_throughout(sealed, params.values["start"], params.values["end"]):
+        return RowSource(f"({daily}) WHERE 1", ROLLUP_FIGURES_SQL, "min(first_hour)", "max(last_hour)")
+    hourly = ", ".join(f"{WITH_USAGE_SQL[name]} AS {name}" if table in ROW_SOURCES and name in WITH_USAGE_SQL
+                       else name for name in sharing.FIGURES)
+    sql = (f"(SELECT {columns}, hour, {hourly}, hour AS first_hour, hour AS last_hour FROM {table} "
+           f"WHERE {metroculus.WINDOW} AND toDate(hour) NOT IN {on_days} UNION ALL {daily}) WHERE 1")
+    return RowSource(sql, ROLLUP_FIGURES_SQL, "min(first_hour)", "max(last_hour)")
+
+
+def _sealed_throughout(sealed: tuple[SealedDay, ...], start: int, end: int) -> bool:
+    """Whether every hour of the window (from the hour holding ``start`` to the last before ``end``) is in one of
+    the ``sealed`` days: then no hour is read."""
+    first, last = start - start % HOUR, end - 1 - (end - 1) % HOUR
+    return first <= last and set(range(first - first % DAY, last + 1, DAY)) <= {d.day for d in sealed}
+
+
+def _select(request: AllocationRequest, tenant: str, start: int, end: int,
+            sealed: tuple[SealedDay, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """The answer without sharing: each group's figures, by total cost within each step."""
     params = BoundParams(metroculus.bound_params(tenant, start, end))
-    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    source = row_source(request, params, sealed)
     dims = [f"{dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     keys = [f"d{i}" for i in range(len(dims))]
-    sums = [f"{figures[name]} AS f_{name}" for name in sharing.FIGURES]
-    span = ["toUnixTimestamp(min(hour))", "toUnixTimestamp(max(hour))"]
-    where = f"{metroculus.WINDOW} AND {_filter_sql(request.filters, params)}"
-    sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {table} WHERE {where} "
+    sums = [f"{source.figures[name]} AS f_{name}" for name in sharing.FIGURES]
+    span = [f"toUnixTimestamp({source.first_hour})", f"toUnixTimestamp({source.last_hour})"]
+    sql = (f"SELECT {STEPS[request.step]} AS ts, {', '.join([*dims, *sums, *span])} FROM {source.sql} "
+           f"AND {_filter_sql(request.filters, params)} "
            f"GROUP BY ts, {', '.join(keys)} ORDER BY ts, f_total_cost DESC, {', '.join(keys)}")
     return sql, params.values
 
@@ -341,38 +409,38 @@ MAX_BOUND_DOMAINS = 2_000
 _IDLE_COEFFICIENTS = "Array(Tuple(Int64, String, String, Float64, Float64, Float64, UInt8, UInt8, UInt8))"
 
 
-def _parts_sql(request: AllocationRequest, params: BoundParams) -> str:
+def _parts_sql(request: AllocationRequest, params: BoundParams, sealed: tuple[SealedDay, ...] = ()) -> str:
     """The window's rows summed into ``sharing.Part``s: per step, cluster, idle domain (the node with idle by node),
     role, whether the filter keeps them, and group."""
-    table = source_table(request)
-    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    source = row_source(request, params, sealed)
     dims = [f"{dimension_sql(d, params)} AS d{i}" for i, d in enumerate(request.dimensions)]
     node = "node" if request.policy.idle_by_node else "''"
     return (f"SELECT {STEPS[request.step]} AS ts, cluster_id AS share_cluster, {node} AS share_node, "
             f"{_role_sql(request, params)} AS role, {_filter_sql(request.filters, params)} AS kept, "
-            f"{', '.join(dims)}, {', '.join(f'{figures[name]} AS f_{name}' for name in sharing.FIGURES)}, "
-            f"toUnixTimestamp(min(hour)) AS first_hour, toUnixTimestamp(max(hour)) AS last_hour FROM {table} "
-            f"WHERE {metroculus.WINDOW} "
+            f"{', '.join(dims)}, {', '.join(f'{source.figures[name]} AS f_{name}' for name in sharing.FIGURES)}, "
+            f"toUnixTimestamp({source.first_hour}) AS first_hour, toUnixTimestamp({source.last_hour}) AS last_hour "
+            f"FROM {source.sql} "
             f"GROUP BY ts, share_cluster, share_node, role, kept, {', '.join(f'd{i}' for i in range(len(dims)))}")
 
 
-def _parts_select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+def _parts_select(request: AllocationRequest, tenant: str, start: int, end: int,
+                  sealed: tuple[SealedDay, ...] = ()) -> tuple[str, dict[str, Any]]:
     """The parts in a total order (their keys), at most ``MAX_PARTS + 1`` of them."""
     params = BoundParams(metroculus.bound_params(tenant, start, end))
     keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
-    return (f"{_parts_sql(request, params)} ORDER BY ts, share_cluster, share_node, role, kept, {keys} "
+    return (f"{_parts_sql(request, params, sealed)} ORDER BY ts, share_cluster, share_node, role, kept, {keys} "
             f"LIMIT {MAX_PARTS + 1}"), params.values
 
 
-def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int) -> tuple[str, dict[str, Any]]:
+def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int,
+                   sealed: tuple[SealedDay, ...] = ()) -> tuple[str, dict[str, Any]]:
     """Pass 1 of a shared answer: per step, ``sharing.Totals`` (the weighed figures per cluster, idle domain and role;
     with the even split, the number of taking groups per cluster, in rows of their own: ``grouping(role)`` 1)."""
-    table = source_table(request)
     params = BoundParams(metroculus.bound_params(tenant, start, end))
-    figures = FIGURES_SQL if table == "k8s_expenses" else ROLLUP_FIGURES_SQL
+    source = row_source(request, params, sealed)
     node = "node" if request.policy.idle_by_node else "''"
     selected = [f"{STEPS[request.step]} AS ts", "cluster_id AS share_cluster", f"{node} AS share_node",
-                f"{_role_sql(request, params)} AS role", *(figures[name] for name in sharing.WEIGHED)]
+                f"{_role_sql(request, params)} AS role", *(source.figures[name] for name in sharing.WEIGHED)]
     if request.policy.split == "even":
         dims = [dimension_sql(d, params) for d in request.dimensions]
         selected += [f"uniqExactIf({', '.join(dims)}, role = '{sharing.TAKER}')", "grouping(role)"]
@@ -380,12 +448,13 @@ def _totals_select(request: AllocationRequest, tenant: str, start: int, end: int
     else:
         selected += ["0", "0"]
         group = "ts, share_cluster, share_node, role"
-    sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {metroculus.WINDOW} GROUP BY {group} ORDER BY ts"
+    sql = f"SELECT {', '.join(selected)} FROM {source.sql} GROUP BY {group} ORDER BY ts"
     return sql, params.values
 
 
 def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int,
-                   found: dict[int, sharing.Coefficients]) -> tuple[str, dict[str, Any]]:
+                   found: dict[int, sharing.Coefficients],
+                   sealed: tuple[SealedDay, ...] = ()) -> tuple[str, dict[str, Any]]:
     """Pass 2 of a shared answer: the stored rows summed into parts (per step, cluster, idle domain, role, filter and
     group), each part's share from its domain's coefficients (``found``, per step, bound as parameters), and the
     parts summed into the answer's groups, by total cost (shares included) within each step. The same arithmetic as
@@ -393,7 +462,7 @@ def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int
     policy = request.policy
     params = BoundParams(metroculus.bound_params(tenant, start, end))
     keys = ", ".join(f"d{i}" for i in range(len(request.dimensions)))
-    parts = _parts_sql(request, params)
+    parts = _parts_sql(request, params, sealed)
     resources = sharing.IDLE_RESOURCES
     idle = [(ts, cluster, node_name, *(share.factor[r] for r in resources),
              *(int(r in share.stays) for r in resources))
@@ -437,12 +506,27 @@ def _shared_select(request: AllocationRequest, tenant: str, start: int, end: int
     return sql, params.values
 
 
-def _pieces(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> list[tuple[int, int]]:
+def _pieces(reader, request: AllocationRequest, tenant: str, start: int, end: int,
+            sealed: tuple[SealedDay, ...]) -> list[tuple[int, int]]:
     """The sub-windows an answer is asked in: pieces of whole steps where it can grow with the window (hour and day
-    steps over ``k8s_expenses`` or the workload rollup: metroculus.ROWS_PER_PIECE, counted in stored rows)."""
+    steps over ``k8s_expenses`` or the workload rollup: metroculus.ROWS_PER_PIECE, counted in stored rows, the
+    sealed days' daily rows among them)."""
     if source_table(request) == metroculus.NAMESPACE_ROLLUP or request.step not in ("hour", "day"):
         return [(start, end)]
-    return metroculus.window_pieces(reader, tenant, start, end, request.step)
+    return metroculus.window_pieces(reader, tenant, start, end, request.step,
+                                    {d.day: d.rows_written for d in sealed})
+
+
+def sealed_in(query_rows, step: str, tenant: str, start: int, end: int) -> tuple[SealedDay, ...]:
+    """The sealed days an answer at ``step`` takes from the daily tier (``query_rows(sql, parameters)`` asks): at
+    every step but ``hour``, which answers the hours stored (docs/api.md)."""
+    return () if step == "hour" else tuple(days.sealed_days(query_rows, tenant, start, end))
+
+
+def _within(sealed: tuple[SealedDay, ...], start: int, end: int) -> tuple[SealedDay, ...]:
+    """The sealed days of a piece or run of whole steps of the window: those starting in it (a step starts on a day,
+    so a sealed day, wholly in the window, is wholly in the one piece it starts in)."""
+    return tuple(d for d in sealed if start - start % HOUR <= d.day < end)
 
 
 def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int) -> Iterator[tuple]:
@@ -452,18 +536,21 @@ def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int)
     ``sharing.coefficients`` decides each domain's coefficients, then the groups with the coefficients applied (at
     most ``MAX_BOUND_DOMAINS`` a query). Python holds a page of rows, ``MAX_PARTS`` parts and the coefficients,
     never all of a step's parts or groups."""
-    for piece_start, piece_end in _pieces(reader, request, tenant, start, end):
+    # the daily tier keeps list costs: a reconciled answer reads the hours
+    sealed = () if request.reconcile else sealed_in(reader.query, request.step, tenant, start, end)
+    for piece_start, piece_end in _pieces(reader, request, tenant, start, end, sealed):
+        inside = _within(sealed, piece_start, piece_end)
         if not request.shares:
-            yield from reader.stream(*_select(request, tenant, piece_start, piece_end))
+            yield from reader.stream(*_select(request, tenant, piece_start, piece_end, inside))
             continue
-        parts = reader.query(*_parts_select(request, tenant, piece_start, piece_end))
+        parts = reader.query(*_parts_select(request, tenant, piece_start, piece_end, inside))
         if len(parts) <= MAX_PARTS:
             yield from _shared_in_python(request, parts)
             continue
         del parts
         found: dict[int, sharing.Coefficients] = {}
-        for ts, rows in itertools.groupby(reader.query(*_totals_select(request, tenant, piece_start, piece_end)),
-                                          key=lambda row: row[0]):
+        for ts, rows in itertools.groupby(reader.query(*_totals_select(request, tenant, piece_start, piece_end,
+                                                                       inside)), key=lambda row: row[0]):
             sums, takers = {}, {}
             for _, cluster, node, role, *weighed, groups, cluster_row in rows:
                 if cluster_row:
@@ -472,7 +559,8 @@ def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int)
                     sums[(cluster, node, role)] = dict(zip(sharing.WEIGHED, weighed))
             found[int(ts)] = sharing.coefficients(sharing.Totals(sums, takers), request.policy)
         for run_start, run_end, run in _runs_of_steps(found, piece_start, piece_end, request.step):
-            yield from reader.stream(*_shared_select(request, tenant, run_start, run_end, run))
+            yield from reader.stream(*_shared_select(request, tenant, run_start, run_end, run,
+                                                     _within(inside, run_start, run_end)))
 
 
 def _shared_in_python(request: AllocationRequest, rows: list[tuple]) -> Iterator[tuple]:

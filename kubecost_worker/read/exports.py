@@ -2,9 +2,9 @@
 own output formats (``CSVWithNames``, ``Parquet``, ``JSONEachRow``), streamed to the file as it comes.
 
 Without ``aggregate`` an export holds the rows of ``k8s_expenses_current`` (every column but the run's
-bookkeeping, ``total_cost`` included); with it, their sums grouped as the allocation API groups them
-(docs/api.md: the same properties, the same ``__unallocated__`` and special rows), per step. Values are bound
-parameters, never SQL text.
+bookkeeping, ``total_cost`` included: the hours stored); with it, their sums grouped as the allocation API groups
+them (docs/api.md: the same properties, the same ``__unallocated__`` and special rows, the days sealed in the daily
+tier from their daily rows at every step but ``hour``), per step. Values are bound parameters, never SQL text.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Callable, Iterator
 from . import allocation, metroculus
 from ..errors import TerminalError, TransientError, WorkerError
 from . import sharing
+from ..store.client import query
 from ..store.cluster import quote_identifier
+from ..store.days import SealedDay
 
 FORMATS = {"csv": "CSVWithNames", "parquet": "Parquet", "jsonl": "JSONEachRow"}
 # the sums an aggregated export holds, named as the stored columns
@@ -29,22 +31,27 @@ SUMS = (*sharing.COSTS, *sharing.QUANTITIES, *sharing.USAGE)
 PROGRESS_SECONDS = 2.0
 
 
-def export_sql(tenant: str, start: int, end: int, aggregate: str | None = None,
-               step: str = "window") -> tuple[str, dict]:
-    """The export's query and its parameters; ``aggregate`` as the allocation API takes it (``BadParameter``)."""
+def export_sql(tenant: str, start: int, end: int, aggregate: str | None = None, step: str = "window",
+               sealed: tuple[SealedDay, ...] = (), reconciled: bool = False) -> tuple[str, dict]:
+    """The export's query and its parameters; ``aggregate`` as the allocation API takes it (``BadParameter``);
+    ``sealed``: the days an aggregated export takes from the daily tier (``allocation.sealed_in``); ``reconciled``:
+    the costs reconciled with the cloud bill, the list costs beside them (``k8s_expenses_reconciled_current``)."""
     if aggregate is None:
-        sql = (f"SELECT * EXCEPT (run_id, inserted_at), total_cost FROM k8s_expenses WHERE {metroculus.WINDOW} "
+        rows = (f"{allocation.RECONCILED} WHERE {metroculus.WINDOW}" if reconciled else
+                f"k8s_expenses WHERE {metroculus.WINDOW}")  # the view names its total_cost among its columns
+        sql = (f"SELECT * EXCEPT (run_id, inserted_at){'' if reconciled else ', total_cost'} FROM {rows} "
                "ORDER BY hour, cluster_id, namespace, workload_kind, workload_name, pod, container, node")
         return sql, metroculus.bound_params(tenant, start, end)
-    request = allocation.AllocationRequest(allocation.parse_aggregate(aggregate), step)
+    request = allocation.AllocationRequest(allocation.parse_aggregate(aggregate), step, reconcile=reconciled)
     params = allocation.BoundParams(metroculus.bound_params(tenant, start, end))
     keys = [f"d{i}" for i in range(len(request.dimensions))]
     dims = [f"{allocation.dimension_sql(d, params)} AS {key}" for d, key in zip(request.dimensions, keys)]
     sums = [f"sum({name}) AS f_{name}" for name in SUMS]
+    source = allocation.row_source(request, params, sealed)
     # grouped under plain aliases, named in the outer query: a dimension named as the column it is made of (node,
     # pod, container...) would otherwise be an alias of itself
     inner = (f"SELECT toDateTime({allocation.STEPS[step]}, 'UTC') AS start, {', '.join([*dims, *sums])} "
-             f"FROM {allocation.source_table(request)} WHERE {metroculus.WINDOW} GROUP BY start, {', '.join(keys)}")
+             f"FROM {source.sql} GROUP BY start, {', '.join(keys)}")
     named = [f"{key} AS {quote_identifier(d.name)}" for key, d in zip(keys, request.dimensions)]
     sql = (f"SELECT start, {', '.join([*named, *(f'f_{name} AS {name}' for name in SUMS)])} FROM ({inner}) "
            f"ORDER BY start, {', '.join(keys)}")
@@ -68,7 +75,7 @@ def temp_name() -> str:
 
 
 def export(client, out: str | os.PathLike, fmt: str, tenant: str, start: int, end: int, aggregate: str | None = None,
-           step: str = "window", progress: Callable[[int], None] | None = None) -> int:
+           step: str = "window", progress: Callable[[int], None] | None = None, reconciled: bool = False) -> int:
     """Write the export to ``out``; returns the bytes written. ``progress(bytes so far)`` is called every couple of
     seconds.
 
@@ -78,7 +85,9 @@ def export(client, out: str | os.PathLike, fmt: str, tenant: str, start: int, en
     The file gets the mode of any new file (0666 less the umask), not the previous file's. A failure removes that
     temporary file only; ``out`` is never opened for writing. Raises ``BadOutput`` for a path that names no file
     that can be created, ``WorkerError`` for a failure writing (a full disk...)."""
-    sql, params = export_sql(tenant, start, end, aggregate, step)
+    sealed = () if aggregate is None or reconciled else allocation.sealed_in(
+        lambda sql, parameters: query(client, sql, parameters), step, tenant, start, end)
+    sql, params = export_sql(tenant, start, end, aggregate, step, sealed, reconciled)
     target = check_output(out)
     fd, temp = _create_temp(target)
     created = os.fstat(fd)

@@ -20,11 +20,11 @@ from typing import Any, Iterable, Iterator
 from ..model.rows import IDLE
 from ..hours import HOUR
 
-_IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "
+IN_WINDOW = ("cloud_account_id = {tenant:String} AND hour >= toStartOfHour(toDateTime({start:Int64}, 'UTC')) "
               "AND hour < toDateTime({end:Int64}, 'UTC') AND {start:Int64} < {end:Int64}")
 # The rows of the current run of each tenant-hour (k8s_expense_current_runs, the one definition), with the run
 # lookup narrowed to the tenant and window first: a few hundred run ids instead of the whole ledger.
-WINDOW = _IN_WINDOW + " AND run_id IN (SELECT run_id FROM k8s_expense_current_runs WHERE " + _IN_WINDOW + ")"
+WINDOW = IN_WINDOW + " AND run_id IN (SELECT run_id FROM k8s_expense_current_runs WHERE " + IN_WINDOW + ")"
 NAMESPACE_ROLLUP = "k8s_expenses_namespace_hourly"
 SAVINGS = {"cpu_savings": "kubecost_savings_cpu_allocation", "memory_savings": "kubecost_savings_memory_allocation_bytes"}
 # CloudTuner's breakdown object of kubecost_cluster_costs, in the order its consumer documents it.
@@ -40,15 +40,19 @@ ROWS_PER_PIECE = 200_000
 FIRST_SECOND, LAST_SECOND = 0, 2**32 - 1
 
 
-def window_pieces(reader, tenant: str, start: int, end: int, step: str) -> list[tuple[int, int]]:
-    """``[from, to)`` sub-windows of the window, in order, covering its stored hours: whole steps (hours or days)
-    of about ``ROWS_PER_PIECE`` rows each, as the ledger counts them."""
+def window_pieces(reader, tenant: str, start: int, end: int, step: str,
+                  daily_rows: dict[int, int] | None = None) -> list[tuple[int, int]]:
+    """``[from, to)`` sub-windows of the window, in order, covering its stored hours and the days ``daily_rows``
+    names (day start -> its rows in the daily tier): whole steps (hours or days) of about ``ROWS_PER_PIECE`` rows
+    each, as the ledger and the daily tier count them."""
     params = bound_params(tenant, start, end)
     size = HOUR if step == "hour" else 24 * HOUR
     rows_per_step: dict[int, int] = {}
     for hour, rows in reader.query(f"SELECT toUnixTimestamp(hour), rows_written FROM k8s_expense_current_run_records "
-                                   f"WHERE {_IN_WINDOW} ORDER BY hour", params):
+                                   f"WHERE {IN_WINDOW} ORDER BY hour", params):
         rows_per_step[hour - hour % size] = rows_per_step.get(hour - hour % size, 0) + rows
+    for day, rows in (daily_rows or {}).items():
+        rows_per_step[day - day % size] = rows_per_step.get(day - day % size, 0) + rows
     pieces: list[tuple[int, int]] = []
     held = 0
     for first in sorted(rows_per_step):

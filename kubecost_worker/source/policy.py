@@ -71,17 +71,19 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
     for metric in SUMMARISABLE:
         summarised: dict[tuple, bool] = {}  # key -> whether a series of that key came as a summary
         for s in series.get(metric, ()):
-            labels, pod = s.labels, pod_of(s)
+            labels = s.labels
+            pod = (labels.get("namespace", ""), labels.get("pod", ""))  # pod_of, inlined: 100,000s of series
+            is_summary = isinstance(s, Summary)
             if metric in CONTAINER_SUMMARIES:
                 key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""),
                        resource_kind(labels.get("resource", "cpu")))
-                if isinstance(s, Summary) and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
+                if is_summary and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
                     needed.add(pod)
             elif metric in USAGE_SUMMARIES:
                 if not is_container(s):
                     continue  # never a summary, and the model leaves them out
-                if isinstance(s, Summary) and (not all(map(math.isfinite, usage_figures(metric, s)))
-                                               or len(instances.get(pod, ())) != 1):
+                if is_summary and (not all(map(math.isfinite, usage_figures(metric, s)))
+                                   or len(instances.get(pod, ())) != 1):
                     needed.add(pod)
                 if metric == CONTAINER_MEMORY_WORKING_SET_BYTES:  # not the cgroup id: a container's series average
                     key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""))
@@ -93,7 +95,6 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
                 key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
             else:
                 continue  # owners: the model reads only their labels, copies and all
-            is_summary = isinstance(s, Summary)
             # a second series of one key: the model merges or adds them, which needs their samples
             if key in summarised and (is_summary or summarised[key]):
                 needed.add(pod)

@@ -33,7 +33,7 @@ FIRST_RUNNING = "timestamp({series}) and {series} > 0 and count_over_time({serie
 # the time of the latest sample if positive: the hour's last
 LAST_RUNNING = "timestamp({series}) and {series} > 0"
 
-# cAdvisor's usage series, several figures of one series in one query, each tagged with its name (``TAGGED``)
+# cAdvisor's usage series, several figures of each series, a query per figure
 WORKING_SET_FIGURES = {
     "mean": "avg_over_time({series}[{hour}])",
     "maximum": "max_over_time({series}[{hour}])",
@@ -56,17 +56,12 @@ CPU_COUNTER_FIGURES = {
     # [t - (2 x step - 1 ms), t]
     "maximum": "max_over_time(irate({series}[{two_steps}])[{hour_less_step_seconds}s:{step_seconds}s])",
 }
-# The label naming which figure of a usage series an answer is
-FIGURE = "kcw_figure"
-TAGGED = 'label_replace({query}, "' + FIGURE + '", "{name}", "", "")'
 
 # -- the census: what the summaries must add up to ---------------------------------------------------------------
 
 # Series of a summarised metric in the hour: a summary listing fewer (a proxy or store dropping part of an answer)
 # is refused, not priced as if complete
 SERIES_IN_HOUR = 'label_replace(count(count_over_time({series}[{hour}])), "metric", "{metric}", "", "")'
-# Samples of a usage metric in the hour, non-containers included, as the samples path counts them
-SAMPLES_IN_HOUR = 'label_replace(sum(count_over_time({series}[{hour}])), "samples_of", "{metric}", "", "")'
 
 # -- the server ------------------------------------------------------------------------------------------------
 

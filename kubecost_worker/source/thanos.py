@@ -168,7 +168,7 @@ class ThanosClient:
         """A client on the same connections whose ``load`` counts only its own requests: one per tenant-hour, so
         that the ledger records what each hour asked of Thanos. The server's kind of range is asked once for all of
         them, by whichever needs it first."""
-        return ThanosClient(self.settings, self.session, self._range_kind)
+        return type(self)(self.settings, self.session, self._range_kind)
 
     @property
     def requests_made(self) -> int:

@@ -8,8 +8,9 @@ import contextlib
 import datetime as dt
 from typing import Any, Iterator
 
+from ..errors import TransientError
 from ..model.rows import HourResult
-from . import cleanup, client as clickhouse_client, ledger, writer
+from . import cleanup, client as clickhouse_client, days, ledger, writer
 from .cleanup import Collected
 from .ledger import STALE_RUN, CurrentRun, HourState, HourSummary, RunRecord
 
@@ -37,7 +38,10 @@ class ClickHouseSink:
         return ledger.server_now(self.client)
 
     def current_run(self, tenant: str, hour: int) -> CurrentRun | None:
-        return ledger.current_run(self.client, tenant, hour)
+        return self.current_runs(tenant, [hour]).get(hour)
+
+    def current_runs(self, tenant: str, hours: list[int]) -> dict[int, CurrentRun]:
+        return ledger.current_runs(self.client, tenant, hours)
 
     def hour_states(self, tenant: str, first_hour: int, last_hour: int) -> dict[int, HourState]:
         return ledger.hour_states(self.client, tenant, first_hour, last_hour)
@@ -48,14 +52,31 @@ class ClickHouseSink:
     # -- one tenant-hour ---------------------------------------------------------------------------------------
 
     def write_hour(self, run: RunRecord, result: HourResult, coverage: int = 0) -> RunRecord:
-        """Insert the rows of a run (expenses, nodes, metric samples) and commit it with its ``coverage``
-        and unpriced nodes, unless its deadline (``RunRecord.succeeded_in_time``) has passed meanwhile;
-        returns the succeeded record. Older runs stay underneath, invisible, until ``collect_garbage``."""
-        writer.insert_rows(self.client, run.run_id, result)
-        done = run.succeeded_in_time(len(result.rows), result.total_cost, result.samples_seen, coverage,
-                                     result.unpriced_nodes)
-        self.record(done)
-        return done
+        """One run written and committed (``write_hours``); raises its error if it could not commit."""
+        (ended,) = self.write_hours([(run, result, coverage)])
+        if isinstance(ended, Exception):
+            raise ended
+        return ended
+
+    def write_hours(self, runs: list[tuple[RunRecord, HourResult, int]]) -> list[RunRecord | TransientError]:
+        """Insert the rows of runs (expenses, nodes, metric samples; one insert per table for all) and commit each
+        with its coverage and unpriced nodes, in one ledger insert, unless its deadline
+        (``RunRecord.succeeded_in_time``) has passed meanwhile: per run its succeeded record, or the error of one too
+        late, which stays uncommitted. Older runs stay underneath, invisible, until ``collect_garbage``."""
+        writer.insert_rows(self.client, [(run.run_id, result) for run, result, _ in runs])
+        ended: list[RunRecord | TransientError] = []
+        for run, result, coverage in runs:
+            try:
+                ended.append(run.succeeded_in_time(len(result.rows), result.total_cost, result.samples_seen,
+                                                   coverage, result.unpriced_nodes))
+            except TransientError as exc:
+                ended.append(exc)
+        self.record(*(e for e in ended if isinstance(e, RunRecord)))
+        return ended
+
+    def rebuild_days(self, ended: list[RunRecord | TransientError]) -> None:
+        """The daily tier's days of the runs that committed, built again once the day is over (never raises)."""
+        days.rebuild_committed(self.client, ended)
 
     def collect_garbage(self, since: dt.datetime | None = None, stale_after: dt.timedelta = STALE_RUN) -> Collected:
         return cleanup.collect_garbage(self.client, self.cluster, since, stale_after)

@@ -17,6 +17,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
 from ..errors import TerminalError, TransientError
+from . import schema
 
 # ClickHouse error codes that pass: the chDB path locked by another process (76), too many parts / memory
 # (252, 241), timeouts (159, 209), a replica or the keeper away (242, 999), the server shutting down (210), a full
@@ -72,6 +73,15 @@ def connect(url: str) -> Any:
         if url.startswith("chdb:"):
             os.makedirs(url.removeprefix("chdb://"), exist_ok=True)
         return clickhouse_connect.get_client(dsn=url)
+
+
+def insert(client: Any, table: str, column_names: list[str], data: list[list], column_oriented: bool = False,
+           action: str = "inserting") -> None:
+    """Insert ``data`` into one of the store's tables, the columns typed by its declaration (``schema``): without
+    the types clickhouse-connect would ask the server for them first, a round trip per insert."""
+    with classified(action):
+        client.insert(table, data, column_names=column_names, column_oriented=column_oriented,
+                      column_type_names=schema.type_names(table, column_names))
 
 
 def query(client: Any, sql: str, parameters: dict | None = None, strings_as_bytes: bool = False,

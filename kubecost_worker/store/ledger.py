@@ -24,7 +24,7 @@ from ..errors import TransientError
 from ..hours import is_hour_start, now, utc
 from ..model.series import NODE_CPU_HOURLY_COST, RUNNING
 from . import schema
-from .client import classified, query
+from .client import insert, query
 
 # A run's coverage: the samples of these series in its hour. The scheduler re-counts them in Thanos (more: late
 # samples arrived, the hour is computed again) and refusals compare them (far fewer: the data behind the hour
@@ -193,12 +193,11 @@ class HourSummary:
 def record(client: Any, *runs: RunRecord) -> None:
     if not runs:
         return
-    with classified(f"recording run {runs[0].run_id} as {runs[0].status}"):
-        client.insert(schema.LEDGER, [
-            [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
-             r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000],
-             list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples] for r in runs],
-            column_names=LEDGER_COLUMNS)
+    insert(client, schema.LEDGER, LEDGER_COLUMNS, [
+        [r.cloud_account_id, utc(r.hour), r.run_id, str(r.status), r.reason, r.started_at, r.finished_at,
+         r.rows_written, r.total_cost, r.samples_seen, r.coverage, r.error[:2000],
+         list(r.unpriced_nodes), r.thanos_queries, r.thanos_bytes, r.thanos_samples] for r in runs],
+        action=f"recording run {runs[0].run_id} as {runs[0].status}")
 
 
 def server_now(client: Any) -> dt.datetime:
@@ -208,12 +207,17 @@ def server_now(client: Any) -> dt.datetime:
     return _aware(at)
 
 
-def current_run(client: Any, tenant: str, hour: int) -> CurrentRun | None:
-    """The run readers see for the tenant-hour, as ``k8s_expense_current_runs`` defines it; None: no run yet."""
-    rows = query(client, "SELECT run_id, coverage, rows_written FROM k8s_expense_current_run_records "
-                         "WHERE cloud_account_id = {tenant:String} AND hour = {hour:DateTime('UTC')}",
-                 {"tenant": tenant, "hour": utc(hour)})
-    return CurrentRun(rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+def current_runs(client: Any, tenant: str, hours: list[int]) -> dict[int, CurrentRun]:
+    """The run readers see for each of the tenant's ``hours`` that has one, as ``k8s_expense_current_runs`` defines
+    it: one query for a batch."""
+    if not hours:
+        return {}
+    rows = query(client, "SELECT toUnixTimestamp(hour), run_id, coverage, rows_written "
+                         "FROM k8s_expense_current_run_records WHERE cloud_account_id = {tenant:String} "
+                         "AND hour IN {hours:Array(DateTime('UTC'))}",
+                 {"tenant": tenant, "hours": [utc(h) for h in hours]})
+    return {int(hour): CurrentRun(run_id, int(coverage), int(rows_written)) for hour, run_id, coverage, rows_written
+            in rows}
 
 
 def hour_states(client: Any, tenant: str, first_hour: int, last_hour: int) -> dict[int, HourState]:

@@ -123,18 +123,32 @@ def migrate(client: Any, directory: Path | None = None, resume: bool = False,
     return done
 
 
-RETAINED_TABLES = schema.retained_tables()
+RETAINED_TABLES = schema.retained_tables()  # hourly: the scheduler expires their hours (cleanup.expire_hours)
+DAILY_TABLES = schema.daily_tables()
 
 
-def apply_retention(client: Any, days: int, cluster: str | None = None) -> list[str]:
-    """A TTL of ``days`` on every table keyed by hour (whole monthly parts are dropped as they expire);
-    idempotent. ``days = 0`` changes nothing."""
-    if days <= 0:
-        return []
-    for table in RETAINED_TABLES:
+def apply_retention(client: Any, daily_days: int, cluster: str | None = None) -> list[str]:
+    """The retention TTLs: ``daily_days`` on every table keyed by day (``KCW_DAILY_RETENTION_DAYS``; 0 removes it),
+    none on the tables keyed by hour, whose hours the scheduler deletes only once their day is sealed in the daily
+    tier (a TTL an older version set there would drop hours whatever their day's state). Idempotent; returns the
+    tables changed."""
+    with classified("reading the tables' TTLs"):
+        with_ttl = {name.removesuffix("_local"): engine for name, engine in client.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
+            "AND name IN {names:Array(String)} AND match(engine_full, ' TTL ')",
+            parameters={"names": [f"{t}_local" if cluster else t for t in (*RETAINED_TABLES, *DAILY_TABLES)]}
+        ).result_rows}
+    ttl = f"TTL day + toIntervalDay({int(daily_days)})"
+    changes = {table: "REMOVE TTL" for table in RETAINED_TABLES if table in with_ttl}
+    for table in DAILY_TABLES:
+        if daily_days > 0 and not re.search(rf"{re.escape(ttl)}(?!\d)", with_ttl.get(table, "")):
+            changes[table] = f"MODIFY {ttl}"  # only when it changes: a TTL set anew rewrites the parts
+        elif daily_days <= 0 and table in with_ttl:
+            changes[table] = "REMOVE TTL"
+    for table, change in changes.items():
         with classified(f"setting the retention of {table}"):
-            client.command(f"ALTER TABLE {local_table(table, cluster)} MODIFY TTL hour + toIntervalDay({int(days)})")
-    return list(RETAINED_TABLES)
+            client.command(f"ALTER TABLE {local_table(table, cluster)} {change}")
+    return list(changes)
 
 
 def _track(client: Any, migration: Migration, status: str) -> None:

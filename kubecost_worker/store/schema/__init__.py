@@ -4,13 +4,14 @@
 ``tests/test_schema.py`` applies every migration to an empty store and holds each object it leaves to its
 declaration here. What Python needs of the schema is read from here once, at import: the columns a writer sends to
 each table, the tables whose rows belong to a run (cleanup removes them with the run) and the tables kept for
-``KCW_RETENTION_DAYS``.
+``KCW_RETENTION_DAYS`` and for ``KCW_DAILY_RETENTION_DAYS``.
 
 The current-run rule is written once, in ``k8s_expense_current_runs.sql``; every view of current data joins that view
 by name. The store installs such a view with the rule's SELECT in the place of the name (``as_installed``, which the
 migration runner applies to each statement): ClickHouse plans a view named in a join as a query of its own, 3.5 to
 4 ms a query in chDB 26.9, which made a ``*_current`` query 1.34-1.37x its cost with the rule inline beside 150
-tenant-years (docs/storage.md).
+tenant-years (docs/storage.md). The daily tier's current-build rule is written once too, in
+``k8s_day_current_builds.sql``, and installed inline the same way.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from pathlib import Path
 
 DIRECTORY = Path(__file__).resolve().parent
 CURRENT_RUNS = "k8s_expense_current_runs"
+CURRENT_BUILDS = "k8s_day_current_builds"  # the daily tier's rule: which build of a tenant-day readers see
 LEDGER = "k8s_expense_runs"  # records runs; its rows belong to no run
 
 _CREATE = re.compile(r"^CREATE (?:OR REPLACE )?(?:TABLE|VIEW|MATERIALIZED VIEW)(?: IF NOT EXISTS)? (\w+)")
 _VIEW_SELECT = re.compile(r"^CREATE OR REPLACE VIEW \w+ AS\s+(.*)$", re.S)
-_JOINED_CURRENT_RUNS = re.compile(rf"\bJOIN {CURRENT_RUNS} AS (\w+)")
+_JOINED_RULE = re.compile(rf"\bJOIN ({CURRENT_RUNS}|{CURRENT_BUILDS}) AS (\w+)")
 _COMPUTED = re.compile(r"\s(ALIAS|DEFAULT|MATERIALIZED)\s")
+_AFTER_TYPE = re.compile(r"\s+(?:CODEC|DEFAULT|ALIAS|MATERIALIZED|EPHEMERAL|COMMENT|TTL)\b")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,15 @@ class Column:
     def computed(self) -> bool:
         """Computed on read (ALIAS) or filled by the server (DEFAULT): never sent by a writer."""
         return bool(_COMPUTED.search(f" {self.definition} "))
+
+    @property
+    def type_name(self) -> str:
+        """The column's type: its definition up to the first codec, expression or comment outside parentheses."""
+        for match in _AFTER_TYPE.finditer(self.definition):
+            before = self.definition[:match.start()]
+            if before.count("(") == before.count(")"):
+                return before
+        return self.definition
 
 
 @functools.cache
@@ -80,20 +92,32 @@ def written_columns(table: str) -> list[str]:
     return [c.name for c in columns(table) if not c.computed]
 
 
+def type_names(table: str, names: list[str]) -> list[str]:
+    """The types of ``names`` in ``table``: what an insert would otherwise ask the server first (``DESCRIBE``)."""
+    by_name = {c.name: c.type_name for c in columns(table)}
+    return [by_name[name] for name in names]
+
+
 def run_tables() -> tuple[str, ...]:
     """The tables whose rows belong to the run that wrote them (tagged with its run_id)."""
     return tuple(t for t in tables() if t != LEDGER and any(c.name == "run_id" for c in columns(t)))
 
 
 def retained_tables() -> tuple[str, ...]:
-    """The tables keyed by hour: a retention TTL on ``hour`` drops their monthly parts as they expire."""
+    """The tables keyed by hour, whose hours expire after ``KCW_RETENTION_DAYS`` (``store/days.py``)."""
     return tuple(t for t in tables() if any(c.name == "hour" for c in columns(t)))
 
 
+def daily_tables() -> tuple[str, ...]:
+    """The tables keyed by day: a retention TTL on ``day`` (``KCW_DAILY_RETENTION_DAYS``) drops their rows."""
+    return tuple(t for t in tables() if any(c.name == "day" for c in columns(t)))
+
+
 def as_installed(statement: str) -> str:
-    """The statement as the store runs it: a join on the current runs with the rule's SELECT in their place."""
-    rule = _VIEW_SELECT.match(declaration(CURRENT_RUNS)).group(1)
-    return _JOINED_CURRENT_RUNS.sub(lambda m: f"JOIN ({rule}) AS {m.group(1)}", statement)
+    """The statement as the store runs it: a join on the current runs or builds with the rule's SELECT in their
+    place."""
+    rules = {name: _VIEW_SELECT.match(declaration(name)).group(1) for name in (CURRENT_RUNS, CURRENT_BUILDS)}
+    return _JOINED_RULE.sub(lambda m: f"JOIN ({rules[m.group(1)]}) AS {m.group(2)}", statement)
 
 
 def _parenthesised(text: str, start: int) -> str:

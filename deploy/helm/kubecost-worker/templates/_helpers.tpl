@@ -119,6 +119,7 @@ KCW_TENANTS: {{ join "," $c.tenants | quote }}
 KCW_DATA_DIR: "/data"
 KCW_CLICKHOUSE_CLUSTER: {{ $c.clickhouseCluster | quote }}
 KCW_RETENTION_DAYS: {{ $c.retentionDays | int | toString | quote }}
+KCW_DAILY_RETENTION_DAYS: {{ $c.dailyRetentionDays | int | toString | quote }}
 KCW_REFUSE_BELOW: {{ $c.refuseBelow | toString | quote }}
 {{- range $env, $key := dict "KCW_DEFAULT_CPU_PRICE" "defaultCpuPrice" "KCW_DEFAULT_RAM_PRICE" "defaultRamPrice" "KCW_DEFAULT_GPU_PRICE" "defaultGpuPrice" }}
 {{- $price := index $c $key }}
@@ -146,6 +147,9 @@ KCW_API_HOST: "0.0.0.0"
 KCW_API_PORT: {{ $c.apiPort | int | toString | quote }}
 KCW_METRICS_PORT: {{ $c.metricsPort | int | toString | quote }}
 KCW_OPTSCALE_TABLE: {{ $c.optscaleTable | quote }}
+KCW_BILL_TABLE: {{ $c.billTable | quote }}
+KCW_BILL_COST: {{ $c.billCost | quote }}
+KCW_BILL_LAG_HOURS: {{ $c.billLagHours | int | toString | quote }}
 {{- end }}
 
 {{/* Data of the chart-created Secret: only the keys that have a value (a missing key fails the pod loudly). */}}

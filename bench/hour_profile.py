@@ -1,0 +1,147 @@
+"""Where a tenant-hour's cost goes: Prometheus CPU per query the worker sends, and the worker's CPU per stage.
+
+    .venv/bin/python bench/hour_profile.py [--pods 2000] [--hours 6]
+
+Simulates one tenant (the project's simulator) for ``--hours`` hours and the hour before, backfills a local
+Prometheus, then for the hours fetched one at a time (``fetch_hour``, the scheduled path) and as one batch
+(``fetch_hours``, a backfill):
+
+- each query the source sent, replayed 5 times one after the other with nothing else running, and the Prometheus
+  process's CPU seconds (utime + stime from /proc) it took, per query and in all, per tenant-hour;
+- the worker's own CPU per tenant-hour by stage (``time.process_time``, this process): the batch's summaries (its
+  shared range queries, parsed), each hour's reads (samples, re-fetched pods, summaries made), the model, and the
+  write of the batch's rows into an embedded ClickHouse (one insert per table, the ledger's commit records; each
+  insert into a MergeTree table, and each materialized view it feeds, makes a part: about 10 ms in chDB 26.9
+  however few its rows).
+
+The first figure is what Thanos is asked; the second what this process spends: together, what is left of a
+tenant-hour to make cheaper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from peer import TENANT, prometheus_cpu, say  # noqa: E402
+
+from kubecost_worker import logs  # noqa: E402
+from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
+from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.model import compute_hour  # noqa: E402
+from kubecost_worker.source import extract, thanos  # noqa: E402
+from kubecost_worker.store import migrations  # noqa: E402
+from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.store.ledger import RunRecord  # noqa: E402
+
+REPLAYS = 5
+
+
+class Recording(thanos.ThanosClient):
+    """A client that keeps the requests it sent (path and parameters), for replaying."""
+
+    sent: list = []
+
+    def _get_once(self, path, params, result_type=None):
+        Recording.sent.append((path, dict(params)))
+        return super()._get_once(path, params, result_type)
+
+
+def replayed(url: str, pid: int, sent: list) -> list[tuple[float, int, str]]:
+    """(Prometheus CPU seconds, answer bytes, query) of each request, replayed ``REPLAYS`` times."""
+    session, found = requests.Session(), []
+    for path, params in sent:
+        before = prometheus_cpu(pid)
+        for _ in range(REPLAYS):
+            answer = session.get(url + path, params=params, timeout=600)
+        found.append(((prometheus_cpu(pid) - before) / REPLAYS, len(answer.content), params.get("query", "")))
+    return found
+
+
+def kind_of(query: str) -> str:
+    """A short name for a query: its outermost function and metric."""
+    head = query.split("{", 1)[0]
+    return head[:70] if "__name__" not in query else "raw samples: " + query.split('"', 2)[1][:50]
+
+
+def worker_stages(client: thanos.ThanosClient, sink: ClickHouseSink, starts: list[int]) -> dict[str, float]:
+    """The worker's CPU seconds per stage for ``starts`` fetched as one batch (or alone, for one hour)."""
+    stages: Counter = Counter()
+    began = time.process_time()
+    fetches = extract.fetch_hours(client, "tenant_id", TENANT, starts, 60)
+    stages["summaries (shared range queries)"] += time.process_time() - began
+    results = []
+    for fetch in fetches:
+        began = time.process_time()
+        hour_input = fetch.read()
+        stages["reads (samples, re-fetched pods)"] += time.process_time() - began
+        began = time.process_time()
+        results.append(compute_hour(hour_input))
+        stages["model"] += time.process_time() - began
+    runs = [RunRecord.start(TENANT, start, "bench") for start in starts]
+    sink.record(*runs)
+    began = time.process_time()
+    sink.write_hours([(run, result, 0) for run, result in zip(runs, results)])
+    stages["write (inserts, commit records)"] += time.process_time() - began
+    return {stage: seconds / len(starts) for stage, seconds in stages.items()}
+
+
+def report(name: str, hours: int, queries: list, stages: dict[str, float]) -> None:
+    total = sum(cpu for cpu, _, _ in queries)
+    print(f"\n{name}: {len(queries)} requests, Prometheus CPU {total / hours:.3f} s per tenant-hour")
+    by_kind: Counter = Counter()
+    answered: Counter = Counter()
+    for cpu, size, query in queries:
+        by_kind[kind_of(query)] += cpu / hours
+        answered[kind_of(query)] += size / hours
+    for kind, cpu in by_kind.most_common(12):
+        print(f"  {cpu:7.3f} s  {answered[kind] / 1e6:6.2f} MB  {kind}")
+    print(f"  worker CPU per tenant-hour: {sum(stages.values()):.3f} s")
+    for stage, seconds in stages.items():
+        print(f"  {seconds:7.3f} s  {stage}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=2000)
+    parser.add_argument("--hours", type=int, default=6)
+    args = parser.parse_args()
+    logs.configure("text", "warning")
+    workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-profile-"))
+    last = int(time.time()) // 3600 * 3600 - 3600
+    first = last - (args.hours - 1) * 3600
+    say(f"simulating {args.pods:,} pods for {args.hours + 1} h and backfilling Prometheus")
+    sim = write_simulation(workdir / "sim", [TENANT], first - 3600, args.hours + 1, nodes=max(3, args.pods // 50),
+                           pods=args.pods)
+    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
+    Path(sim["openmetrics"]).unlink()
+    starts = list(range(first, last + 3600, 3600))
+    sink = ClickHouseSink.open(f"chdb://{workdir / 'ch'}")  # one embedded store per process
+    migrations.migrate(sink.client)
+    server = LocalPrometheus(workdir / "tsdb")
+    with server as url:
+        client = Recording(thanos.ThanosSettings.from_config(load_config({"KCW_THANOS_URL": url})))
+        extract.fetch_hours(client, "tenant_id", TENANT, starts[:1], 60)[0].read()  # warm-up, untimed
+        for name, batches in (("hour by hour", [[s] for s in starts]), ("batched", [starts])):
+            say(f"{name}: the worker's stages, then its queries replayed")
+            Recording.sent = []
+            stages: Counter = Counter()
+            for batch in batches:
+                for stage, seconds in worker_stages(client, sink, batch).items():
+                    stages[stage] += seconds * len(batch) / len(starts)
+            report(name, len(starts), replayed(url, server.process.pid, Recording.sent), stages)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+-- Reconciliation with the cloud bill (docs/reconciliation.md): the volumes as assets per run (k8s_volumes_hourly,
+-- written by the runs from now on: hours written before have none, and their volumes stay at list price), the
+-- reconciliation's ledger and factors, and the views readers see them through. The declarations
+-- (kubecost_worker/store/schema/) say why each choice.
+
+CREATE TABLE IF NOT EXISTS k8s_volumes_hourly
+(
+    cloud_account_id LowCardinality(String),
+    cluster_id       LowCardinality(String),
+    hour             DateTime('UTC'),
+    volume           String CODEC(ZSTD(3)),
+    provider_id      String CODEC(ZSTD(3)),
+    running_minutes  Float64 CODEC(ZSTD(3)),
+    capacity_bytes   Float64 CODEC(ZSTD(3)),
+    price            Float64 CODEC(ZSTD(3)),
+    cost             Float64 CODEC(ZSTD(3)),
+    claims           Array(Tuple(namespace String, workload_name String, pod String, pod_uid String, pv_cost Float64))
+                     CODEC(ZSTD(3)),
+    run_id           UUID,
+    inserted_at      DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (cloud_account_id, hour, run_id, cluster_id, volume);
+
+CREATE OR REPLACE VIEW k8s_volumes_hourly_current AS
+SELECT d.*
+FROM k8s_volumes_hourly AS d
+INNER JOIN k8s_expense_current_runs AS current
+    ON d.cloud_account_id = current.cloud_account_id AND d.hour = current.hour AND d.run_id = current.run_id;
+
+CREATE TABLE IF NOT EXISTS k8s_reconciliations
+(
+    cloud_account_id      LowCardinality(String),
+    bill_day              Date,
+    reconcile_id          UUID,
+    trigger               UInt64,
+    inputs                UInt64,
+    bill_cost             LowCardinality(String),
+    list_cost             Float64,
+    modelled_cost         Float64,
+    billed_cost           Decimal(38, 18),
+    node_hours_matched    UInt32,
+    node_hours_unmatched  UInt32,
+    volume_hours_matched  UInt32,
+    volume_hours_unmatched UInt32,
+    unmatched_bill_lines  UInt32,
+    unmatched_billed_cost Decimal(38, 18),
+    computed_at           DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = MergeTree
+ORDER BY (cloud_account_id, bill_day, computed_at);
+
+CREATE TABLE IF NOT EXISTS k8s_reconciled_factors
+(
+    cloud_account_id     LowCardinality(String),
+    cluster_id           LowCardinality(String),
+    hour                 DateTime('UTC'),
+    kind                 LowCardinality(String),
+    resource             String CODEC(ZSTD(3)),
+    resource_id          String CODEC(ZSTD(3)),
+    period_start         DateTime('UTC'),
+    period_end           DateTime('UTC'),
+    modelled_cost        Float64 CODEC(ZSTD(3)),
+    factor               Float64 CODEC(ZSTD(3)),
+    matched              Bool,
+    period_modelled_cost Float64 CODEC(ZSTD(3)),
+    period_billed_cost   Decimal(38, 18),
+    bill_lines           UInt32,
+    reconcile_id         UUID
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (cloud_account_id, hour, reconcile_id, kind, cluster_id, resource);
+
+CREATE OR REPLACE VIEW k8s_reconciled_factors_current AS
+SELECT f.*
+FROM k8s_reconciled_factors AS f
+INNER JOIN
+(
+    SELECT cloud_account_id, argMax(reconcile_id, computed_at) AS reconcile_id
+    FROM k8s_reconciliations
+    GROUP BY cloud_account_id, bill_day
+) AS latest ON f.cloud_account_id = latest.cloud_account_id AND f.reconcile_id = latest.reconcile_id;
+
+CREATE OR REPLACE VIEW k8s_expenses_reconciled_current AS
+SELECT
+    e.* EXCEPT (total_cost_list) REPLACE (
+        e.cpu_cost * if(nf.node_found, nf.node_factor, 1.) AS cpu_cost,
+        e.ram_cost * if(nf.node_found, nf.node_factor, 1.) AS ram_cost,
+        e.gpu_cost * if(nf.node_found, nf.node_factor, 1.) AS gpu_cost,
+        if(pf.pv_found, pf.pv_reconciled, e.pv_cost) AS pv_cost),
+    e.cpu_cost * if(nf.node_found, nf.node_factor, 1.) + e.ram_cost * if(nf.node_found, nf.node_factor, 1.)
+        + e.gpu_cost * if(nf.node_found, nf.node_factor, 1.) + if(pf.pv_found, pf.pv_reconciled, e.pv_cost)
+        + e.network_cost + e.lb_cost + e.management_cost AS total_cost,
+    e.cpu_cost AS cpu_cost_list,
+    e.ram_cost AS ram_cost_list,
+    e.gpu_cost AS gpu_cost_list,
+    e.pv_cost AS pv_cost_list,
+    e.total_cost_list AS total_cost_list
+FROM
+(
+    SELECT d.*, d.total_cost AS total_cost_list
+    FROM k8s_expenses AS d
+    INNER JOIN k8s_expense_current_runs AS current
+        ON d.cloud_account_id = current.cloud_account_id AND d.hour = current.hour AND d.run_id = current.run_id
+) AS e
+LEFT JOIN
+(
+    SELECT cloud_account_id AS node_account, hour AS node_hour, cluster_id AS node_cluster, resource AS node_name,
+        factor AS node_factor, true AS node_found
+    FROM k8s_reconciled_factors_current
+    WHERE kind = 'node' AND matched
+) AS nf ON e.cloud_account_id = nf.node_account AND e.hour = nf.node_hour AND e.cluster_id = nf.node_cluster
+    AND e.node = nf.node_name
+LEFT JOIN
+(
+    SELECT v.cloud_account_id AS pv_account, v.hour AS pv_hour, v.cluster_id AS pv_cluster,
+        claim.namespace AS pv_namespace, claim.workload_name AS pv_workload_name, claim.pod AS pv_pod,
+        claim.pod_uid AS pv_pod_uid, '' AS pv_container,
+        sum(claim.pv_cost * if(vf.volume_found, vf.volume_factor, 1.)) AS pv_reconciled,
+        max(vf.volume_found) AS pv_found
+    FROM k8s_volumes_hourly AS v
+    ARRAY JOIN v.claims AS claim
+    INNER JOIN k8s_expense_current_runs AS vcurrent
+        ON v.cloud_account_id = vcurrent.cloud_account_id AND v.hour = vcurrent.hour AND v.run_id = vcurrent.run_id
+    LEFT JOIN
+    (
+        SELECT cloud_account_id AS volume_account, hour AS volume_hour, cluster_id AS volume_cluster,
+            resource AS volume_name, factor AS volume_factor, true AS volume_found
+        FROM k8s_reconciled_factors_current
+        WHERE kind = 'volume' AND matched
+    ) AS vf ON v.cloud_account_id = vf.volume_account AND v.hour = vf.volume_hour
+        AND v.cluster_id = vf.volume_cluster AND v.volume = vf.volume_name
+    GROUP BY pv_account, pv_hour, pv_cluster, pv_namespace, pv_workload_name, pv_pod, pv_pod_uid
+) AS pf ON e.cloud_account_id = pf.pv_account AND e.hour = pf.pv_hour AND e.cluster_id = pf.pv_cluster
+    AND e.namespace = pf.pv_namespace AND e.workload_name = pf.pv_workload_name AND e.pod = pf.pv_pod
+    AND e.pod_uid = pf.pv_pod_uid AND e.container = pf.pv_container;
