@@ -33,12 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer import TENANT, prometheus_cpu, say  # noqa: E402
+from peer import TENANT, prometheus_cpu, say, simulated  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
-from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
-from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
 from kubecost_worker.model import compute_hour  # noqa: E402
 from kubecost_worker.pipeline import cyclic_gc_paused  # noqa: E402
 from kubecost_worker.source import extract, thanos  # noqa: E402
@@ -122,15 +121,12 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-profile-"))
     last = int(time.time()) // 3600 * 3600 - 3600
     first = last - (args.hours - 1) * 3600
-    say(f"simulating {args.pods:,} pods for {args.hours + 1} h and backfilling Prometheus")
-    sim = write_simulation(workdir / "sim", [TENANT], first - 3600, args.hours + 1, nodes=max(3, args.pods // 50),
-                           pods=args.pods)
-    create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
-    Path(sim["openmetrics"]).unlink()
+    # from the hour before the first: a counter's increase starts at its last sample before the hour
+    tsdb = simulated(workdir, "profile", args.pods, first - 3600, args.hours + 1)
     starts = list(range(first, last + 3600, 3600))
     sink = ClickHouseSink.open(f"chdb://{workdir / 'ch'}")  # one embedded store per process
     migrations.migrate(sink.client)
-    server = LocalPrometheus(workdir / "tsdb")
+    server = LocalPrometheus(tsdb)
     with server as url:
         client = Recording(thanos.ThanosSettings.from_config(load_config({"KCW_THANOS_URL": url})))
         extract.fetch_hours(client, "tenant_id", TENANT, starts[:1], 60)[0].read()  # warm-up, untimed

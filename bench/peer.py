@@ -229,15 +229,21 @@ def less(full: dict, empty: dict) -> dict:
 EMPTY_RUNS = 3
 
 
+def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) -> Path:
+    """A simulated tenant of ``pods`` pods from ``first_hour`` on for ``hours`` hours, backfilled into a Prometheus
+    data directory: its path."""
+    say(f"simulating {pods:,} pods for {hours} h and backfilling Prometheus")
+    sim = write_simulation(workdir / f"sim-{name}", [TENANT], first_hour, hours, nodes=max(3, pods // 50), pods=pods)
+    create_blocks(Path(sim["openmetrics"]), workdir / f"tsdb-{name}")
+    Path(sim["openmetrics"]).unlink()  # gigabytes, and Prometheus holds it now
+    return workdir / f"tsdb-{name}"
+
+
 def measure_size(pods: int, hours: int, workdir: Path) -> dict:
     last = int(time.time()) // 3600 * 3600 - 3600
     first = last - (hours - 1) * 3600
-    say(f"simulating {pods:,} pods for {hours + 1} h and backfilling Prometheus")
-    sim = write_simulation(workdir / f"sim-{pods}", [TENANT], first - 3600, hours + 1, nodes=max(3, pods // 50),
-                           pods=pods)
-    tsdb = workdir / f"tsdb-{pods}"
-    create_blocks(Path(sim["openmetrics"]), tsdb)
-    Path(sim["openmetrics"]).unlink()
+    # from the hour before the first: a counter's increase starts at its last sample before the hour
+    tsdb = simulated(workdir, str(pods), pods, first - 3600, hours + 1)
     hour_list = list(range(first, last + 3600, 3600))
     empty_start = first - 86400
     results = {}

@@ -47,31 +47,18 @@ from api import (cluster_cost_line, measure_reads, measure_streamed_breakdown, m
                  streamed_year_lines)
 from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
 import peer  # noqa: E402
+from peer import TENANT, say, simulated  # noqa: E402
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
-from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
-from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
 from kubecost_worker.store.cleanup import RUN_TABLES  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 from kubecost_worker.source.promql import names_matcher  # noqa: E402
 
-TENANT = "bench-tenant"
 PROBE = ROOT / "bench" / "probe.py"
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) -> Path:
-    say(f"simulating {pods:,} pods for {hours} h and backfilling Prometheus")
-    sim = write_simulation(workdir / f"sim-{name}", [TENANT], first_hour, hours, nodes=max(3, pods // 50), pods=pods)
-    create_blocks(Path(sim["openmetrics"]), workdir / f"tsdb-{name}")
-    Path(sim["openmetrics"]).unlink()  # gigabytes, and Prometheus holds it now
-    return workdir / f"tsdb-{name}"
 
 
 def tenant_hour(url: str, hour: int, runs: int, workdir: Path, name: str) -> dict:

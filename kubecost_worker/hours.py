@@ -47,6 +47,16 @@ def is_hour_start(ts: int | float) -> bool:
     return ts % HOUR == 0
 
 
+def day_of(ts: int | float) -> int:
+    """The start of the UTC day holding unix time ``ts``."""
+    return int(ts) // DAY * DAY
+
+
+def whole_days(start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to whole UTC days."""
+    return day_of(start), -(-end // DAY) * DAY
+
+
 def hour_starts(start: int, end: int) -> list[int]:
     """The whole hours in ``[start, end)``: each hour that starts at or after ``start`` and ends by ``end``."""
     first = -(-start // HOUR) * HOUR

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from kubecost_worker.read import optscale
-from kubecost_worker.read.optscale import Correction, corrections, whole_days
+from kubecost_worker.hours import whole_days
+from kubecost_worker.read.optscale import Correction, corrections
 
 from .helpers import Cluster, ch_client, run_worker
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kubecost_worker.errors import TransientError
-from kubecost_worker.hours import DAY, HOUR
+from kubecost_worker.hours import DAY, HOUR, day_of
 from kubecost_worker.jobs.status import summarize
 from kubecost_worker.model.rows import IDLE, MANAGEMENT, PRICE_NODE, ExpenseRow, HourResult, NodeRow
 from kubecost_worker.read import allocation
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.needs_chdb]
 TENANTS = ("t-1", "t-2")
 IDENTITY = days.IDENTITY[days.EXPENSES_BY_DAY]
 REL = 1e-9
-TODAY = days.day_of(time.time())  # the simulated days are over
+TODAY = day_of(time.time())  # the simulated days are over
 
 
 def hour_of(tenant: str, hour: int, seed: int = 0, pods: int = 5) -> HourResult:

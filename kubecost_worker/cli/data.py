@@ -187,11 +187,12 @@ def reconcile(ctx: click.Context, tenants: tuple[str, ...], start: int | None, e
     a line per tenant-day, reconciled anew or unchanged since its latest reconciliation."""
     import time
 
+    from ..hours import DAY, HOUR
     from ..store import reconcile as reconciliation
 
     config = config_of(ctx)
-    end = int(time.time()) - config.bill_lag_hours * 3600 if end is None else end
-    start = end - reconciliation.WINDOW_DAYS * reconciliation.DAY if start is None else start
+    end = int(time.time()) - config.bill_lag_hours * HOUR if end is None else end
+    start = end - reconciliation.WINDOW_DAYS * DAY if start is None else start
     if end <= start:
         raise click.BadParameter("--end must be after --start")
     sink = wiring.open_sink(config)
@@ -254,14 +255,14 @@ def rollup_days(ctx: click.Context, tenants: tuple[str, ...], start: int | None,
 
     from tqdm import tqdm
 
-    from ..hours import DAY
+    from ..hours import DAY, day_of
     from ..store import days
 
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("--end must be after --start")
     sink = wiring.open_sink(config_of(ctx))
     wiring.require_migrated(sink)
-    today = days.day_of(time.time())
+    today = day_of(time.time())
     wanted = [key for key, state in days.day_states(sink.client, tenants=tenants, start=start,
                                                     end=today if end is None else min(-(-end // DAY) * DAY, today)
                                                     ).items() if state.hours]

@@ -26,7 +26,7 @@ import structlog
 
 from .. import telemetry
 from ..errors import WorkerError
-from ..hours import DAY, HOUR
+from ..hours import DAY, HOUR, day_of
 from ..model.series import NODE_CPU_HOURLY_COST
 from ..pipeline import next_batch
 from ..store import cleanup, days
@@ -126,7 +126,7 @@ class Scheduler:
         day)."""
         if not self.config.retention_days:
             return 0
-        return days.day_of(self.clock()) - self.config.retention_days * DAY
+        return day_of(self.clock()) - self.config.retention_days * DAY
 
     def keep_days(self) -> None:
         """Rebuild the stale days of the hours committed since the last complete sweep (every day, the first time;
@@ -136,7 +136,7 @@ class Scheduler:
         try:
             began_at = sink.server_now()
             since = self.last_sweep - CLEANUP_OVERLAP if self.last_sweep else None
-            swept = days.sweep(sink.client, since, days.day_of(self.clock()))
+            swept = days.sweep(sink.client, since, day_of(self.clock()))
             if swept.built + swept.failed < days.BUILDS_PER_TICK:
                 self.last_sweep = began_at
             if self.config.retention_days:

@@ -9,8 +9,8 @@ import time
 from collections import Counter
 from itertools import groupby
 
-from ..hours import HOUR, iso
-from ..store.days import DayState, day_of
+from ..hours import HOUR, day_of, iso
+from ..store.days import DayState
 from ..store.ledger import PENDING, HourSummary, RunStatus
 from ..store.reconcile import ReconciledDays
 

@@ -14,9 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..hours import HOUR
+from ..hours import DAY, HOUR
 
-DAY = 24 * HOUR
 NODE, VOLUME, BILL = "node", "volume", "bill"  # BILL: a line of the tenant's clusters that no resource is
 # the ServiceCategory of a usage line of each kind; Credit and Adjustment lines go to whichever resource they name
 SERVICE_OF_KIND = {"Compute": NODE, "Storage": VOLUME}

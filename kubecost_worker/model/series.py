@@ -161,11 +161,8 @@ def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Su
     copy only (``uid`` from kube-state-metrics, say) is not lost.
     """
     groups: dict[tuple[str, ...], list[Series | Summary]] = {}
-    keys = IDENTITY.get(metric)
-    for s in series:  # identity(), inlined: a large tenant-hour has 100,000 series
-        labels = s.labels
-        key = identity(metric, labels) if keys is None else tuple([labels.get(k, "") for k in keys])
-        groups.setdefault(key, []).append(s)
+    for s in series:
+        groups.setdefault(identity(metric, s.labels), []).append(s)
     merged = []
     for copies in groups.values():
         if len(copies) == 1:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TransientError
-from ..hours import DAY
+from ..hours import DAY, whole_days
 from ..store import lease
 from ..store.client import query
-from ..store.cluster import quote_identifier
+from ..store.cluster import quote_identifier, quoted_table
 
 # OptScale's DDL (diworker's ClickHouse migration), with the table's name: --create-table runs it, tests use it.
 EXPENSES_DDL = ("CREATE TABLE IF NOT EXISTS {table} (cloud_account_id String, resource_id String, date DateTime, "
@@ -96,12 +96,6 @@ def default_window(now: float | None = None) -> tuple[int, int]:
     return now - now % DAY - DAY, now
 
 
-def whole_days(start: int, end: int) -> tuple[int, int]:
-    """``[start, end)`` widened to whole UTC days: OptScale keeps one row per resource and day, so a part of a day
-    is never exported alone."""
-    return start - start % DAY, -(-end // DAY) * DAY
-
-
 def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[Key, float], int, float]:
     """Per OptScale resource and day, the cost the target should hold; and the resource-days without an id and
     their cost. Resources mapped to one OptScale id add up (``math.fsum``: independent of their order)."""
@@ -131,7 +125,7 @@ def live_rows(target: Any, table: str, tenant: str, start: int, end: int) -> dic
     has not collapsed yet are counted as they are)."""
     rows = query(
         target,
-        f"SELECT resource_id, toUInt32(date), cost, sum(sign) FROM {_table(table)} "
+        f"SELECT resource_id, toUInt32(date), cost, sum(sign) FROM {quoted_table(table)} "
         "WHERE cloud_account_id = {tenant:String} AND date >= toDateTime({start:Int64}) "
         "AND date < toDateTime({end:Int64}) GROUP BY resource_id, date, cost",
         {"tenant": tenant, "start": start, "end": end}, action=EXPORTING)
@@ -145,7 +139,7 @@ def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int,
                   lease_seconds: float = LEASE_SECONDS, wait_seconds: float = LEASE_WAIT_SECONDS) -> Exported:
     """Bring the target's rows of ``tenant`` and the days of ``[start, end)`` to the view's costs, holding the
     target's lease on them: two exports at once would both write the same corrections, counting them twice."""
-    start, end = whole_days(start, end)
+    start, end = whole_days(start, end)  # OptScale keeps a row per resource and day: never a part of a day alone
     wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end)
     done = Exported(tenant, (end - start) // DAY, len(wanted), unmapped=unmapped, unmapped_cost=unmapped_cost)
     held = lease.acquire(target, _leases_table(table), f"export-optscale:{table}:{tenant}", lease_seconds,
@@ -192,7 +186,7 @@ def create_table(target: Any, table: str) -> None:
     """OptScale's expenses table (``--create-table``), and the leases beside it."""
     if "." in table:
         target.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(table.split('.')[0])}")
-    target.command(EXPENSES_DDL.format(table=_table(table)))
+    target.command(EXPENSES_DDL.format(table=quoted_table(table)))
     create_leases_table(target, table)
 
 
@@ -204,11 +198,7 @@ def create_leases_table(target: Any, table: str) -> None:
 
 def _leases_table(table: str) -> str:
     database = table.split(".")[0] if "." in table else None
-    return _table(f"{database}.{LEASES_TABLE}" if database else LEASES_TABLE)
-
-
-def _table(table: str) -> str:
-    return ".".join(quote_identifier(part) for part in table.split("."))
+    return quoted_table(f"{database}.{LEASES_TABLE}" if database else LEASES_TABLE)
 
 
 def _midnight(day: Any) -> int:

@@ -34,7 +34,7 @@ from ..errors import TerminalError
 from ..hours import utc
 from . import schema
 from .client import classified
-from .cluster import quote_identifier
+from .cluster import quoted_table
 
 DECLARED = "focus_bill"
 FORMATS = {"csv": "CSVWithNames", "parquet": "Parquet"}
@@ -140,10 +140,6 @@ def load_bill(client: Any, sources: list[BillSource], table: str = DECLARED, max
         raise
     _drop(client, staging)
     return BillLoad(load_id, periods)
-
-
-def quoted_table(table: str) -> str:
-    return ".".join(quote_identifier(part) for part in table.split("."))
 
 
 def _drop(client: Any, staging: str) -> None:

@@ -29,6 +29,11 @@ def quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def quoted_table(table: str) -> str:
+    """``table`` or ``database.table``, each part quoted (``quote_identifier``)."""
+    return ".".join(quote_identifier(part) for part in table.split("."))
+
+
 def render(statement: str, cluster: str | None) -> list[str]:
     """The statements to run for one migration statement: itself without a cluster, the cluster form with."""
     if not cluster:

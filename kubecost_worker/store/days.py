@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 import structlog
 
 from ..errors import WorkerError
-from ..hours import DAY, HOUR, utc
+from ..hours import DAY, HOUR, day_of, utc
 from . import schema
 from .client import classified, query
 from .ledger import RunRecord, RunStatus
@@ -269,11 +269,6 @@ def sweep(client: Any, since: dt.datetime | None, today: int, limit: int = BUILD
     server's clock; None: every day), at most ``limit``."""
     return build_days(client, [key for key in stale_days(day_states(client, since=since)) if key[1] < today],
                       limit=limit)
-
-
-def day_of(ts: float) -> int:
-    """The start of the UTC day holding ``ts``."""
-    return int(ts) // DAY * DAY
 
 
 def seal_days(client: Any, days: list[tuple[str, int]], limit: int = BUILDS_PER_TICK) -> tuple[set, Builds]:

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
 
-from ..hours import HOUR, utc
+from ..hours import DAY, HOUR, day_of, utc, whole_days
 from ..model.reconcile import BILL, NODE, VOLUME, BillLines, Factor, ResourceHour, reconcile
 from . import schema
-from .bill import quoted_table
+from .cluster import quoted_table
 from .client import insert, query
 
-DAY = 24 * HOUR
 WINDOW_DAYS = 62  # how far back a tick looks: providers restate a month's bill until it closes, the month after
 FACTORS = "k8s_reconciled_factors"
 LEDGER = "k8s_reconciliations"
@@ -89,7 +88,7 @@ def reconcile_days(client: Any, bill: BillSettings, tenants: Iterable[str], star
                    ) -> list[DayReconciled]:
     """Reconcile each UTC day in ``[start, end)`` (widened to whole days) of ``tenants`` (default: every tenant with
     hours in it) that the bill covers."""
-    first, last = start // DAY * DAY, -(-end // DAY) * DAY
+    first, last = whole_days(start, end)
     triggers = day_triggers(client, bill, first, last)
     wanted = set(tenants)
     return [reconcile_day(client, bill, tenant, day, trigger)
@@ -99,7 +98,7 @@ def reconcile_days(client: Any, bill: BillSettings, tenants: Iterable[str], star
 def reconcile_due(client: Any, bill: BillSettings, lag_hours: int, now: float) -> list[DayReconciled]:
     """The scheduler's part: every tenant-day closed ``lag_hours`` ago, within ``WINDOW_DAYS``, covered by the bill
     and never reconciled, or whose current runs or bill periods changed since."""
-    last = int(now - lag_hours * HOUR) // DAY * DAY
+    last = day_of(now - lag_hours * HOUR)
     first = last - WINDOW_DAYS * DAY
     triggers = day_triggers(client, bill, first, last)
     if not triggers:
