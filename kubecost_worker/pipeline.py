@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import structlog
 from . import telemetry
 from .config import Config, is_safe_tenant_id
 from .errors import TerminalError, WorkerError, as_worker_error, kind_of
-from .hours import HOUR, utc
+from .hours import HOUR, day_of, utc
 from .model import compute_hour
 from .model.checks import describe, implausible
 from .model.rows import HourResult
@@ -112,8 +113,11 @@ class Pipeline:
         when it begins (``next_batch`` by ``batch_size``), so the tenant's first hour, alone, sizes the rest; its
         hours are recorded ``running`` together, then run one at a time, so that one hour's input is in memory at a
         time. ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``).
-        Raises only where ClickHouse refuses a batch's first records: no hour of it began."""
+        The daily tier's days of the hours committed are built again once no hour of theirs is left to run (a day
+        of a backfill once, not after each of its batches). Raises only where ClickHouse refuses a batch's first
+        records: no hour of it began."""
         pending = sorted(hours)
+        committed: list[RunRecord] = []  # succeeded, their days not built again yet
         while pending:
             batch = next_batch(pending, self.batch_size(tenant))
             del pending[:len(batch)]
@@ -128,6 +132,11 @@ class Pipeline:
             else:
                 outcomes = self._run_batch(runs, fetches, force)
                 del fetches  # the batch's answers, emptied, are not held while other batches run
+            committed += [o.record for o in outcomes if o.status == RunStatus.SUCCEEDED]
+            done_before = day_of(pending[0]) if pending else math.inf
+            if any(day_of(r.hour) < done_before for r in committed):
+                self.sink.rebuild_days([r for r in committed if day_of(r.hour) < done_before])
+                committed = [r for r in committed if day_of(r.hour) >= done_before]
             yield outcomes
 
     def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> HourOutcome:
@@ -203,7 +212,6 @@ class Pipeline:
         else:
             outcomes = {p.run.hour: _reported(end, p.bound) if isinstance(end, RunRecord)
                         else self._failed(p.run, end, p.bound) for p, end in zip(priced, ended)}
-            self.sink.rebuild_days(ended)
         share = (time.perf_counter() - started) / len(priced)
         for hour in priced:
             telemetry.RUN_SECONDS.observe(hour.seconds + share)

@@ -118,9 +118,10 @@ def serve_health(config: Config, ready: Callable[[], bool]) -> None:
 
 
 def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], start: int, end: int,
-                    create_table: bool = False) -> list[Any]:
+                    create_table: bool = False, reconciled: bool = False) -> list[Any]:
     """``export-optscale``: into KCW_OPTSCALE_TABLE on KCW_OPTSCALE_CLICKHOUSE_URL (default: the worker's own
-    ClickHouse, the one client chDB allows); ``tenants`` empty: every tenant with runs in the window."""
+    ClickHouse, the one client chDB allows); ``tenants`` empty: every tenant with runs in the window; ``reconciled``:
+    the costs reconciled with the cloud bill."""
     from .read import optscale
     from .store.client import classified, connect
 
@@ -132,7 +133,8 @@ def export_optscale(config: Config, sink: ClickHouseSink, tenants: list[str], st
                 optscale.create_table(target, config.optscale_table)
             else:
                 optscale.create_leases_table(target, config.optscale_table)
-            return [optscale.export_tenant(sink.client, target, config.optscale_table, tenant, start, end)
+            return [optscale.export_tenant(sink.client, target, config.optscale_table, tenant, start, end,
+                                           reconciled=reconciled)
                     for tenant in tenants or optscale.tenants_in(sink.client, start, end)]
         finally:
             if separate:

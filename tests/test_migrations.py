@@ -34,7 +34,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
                          "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
-                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation"]
+                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -134,7 +134,7 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
                                               "0014_daily_resources", "0015_ledger_server_time",
                                               "0016_current_run_views", "0017_focus_bill", "0018_daily_tier",
-                                              "0019_reconciliation"]
+                                              "0019_reconciliation", "0020_reconciled_daily_tier"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -154,13 +154,15 @@ def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_
                                         "AND engine = 'View' ORDER BY name")]
         assert len(views) == 8
 
-        def snapshot() -> dict[str, list]:
-            return {view: sink.query(f"SELECT * FROM {view} ORDER BY ALL") for view in views}
+        columns = {view: ", ".join(c for c, *_ in sink.query(f"DESCRIBE {view}")) for view in views}
+
+        def snapshot() -> dict[str, list]:  # the columns of 0014: views gained columns since
+            return {view: sink.query(f"SELECT {columns[view]} FROM {view} ORDER BY ALL") for view in views}
 
         before = snapshot()
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
         assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views", "0017_focus_bill",
-                                              "0018_daily_tier", "0019_reconciliation"]
+                                              "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier"]
         assert snapshot() == before
         workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")
         assert workload == sink.query(
@@ -257,12 +259,13 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-13:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-14:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                     "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                     "0011_allocation_record", "0012_workload_rollup",
                                                     "0013_thanos_load", "0014_daily_resources",
                                                     "0015_ledger_server_time", "0016_current_run_views",
-                                                    "0017_focus_bill", "0018_daily_tier", "0019_reconciliation"]
+                                                    "0017_focus_bill", "0018_daily_tier", "0019_reconciliation",
+                                                    "0020_reconciled_daily_tier"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -319,7 +322,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 28 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 32 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     for name in ("k8s_day_builds", "k8s_expenses_by_day", "k8s_nodes_by_day", "k8s_expenses_namespace_by_day"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
         assert "ReplicatedMergeTree(" in local and "PARTITION BY toYYYYMM(day)" in local
@@ -338,8 +341,13 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     stamped = [r for r in rendered if "recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)" in r]  # 0015: both tables
     assert [r.split(" ON ")[0] for r in stamped] == ["ALTER TABLE k8s_expense_runs_local",
                                                      "ALTER TABLE k8s_expense_runs"]
-    codecs = [r for r in rendered if r.startswith("ALTER TABLE k8s_expenses") and "CODEC" in r]
+    codecs = [r for r in rendered if r.startswith(("ALTER TABLE k8s_expenses ", "ALTER TABLE k8s_expenses_local "))
+              and "CODEC" in r]
     assert len(codecs) == 2 and all(c.startswith("ALTER TABLE k8s_expenses_local ON CLUSTER") for c in codecs)  # local
+    reconciled = [r for r in rendered if "ADD COLUMN IF NOT EXISTS cpu_cost_reconciled" in r]  # 0020: both
+    assert [r.split(" ON ")[0] for r in reconciled] == ["ALTER TABLE k8s_expenses_by_day_local",
+                                                        "ALTER TABLE k8s_expenses_by_day"]
+    assert "CODEC" in reconciled[0] and "CODEC" not in reconciled[1] and "DEFAULT cpu_cost," in reconciled[1]
     added = [r for r in rendered if "ADD COLUMN IF NOT EXISTS pod_uid" in r]  # 0011: both, the codec on the data
     assert [r.split(" ON ")[0] for r in added] == ["ALTER TABLE k8s_expenses_local", "ALTER TABLE k8s_expenses"]
     assert "CODEC" in added[0] and "CODEC" not in added[1]

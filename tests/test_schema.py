@@ -127,7 +127,7 @@ def test_every_daily_column_is_made_from_the_hourly_rows():
     sum of the hourly column of its name."""
     assert set(days.SOURCES) | {days.NAMESPACE_BY_DAY} == set(days.BUILD_TABLES)  # the rollup: its view's
     for table in days.SOURCES:
-        written = schema.written_columns(table)
+        written = schema.stored_columns(table)
         source = "k8s_expenses" if table == days.EXPENSES_BY_DAY else "k8s_nodes_hourly"
         hourly = {c.name for c in schema.columns(source)}
         assert set(days.IDENTITY[table]) <= set(written) and set(days.MADE[table]) <= set(written), table
@@ -165,7 +165,10 @@ def test_what_the_sink_writes_is_what_the_tables_declare():
         "k8s_expenses": ["total_cost"], "k8s_nodes_hourly": ["total_cost"], "k8s_expense_runs": ["recorded_at"],
         "optscale_resource_ids": ["updated_at"], "focus_bill": ["loaded_at"], "k8s_day_builds": ["recorded_at"],
         "k8s_expenses_by_day": ["total_cost", *(f"{figure}_with_usage" for figure in (
-            "cpu_request_core_hours", "ram_request_byte_hours", "cpu_cost", "ram_cost"))],
+            "cpu_request_core_hours", "ram_request_byte_hours", "cpu_cost", "ram_cost")),
+            *(f"{cost}_reconciled" for cost in days.RECONCILED_COSTS), "total_cost_reconciled_exact",
+            "cpu_cost_without_usage_reconciled", "ram_cost_without_usage_reconciled", "total_cost_reconciled",
+            "cpu_cost_with_usage_reconciled", "ram_cost_with_usage_reconciled"],
         "k8s_nodes_by_day": ["total_cost"], "k8s_reconciliations": ["computed_at"]}
     assert ledger.LEDGER_COLUMNS == [c.name for c in schema.columns("k8s_expense_runs") if c.name != "recorded_at"]
     assert writer.METRIC_COLUMNS == ["cloud_account_id", "hour", "metric", "labels", "value", "samples",

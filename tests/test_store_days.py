@@ -168,11 +168,11 @@ def test_a_build_reads_the_runs_it_sums_first_so_a_commit_racing_it_leaves_it_st
     write(sink, "t-1", hours_of_day(H0, 2))
     real = days.build_sql
 
-    def racing(table: str) -> str:  # an hour commits between the build's reading of the runs and its rows
+    def racing(table: str, reconciled: bool) -> str:  # an hour commits between the reading of the runs and the rows
         if table == days.EXPENSES_BY_DAY:
             monkeypatch.setattr(days, "build_sql", real)
             commit(sink, hour_of("t-1", H0 + 2 * HOUR))
-        return real(table)
+        return real(table, reconciled)
 
     monkeypatch.setattr(days, "build_sql", racing)
     days.build_day(sink.client, "t-1", H0)
@@ -363,3 +363,31 @@ def test_status_is_a_line_per_tenant_with_ranges_and_a_total(sink):
     assert lines[1] == "t-2: no hours kept; daily tier: 1 day, 1 sealed, 0 to rebuild"
     assert lines[2] == ("total: 2 tenants, 10 h done, 0 missing, 0 failing, 0 refused, 0 pending, 10 unpriced; "
                         "daily tier: 3 days, 2 sealed, 0 to rebuild")
+
+
+@pytest.mark.needs_prometheus
+def test_a_backfill_builds_each_of_its_days_once(tmp_path, ch_url):
+    """A backfill's day is built once no hour of it is left to run, not after each of its batches: 26 hours from a
+    midnight, 4 to a batch, build each of the two days once, each summing its hours."""
+    from kubecost_worker import wiring
+    from kubecost_worker.config import load_config
+    from kubecost_worker.hours import hour_starts
+    from kubecost_worker.pipeline import run_hours
+
+    from .helpers import Cluster
+
+    first = int(time.time()) // DAY * DAY - 3 * DAY
+    cluster = Cluster(tmp_path, ["t-b"], first, 26, pods=4, seed=3, step=300)
+    try:
+        config = load_config({**cluster.worker_env(ch_url), "KCW_BATCH_HOURS": "4", "KCW_STEP_SECONDS": "300"})
+        sink = wiring.open_sink(config)
+        wiring.apply_schema(sink, config)
+        assert run_hours(wiring.build_pipeline(config, sink), ["t-b"], hour_starts(first, first + 26 * HOUR)).done == 26
+        builds = sink.query("SELECT toUnixTimestamp(toDateTime(day, 'UTC')), count() FROM k8s_day_builds "
+                            "WHERE status = 'built' GROUP BY ALL ORDER BY ALL")
+        assert builds == [(first, 1), (first + DAY, 1)]
+        states = days.day_states(sink.client)
+        assert [(s.hours, s.is_current) for _, s in sorted(states.items())] == [(24, True), (2, True)]
+        sink.close()
+    finally:
+        cluster.prometheus.stop()

@@ -8,6 +8,7 @@ counted twice. The matching rule per provider, in chDB."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -20,8 +21,8 @@ from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 from kubecost_worker.devtools.simulation import simulate
 from kubecost_worker.hours import hour_starts
 from kubecost_worker.pipeline import run_hours
-from kubecost_worker.read import allocation, exports
-from kubecost_worker.store import migrations
+from kubecost_worker.read import allocation, exports, optscale
+from kubecost_worker.store import days, migrations
 from kubecost_worker.store.bill import load_bill, source_of
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.jobs.status import summarize
@@ -285,3 +286,66 @@ def test_an_export_of_reconciled_costs_holds_the_views_rows(reconciled, tmp_path
     with open(tmp_path / "ns.csv", newline="") as file:
         assert close(sum(float(r["cpu_cost"]) for r in csv.DictReader(file)), client.query(
             "SELECT sum(cpu_cost) FROM k8s_expenses_reconciled_current").result_rows[0][0])
+
+
+@end_to_end
+def test_a_sealed_day_keeps_its_reconciled_costs_for_every_reader(reconciled, tmp_path):
+    """Last in the module: it seals the first day. A day reconciled anew is built again from the reconciled view,
+    and once sealed (read from the daily tier, as after its hours expire) the allocation API, the aggregated export
+    and OptScale's daily costs answer its reconciled costs as they did from its hours; export-optscale --reconciled
+    writes them, and a list export after it writes the list costs back."""
+    client, day = reconciled["client"], reconciled["start"] // DAY * DAY
+    state = days.day_states(client, [("t-r", day)])[("t-r", day)]
+    assert state.reconciled and state.is_current and not state.sealed
+    on_day = {"d": dt.datetime.fromtimestamp(day, dt.timezone.utc).date()}
+    built = client.query("SELECT namespace, sum(total_cost_reconciled), sum(total_cost) "
+                         "FROM k8s_expenses_by_day_current WHERE day = {d:Date} GROUP BY ALL", on_day).result_rows
+    hourly = {namespace: (billed, listed) for namespace, billed, listed in client.query(
+        "SELECT namespace, sum(total_cost), sum(total_cost_list) FROM k8s_expenses_reconciled_current "
+        "WHERE toDate(hour) = {d:Date} GROUP BY ALL", on_day).result_rows}
+    assert {n for n, *_ in built} == set(hourly) and all(
+        close(billed, hourly[n][0]) and close(listed, hourly[n][1]) for n, billed, listed in built)
+    assert any(not close(billed, listed) for _, billed, listed in built)  # the bill differs from the list prices
+
+    def answers() -> tuple[dict, dict, dict]:
+        api = {row["namespace"]: row["total_cost"] for row in allocation.allocation(
+            Reader(client), allocation.parse_request({"aggregate": "namespace", "step": "day", "reconcile": "true"}),
+            "t-r", day, day + DAY)}
+        exports.export(client, tmp_path / "ns.csv", "csv", "t-r", day, day + DAY, aggregate="namespace",
+                       reconciled=True)
+        with open(tmp_path / "ns.csv", newline="") as file:
+            exported = {row["namespace"]: float(row["total_cost"]) for row in csv.DictReader(file)}
+        listed, billed = ({rid: cost for rid, cost in client.query(
+            f"SELECT cloud_resource_id, cost FROM {optscale.daily_source(kind)} WHERE day = {{d:Date}}",
+            on_day).result_rows} for kind in (False, True))
+        assert listed.keys() == billed.keys()
+        daily = {rid: (cost, billed[rid]) for rid, cost in listed.items()}
+        return api, exported, daily
+
+    from_hours = answers()
+    assert set(from_hours[0]) == set(hourly) and all(close(c, hourly[n][0]) for n, c in from_hours[0].items())
+    assert days.seal_days(client, [("t-r", day)])[0] == {("t-r", day)}
+    assert [d.day for d in allocation.sealed_in(Reader(client).query, "day", "t-r", day, day + DAY)] == [day]
+    from_days = answers()
+    for before, after in zip(from_hours, from_days):
+        assert set(before) == set(after)
+        for key, value in before.items():
+            pairs = zip(value, after[key]) if isinstance(value, tuple) else [(value, after[key])]
+            assert all(close(a, b) for a, b in pairs), key
+    daily = from_days[2]
+    assert any(not close(listed, billed) for listed, billed in daily.values())
+    client.command("INSERT INTO optscale_resource_ids (cloud_account_id, cloud_resource_id, resource_id) "
+                   "SELECT 't-r', cloud_resource_id, concat('os-', cloud_resource_id) FROM k8s_expenses_daily "
+                   "WHERE cloud_account_id = 't-r'")
+    optscale.create_table(client, "optscale_reconciled.expenses")
+
+    def exported_to_optscale(reconciled_costs: bool) -> dict:
+        optscale.export_tenant(client, client, "optscale_reconciled.expenses", "t-r", day, day + DAY,
+                               reconciled=reconciled_costs)
+        return dict(client.query("SELECT resource_id, sum(cost * sign) FROM optscale_reconciled.expenses "
+                                 "GROUP BY resource_id HAVING sum(sign) > 0").result_rows)
+
+    for reconciled_costs, which in ((True, 1), (False, 0), (True, 1)):
+        target = exported_to_optscale(reconciled_costs)
+        assert target.keys() == {f"os-{rid}" for rid in daily}
+        assert all(close(target[f"os-{rid}"], costs[which]) for rid, costs in daily.items()), reconciled_costs

@@ -123,9 +123,11 @@ def export(ctx: click.Context, tenant: str, start: int, end: int, aggregate: str
 @click.option("--end", type=TimeParam(), default=None,
               help="End (exclusive), widened to the end of its UTC day; default: now (today's day so far).")
 @click.option("--create-table", is_flag=True, help="Create the target table with OptScale's DDL if it is missing.")
+@click.option("--reconciled", is_flag=True,
+              help="The costs reconciled with the cloud bill (docs/reconciliation.md); keep to one kind per target.")
 @click.pass_context
 def export_optscale(ctx: click.Context, tenants: tuple[str, ...], start: int | None, end: int | None,
-                    create_table: bool) -> None:
+                    create_table: bool, reconciled: bool) -> None:
     """Write the daily costs of k8s_expenses_daily into OptScale's expenses table (KCW_OPTSCALE_TABLE), as its
     importers do: +1 rows for new resource-days, -1/+1 for changed costs, -1 for resource-days gone; a second run
     over unchanged data writes nothing (docs/optscale.md)."""
@@ -143,7 +145,7 @@ def export_optscale(ctx: click.Context, tenants: tuple[str, ...], start: int | N
     config = config_of(ctx)
     sink = wiring.open_sink(config)
     wiring.require_migrated(sink)
-    for exported in wiring.export_optscale(config, sink, list(tenants), start, end, create_table):
+    for exported in wiring.export_optscale(config, sink, list(tenants), start, end, create_table, reconciled):
         click.echo(exported.line())
 
 

@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Sequence
 
 from ..hours import utc
 from ..store import schema
@@ -42,6 +43,7 @@ ON_DEMAND_RATE = Decimal("0.95")
 COMMITTED_RATE = Decimal("0.72")
 SPOT_RATE = Decimal("1.08")  # the market's spot price above the one Kubecost's series say
 CREDIT_RATE = Decimal("-0.5")  # of the credited hour's list cost
+TRANSFER_RATE = Decimal("0.01")  # $ per GB, AWS's regional data transfer
 PARTIAL_HOUR = Decimal("0.75")
 HOURS_PER_MONTH = Decimal(730)  # AWS's GB-month of storage: a GB held 730 hours
 CENT = Decimal("1e-11")  # the sample's amounts have 11 decimals
@@ -69,11 +71,15 @@ class _Bill:
     lines: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=lambda: defaultdict(lambda: {"EffectiveCost": Decimal(0),
                                                                       "BilledCost": Decimal(0)}))
+    transfer: dict = field(default_factory=lambda: defaultdict(lambda: {"EffectiveCost": Decimal(0),
+                                                                        "BilledCost": Decimal(0)}))
 
-    def add(self, line: dict) -> None:
+    def add(self, line: dict, reconciled: bool = True) -> None:
+        """``reconciled``: the line counts in its resource-hour's bill (else it is data transfer, which does not)."""
         line["Id"] = len(self.lines) + 1
         self.lines.append(line)
-        total = self.totals[(line["ResourceId"], int(line["ChargePeriodStart"].timestamp()))]
+        total = (self.totals if reconciled else self.transfer)[(line["ResourceId"],
+                                                                int(line["ChargePeriodStart"].timestamp()))]
         total["EffectiveCost"] += line["EffectiveCost"]
         total["BilledCost"] += line["BilledCost"]
 
@@ -83,7 +89,9 @@ def write_focus_bill(sim: Simulation, path: str | os.PathLike, seed: int | None 
     FOCUS CSV; returns the path and the ground truth:
 
     - ``totals``: (ResourceId, ChargePeriodStart in unix seconds) -> {"EffectiveCost": Decimal, "BilledCost":
-      Decimal}, the sum of that resource-hour's lines exactly as written;
+      Decimal}, the sum of that resource-hour's lines exactly as written, which its reconciled cost must be;
+    - ``transfer``: the same of the instances' data-transfer lines, which are written under the instance's id and
+      reconcile nothing;
     - ``resource_ids``: (tenant, "node" or "volume", name) -> its ResourceId;
     - ``unbilled``: the (tenant, kind, name) of nodes and volumes without a line; ``foreign``: (tenant, ResourceId)
       of the lines that are no simulated resource; ``lines``: how many lines the file holds."""
@@ -96,7 +104,7 @@ def write_focus_bill(sim: Simulation, path: str | os.PathLike, seed: int | None 
         _node_lines(bill, truth, tenant, sim.hours, seed)
         _volume_lines(bill, truth, tenant, sim.hours, seed)
     _write_csv(Path(path), bill.lines)
-    truth.update(totals=dict(bill.totals), lines=len(bill.lines))
+    truth.update(totals=dict(bill.totals), transfer=dict(bill.transfer), lines=len(bill.lines))
     return Path(path), truth
 
 
@@ -118,15 +126,21 @@ def volume_id(volume: Volume, tenant: str, seed: int) -> str:
     return f"vol-0{_digest(seed, tenant, 'volume', volume.name)[:16]}"
 
 
-def as_eks(sim: Simulation, seed: int | None = None) -> Simulation:
+def as_eks(sim: Simulation, seed: int | None = None, instance_ids: Sequence[str] | None = None) -> Simulation:
     """``sim`` as EKS clusters would send it (changed in place, before it is written): each priced node's providerID
     ``aws:///zone/i-...`` and each volume's provider id ``vol-...``, the ids its bill gives them, so the bill's
-    lines match the nodes and volumes by the reconciliation's matching rule."""
+    lines match the nodes and volumes by the reconciliation's matching rule.
+
+    ``instance_ids``: the priced nodes' instance ids, tenant by tenant and node by node, instead of made-up ones:
+    the nodes of a real bill's instances."""
     seed = sim.seed if seed is None else seed
+    priced = [(t, node) for t in sim.tenants for node in t.nodes if node.provider_id]
+    if instance_ids is not None and len(instance_ids) != len(priced):
+        raise ValueError(f"{len(instance_ids)} instance ids for {len(priced)} priced nodes")
+    for k, (t, node) in enumerate(priced):
+        iid = instance_id(node, t.tenant, seed) if instance_ids is None else instance_ids[k]
+        node.provider_id = f"aws:///{node.zone}/{iid}"
     for t in sim.tenants:
-        for node in t.nodes:
-            if node.provider_id:
-                node.provider_id = f"aws:///{node.zone}/{instance_id(node, t.tenant, seed)}"
         for volume in t.volumes:
             volume.provider_id = volume_id(volume, t.tenant, seed)
     return sim
@@ -154,6 +168,8 @@ def _node_lines(bill: _Bill, truth: dict, t: _Tenant, hours: int, seed: int) -> 
                 bill.add(_instance_line(t, h, node, rid, price, quantity, "Standard"))
             if first and h == hours // 2:
                 bill.add(_credit_line(t, h, rid, _amount(price * CREDIT_RATE)))
+            if first:
+                bill.add(_transfer_line(t, h, rid, Decimal(3 + h % 5)), reconciled=False)
     if priced:
         # an instance of the cluster's (its tags say so) that no node is: priced as the first node, mid-simulation
         foreign, h = f"i-0{_digest(seed, t.sim.tenant, 'foreign')[:16]}", hours // 2
@@ -227,6 +243,17 @@ def _plan_fee_line(t: _Tenant, h: int, covered: Decimal) -> dict:
             "CommitmentDiscountId": t.plan_arn, "CommitmentDiscountType": "Savings Plan",
             "PricingCategory": "Committed", "PricingQuantity": Decimal(1), "PricingUnit": "Hours",
             "ResourceId": t.plan_arn, "ServiceName": "Savings Plans for AWS Compute usage"}
+
+
+def _transfer_line(t: _Tenant, h: int, rid: str, gigabytes: Decimal) -> dict:
+    """The instance's data transfer in the hour, billed as Compute usage under its id, as AWS writes it."""
+    cost = _amount(TRANSFER_RATE * gigabytes)
+    return {**_base(t, h, "Compute"), "BilledCost": cost, "EffectiveCost": cost, "ListCost": cost,
+            "ContractedCost": cost, "ContractedUnitPrice": TRANSFER_RATE, "ListUnitPrice": TRANSFER_RATE,
+            "ChargeDescription": f"${TRANSFER_RATE} per GB - regional data transfer - in/out/between EC2 AZs or "
+                                 "using elastic IPs or ELB",
+            "ConsumedQuantity": gigabytes, "ConsumedUnit": "GB", "PricingQuantity": gigabytes, "PricingUnit": "GB",
+            "PricingCategory": "Standard", "ResourceId": rid, "SkuId": _sku("transfer", "GB"), "Tags": t.tags()}
 
 
 def _credit_line(t: _Tenant, h: int, rid: str, amount: Decimal) -> dict:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from ..hours import DAY, HOUR, utc
 from ..model.rows import COST_FIELDS, IDLE, MANAGEMENT, UNMOUNTED
 from ..model.workload import UNALLOCATED
-from ..store import days
+from ..store import days, schema
 from ..store.days import SealedDay
 from . import metroculus, sharing
 
@@ -91,17 +91,20 @@ ROLLUP_FIGURES_SQL = {name: f"sum({name})" for name in sharing.FIGURES}
 # The daily tier's table that answers in the place of each hourly source: the namespace rollup's (about 10 rows a
 # day) for what the hourly namespace rollup answers, the daily rows themselves for the rest.
 DAILY_SOURCES = {metroculus.NAMESPACE_ROLLUP: days.NAMESPACE_BY_DAY}
+# k8s_expenses_current's columns, the costs reconciled with the cloud bill (reconcile=true)
+RECONCILED = days.RECONCILED_SOURCE
 # The columns of each hourly source an answer may name (dimensions, filters, roles, idle by node), which its daily
 # source has alike: a sealed day's rows join the hourly ones under these names.
 SOURCE_COLUMNS = {
     metroculus.NAMESPACE_ROLLUP: ("cluster_id", "namespace"),
     WORKLOAD_ROLLUP: ("cluster_id", "namespace", "workload_kind", "workload_name", "container", "service", "labels"),
-    "k8s_expenses": ("cluster_id", "node", "namespace", "workload_kind", "workload_name", "pod", "container",
-                     "service", "labels"),
+    **dict.fromkeys(("k8s_expenses", RECONCILED), ("cluster_id", "node", "namespace", "workload_kind",
+                                                   "workload_name", "pod", "container", "service", "labels")),
 }
-# k8s_expenses_current's columns, the costs reconciled with the cloud bill (reconcile=true)
-RECONCILED = "k8s_expenses_reconciled_current"
 ROW_SOURCES = ("k8s_expenses", RECONCILED)  # a row per container-hour: the *_with_usage figures are computed
+# A sealed day's reconciled figures: the daily tier's *_reconciled column of each figure that has one.
+RECONCILED_BY_DAY = {name: f"{name}_reconciled" for name in sharing.FIGURES
+                     if f"{name}_reconciled" in {c.name for c in schema.columns(days.EXPENSES_BY_DAY)}}
 # The figures of an answer's row after its dimensions, in order (JSON keys and CSV columns alike).
 ROW_FIGURES = (*COST_FIELDS, "shared_cost", "idle_cost", "total_cost", "cpu_core_hours", "ram_byte_hours", "gpu_hours",
                "cpu_request_core_hours", "ram_request_byte_hours", "cpu_usage_core_hours", "ram_usage_byte_hours",
@@ -364,7 +367,9 @@ def row_source(request: AllocationRequest, params: BoundParams, sealed: tuple[Se
     on_days = params.bind([utc(d.day).date() for d in sealed], "Array(Date)")
     builds = params.bind([d.build_id for d in sealed], "Array(UUID)")
     columns = ", ".join(SOURCE_COLUMNS[table])
-    daily = (f"SELECT {columns}, toDateTime(day, 'UTC') AS hour, {', '.join(sharing.FIGURES)}, first_hour, "
+    figures_by_day = ", ".join(f"{RECONCILED_BY_DAY[name]} AS {name}" if table == RECONCILED and name in
+                               RECONCILED_BY_DAY else name for name in sharing.FIGURES)
+    daily = (f"SELECT {columns}, toDateTime(day, 'UTC') AS hour, {figures_by_day}, first_hour, "
              f"last_hour FROM {DAILY_SOURCES.get(table, days.EXPENSES_BY_DAY)} "
              f"WHERE cloud_account_id = {{tenant:String}} AND day IN {on_days} AND build_id IN {builds}")
     if _sealed_throughout(sealed, params.values["start"], params.values["end"]):
@@ -536,8 +541,7 @@ def _rows(reader, request: AllocationRequest, tenant: str, start: int, end: int)
     ``sharing.coefficients`` decides each domain's coefficients, then the groups with the coefficients applied (at
     most ``MAX_BOUND_DOMAINS`` a query). Python holds a page of rows, ``MAX_PARTS`` parts and the coefficients,
     never all of a step's parts or groups."""
-    # the daily tier keeps list costs: a reconciled answer reads the hours
-    sealed = () if request.reconcile else sealed_in(reader.query, request.step, tenant, start, end)
+    sealed = sealed_in(reader.query, request.step, tenant, start, end)
     for piece_start, piece_end in _pieces(reader, request, tenant, start, end, sealed):
         inside = _within(sealed, piece_start, piece_end)
         if not request.shares:

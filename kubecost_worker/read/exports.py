@@ -85,7 +85,7 @@ def export(client, out: str | os.PathLike, fmt: str, tenant: str, start: int, en
     The file gets the mode of any new file (0666 less the umask), not the previous file's. A failure removes that
     temporary file only; ``out`` is never opened for writing. Raises ``BadOutput`` for a path that names no file
     that can be created, ``WorkerError`` for a failure writing (a full disk...)."""
-    sealed = () if aggregate is None or reconciled else allocation.sealed_in(
+    sealed = () if aggregate is None else allocation.sealed_in(
         lambda sql, parameters: query(client, sql, parameters), step, tenant, start, end)
     sql, params = export_sql(tenant, start, end, aggregate, step, sealed, reconciled)
     target = check_output(out)

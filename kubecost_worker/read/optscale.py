@@ -12,6 +12,11 @@ One export at a time writes a tenant's rows of a target table: it holds a lease 
 (``store/lease.py``), and another export waits for it. The export owns the tenant's rows of the days it exports:
 a live row it would not write is cancelled. Resources without an OptScale id in ``optscale_resource_ids`` are left
 out and counted; they are written by the first export after they are mapped.
+
+``--reconciled`` writes the costs reconciled with the cloud bill (``daily_source``: the view's SELECT over the
+reconciled hourly rows and the sealed days' reconciled sums; a day not reconciled costs its list cost). As the export
+owns the rows of the days it exports, a target takes one kind of cost: a list export after a reconciled one writes
+the list costs back.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from ..errors import TransientError
 from ..hours import DAY, whole_days
-from ..store import lease
+from ..store import lease, schema
 from ..store.client import query
 from ..store.cluster import quote_identifier, quoted_table
 
@@ -45,6 +50,12 @@ MAX_PASSES = 3
 EXPORTING = "exporting to OptScale's expenses table"
 
 Key = tuple[str, int]  # (OptScale resource id, the day's midnight in unix seconds)
+DAILY_VIEW = "k8s_expenses_daily"
+# What the view reads its costs from, and where the same costs reconciled with the bill are: the hours of days not
+# sealed (the reconciled view's total_cost is the reconciled one) and the sealed days' daily sums. The view is
+# k8s_expenses_daily for every reader; the reconciled export alone pays for the reconciled view's joins.
+RECONCILED_SOURCES = (("FROM k8s_expenses_current", "FROM k8s_expenses_reconciled_current"),
+                      (", total_cost_exact,", ", total_cost_reconciled_exact,"))
 
 
 @dataclass(frozen=True)
@@ -96,13 +107,27 @@ def default_window(now: float | None = None) -> tuple[int, int]:
     return now - now % DAY - DAY, now
 
 
-def wanted_costs(source: Any, tenant: str, start: int, end: int) -> tuple[dict[Key, float], int, float]:
-    """Per OptScale resource and day, the cost the target should hold; and the resource-days without an id and
-    their cost. Resources mapped to one OptScale id add up (``math.fsum``: independent of their order)."""
+def daily_source(reconciled: bool) -> str:
+    """OptScale's daily view, or the same with its costs reconciled with the cloud bill: its SELECT with the
+    reconciled sources in the place of its own (one home of OptScale's resource ids and days: the view)."""
+    if not reconciled:
+        return DAILY_VIEW
+    select = schema.view_select(DAILY_VIEW)
+    for listed, reconciled_source in RECONCILED_SOURCES:
+        if select.count(listed) != 1:
+            raise AssertionError(f"{DAILY_VIEW} no longer reads {listed!r} once: RECONCILED_SOURCES must follow it")
+        select = select.replace(listed, reconciled_source)
+    return f"({schema.as_installed(select)})"
+
+
+def wanted_costs(source: Any, tenant: str, start: int, end: int,
+                 reconciled: bool = False) -> tuple[dict[Key, float], int, float]:
+    """Per OptScale resource and day, the cost the target should hold (``reconciled``: the cost reconciled with the
+    cloud bill); and the resource-days without an id and their cost. Resources mapped to one OptScale id add up
+    (``math.fsum``: independent of their order)."""
     rows = query(
         source,
-        "SELECT d.day, d.cloud_resource_id, d.cost, m.resource_id "
-        "FROM k8s_expenses_daily AS d "
+        f"SELECT d.day, d.cloud_resource_id, d.cost, m.resource_id FROM {daily_source(reconciled)} AS d "
         "LEFT JOIN (SELECT cloud_resource_id, argMax(resource_id, updated_at) AS resource_id "
         "           FROM optscale_resource_ids WHERE cloud_account_id = {tenant:String} "
         "           GROUP BY cloud_resource_id) AS m ON d.cloud_resource_id = m.cloud_resource_id "
@@ -136,11 +161,13 @@ def live_rows(target: Any, table: str, tenant: str, start: int, end: int) -> dic
 
 
 def export_tenant(source: Any, target: Any, table: str, tenant: str, start: int, end: int,
-                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = LEASE_WAIT_SECONDS) -> Exported:
-    """Bring the target's rows of ``tenant`` and the days of ``[start, end)`` to the view's costs, holding the
-    target's lease on them: two exports at once would both write the same corrections, counting them twice."""
+                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = LEASE_WAIT_SECONDS,
+                  reconciled: bool = False) -> Exported:
+    """Bring the target's rows of ``tenant`` and the days of ``[start, end)`` to the view's costs (``reconciled``:
+    those reconciled with the cloud bill), holding the target's lease on them: two exports at once would both write
+    the same corrections, counting them twice."""
     start, end = whole_days(start, end)  # OptScale keeps a row per resource and day: never a part of a day alone
-    wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end)
+    wanted, unmapped, unmapped_cost = wanted_costs(source, tenant, start, end, reconciled)
     done = Exported(tenant, (end - start) // DAY, len(wanted), unmapped=unmapped, unmapped_cost=unmapped_cost)
     held = lease.acquire(target, _leases_table(table), f"export-optscale:{table}:{tenant}", lease_seconds,
                          wait_seconds)

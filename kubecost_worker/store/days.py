@@ -5,9 +5,14 @@ A **day build** sums a tenant-day's current hourly rows (``k8s_expenses_current`
 into ``k8s_expenses_by_day`` and ``k8s_nodes_by_day`` under a build id of its own, between a ``building`` and a
 ``built`` record of ``k8s_day_builds``; readers see the rows of each day's current build (``k8s_day_current_builds``).
 A build never changes rows: a day is built again whenever its hours change (an hour committed, rerun, or arriving
-late), and cleanup removes the superseded builds' rows as it removes superseded runs'. Which hours a build summed is
-recorded as their current runs (how many, and a fingerprint of their run ids, read before the rows): a day whose
-current runs differ from its build's is stale, so exactness under reruns needs no clock and no lock.
+late) or it is reconciled with the bill anew, and cleanup removes the superseded builds' rows as it removes
+superseded runs'. What a build summed is recorded as the day's current runs (how many, and a fingerprint of their run
+ids and of the day's current reconciliation), read before the rows: a day whose current runs or reconciliation differ
+from its build's is stale, so exactness under reruns needs no clock and no lock.
+
+A day reconciled with the bill (``store/reconcile.py``) is built from ``k8s_expenses_reconciled_current``: its list
+costs from the view's ``*_list`` columns, the reconciled ones into the ``*_reconciled`` columns. A day never
+reconciled is built from ``k8s_expenses_current``, its reconciled costs its list ones.
 
 Days are built once they are over and again whenever their hours change: after their hours commit
 (``rebuild_committed``, the pipeline's hook), by the scheduler's tick for any day still stale (``sweep``), and over
@@ -52,6 +57,9 @@ BUILDS_PER_TICK = 300
 
 # What a build sums from which hourly view, and by which identity (the columns a daily row is grouped by).
 SOURCES = {EXPENSES_BY_DAY: "k8s_expenses_current", NODES_BY_DAY: "k8s_nodes_hourly_current"}
+RECONCILED_SOURCE = "k8s_expenses_reconciled_current"  # a reconciled day's rows: the costs reconciled, *_list beside
+# The costs reconciliation scales, each with a *_reconciled column in EXPENSES_BY_DAY; the others stay at list.
+RECONCILED_COSTS = ("cpu_cost", "ram_cost", "gpu_cost", "pv_cost")
 IDENTITY = {
     EXPENSES_BY_DAY: ("cloud_account_id", "cluster_id", "namespace", "workload_kind", "workload_name", "pod", "node",
                       "container", "pod_uid", "service", "labels", "price_source"),
@@ -61,17 +69,31 @@ IDENTITY = {
 # The daily columns not summed from the hourly column of their name.
 _BY_DAY_COMMON = {"day": "toDate(h.hour)", "build_id": "{build:UUID}", "first_hour": "min(h.hour)",
                   "last_hour": "max(h.hour)", "hours": "uniqExact(h.hour)"}
-MADE = {
-    EXPENSES_BY_DAY: {
-        **_BY_DAY_COMMON,
-        "total_cost_exact": "sum(toDecimal128(h.total_cost, 18))",
+
+
+def _expense_sums(listed: str) -> dict[str, str]:
+    """The daily expense columns not summed from the hourly column of their name, each cost's list value read from
+    its hourly column suffixed ``listed`` (``_list`` in the reconciled view) and its reconciled value from the
+    column of its name (the list value itself where the day is not reconciled)."""
+    made = {
+        "total_cost_exact": f"sum(toDecimal128(h.total_cost{listed}, 18))",
+        "total_cost_reconciled_exact": "sum(toDecimal128(h.total_cost, 18))",
         "cpu_usage_max_cores": "max(h.cpu_usage_max_cores)",
         "ram_usage_max_bytes": "max(h.ram_usage_max_bytes)",
         "cpu_request_core_hours_without_usage": "sumIf(h.cpu_request_core_hours, h.cpu_usage_core_hours IS NULL)",
         "ram_request_byte_hours_without_usage": "sumIf(h.ram_request_byte_hours, h.ram_usage_byte_hours IS NULL)",
-        "cpu_cost_without_usage": "sumIf(h.cpu_cost, h.cpu_usage_core_hours IS NULL)",
-        "ram_cost_without_usage": "sumIf(h.ram_cost, h.ram_usage_byte_hours IS NULL)",
-    },
+    }
+    for resource, usage in (("cpu", "cpu_usage_core_hours"), ("ram", "ram_usage_byte_hours")):
+        made[f"{resource}_cost_without_usage"] = f"sumIf(h.{resource}_cost{listed}, h.{usage} IS NULL)"
+        made[f"{resource}_cost_without_usage_reconciled"] = f"sumIf(h.{resource}_cost, h.{usage} IS NULL)"
+    for cost in RECONCILED_COSTS:
+        made[cost] = f"sum(h.{cost}{listed})"
+        made[f"{cost}_reconciled"] = f"sum(h.{cost})"
+    return made
+
+
+MADE = {
+    EXPENSES_BY_DAY: {**_BY_DAY_COMMON, **_expense_sums("")},
     NODES_BY_DAY: {
         **_BY_DAY_COMMON,
         "cpu_core_hours": "sum(h.cpu_cores * h.running_minutes / 60)",
@@ -97,17 +119,18 @@ class DayState:
     """A tenant-day's current runs beside its current build (``day_states``)."""
 
     hours: int  # current runs of the day's hours
-    fingerprint: int  # of their run ids
+    fingerprint: int  # of their run ids, and of the day's current reconciliation with the bill
     build_id: uuid.UUID | None  # the current build, None without one
     build_hours: int
     build_fingerprint: int
     rows_written: int
     total_cost: float
     sealed: bool
+    reconciled: bool = False  # the day has a reconciliation with the bill: built from the reconciled view
 
     @property
     def is_current(self) -> bool:
-        """The current build summed the day's current runs (a day without any needs none)."""
+        """The current build summed the day's current runs and reconciliation (a day without runs needs none)."""
         return (self.build_hours, self.build_fingerprint) == (self.hours, self.fingerprint)
 
 
@@ -131,34 +154,39 @@ class Builds:
     seconds: float = 0.0
 
 
-def build_sql(table: str) -> str:
-    """The INSERT ... SELECT of a build into ``table``: one tenant-day of its hourly source, grouped by identity."""
-    identity, made = IDENTITY[table], MADE[table]
-    columns = schema.written_columns(table)
+def build_sql(table: str, reconciled: bool = False) -> str:
+    """The INSERT ... SELECT of a build into ``table``: one tenant-day of its hourly source, grouped by identity;
+    ``reconciled``: the expenses of a day reconciled with the bill, from their reconciled view."""
+    identity = IDENTITY[table]
+    source, made = ((RECONCILED_SOURCE, {**_BY_DAY_COMMON, **_expense_sums("_list")})
+                    if reconciled and table == EXPENSES_BY_DAY else (SOURCES[table], MADE[table]))
+    columns = schema.stored_columns(table)
     select = [f"h.{c}" if c in identity else made.get(c, f"sum(h.{c})") for c in columns]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM {SOURCES[table]} AS h "
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM {source} AS h "
             "WHERE h.cloud_account_id = {tenant:String} AND h.hour >= {start:DateTime('UTC')} "
             f"AND h.hour < {{end:DateTime('UTC')}} GROUP BY {', '.join(f'h.{c}' for c in identity)}, toDate(h.hour)")
 
 
 def build_day(client: Any, tenant: str, day: int) -> DayState | None:
     """Build one tenant-day from its current hourly rows; its state after, None when it is sealed (final). The
-    current runs are read before the rows: a run committed meanwhile leaves the build stale, never wrong."""
+    current runs and reconciliation are read before the rows: a run committed or a reconciliation made meanwhile
+    leaves the build stale, never wrong."""
     before = day_states(client, [(tenant, day)]).get((tenant, day))
     if before is not None and before.sealed:
         return None
     runs = (before.hours, before.fingerprint) if before else (0, 0)
+    reconciled = before is not None and before.reconciled
     build_id = uuid.uuid4()
     _record(client, tenant, day, build_id, BuildStatus.BUILDING, runs)
     params = {"tenant": tenant, "start": utc(day), "end": utc(day + DAY), "build": build_id}
     with classified(f"building {tenant}'s day {utc(day).date()}"):
         for table in SOURCES:
-            client.command(build_sql(table), parameters=params, settings=SYNC_INSERT)
+            client.command(build_sql(table, reconciled), parameters=params, settings=SYNC_INSERT)
         (rows, cost), = query(client, f"SELECT count(), toFloat64(sum(total_cost_exact)) FROM {EXPENSES_BY_DAY} "
                                       "WHERE cloud_account_id = {tenant:String} "
                                       "AND day = toDate({start:DateTime('UTC')}) AND build_id = {build:UUID}", params)
     _record(client, tenant, day, build_id, BuildStatus.BUILT, runs, int(rows), float(cost))
-    return DayState(*runs, build_id, *runs, int(rows), float(cost), False)
+    return DayState(*runs, build_id, *runs, int(rows), float(cost), False, reconciled)
 
 
 def build_days(client: Any, days: Iterable[tuple[str, int]], resume: bool = False, limit: int | None = None,
@@ -196,15 +224,22 @@ def rebuild_committed(client: Any, ended: Iterable[Any], now: float | None = Non
     RunRecords and errors) once they are over (``now``: the time, default the clock's): the day still running is
     built when it is over, not after each of its hours. Never raises: the hours are committed whatever happens here,
     and a day left stale is rebuilt by the scheduler's sweep."""
+    rebuild(client, {(r.cloud_account_id, day_of(r.hour)) for r in ended
+                     if isinstance(r, RunRecord) and r.status == RunStatus.SUCCEEDED}, now)
+
+
+def rebuild(client: Any, days: Iterable[tuple[str, int]], now: float | None = None) -> None:
+    """Build ``days`` (tenant, day start) again whose hours or reconciliation just changed, once they are over
+    (``now``: the time, default the clock's). Never raises: what changed is committed whatever happens here, and a
+    day left stale is rebuilt by the scheduler's sweep."""
     today = day_of(time.time() if now is None else now)
-    days = {(r.cloud_account_id, day_of(r.hour)) for r in ended
-            if isinstance(r, RunRecord) and r.status == RunStatus.SUCCEEDED and day_of(r.hour) < today}
+    days = {key for key in days if key[1] < today}
     if not days:
         return
     try:
         build_days(client, days)
-    except Exception as exc:  # the store went away between the commit and the build: the sweep repairs it
-        log.warning("the days of committed hours were not rebuilt; the scheduler's sweep will", error=str(exc),
+    except Exception as exc:  # the store went away between the change and the build: the sweep repairs it
+        log.warning("the changed days were not rebuilt; the scheduler's sweep will", error=str(exc),
                     days=len(days))
 
 
@@ -212,27 +247,32 @@ def day_states(client: Any, days: list[tuple[str, int]] | None = None, tenants: 
                start: int | None = None, end: int | None = None,
                since: dt.datetime | None = None) -> dict[tuple[str, int], DayState]:
     """(tenant, day start) -> its state, for the days with current runs or a current build among ``days``, else of
-    ``tenants`` (all: none named) and days in ``[start, end)``, else whose ledger had a commit ``since`` then (the
-    server's clock)."""
+    ``tenants`` (all: none named) and days in ``[start, end)``, else whose ledger had a commit, or that were
+    reconciled, ``since`` then (the server's clock)."""
     where, params = _days_filter(days, tenants, start, end, since)
-    rows = query(client,
+    rows = query(client, schema.as_installed(
                  f"""
-                 SELECT cloud_account_id, toUnixTimestamp(toDateTime(day, 'UTC')), r.hours, r.fingerprint, b.build_id,
-                        b.hours, b.runs_fingerprint, b.rows_written, b.total_cost, b.sealed
+                 SELECT cloud_account_id, toUnixTimestamp(toDateTime(day, 'UTC')), r.hours,
+                        r.fingerprint + ifNull(cityHash64(c.reconcile_id), 0), b.build_id, b.hours,
+                        b.runs_fingerprint, b.rows_written, b.total_cost, b.sealed, c.reconcile_id IS NOT NULL
                  FROM (SELECT cloud_account_id, toDate(hour) AS day, toUInt64(count()) AS hours,
                               sum(cityHash64(hour, run_id)) AS fingerprint
                        FROM k8s_expense_current_runs WHERE {where.replace(DAY_COLUMN, 'toDate(hour)')}
                        GROUP BY cloud_account_id, day) AS r
-                 FULL JOIN (SELECT cloud_account_id, day, build_id, hours, runs_fingerprint, rows_written, total_cost,
-                                   sealed
+                 FULL JOIN (SELECT cloud_account_id, day, build_id, hours, runs_fingerprint, rows_written,
+                                   total_cost, sealed
                             FROM k8s_day_current_builds WHERE {where.replace(DAY_COLUMN, 'day')}) AS b
                      USING (cloud_account_id, day)
+                 LEFT JOIN (SELECT cloud_account_id, bill_day AS day, reconcile_id
+                            FROM k8s_current_reconciliations WHERE {where.replace(DAY_COLUMN, 'bill_day')}) AS c
+                     USING (cloud_account_id, day)
                  SETTINGS join_use_nulls = 1
-                 """, params, action="reading the day builds")
+                 """), params, action="reading the day builds")
     return {(tenant, int(day)): DayState(int(hours or 0), int(fingerprint or 0), build_id, int(build_hours or 0),
                                          int(build_fingerprint or 0), int(rows or 0), float(cost or 0.0),
-                                         bool(sealed))
-            for tenant, day, hours, fingerprint, build_id, build_hours, build_fingerprint, rows, cost, sealed in rows}
+                                         bool(sealed), bool(reconciled))
+            for (tenant, day, hours, fingerprint, build_id, build_hours, build_fingerprint, rows, cost, sealed,
+                 reconciled) in rows}
 
 
 def _days_filter(days, tenants, start, end, since) -> tuple[str, dict[str, Any]]:
@@ -253,7 +293,8 @@ def _days_filter(days, tenants, start, end, since) -> tuple[str, dict[str, Any]]
     if since is not None:
         terms.append(f"(cloud_account_id, {DAY_COLUMN}) IN (SELECT cloud_account_id, toDate(hour) "
                      "FROM k8s_expense_runs WHERE recorded_at >= {since:DateTime64(6, 'UTC')} "
-                     "AND status = 'succeeded')")
+                     "AND status = 'succeeded' UNION ALL SELECT cloud_account_id, bill_day "
+                     "FROM k8s_reconciliations WHERE computed_at >= {since:DateTime64(6, 'UTC')})")
         params["since"] = since
     return " AND ".join(terms) or "1", params
 

@@ -6,7 +6,8 @@ When: ``reconcile_days`` for the days ``kubecost-worker reconcile`` names; ``rec
 the days closed ``KCW_BILL_LAG_HOURS`` ago (within ``WINDOW_DAYS``) whose trigger changed: the day's current runs (a
 rerun) or the load ids of the bill's periods covering it (a ``bill-load``). A day whose inputs (its runs and the
 lines taken, summed) are what the latest reconciliation saw gets a ledger row naming that reconciliation again, and
-no factors: a bill restated elsewhere re-reconciles nothing.
+no factors: a bill restated elsewhere re-reconciles nothing. A day reconciled anew is built again in the daily tier
+(``store/days.py``), which keeps its reconciled costs once its hours expire.
 """
 
 from __future__ import annotations
@@ -20,20 +21,26 @@ from typing import Any, Iterable
 
 from ..hours import DAY, HOUR, day_of, utc, whole_days
 from ..model.reconcile import BILL, NODE, VOLUME, BillLines, Factor, ResourceHour, reconcile
-from . import schema
+from . import days, schema
 from .cluster import quoted_table
 from .client import insert, query
 
 WINDOW_DAYS = 62  # how far back a tick looks: providers restate a month's bill until it closes, the month after
 FACTORS = "k8s_reconciled_factors"
 LEDGER = "k8s_reconciliations"
+CURRENT = schema.CURRENT_RECONCILIATIONS  # the latest reconciliation of each tenant-day: the one readers see
 FACTOR_COLUMNS = schema.written_columns(FACTORS)
 LEDGER_COLUMNS = schema.written_columns(LEDGER)
 # The provider's tag on a bill line naming the Kubernetes cluster of the resource (EKS, GKE, AKS; the first found),
 # compared with the rows' cluster_id: a tagged line no node or volume of the tenant is gets reported.
 CLUSTER_TAGS = ("aws:eks:cluster-name", "eks:cluster-name", "goog-k8s-cluster-name", "aks-managed-cluster-name")
-# What a line bills: usage of compute (nodes) or storage (volumes), and credits and adjustments of a resource.
-BILLED_LINES = ("(ChargeCategory = 'Usage' AND ServiceCategory IN ('Compute', 'Storage')) "
+# What a line bills: usage of compute (nodes) or storage (volumes), and credits and adjustments of a resource. An
+# instance's data transfer is billed as Compute usage under its id, priced per amount of data (AWS and Azure write
+# PricingUnit 'GB'): it is the network the model prices from the network series, not the node's CPU, RAM or GPU, so
+# it is left out and network costs stay at list (a memory line of Oracle's, 'GB Hours', is the node's).
+DATA_UNITS = ("gb", "gib", "tb", "tib", "bytes")
+BILLED_LINES = (f"(ChargeCategory = 'Usage' AND (ServiceCategory = 'Storage' OR (ServiceCategory = 'Compute' "
+                f"AND lower(ifNull(PricingUnit, '')) NOT IN {DATA_UNITS}))) "
                 "OR ChargeCategory IN ('Credit', 'Adjustment')")
 # A resource-hour's modelled cost, the one a factor scales (the read API's list cost of an asset too), as SQL over
 # k8s_nodes_hourly and k8s_volumes_hourly: a node's pods' and idle CPU, RAM and GPU; the pv_cost of a volume's claims.
@@ -91,8 +98,9 @@ def reconcile_days(client: Any, bill: BillSettings, tenants: Iterable[str], star
     first, last = whole_days(start, end)
     triggers = day_triggers(client, bill, first, last)
     wanted = set(tenants)
-    return [reconcile_day(client, bill, tenant, day, trigger)
-            for (tenant, day), trigger in sorted(triggers.items()) if not wanted or tenant in wanted]
+    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, trigger)
+                             for (tenant, day), trigger in sorted(triggers.items())
+                             if not wanted or tenant in wanted])
 
 
 def reconcile_due(client: Any, bill: BillSettings, lag_hours: int, now: float) -> list[DayReconciled]:
@@ -104,11 +112,18 @@ def reconcile_due(client: Any, bill: BillSettings, lag_hours: int, now: float) -
     if not triggers:
         return []
     seen = dict(((tenant, int(day)), trigger) for tenant, day, trigger in query(
-        client, f"SELECT cloud_account_id, toUnixTimestamp(toDateTime(bill_day, 'UTC')), "
-                f"argMax(trigger, computed_at) FROM {LEDGER} WHERE bill_day >= toDate({{first:DateTime('UTC')}}) "
-                "GROUP BY cloud_account_id, bill_day", {"first": utc(first)}, action="reading the reconciliations"))
-    return [reconcile_day(client, bill, tenant, day, trigger) for (tenant, day), trigger in sorted(triggers.items())
-            if seen.get((tenant, day)) != trigger]
+        client, f"SELECT cloud_account_id, toUnixTimestamp(toDateTime(bill_day, 'UTC')), trigger FROM {CURRENT} "
+                "WHERE bill_day >= toDate({first:DateTime('UTC')})", {"first": utc(first)},
+        action="reading the reconciliations"))
+    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, trigger)
+                             for (tenant, day), trigger in sorted(triggers.items())
+                             if seen.get((tenant, day)) != trigger], now)
+
+
+def _rebuilt(client: Any, done: list[DayReconciled], now: float | None = None) -> list[DayReconciled]:
+    """``done``, once the days reconciled anew are built again in the daily tier (over days only)."""
+    days.rebuild(client, [(d.tenant, d.day) for d in done if d.changed], now)
+    return done
 
 
 def day_triggers(client: Any, bill: BillSettings, first: int, last: int) -> dict[tuple[str, int], int]:
@@ -148,9 +163,8 @@ def reconcile_day(client: Any, bill: BillSettings, tenant: str, day: int, trigge
     runs, resources = _resource_hours(client, tenant, day)
     lines = _bill_lines(client, bill, day, {r.key for r in resources if r.key}, {r.cluster_id for r in resources})
     inputs = _hash64(bill.cost, sorted(runs), sorted(lines, key=repr))
-    latest = query(client, f"SELECT argMax(reconcile_id, computed_at), argMax(inputs, computed_at) FROM {LEDGER} "
-                           "WHERE cloud_account_id = {tenant:String} AND bill_day = toDate({day:DateTime('UTC')}) "
-                           "HAVING count() > 0", {"tenant": tenant, "day": utc(day)},
+    latest = query(client, f"SELECT reconcile_id, inputs FROM {CURRENT} WHERE cloud_account_id = {{tenant:String}} "
+                           "AND bill_day = toDate({day:DateTime('UTC')})", {"tenant": tenant, "day": utc(day)},
                    action="reading the latest reconciliation")
     factors = reconcile(resources, lines, {r.cluster_id for r in resources})
     changed = not latest or latest[0][1] != inputs
@@ -244,10 +258,6 @@ def reconciled_days(client: Any, tenants: Iterable[str] = ()) -> dict[str, Recon
     """Per tenant (all: none named), its reconciled days as their latest reconciliations say."""
     tenants = list(tenants)
     where = "WHERE cloud_account_id IN {tenants:Array(String)}" if tenants else ""
-    rows = query(client, f"""
-        SELECT cloud_account_id, count(), sum(list_cost), sum(modelled_cost)
-        FROM (SELECT cloud_account_id, bill_day, argMax(list_cost, computed_at) AS list_cost,
-                     argMax(modelled_cost, computed_at) AS modelled_cost
-              FROM {LEDGER} {where} GROUP BY cloud_account_id, bill_day)
-        GROUP BY cloud_account_id""", {"tenants": tenants})
-    return {tenant: ReconciledDays(int(days), float(listed), float(matched)) for tenant, days, listed, matched in rows}
+    rows = query(client, f"SELECT cloud_account_id, count(), sum(list_cost), sum(modelled_cost) FROM {CURRENT} "
+                         f"{where} GROUP BY cloud_account_id", {"tenants": tenants})
+    return {tenant: ReconciledDays(int(n), float(listed), float(matched)) for tenant, n, listed, matched in rows}

@@ -11,7 +11,8 @@ by name. The store installs such a view with the rule's SELECT in the place of t
 migration runner applies to each statement): ClickHouse plans a view named in a join as a query of its own, 3.5 to
 4 ms a query in chDB 26.9, which made a ``*_current`` query 1.34-1.37x its cost with the rule inline beside 150
 tenant-years (docs/storage.md). The daily tier's current-build rule is written once too, in
-``k8s_day_current_builds.sql``, and installed inline the same way.
+``k8s_day_current_builds.sql``, and the reconciliation's in ``k8s_current_reconciliations.sql``; both are installed
+inline the same way.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from pathlib import Path
 DIRECTORY = Path(__file__).resolve().parent
 CURRENT_RUNS = "k8s_expense_current_runs"
 CURRENT_BUILDS = "k8s_day_current_builds"  # the daily tier's rule: which build of a tenant-day readers see
+CURRENT_RECONCILIATIONS = "k8s_current_reconciliations"  # which reconciliation with the bill of a tenant-day counts
+RULES = (CURRENT_RUNS, CURRENT_BUILDS, CURRENT_RECONCILIATIONS)  # installed inline wherever a view joins them
 LEDGER = "k8s_expense_runs"  # records runs; its rows belong to no run
 
 _CREATE = re.compile(r"^CREATE (?:OR REPLACE )?(?:TABLE|VIEW|MATERIALIZED VIEW)(?: IF NOT EXISTS)? (\w+)")
 _VIEW_SELECT = re.compile(r"^CREATE OR REPLACE VIEW \w+ AS\s+(.*)$", re.S)
-_JOINED_RULE = re.compile(rf"\bJOIN ({CURRENT_RUNS}|{CURRENT_BUILDS}) AS (\w+)")
+_JOINED_RULE = re.compile(rf"\bJOIN ({'|'.join(RULES)}) AS (\w+)")
 _COMPUTED = re.compile(r"\s(ALIAS|DEFAULT|MATERIALIZED)\s")
 _AFTER_TYPE = re.compile(r"\s+(?:CODEC|DEFAULT|ALIAS|MATERIALIZED|EPHEMERAL|COMMENT|TTL)\b")
 
@@ -92,6 +95,12 @@ def written_columns(table: str) -> list[str]:
     return [c.name for c in columns(table) if not c.computed]
 
 
+def stored_columns(table: str) -> list[str]:
+    """What the table stores, in its order: every column but the ALIAS ones (a DEFAULT column is stored, and
+    filled by the server only where a writer leaves it out)."""
+    return [c.name for c in columns(table) if " ALIAS " not in f" {c.definition} "]
+
+
 def type_names(table: str, names: list[str]) -> list[str]:
     """The types of ``names`` in ``table``: what an insert would otherwise ask the server first (``DESCRIBE``)."""
     by_name = {c.name: c.type_name for c in columns(table)}
@@ -113,10 +122,15 @@ def daily_tables() -> tuple[str, ...]:
     return tuple(t for t in tables() if any(c.name == "day" for c in columns(t)))
 
 
+def view_select(name: str) -> str:
+    """The SELECT of the view ``name``'s declaration."""
+    return _VIEW_SELECT.match(declaration(name)).group(1)
+
+
 def as_installed(statement: str) -> str:
-    """The statement as the store runs it: a join on the current runs or builds with the rule's SELECT in their
-    place."""
-    rules = {name: _VIEW_SELECT.match(declaration(name)).group(1) for name in (CURRENT_RUNS, CURRENT_BUILDS)}
+    """The statement as the store runs it: a join on the current runs, builds or reconciliations with the rule's
+    SELECT in their place."""
+    rules = {name: view_select(name) for name in RULES}
     return _JOINED_RULE.sub(lambda m: f"JOIN ({rules[m.group(1)]}) AS {m.group(2)}", statement)
 
 

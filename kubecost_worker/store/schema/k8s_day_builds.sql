@@ -4,7 +4,8 @@
 -- k8s_day_current_builds), 'collected' once cleanup removed the rows of a superseded build. 'sealed' names the build
 -- a day keeps for good: written before the day's hourly rows expire, after which no build replaces it.
 -- hours, runs_fingerprint: the current runs the build summed (how many, and the sum of cityHash64(hour, run_id)),
--- read before its rows: a day whose current runs differ from its build's is built again. recorded_at is stamped by
+-- read before its rows: a day whose current runs differ from its build's is built again. A day reconciled with the
+-- bill adds its reconciliation's cityHash64(reconcile_id) to the fingerprint: a day reconciled anew is built again. recorded_at is stamped by
 -- the server, as the run ledger's.
 CREATE TABLE IF NOT EXISTS k8s_day_builds
 (

@@ -12,6 +12,11 @@
 -- for OptScale: the same exact sum whether a day is read from its hours or from here, so the same double;
 -- total_cost is that sum as a double.
 --
+-- The *_reconciled columns are the same sums of the costs reconciled with the cloud bill (k8s_expenses_reconciled_current)
+-- once the day is reconciled (docs/reconciliation.md), so that a day keeps its reconciled costs after its hours
+-- expire; the other costs are not reconciled and have no such column. They default to the list costs: a build of a
+-- day never reconciled, or made before these columns were, reads its list costs as its reconciled ones.
+--
 -- The key starts with the tenant and the day (every read names both), then the build, which the join on the
 -- current builds prunes by. Delta before ZSTD on the hours of the day; ZSTD(3) on names, labels and numbers.
 CREATE TABLE IF NOT EXISTS k8s_expenses_by_day
@@ -66,7 +71,17 @@ CREATE TABLE IF NOT EXISTS k8s_expenses_by_day
     network_internet_cost             Float64 CODEC(ZSTD(3)),
     network_zone_bytes                Float64 CODEC(ZSTD(3)),
     network_region_bytes              Float64 CODEC(ZSTD(3)),
-    network_internet_bytes            Float64 CODEC(ZSTD(3))
+    network_internet_bytes            Float64 CODEC(ZSTD(3)),
+    cpu_cost_reconciled               Float64 DEFAULT cpu_cost CODEC(ZSTD(3)),
+    ram_cost_reconciled               Float64 DEFAULT ram_cost CODEC(ZSTD(3)),
+    gpu_cost_reconciled               Float64 DEFAULT gpu_cost CODEC(ZSTD(3)),
+    pv_cost_reconciled                Float64 DEFAULT pv_cost CODEC(ZSTD(3)),
+    total_cost_reconciled_exact       Decimal(38, 18) DEFAULT total_cost_exact CODEC(ZSTD(3)),
+    cpu_cost_without_usage_reconciled Float64 DEFAULT cpu_cost_without_usage CODEC(ZSTD(3)),
+    ram_cost_without_usage_reconciled Float64 DEFAULT ram_cost_without_usage CODEC(ZSTD(3)),
+    total_cost_reconciled             Float64 ALIAS toFloat64(total_cost_reconciled_exact),
+    cpu_cost_with_usage_reconciled    Float64 ALIAS cpu_cost_reconciled - cpu_cost_without_usage_reconciled,
+    ram_cost_with_usage_reconciled    Float64 ALIAS ram_cost_reconciled - ram_cost_without_usage_reconciled
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
