@@ -24,6 +24,9 @@ Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/gu
    allocation record populated (``bench/storage.py``: a row per container, pod uids, requests and usage).
 7. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
    and a year of its ``kubecost_metrics`` streamed in one request (server RSS, time to first byte).
+8. Only when ``--only`` names it, ``reconcile`` (about 10 minutes more): ``bench/reconcile.py``'s headline figures,
+   reconciling a 2,000-pod day with its bill alone and beside 150 tenant-years, and the reconciled view against the
+   plain one.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from api import (cluster_cost_line, measure_reads, measure_streamed_breakdown, m
 from consumers import WORKER, consumer_env, delete_queues, run_consumers  # noqa: E402
 import peer  # noqa: E402
 from peer import TENANT, say, simulated  # noqa: E402
+import reconcile  # noqa: E402
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
@@ -104,6 +108,7 @@ def consumers_backfill(url: str, first_hour: int, hours: int, count: int, workdi
 
 
 FIGURES = ("hour_10k", "memory_10k", "hour_2k", "peer", "backfill_rss", "consumers", "storage", "reads")
+ON_REQUEST = ("reconcile",)  # minutes of their own: measured when --only names them, never by default
 
 
 def direct_backfill(url: str, first_hour: int, hours: int, workdir: Path) -> Path:
@@ -145,8 +150,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-reads", action="store_true", help="leave out the read-layer figures (about 3 min)")
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=None, metavar="FIGURES",
-                        help=f"a comma-separated subset of {','.join(FIGURES)} (storage without consumers: the 24 "
-                             "hours written by one process directly)")
+                        help=f"a comma-separated subset of {','.join(FIGURES + ON_REQUEST)} (storage without "
+                             "consumers: the 24 hours written by one process directly; reconcile only when named)")
     args = parser.parse_args()
     wanted = lambda figure: args.only is None or figure in args.only
     logs.configure("text", "warning")
@@ -198,6 +203,9 @@ def main() -> None:
         with LocalPrometheus(simulated(workdir, "100", 100, last, 1)) as url:
             say("reads: 366 days of a 100-pod tenant's k8s_expenses per pod and hour streamed in one request")
             out["streamed_breakdown"] = measure_streamed_breakdown(url, TENANT, last, 366, workdir)
+    if args.only is not None and "reconcile" in args.only:
+        say("reconciliation with the bill: a 2,000-pod day alone and beside 150 tenant-years (bench/reconcile.py)")
+        out["reconcile"] = reconcile.measure(workdir / "reconcile", runs=args.runs, say=say)
     out["minutes"] = (time.monotonic() - began) / 60
     (workdir / "results.json").write_text(json.dumps(out, indent=2))
     print_table(out)
@@ -263,6 +271,9 @@ def print_table(out: dict) -> None:
             add(*row)
     if "streamed_breakdown" in out:
         for row in streamed_year_lines(out["streamed_breakdown"], 100, "k8s_expenses per pod and hour"):
+            add(*row)
+    if "reconcile" in out:
+        for row in reconcile.figures(out["reconcile"]):
             add(*row)
     widths = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "met")]) for i in range(4)]
     header = ("figure", "measured", "target", "met")
