@@ -54,6 +54,7 @@ from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  #
 from kubecost_worker.devtools.simulation import simulate  # noqa: E402
 from kubecost_worker.hours import DAY, HOUR, hour_starts, utc  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
+from kubecost_worker.store import days as days_module  # noqa: E402
 from kubecost_worker.store.bill import load_bill, source_of  # noqa: E402
 from kubecost_worker.store.client import query  # noqa: E402
 from kubecost_worker.store.reconcile import BillSettings, reconcile_days  # noqa: E402
@@ -436,6 +437,22 @@ def check_month(client, truth: dict, days: list, again: list, factors_written: i
         failures.append(f"the second pass wrote {factors_after - factors_written} factors")
     checks.check("reconciling the month again changes nothing: every day unchanged, the same reconciliations, no "
                  "factor written", failures)
+
+    # the daily tier: each day built again from its reconciliation, its sums those of the reconciled view
+    built = {int(day): (reconciled, listed_sum) for day, reconciled, listed_sum in query(
+        client, "SELECT toUnixTimestamp(toDateTime(day, 'UTC')), sum(total_cost_reconciled), sum(total_cost) "
+                "FROM k8s_expenses_by_day_current GROUP BY day")}
+    states = days_module.day_states(client)
+    hourly = {int(day): (reconciled, listed_sum) for day, reconciled, listed_sum in query(
+        client, "SELECT toUnixTimestamp(toStartOfDay(hour)), sum(total_cost), sum(total_cost_list) "
+                "FROM k8s_expenses_reconciled_current GROUP BY 1")}
+    failures = [f"{utc(day):%Y-%m-%d}: daily tier {built.get(day)}, the reconciled view {sums}"
+                for day, sums in sorted(hourly.items())
+                if day not in built or not (close(built[day][0], sums[0]) and close(built[day][1], sums[1]))]
+    failures += [f"{utc(day):%Y-%m-%d}: its build is not its reconciliation's" for (_, day), state in states.items()
+                 if not (state.reconciled and state.is_current)]
+    checks.check(f"the daily tier's {len(built)} days, each built from its reconciliation: their reconciled and list "
+                 "sums are the reconciled view's (1e-9 relative)", failures)
 
     figures = {"listed": listed, "rows": rows, "factors": factors, "claims": claims, "node_billed": node_billed,
                "volume_billed": volume_billed, "ledger": ledger, "billed_total": billed_total, "foreign": foreign}
