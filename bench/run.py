@@ -24,7 +24,7 @@ Needs Debian's prometheus and promtool, and RabbitMQ on 127.0.0.1:5672 (guest/gu
    allocation record populated (``bench/storage.py``: a row per container, pod uids, requests and usage).
 7. Reads: ``bench/api.py``'s figures (30 days of the 2,000-pod tenant stored, request-time Prometheus alongside),
    and a year of its ``kubecost_metrics`` streamed in one request (server RSS, time to first byte).
-8. Only when ``--only`` names it, ``reconcile`` (about 10 minutes more): ``bench/reconcile.py``'s headline figures,
+8. Only when ``--only`` names it, ``reconcile`` (about 8 minutes more): ``bench/reconcile.py``'s headline figures,
    reconciling a 2,000-pod day with its bill alone and beside 150 tenant-years, and the reconciled view against the
    plain one.
 """
