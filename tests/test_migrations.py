@@ -322,7 +322,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 31 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 32 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     for name in ("k8s_day_builds", "k8s_expenses_by_day", "k8s_nodes_by_day", "k8s_expenses_namespace_by_day"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
         assert "ReplicatedMergeTree(" in local and "PARTITION BY toYYYYMM(day)" in local
