@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -48,6 +49,26 @@ def lag_minutes_until(end: int) -> str:
     ``end`` is due, and the next one not for most of an hour. A module's window ends at the hour it was imported
     in, and the suite may have crossed an hour boundary since."""
     return str(max(0, (int(time.time()) - end) // 60))
+
+
+def same_answer(a, b, rel: float = 1e-9) -> bool:
+    """Equal to ``rel`` (1e-12 absolute near 0), an answer's rows taken by their step and group: rows tied on cost
+    may swap when their sums move in the last bit (the daily tier adds the same hours in another order)."""
+    if isinstance(a, list) and a and isinstance(a[0], dict):
+        a, b = by_key(a), by_key(b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_answer(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_answer(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # JSON writes 12.0 as 12
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+    return a == b
+
+
+def by_key(rows: list[dict]) -> list[dict]:
+    """An answer's rows in the order of their step and group (their text values, timestamp and start)."""
+    return sorted(rows, key=lambda r: [str(v) for k, v in r.items()
+                                       if isinstance(v, str) or k in ("timestamp", "start")])
 
 
 def iso(t: int) -> str:

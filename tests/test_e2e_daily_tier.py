@@ -23,7 +23,7 @@ from kubecost_worker.jobs.scheduler import Scheduler
 from kubecost_worker.read import allocation, metroculus, optscale
 from kubecost_worker.read.exports import export
 
-from .helpers import Cluster
+from .helpers import Cluster, same_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chdb, pytest.mark.needs_prometheus]
 TENANTS = ["tier-a", "tier-b"]
@@ -93,24 +93,6 @@ def reads_of(sink, tenant: str, day: int, tmp_path) -> dict[str, object]:
     return out
 
 
-def by_key(rows):
-    """An answer's rows by their step and group: rows tied on cost within a step may swap when their sums move in
-    the last bit (the daily tier adds the same hours in another order)."""
-    if rows and isinstance(rows[0], dict):
-        return sorted(rows, key=lambda r: [str(v) for k, v in r.items() if isinstance(v, str) or k == "timestamp"])
-    return rows
-
-
-def same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # JSON writes 12.0 as 12
-        return math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
-    return a == b
-
-
 def export_to_optscale(sink, start: int, end: int) -> list[optscale.Exported]:
     """Every tenant's days of ``[start, end)`` into OptScale's expenses table, each resource mapped to an id of its
     own first."""
@@ -143,7 +125,7 @@ def test_three_days_through_the_scheduler_with_a_day_of_hours_kept(cluster, ch_u
             after = reads_of(sink, tenant, day, tmp_path)
             assert all(read.values()), (tenant, day)
             for name in read:
-                assert same(by_key(after[name]), by_key(read[name])), (tenant, day, name)
+                assert same_answer(after[name], read[name]), (tenant, day, name)
             assert after["optscale daily view"] == read["optscale daily view"]  # bit for bit
         assert_the_hours_gone_are_told_by_nothing(sink, days)
         again = export_to_optscale(sink, days[0], days[-1] + DAY)  # the same costs: nothing to correct

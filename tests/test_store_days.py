@@ -21,7 +21,7 @@ from kubecost_worker.read.exports import export
 from kubecost_worker.store import cleanup, days, migrations, schema
 from kubecost_worker.store.clickhouse import ClickHouseSink
 
-from .helpers import ch_client, iso, run_worker
+from .helpers import ch_client, iso, run_worker, same_answer
 from .test_store import H0, commit, sink  # noqa: F401  (sink: the fixture)
 
 pytestmark = [pytest.mark.needs_chdb]
@@ -285,25 +285,6 @@ def reads(sink, tmp_path, start: int, end: int) -> dict[str, list]:
     return out
 
 
-def same(a, b) -> bool:
-    """Equal to 1e-9, an answer's rows taken by their step and group (rows tied on cost may swap when their sums
-    move in the last bit: the daily tier adds the same hours in another order)."""
-    if isinstance(a, list) and a and isinstance(a[0], dict):
-        a, b = by_key(a), by_key(b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # JSON writes 12.0 as 12
-        return math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
-    return a == b
-
-
-def by_key(rows: list[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: [str(v) for k, v in r.items()
-                                       if isinstance(v, str) or k in ("timestamp", "start")])
-
-
 def test_the_reads_answer_the_same_before_and_after_the_hours_expire(sink, tmp_path):
     """Days 1-3 of two tenants' 4 days expire: over whole days every read equals its answer from the hours (1e-9;
     OptScale's costs bit for bit); a window starting mid-day answers its whole days the same and leaves out the day
@@ -320,10 +301,10 @@ def test_the_reads_answer_the_same_before_and_after_the_hours_expire(sink, tmp_p
     assert first == H0 + 3 * DAY
     after_whole, after_partial = reads(sink, tmp_path, *whole), reads(sink, tmp_path, *partial)
     for name in before_whole:
-        assert same(after_whole[name], before_whole[name]), name
+        assert same_answer(after_whole[name], before_whole[name]), name
     assert after_whole["optscale"] == before_whole["optscale"]  # bit for bit: an unchanged day exports nothing
     for name in ("namespace by day", "pod by day", "filtered by label"):
-        assert same(after_partial[name], [r for r in before_partial[name] if r["timestamp"] != H0 + DAY]), name
+        assert same_answer(after_partial[name], [r for r in before_partial[name] if r["timestamp"] != H0 + DAY]), name
         assert {r["timestamp"] for r in after_partial[name]} == {H0 + 2 * DAY, H0 + 3 * DAY}, name
     hourly = allocation.parse_request({"aggregate": "namespace", "step": "hour"})
     assert {r["timestamp"] for r in allocation.allocation(sink, hourly, "t-1", *whole)} == set(
