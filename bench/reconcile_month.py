@@ -274,6 +274,18 @@ def run(args, start: int, end: int, hours: int, workdir: Path, seconds: dict, be
         sys.exit(f"{len(checks.failed)} checks failed: " + "; ".join(checks.failed))
 
 
+def against_bill(kind: str, billed: dict, sums: dict, factors: dict) -> list[str]:
+    """What differs from the bill for the resources of ``kind``: each billed period's reconciled sum (``sums``,
+    1e-9 relative), and each matched factor's period_billed_cost (exactly)."""
+    failures = [f"{kind} {name} {utc(start):%Y-%m-%d %H:%M}: reconciled {sums.get((name, start), 0.0)!r}, "
+                f"billed {cost}" for (name, start), cost in billed.items()
+                if not close(sums.get((name, start), 0.0), float(cost))]
+    failures += [f"{kind} {name} {utc(hour):%Y-%m-%d %H:%M}: period_billed_cost {factor.billed}, the bill "
+                 f"{billed.get((name, factor.period))}" for (of, name, hour), factor in factors.items()
+                 if of == kind and factor.matched and billed.get((name, factor.period)) != factor.billed]
+    return failures
+
+
 def check_month(client, truth: dict, days: list, again: list, factors_written: int, start: int, end: int):
     checks = Checks()
     listed, _, listed_count = fetch_rows(client, "k8s_expenses_current")
@@ -307,15 +319,7 @@ def check_month(client, truth: dict, days: list, again: list, factors_written: i
         factor = matched("node", row.node, row.hour) if row.node in nodes else None
         if factor is not None:
             node_sums[(row.node, factor.period)] += row.compute
-    for period, billed in node_billed.items():
-        found = node_sums.get(period, 0.0)
-        if not close(found, float(billed)):
-            failures.append(f"node {period[0]} {utc(period[1]):%Y-%m-%d %H:%M}: reconciled {found!r}, "
-                            f"billed {billed}")
-    for (kind, name, hour), factor in factors.items():
-        if kind == "node" and factor.matched and node_billed.get((name, factor.period)) != factor.billed:
-            failures.append(f"node {name} {utc(hour):%Y-%m-%d %H:%M}: period_billed_cost {factor.billed}, the bill "
-                            f"{node_billed.get((name, factor.period))}")
+    failures += against_bill("node", node_billed, node_sums, factors)
     extra = set(node_sums) - set(node_billed)
     failures += [f"node {n} {utc(p):%Y-%m-%d %H:%M}: reconciled, and no line bills it" for n, p in sorted(extra)]
     checks.check(f"each of the {len(node_billed):,} billed node-periods: its rows' reconciled CPU + RAM + GPU add up "
@@ -332,15 +336,7 @@ def check_month(client, truth: dict, days: list, again: list, factors_written: i
             billed_claims.add(key)
         pv_of_row[key] += part * (factor.factor if factor is not None else 1.0)
         expected_pv += part if factor is None else 0.0
-    for period, billed in volume_billed.items():
-        found = volume_sums.get(period, 0.0)
-        if not close(found, float(billed)):
-            failures.append(f"volume {period[0]} {utc(period[1]):%Y-%m-%d %H:%M}: reconciled {found!r}, "
-                            f"billed {billed}")
-    for (kind, name, hour), factor in factors.items():
-        if kind == "volume" and factor.matched and volume_billed.get((name, factor.period)) != factor.billed:
-            failures.append(f"volume {name} {utc(hour):%Y-%m-%d %H:%M}: period_billed_cost {factor.billed}, the "
-                            f"bill {volume_billed.get((name, factor.period))}")
+    failures += against_bill("volume", volume_billed, volume_sums, factors)
     expected_pv += float(sum(volume_billed.values(), Decimal(0)))
     view_pv = sum(row.pv for row in rows.values())
     if not close(view_pv, expected_pv):

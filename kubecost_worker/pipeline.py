@@ -134,8 +134,9 @@ class Pipeline:
                 del fetches  # the batch's answers, emptied, are not held while other batches run
             committed += [o.record for o in outcomes if o.status == RunStatus.SUCCEEDED]
             done_before = day_of(pending[0]) if pending else math.inf
-            if any(day_of(r.hour) < done_before for r in committed):
-                self.sink.rebuild_days([r for r in committed if day_of(r.hour) < done_before])
+            ready = [r for r in committed if day_of(r.hour) < done_before]
+            if ready:
+                self.sink.rebuild_days(ready)
                 committed = [r for r in committed if day_of(r.hour) >= done_before]
             yield outcomes
 

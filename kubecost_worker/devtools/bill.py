@@ -66,13 +66,15 @@ class _Tenant:
         return json.dumps({"eks:cluster-name": cluster, f"kubernetes.io/cluster/{cluster}": "owned", **more})
 
 
+def _costs_by_resource_hour() -> defaultdict:
+    return defaultdict(lambda: {"EffectiveCost": Decimal(0), "BilledCost": Decimal(0)})
+
+
 @dataclass
 class _Bill:
     lines: list[dict] = field(default_factory=list)
-    totals: dict = field(default_factory=lambda: defaultdict(lambda: {"EffectiveCost": Decimal(0),
-                                                                      "BilledCost": Decimal(0)}))
-    transfer: dict = field(default_factory=lambda: defaultdict(lambda: {"EffectiveCost": Decimal(0),
-                                                                        "BilledCost": Decimal(0)}))
+    totals: dict = field(default_factory=_costs_by_resource_hour)
+    transfer: dict = field(default_factory=_costs_by_resource_hour)
 
     def add(self, line: dict, reconciled: bool = True) -> None:
         """``reconciled``: the line counts in its resource-hour's bill (else it is data transfer, which does not)."""
