@@ -2,7 +2,7 @@
 reading the reconciled costs costs beside the list costs.
 
     .venv/bin/python bench/reconcile.py [--pods 2000] [--tenants 150] [--days 365] [--rows-per-hour 20]
-        [--nodes-per-tenant 4] [--volumes-per-tenant 2] [--runs 5] [--day YYYY-MM-DD] [--keep]
+        [--nodes-per-tenant 4] [--volumes-per-tenant 2] [--runs 5] [--day YYYY-MM-DD] [--keep | --reuse DIR]
 
 Needs Debian's prometheus and promtool; about 8 minutes on the project's 2-core machine (the simulation and promtool
 3, the fill 3, the pipeline 1.5 for the two stores). The golden tenant: a simulated EKS cluster (``devtools/bill.py``
@@ -19,7 +19,8 @@ embedded ClickHouse (one process opens one chDB path):
   now: ``bench/views.py``'s ``fill`` (runs, ``--rows-per-hour`` rows of ``k8s_expenses``, metric samples, the
   rollups), and for each of their hours ``--nodes-per-tenant`` rows of ``k8s_nodes_hourly`` and
   ``--volumes-per-tenant`` of ``k8s_volumes_hourly`` (a claim each), a FOCUS line for each of those node-hours and
-  volume-hours (a billing account per tenant, so a billing period per account and month: a partition each), and a
+  volume-hours (a billing account per tenant, so a billing period per account and month: a partition each; indexed
+  by resource as ``bill-load`` indexes what it loads), and a
   reconciliation of every tenant-day (its ``k8s_reconciliations`` row, a factor per node-hour and volume-hour in
   ``k8s_reconciled_factors``), each table then ``OPTIMIZE ... FINAL``. Not filled: the other tenants' daily tier.
 
@@ -84,11 +85,13 @@ TARGET_STORE, TARGET_VIEW = 1.5, 3.0
 # The tables the reconciliation and the views read: merged in both stores alike before measuring, so that neither pays
 # for unmerged parts the other does not have.
 READ_TABLES = ("k8s_expense_runs", "k8s_expenses", "k8s_nodes_hourly", "k8s_volumes_hourly", "focus_bill",
-               "k8s_reconciliations", "k8s_reconciled_factors")
+               "focus_bill_resources", "k8s_reconciliations", "k8s_reconciled_factors")
 REBUILD = "building the day again"
 # A reconciliation's steps, by the actions its ClickHouse calls name (store/reconcile.py), in the order they run.
 STEPS = (
-    ("find the day (every tenant's runs, bill periods)", ("reading the current runs", "reading the bill's periods")),
+    ("find the day (its runs, resources, bill periods)", ("reading the current runs", "reading the days' resources",
+                                                          "looking the resources up in the bill",
+                                                          "reading the bill's periods")),
     ("read the day's runs, nodes, volumes", ("reading the day's runs", "reading the day's nodes",
                                              "reading the day's volumes")),
     ("read the day's bill lines", ("reading the day's bill lines",)),
@@ -199,8 +202,9 @@ def fill_reconciliation(sink: ClickHouseSink, tenants: int, hours: int, first_ho
         f"{resource_id(t, k, node)}, {hour}, {hour} + 3600, {cost}, 0.95, true, {cost}, "
         f"toDecimal128({cost} * 0.95, 18), 1, {reconcile_id(t, f'toStartOfDay({hour})')} "
         f"FROM numbers({tenants * hours * kinds}) SETTINGS max_insert_threads = 2")
-    for table in ("k8s_nodes_hourly", "k8s_volumes_hourly", "focus_bill", "k8s_reconciliations",
-                  "k8s_reconciled_factors"):
+    reconciliation.index_bill(sink.client, "focus_bill")  # as bill-load does for the periods it loads
+    for table in ("k8s_nodes_hourly", "k8s_volumes_hourly", "focus_bill", "focus_bill_resources",
+                  "k8s_reconciliations", "k8s_reconciled_factors"):
         sink.client.command(f"OPTIMIZE TABLE {table} FINAL SETTINGS optimize_skip_merged_partitions = 1")
 
 
@@ -324,6 +328,7 @@ def measure_reconcile(stores: dict[str, ClickHouseSink], day: int, runs: int) ->
     steps: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in stores}
     with clock.installed():
         for name, sink in stores.items():
+            force_new_reconciliation(sink, day)  # a store kept and measured again has the day reconciled
             _, _, first = reconcile_once(sink, clock, day)  # warm-up: the day's first reconciliation
         for i in range(runs):
             for name in list(stores)[::1 if i % 2 == 0 else -1]:
@@ -435,11 +440,8 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
     tsdb, bill = golden_day(workdir, pods, day)
     say(f"golden tenant: {pods:,} pods on {out['nodes']} nodes, {out['day']} (24 hours), simulated in "
         f"{time.perf_counter() - began:.0f} s")
-    url = f"chdb://{workdir / 'ch'}"
-    big = ClickHouseSink.open(url)
-    big.client.command(f"CREATE DATABASE IF NOT EXISTS {GOLDEN_ONLY}")
-    alone = ClickHouseSink(clickhouse_connect.get_client(dsn=url, database=GOLDEN_ONLY), url=url)
-    stores = {"A": alone, "B": big}
+    stores = open_stores(workdir)
+    big = stores["B"]
     try:
         for sink in stores.values():
             migrations.migrate(sink.client)
@@ -462,6 +464,32 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
                 say(f"store {name}: the golden day through the pipeline and its bill loaded in "
                     f"{time.perf_counter() - began:.0f} s ({done.rows:,} rows; {loaded.line()})")
         for sink in stores.values():
+            merge_parts(sink)
+        out["reconcile"] = measure_reconcile(stores, day, runs)
+        out["views"] = measure_views(stores, day, runs)
+    finally:
+        for sink in stores.values():
+            sink.close()
+    return out
+
+
+def open_stores(workdir: Path) -> dict[str, ClickHouseSink]:
+    url = f"chdb://{workdir / 'ch'}"
+    big = ClickHouseSink.open(url)
+    big.client.command(f"CREATE DATABASE IF NOT EXISTS {GOLDEN_ONLY}")
+    return {"A": ClickHouseSink(clickhouse_connect.get_client(dsn=url, database=GOLDEN_ONLY), url=url), "B": big}
+
+
+def measure_again(workdir: Path, pods: int, tenants: int, days: int, runs: int, day: int | None) -> dict:
+    """The figures again from the stores a ``--keep`` run left in ``workdir``, migrated to this checkout first: the
+    same data, the code of now (``--pods``, ``--tenants``, ``--days`` and ``--day`` must be the kept run's)."""
+    day = default_day(time.time()) if day is None else day
+    out: dict = {"pods": pods, "nodes": max(3, pods // 50), "tenants": tenants, "days": days, "runs": runs,
+                 "day": time.strftime("%Y-%m-%d", time.gmtime(day))}
+    stores = open_stores(workdir)
+    try:
+        for sink in stores.values():
+            migrations.migrate(sink.client)
             merge_parts(sink)
         out["reconcile"] = measure_reconcile(stores, day, runs)
         out["views"] = measure_views(stores, day, runs)
@@ -525,10 +553,15 @@ def main() -> None:
     parser.add_argument("--day", type=parse_day, help="the golden day, YYYY-MM-DD (UTC); default: the 15th of the "
                                                       "last whole month")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (stores, Prometheus data)")
+    parser.add_argument("--reuse", type=Path, metavar="DIR", help="measure again on the stores a --keep run kept in "
+                                                                  "DIR, migrated to this checkout (minutes saved)")
     args = parser.parse_args()
     logs.configure("text", "error")  # the simulation's node without prices warns every hour
     if args.day is not None and not day_fits(args.day, args.days, time.time()):
         parser.error("--day must be a whole day past, within the synthetic tenants' --days")
+    if args.reuse:
+        print_report(measure_again(args.reuse, args.pods, args.tenants, args.days, args.runs, args.day))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-reconcile-"))
     try:
         print_report(measure(workdir, args.pods, args.tenants, args.days, args.rows_per_hour, args.nodes_per_tenant,

@@ -34,7 +34,8 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
                          "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
-                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier"]
+                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
+                         "0021_bill_index"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -134,7 +135,8 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
         assert migrations.migrate(client) == ["0011_allocation_record", "0012_workload_rollup", "0013_thanos_load",
                                               "0014_daily_resources", "0015_ledger_server_time",
                                               "0016_current_run_views", "0017_focus_bill", "0018_daily_tier",
-                                              "0019_reconciliation", "0020_reconciled_daily_tier"]
+                                              "0019_reconciliation", "0020_reconciled_daily_tier",
+                                              "0021_bill_index"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -162,7 +164,8 @@ def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_
         before = snapshot()
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
         assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views", "0017_focus_bill",
-                                              "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier"]
+                                              "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
+                                              "0021_bill_index"]
         assert snapshot() == before
         workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")
         assert workload == sink.query(
@@ -221,7 +224,9 @@ def test_retention_sets_a_ttl_on_every_daily_table_and_none_on_the_hourly(sink):
 
 IDEMPOTENT_DDL = re.compile(r"^(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW) "
                             r"|^ALTER TABLE \w+\s+(MODIFY COLUMN IF EXISTS|ADD COLUMN IF NOT EXISTS) [^;]*$"
-                            r"|^ALTER TABLE \w+_mv MODIFY QUERY\s+SELECT ")
+                            r"|^ALTER TABLE \w+_mv MODIFY QUERY\s+SELECT "
+                            # a projection: added if missing; built again for every part (the same result)
+                            r"|^ALTER TABLE \w+\s+(ADD PROJECTION IF NOT EXISTS|MATERIALIZE PROJECTION) ")
 
 # A backfill skips what its target already holds: INSERT INTO t ... NOT IN (SELECT ... FROM t).
 GUARDED_BACKFILL = re.compile(r"^INSERT INTO (\w+)\b.*\bNOT IN\s*\(SELECT [\w, ]+ FROM \1\)", re.S)
@@ -234,7 +239,7 @@ def test_migration_files_are_idempotent():
         for statement in migration.statements:
             assert IDEMPOTENT_DDL.match(statement) or GUARDED_BACKFILL.match(statement), \
                 (migration.name, statement[:80])
-            if statement.startswith("ALTER") and " MODIFY QUERY" not in statement:
+            if statement.startswith("ALTER") and " MODIFY QUERY" not in statement and " PROJECTION " not in statement:
                 # every clause a MODIFY COLUMN IF EXISTS or ADD COLUMN IF NOT EXISTS: no DROP, no data change
                 clauses = re.split(r",\s*(?=MODIFY|ADD)", statement.split(None, 3)[3])
                 assert all(c.startswith(("MODIFY COLUMN IF EXISTS ", "ADD COLUMN IF NOT EXISTS ")) for c in clauses), \
@@ -259,13 +264,14 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-14:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-15:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                     "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                     "0011_allocation_record", "0012_workload_rollup",
                                                     "0013_thanos_load", "0014_daily_resources",
                                                     "0015_ledger_server_time", "0016_current_run_views",
                                                     "0017_focus_bill", "0018_daily_tier", "0019_reconciliation",
-                                                    "0020_reconciled_daily_tier"]
+                                                    "0020_reconciled_daily_tier",
+                                                    "0021_bill_index"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -297,11 +303,15 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     from kubecost_worker.store.cluster import local_table, render
 
     statements = [s for m in migrations.load_migrations(ROOT / "migrations") for s in m.statements]
-    tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE")) and " MODIFY QUERY" not in s]
+    projections = [s for s in statements if " PROJECTION " in s.split("\n")[0]]
+    tables = [s for s in statements if s.startswith(("CREATE TABLE", "ALTER TABLE")) and " MODIFY QUERY" not in s
+              and s not in projections]
     rendered = [r for s in statements for r in render(s, "prod-1")]
     assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
+    assert projections and all(r.startswith("ALTER TABLE focus_bill_local ON CLUSTER `prod-1` ")
+                               for s in projections for r in render(s, "prod-1"))  # parts are the local tables'
     backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
-    assert len(backfills) == 3 and all(r.endswith(
+    assert len(backfills) == 4 and all(r.endswith(
         "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
         "insert_distributed_sync = 1") for r in backfills)
     assert all(" ON CLUSTER `prod-1` " in r for r in rendered if r not in backfills)

@@ -372,3 +372,27 @@ def test_the_bill_load_command(tmp_path, simulated):
     assert run_worker("bill-load", "--format", "csv", str(tmp_path / "bill.txt"), env=env).returncode == 0
     count = run_worker("sql", "SELECT count(), uniqExact(load_id) FROM focus_bill", "--format", "tsv", env=env)
     assert count.stdout.split() == ["count()", "uniqExact(load_id)", str(truth["lines"]), "1"]
+
+
+def test_the_index_of_the_bills_periods_is_written_by_each_load_and_by_the_migration_alike(client, simulated):
+    """bill-load indexes the periods it loads by their lines' matching keys (``reconcile.index_bill``); migration 0021 indexes the periods loaded before it with its own copy of that SQL,
+    which must give the same rows."""
+    path, _ = simulated
+    load(client, SAMPLE)
+    load(client, path)
+    index = "SELECT DISTINCT * FROM focus_bill_resources ORDER BY ALL"
+    loaded = client.query(index).result_rows
+    keys = {key for key, *_ in loaded}
+    with open(path, newline="") as file:
+        volumes = {line["ResourceId"] for line in csv.DictReader(file) if line["ResourceId"].startswith("vol-")}
+    assert volumes and volumes <= keys and "i-081360af1l266l589" in keys  # the simulated volumes, the sample's EC2
+    periods = client.query("SELECT DISTINCT BillingPeriodStart, BillingPeriodEnd, ProviderName, BillingAccountId "
+                           "FROM focus_bill ORDER BY ALL").result_rows
+    assert sorted({tuple(row[1:]) for row in loaded}) == periods  # every period billing a resource: all of them here
+    backfill, = [s for m in migrations.load_migrations(ROOT / "migrations") if m.name == "bill_index"
+                 for s in m.statements if s.startswith("INSERT")]
+    client.command("TRUNCATE TABLE focus_bill_resources")
+    client.command(backfill)
+    assert client.query(index).result_rows == loaded
+    client.command(backfill)  # twice is once
+    assert client.query(index).result_rows == loaded

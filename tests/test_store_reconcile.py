@@ -26,7 +26,7 @@ from kubecost_worker.store import days, migrations
 from kubecost_worker.store.bill import load_bill, source_of
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.jobs.status import summarize
-from kubecost_worker.store.reconcile import (BillSettings, match_key, reconcile_days, reconcile_due,
+from kubecost_worker.store.reconcile import (BillSettings, index_bill, match_key, reconcile_days, reconcile_due,
                                              reconciled_days)
 from kubecost_worker.wiring import build_pipeline
 
@@ -242,6 +242,44 @@ def test_a_restated_bill_and_a_rerun_hour_re_reconcile_exactly_their_day(reconci
     counts = client.query("SELECT (SELECT count() FROM k8s_expenses_current), "
                           "(SELECT count() FROM k8s_expenses_reconciled_current)").result_rows
     assert counts[0][0] == counts[0][1]
+
+
+def foreign(path, out) -> None:
+    """The bill as written, as another billing account's of other resources and no cluster."""
+    text = path.read_text().splitlines(keepends=True)
+    at = {name: i for i, name in enumerate(COLUMNS)}
+    for number, line in enumerate(text[1:], start=1):
+        fields = raw_fields(line.rstrip("\n"))
+        fields[at["BillingAccountId"]] = '"999999999999"'
+        fields[at["ResourceId"]] = fields[at["ResourceId"]].replace('"', '"x-', 1) if fields[at["ResourceId"]] != "NULL" \
+            else "NULL"
+        fields[at["Tags"]] = "NULL"
+        text[number] = ",".join(fields) + "\n"
+    out.write_text("".join(text))
+
+
+@end_to_end
+def test_another_accounts_bill_and_a_load_that_died_before_its_replace_re_reconcile_nothing(reconciled):
+    """A day is reconciled with the periods billing its resources: another account's bill of the month is not read,
+    and a period indexed by a load that died before it replaced it (no lines) changes nothing."""
+    client, start = reconciled["client"], reconciled["start"]
+    far = start + 10 * DAY
+    assert reconcile_due(client, BILL, 48, far) == []
+    before = node_sums(client)
+    other = reconciled["root"] / "other-account.csv"
+    foreign(reconciled["path"], other)
+    loaded = load_bill(client, [source_of(str(other))])
+    assert {p.billing_account for p in loaded.periods} == {"999999999999"}
+    assert reconcile_due(client, BILL, 48, far) == []  # before the index, every account's load changed every day
+    client.command("CREATE TABLE died_load AS focus_bill")
+    client.command("INSERT INTO died_load SELECT * REPLACE ('888888888888' AS BillingAccountId) FROM focus_bill "
+                   "WHERE BillingAccountId != '999999999999'")
+    index_bill(client, "died_load")  # its periods indexed, the tenant's resources among them; never replaced
+    client.command("DROP TABLE died_load")
+    assert client.query("SELECT count() FROM focus_bill_resources WHERE BillingAccountId = '888888888888'"
+                        ).result_rows[0][0] > 0
+    assert reconcile_due(client, BILL, 48, far) == []
+    assert node_sums(client) == before
 
 
 class Reader:

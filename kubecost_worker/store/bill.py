@@ -6,7 +6,8 @@ and a server; a ``.gz`` file decompressed on the way), a URL is read by the serv
 the server's own credentials). Every file of one load goes into a staging table made ``AS`` the bill table; the
 staging table is checked, then each billing period it holds (a partition: period start, provider, billing account)
 replaces the bill table's with ``REPLACE PARTITION``, and the staging table is dropped. A file that fails anywhere
-before the replacement changes nothing.
+before the replacement changes nothing. Just before, the periods are indexed by the resources and clusters they bill
+(``reconcile.index_bill``), for the reconciliation to find them.
 
 How a bad line fails the load: the staging table's columns get a ``DEFAULT`` that raises (``throwIf``), so a value
 the format leaves to the default is refused rather than read as 0 or '': a column FOCUS requires that is missing,
@@ -35,6 +36,7 @@ from ..hours import utc
 from . import schema
 from .client import classified
 from .cluster import quoted_table
+from .reconcile import index_bill
 
 DECLARED = "focus_bill"
 FORMATS = {"csv": "CSVWithNames", "parquet": "Parquet"}
@@ -133,6 +135,7 @@ def load_bill(client: Any, sources: list[BillSource], table: str = DECLARED, max
         for source in sources:
             _load_into(client, staging, source, max_bytes)
         periods = _checked_periods(client, staging, ", ".join(s.location for s in sources))
+        index_bill(client, staging)  # before the replace: a period indexed and not replaced yet hides nothing
         _replace(client, table, staging)
     except BaseException:
         with contextlib.suppress(Exception):  # the load's own failure is the one to report

@@ -1,11 +1,12 @@
 """ClickHouse cluster mode (``KCW_CLICKHOUSE_CLUSTER=<name>``): the same migrations, rendered for a cluster.
 
-Each ``CREATE TABLE x ... ENGINE = MergeTree`` becomes a replicated local table ``x_local ON CLUSTER`` and a
-Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
+Each ``CREATE TABLE x ... ENGINE = MergeTree`` (or ``ReplacingMergeTree``) becomes a replicated local table
+``x_local ON CLUSTER`` and a Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
 samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized views are created ``ON CLUSTER``; the
 materialized views read and write the local tables, where inserts land (and a materialized view's new query,
-``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only.
+``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only, and
+projections too (a Distributed table has no parts to keep one in).
 Deletes and TTL changes go to the local tables ``ON CLUSTER``. Users and the code keep using the plain names.
 Backfills (``INSERT ... SELECT``) run on every shard at once, each from and into its local tables
 (``parallel_distributed_insert_select = 2``), the ``NOT IN`` guard on the local target too.
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import re
 
-_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = MergeTree\b(.*)$", re.S)
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = (|Replacing)MergeTree\b(.*)$",
+                           re.S)
 _CREATE_VIEW = re.compile(r"^(CREATE VIEW IF NOT EXISTS|CREATE OR REPLACE VIEW) (\w+) AS\b(.*)$", re.S)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b(.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
 _INSERT_SELECT = re.compile(r"^INSERT INTO \w+\b.*\bSELECT\b", re.S)
 _MODIFY_QUERY = re.compile(r"^ALTER TABLE (\w+) MODIFY QUERY\b(.*)$", re.S)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
+_PROJECTION = re.compile(r"^ALTER TABLE (\w+)\s+((?:ADD|MATERIALIZE|DROP) PROJECTION\b.*)$", re.S)
 _CODEC = re.compile(r"\s*CODEC\([^()]*(\([^()]*\)[^()]*)*\)")
 
 
@@ -40,11 +43,11 @@ def render(statement: str, cluster: str | None) -> list[str]:
         return [statement]
     on = f"ON CLUSTER {quote_identifier(cluster)}"
     if match := _CREATE_TABLE.match(statement):
-        name, columns, rest = match.groups()
+        name, columns, kind, rest = match.groups()
         sharding = "cityHash64(cloud_account_id)" if "cloud_account_id" in columns else "rand()"
         return [
             f"CREATE TABLE IF NOT EXISTS {name}_local {on} {columns}\n"
-            f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')"
+            f"ENGINE = Replicated{kind}MergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')"
             f"{rest}",
             f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local\n"
             f"ENGINE = Distributed({quote_identifier(cluster)}, currentDatabase(), {name}_local, {sharding})",
@@ -63,6 +66,9 @@ def render(statement: str, cluster: str | None) -> list[str]:
         name, select = match.groups()
         local_select = _FROM.sub(lambda m: f"FROM {m.group(1)}_local", select)
         return [f"ALTER TABLE {name} {on} MODIFY QUERY{local_select}"]
+    if match := _PROJECTION.match(statement):
+        name, clauses = match.groups()
+        return [f"ALTER TABLE {name}_local {on} {clauses}"]
     if match := _ALTER_TABLE.match(statement):
         # the local tables hold the data; the Distributed table over them gets the same columns, without codecs
         name, clauses = match.groups()

@@ -23,12 +23,13 @@ from ..hours import DAY, HOUR, day_of, utc, whole_days
 from ..model.reconcile import BILL, NODE, VOLUME, BillLines, Factor, ResourceHour, reconcile
 from . import days, schema
 from .cluster import quoted_table
-from .client import insert, query
+from .client import classified, insert, query
 
 WINDOW_DAYS = 62  # how far back a tick looks: providers restate a month's bill until it closes, the month after
 FACTORS = "k8s_reconciled_factors"
 LEDGER = "k8s_reconciliations"
 CURRENT = schema.CURRENT_RECONCILIATIONS  # the latest reconciliation of each tenant-day: the one readers see
+BILL_INDEX = "focus_bill_resources"  # which billing periods bill a resource (its declaration says why)
 FACTOR_COLUMNS = schema.written_columns(FACTORS)
 LEDGER_COLUMNS = schema.written_columns(LEDGER)
 # The provider's tag on a bill line naming the Kubernetes cluster of the resource (EKS, GKE, AKS; the first found),
@@ -46,6 +47,9 @@ BILLED_LINES = (f"(ChargeCategory = 'Usage' AND (ServiceCategory = 'Storage' OR 
 # k8s_nodes_hourly and k8s_volumes_hourly: a node's pods' and idle CPU, RAM and GPU; the pv_cost of a volume's claims.
 NODE_COST = "allocated_cost + idle_cost"
 VOLUME_COST = "arraySum(c -> c.pv_cost, claims)"
+# a read of the bill narrowed to the partitions (period start, provider, billing account) of a parameter
+PARTITION_IN = ("(BillingPeriodStart, ProviderName, BillingAccountId) "
+                "IN {partitions:Array(Tuple(DateTime('UTC'), String, String))}")
 
 
 def match_key(column: str) -> str:
@@ -96,11 +100,9 @@ def reconcile_days(client: Any, bill: BillSettings, tenants: Iterable[str], star
     """Reconcile each UTC day in ``[start, end)`` (widened to whole days) of ``tenants`` (default: every tenant with
     hours in it) that the bill covers."""
     first, last = whole_days(start, end)
-    triggers = day_triggers(client, bill, first, last)
-    wanted = set(tenants)
-    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, trigger)
-                             for (tenant, day), trigger in sorted(triggers.items())
-                             if not wanted or tenant in wanted])
+    bills = day_triggers(client, bill, first, last, tenants)
+    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, day_bill)
+                             for (tenant, day), day_bill in sorted(bills.items())])
 
 
 def reconcile_due(client: Any, bill: BillSettings, lag_hours: int, now: float) -> list[DayReconciled]:
@@ -108,16 +110,16 @@ def reconcile_due(client: Any, bill: BillSettings, lag_hours: int, now: float) -
     and never reconciled, or whose current runs or bill periods changed since."""
     last = day_of(now - lag_hours * HOUR)
     first = last - WINDOW_DAYS * DAY
-    triggers = day_triggers(client, bill, first, last)
-    if not triggers:
+    bills = day_triggers(client, bill, first, last)
+    if not bills:
         return []
     seen = dict(((tenant, int(day)), trigger) for tenant, day, trigger in query(
         client, f"SELECT cloud_account_id, toUnixTimestamp(toDateTime(bill_day, 'UTC')), trigger FROM {CURRENT} "
                 "WHERE bill_day >= toDate({first:DateTime('UTC')})", {"first": utc(first)},
         action="reading the reconciliations"))
-    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, trigger)
-                             for (tenant, day), trigger in sorted(triggers.items())
-                             if seen.get((tenant, day)) != trigger], now)
+    return _rebuilt(client, [reconcile_day(client, bill, tenant, day, day_bill)
+                             for (tenant, day), day_bill in sorted(bills.items())
+                             if seen.get((tenant, day)) != day_bill.trigger], now)
 
 
 def _rebuilt(client: Any, done: list[DayReconciled], now: float | None = None) -> list[DayReconciled]:
@@ -126,42 +128,79 @@ def _rebuilt(client: Any, done: list[DayReconciled], now: float | None = None) -
     return done
 
 
-def day_triggers(client: Any, bill: BillSettings, first: int, last: int) -> dict[tuple[str, int], int]:
-    """(tenant, day) -> its trigger, for the days in ``[first, last)`` with current runs that a billing period of the
-    bill covers to the end of their last hour (of the day's end, once the day is whole): a hash of the day's current
-    runs and of the load ids of those periods."""
+@dataclass(frozen=True)
+class DayBill:
+    """What a tenant-day is reconciled with: the bill's partitions (period start, provider, billing account) that
+    bill its resources, and its trigger, a hash of its current runs and of those periods' loads. Lines tagged with
+    the tenant's clusters are looked for in these partitions: cluster names are not unique across accounts."""
+
+    partitions: tuple[tuple, ...]
+    trigger: int
+
+
+def day_triggers(client: Any, bill: BillSettings, first: int, last: int, tenants: Iterable[str] = ()
+                 ) -> dict[tuple[str, int], DayBill]:
+    """(tenant, day) -> its bill, for the days in ``[first, last)`` of ``tenants`` (default: every tenant) with
+    current runs, whose resources a billing period bills, every such period charged to the end of the day's last hour
+    (of the day's end, once the day is whole). What it reads follows the tenants and days asked: their runs, nodes
+    and volumes; the rows of ``BILL_INDEX`` with their keys; the periods of the partitions found."""
+    tenants = sorted(tenants)
+    params = {"first": utc(first), "last": utc(last), "tenants": tenants}
+    window = ("hour >= {first:DateTime('UTC')} AND hour < {last:DateTime('UTC')}"
+              + (" AND cloud_account_id IN {tenants:Array(String)}" if tenants else ""))
     runs = query(client, "SELECT cloud_account_id, toUnixTimestamp(toStartOfDay(hour)) AS day, "
                          "groupBitXor(cityHash64(hour, run_id)), toUnixTimestamp(max(hour)) + 3600 "
-                         "FROM k8s_expense_current_runs "
-                         "WHERE hour >= {first:DateTime('UTC')} AND hour < {last:DateTime('UTC')} "
-                         "GROUP BY cloud_account_id, day", {"first": utc(first), "last": utc(last)},
+                         f"FROM k8s_expense_current_runs WHERE {window} GROUP BY cloud_account_id, day", params,
                  action="reading the current runs")
     if not runs:
         return {}
-    periods = query(client, f"SELECT toUnixTimestamp(BillingPeriodStart), toUnixTimestamp(BillingPeriodEnd), "
-                            f"toUnixTimestamp(max(ChargePeriodEnd)), toString(any(load_id)) "
-                            f"FROM {quoted_table(bill.table)} WHERE BillingPeriodEnd > {{first:DateTime('UTC')}} "
-                            f"AND BillingPeriodStart < {{last:DateTime('UTC')}} GROUP BY _partition_id, "
-                            "BillingPeriodStart, BillingPeriodEnd", {"first": utc(first), "last": utc(last)},
-                    action="reading the bill's periods")
-    triggers = {}
+    # every row's resources, not only the current runs': a key too many only adds a partition to read
+    keys = query(client, " UNION DISTINCT ".join(
+        f"SELECT cloud_account_id, toUnixTimestamp(toStartOfDay(hour)), {match_key('provider_id')} AS key "
+        f"FROM {table} WHERE {window} AND key != ''"
+        for table in ("k8s_nodes_hourly", "k8s_volumes_hourly")), params, action="reading the days' resources")
+    found = query(client, f"SELECT resource_key, toUnixTimestamp(BillingPeriodStart), "
+                          f"toUnixTimestamp(BillingPeriodEnd), ProviderName, BillingAccountId FROM {BILL_INDEX} "
+                          "WHERE resource_key IN {keys:Array(String)} AND BillingPeriodEnd > {first:DateTime('UTC')} "
+                          "AND BillingPeriodStart < {last:DateTime('UTC')} GROUP BY ALL",
+                  {**params, "keys": sorted({key for _, _, key in keys})}, action="looking the resources up in the bill")
+    periods_of = defaultdict(set)
+    for key, start, end, provider, account in found:
+        periods_of[key].add((int(start), int(end), provider, account))
+    partitions = sorted({(start, provider, account) for periods in periods_of.values()
+                         for start, _, provider, account in periods})
+    # the periods' last charge and load, from the bill's projection bill_periods
+    loads = {(int(start), provider, account): (int(charged_to), load) for start, provider, account, charged_to, load
+             in query(client, "SELECT toUnixTimestamp(BillingPeriodStart), ProviderName, BillingAccountId, "
+                              "toUnixTimestamp(max(ChargePeriodEnd)), toString(any(load_id)) "
+                              f"FROM {quoted_table(bill.table)} WHERE {PARTITION_IN} GROUP BY BillingPeriodStart, "
+                              "BillingPeriodEnd, ProviderName, BillingAccountId",
+                              {"partitions": [(utc(start), provider, account) for start, provider, account
+                                              in partitions]}, action="reading the bill's periods")} \
+        if partitions else {}
+    billing = defaultdict(set)
+    for tenant, day, key in keys:
+        billing[(tenant, int(day))].update((start, provider, account) for start, end, provider, account
+                                           in periods_of.get(key, ()) if start <= day < end)
+    bills = {}
     for tenant, day, runs_hash, hours_end in runs:
-        loads = sorted(load for start, end, charged_to, load in periods
-                       if start <= day < end and charged_to >= hours_end)
-        if loads:
-            triggers[(tenant, int(day))] = _hash64(int(runs_hash), *loads)
-    return triggers
+        day_partitions = sorted(p for p in billing.get((tenant, int(day)), ()) if p in loads)
+        if day_partitions and all(loads[p][0] >= hours_end for p in day_partitions):
+            bills[(tenant, int(day))] = DayBill(
+                tuple(day_partitions), _hash64(int(runs_hash), *sorted(loads[p][1] for p in day_partitions)))
+    return bills
 
 
 def _hash64(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
 
 
-def reconcile_day(client: Any, bill: BillSettings, tenant: str, day: int, trigger: int) -> DayReconciled:
+def reconcile_day(client: Any, bill: BillSettings, tenant: str, day: int, day_bill: DayBill) -> DayReconciled:
     """Reconcile one tenant-day: its factors as a new reconciliation unless its inputs are the latest one's; the
     ledger row last, which makes it current."""
     runs, resources = _resource_hours(client, tenant, day)
-    lines = _bill_lines(client, bill, day, {r.key for r in resources if r.key}, {r.cluster_id for r in resources})
+    lines = _bill_lines(client, bill, day, day_bill.partitions, {r.key for r in resources if r.key},
+                        {r.cluster_id for r in resources})
     inputs = _hash64(bill.cost, sorted(runs), sorted(lines, key=repr))
     latest = query(client, f"SELECT reconcile_id, inputs FROM {CURRENT} WHERE cloud_account_id = {{tenant:String}} "
                            "AND bill_day = toDate({day:DateTime('UTC')})", {"tenant": tenant, "day": utc(day)},
@@ -173,7 +212,7 @@ def reconcile_day(client: Any, bill: BillSettings, tenant: str, day: int, trigge
         insert(client, FACTORS, FACTOR_COLUMNS, _factor_rows(tenant, reconcile_id, factors),
                action=f"writing the factors of {tenant} {utc(day):%Y-%m-%d}")
     summary = _summary(tenant, day, reconcile_id, changed, factors)
-    insert(client, LEDGER, LEDGER_COLUMNS, [_ledger_row(summary, bill, trigger, inputs, factors)],
+    insert(client, LEDGER, LEDGER_COLUMNS, [_ledger_row(summary, bill, day_bill.trigger, inputs, factors)],
            action=f"recording the reconciliation of {tenant} {utc(day):%Y-%m-%d}")
     return summary
 
@@ -193,9 +232,10 @@ def _resource_hours(client: Any, tenant: str, day: int) -> tuple[list[tuple], li
     return runs, ([ResourceHour(NODE, *row) for row in nodes] + [ResourceHour(VOLUME, *row) for row in volumes])
 
 
-def _bill_lines(client: Any, bill: BillSettings, day: int, keys: set[str], clusters: set[str]) -> list[BillLines]:
-    """The lines charged in the day that bill one of ``keys``, or carry the cluster tag of one of ``clusters``,
-    summed per key, kind of charge, charge period and cluster tag."""
+def _bill_lines(client: Any, bill: BillSettings, day: int, partitions: tuple[tuple, ...], keys: set[str],
+               clusters: set[str]) -> list[BillLines]:
+    """The lines of ``partitions`` charged in the day that bill one of ``keys``, or carry the cluster tag of one of
+    ``clusters``, summed per key, kind of charge, charge period and cluster tag."""
     if not keys and not clusters:
         return []
     rows = query(client, f"""
@@ -203,13 +243,25 @@ def _bill_lines(client: Any, bill: BillSettings, day: int, keys: set[str], clust
             toUnixTimestamp(ChargePeriodStart), toUnixTimestamp(ChargePeriodEnd), sum({bill.cost}), count(),
             {cluster_tag()} AS cluster
         FROM {quoted_table(bill.table)}
-        WHERE BillingPeriodStart <= {{day:DateTime('UTC')}} AND BillingPeriodEnd > {{day:DateTime('UTC')}}
+        WHERE {PARTITION_IN}
             AND ChargePeriodStart >= {{day:DateTime('UTC')}} AND ChargePeriodStart < {{next:DateTime('UTC')}}
             AND ({BILLED_LINES}) AND (key IN {{keys:Array(String)}} OR cluster IN {{clusters:Array(String)}})
-        GROUP BY ALL""", {"day": utc(day), "next": utc(day + DAY), "keys": sorted(keys), "clusters": sorted(clusters)},
+        GROUP BY ALL""", {"day": utc(day), "next": utc(day + DAY), "keys": sorted(keys), "clusters": sorted(clusters),
+                          "partitions": [(utc(start), provider, account) for start, provider, account in partitions]},
                  action="reading the day's bill lines")
     return [BillLines(key, service, category, int(start), int(end), Decimal(cost), int(count), cluster)
             for key, service, category, start, end, cost, count, cluster in rows]
+
+
+def index_bill(client: Any, source: str) -> None:
+    """Record in ``BILL_INDEX`` the periods of the bill lines in ``source`` (a table) by the matching keys of the
+    resources they bill."""
+    insert_sql = (f"INSERT INTO {BILL_INDEX} (resource_key, BillingPeriodStart, BillingPeriodEnd, ProviderName, "
+                  f"BillingAccountId) SELECT DISTINCT {match_key('ResourceId')} AS resource_key, BillingPeriodStart, "
+                  f"BillingPeriodEnd, ProviderName, BillingAccountId FROM {quoted_table(source)} "
+                  f"WHERE ({BILLED_LINES}) AND resource_key != ''")
+    with classified("indexing the bill's periods"):
+        client.command(insert_sql)
 
 
 def _factor_rows(tenant: str, reconcile_id: uuid.UUID, factors: list[Factor]) -> list[list]:

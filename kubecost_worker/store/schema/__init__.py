@@ -32,6 +32,7 @@ LEDGER = "k8s_expense_runs"  # records runs; its rows belong to no run
 _CREATE = re.compile(r"^CREATE (?:OR REPLACE )?(?:TABLE|VIEW|MATERIALIZED VIEW)(?: IF NOT EXISTS)? (\w+)")
 _VIEW_SELECT = re.compile(r"^CREATE OR REPLACE VIEW \w+ AS\s+(.*)$", re.S)
 _JOINED_RULE = re.compile(rf"\bJOIN ({'|'.join(RULES)}) AS (\w+)")
+_NOT_A_COLUMN = re.compile(r"^(PROJECTION|INDEX|CONSTRAINT)\s")
 _COMPUTED = re.compile(r"\s(ALIAS|DEFAULT|MATERIALIZED)\s")
 _AFTER_TYPE = re.compile(r"\s+(?:CODEC|DEFAULT|ALIAS|MATERIALIZED|EPHEMERAL|COMMENT|TTL)\b")
 
@@ -84,10 +85,11 @@ def tables() -> list[str]:
 
 @functools.cache
 def columns(table: str) -> tuple[Column, ...]:
-    """The table's columns in their order, from its column list."""
+    """The table's columns in their order, from its column list (its projections and indexes left out)."""
     statement = declaration(table)
     body = _parenthesised(statement, statement.index("("))
-    return tuple(Column(*piece.split(None, 1)) for piece in _top_level_items(body))
+    return tuple(Column(*piece.split(None, 1)) for piece in _top_level_items(body)
+                 if not _NOT_A_COLUMN.match(piece))
 
 
 def written_columns(table: str) -> list[str]:

@@ -13,6 +13,10 @@
 -- (other months, other accounts, other providers) alone. Within a period the lines are ordered by resource and
 -- charge period, for per-resource lookups. load_id names the load that wrote a period (every line of a period
 -- comes from one load); loaded_at is the server's time of that load.
+--
+-- bill_periods: each period's last charge and load, kept in every part (an aggregate projection: written with the
+-- lines and swapped with them by REPLACE PARTITION, so never behind them). A reconciliation's trigger reads them
+-- for the periods billing a tenant (focus_bill_resources) without reading those periods' lines.
 CREATE TABLE IF NOT EXISTS focus_bill
 (
     AvailabilityZone           Nullable(String),
@@ -60,7 +64,12 @@ CREATE TABLE IF NOT EXISTS focus_bill
     SubAccountName             Nullable(String),
     Tags                       Nullable(String) CODEC(ZSTD(3)),
     load_id                    UUID,
-    loaded_at                  DateTime64(3, 'UTC') DEFAULT now64(3)
+    loaded_at                  DateTime64(3, 'UTC') DEFAULT now64(3),
+    PROJECTION bill_periods
+    (
+        SELECT BillingPeriodStart, BillingPeriodEnd, ProviderName, BillingAccountId, max(ChargePeriodEnd), any(load_id)
+        GROUP BY BillingPeriodStart, BillingPeriodEnd, ProviderName, BillingAccountId
+    )
 )
 ENGINE = MergeTree
 PARTITION BY (BillingPeriodStart, ProviderName, BillingAccountId)
