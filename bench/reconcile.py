@@ -33,7 +33,8 @@ Measured, median of ``--runs`` after a warm-up, A and B interleaved:
    (untimed), as a restated bill or a rerun hour leaves the day, so that every timed run computes and writes a new
    reconciliation. Each ClickHouse call of ``store/reconcile.py`` is timed by the step it names, the rebuild by its
    own; the rest is Python. Target: B / A about 1 (<= 1.5).
-2. In store B, the golden tenant's reconciled costs against its list costs, by namespace, for the day and for one hour
+2. In store B, once cleanup has removed the factors of the reconciliations step 1 superseded (as each scheduler
+   tick does), the golden tenant's reconciled costs against its list costs, by namespace, for the day and for one hour
    of it: ``SELECT namespace, sum(total_cost), count() FROM <view> WHERE cloud_account_id = ... AND hour >= ... AND
    hour < ... GROUP BY namespace`` on ``k8s_expenses_reconciled_current`` and on ``k8s_expenses_current`` (and the
    reconciled view in store A beside). Target: reconciled / plain <= 3. The reconciled view's ``total_cost_list`` must
@@ -72,7 +73,7 @@ from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  #
 from kubecost_worker.devtools.simulation import simulate  # noqa: E402
 from kubecost_worker.hours import DAY, HOUR, hour_starts  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
-from kubecost_worker.store import migrations  # noqa: E402
+from kubecost_worker.store import cleanup, migrations  # noqa: E402
 from kubecost_worker.store import reconcile as reconciliation  # noqa: E402
 from kubecost_worker.store.bill import load_bill, source_of  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
@@ -96,7 +97,8 @@ STEPS = (
                                              "reading the day's volumes")),
     ("read the day's bill lines", ("reading the day's bill lines",)),
     ("read the latest reconciliation", ("reading the latest reconciliation",)),
-    ("write the factors and the ledger row", ("writing the factors", "recording the reconciliation")),
+    ("write the factors, the claims, the ledger row", ("writing the factors", "writing the claims",
+                                                       "recording the reconciliation")),
     ("build the day again in the daily tier", (REBUILD,)),
 )
 COMPUTE = "the rest (Python: the factors, hashes)"
@@ -261,7 +263,7 @@ class StepClock:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         """The module's own calls timed where it makes them, its code unchanged; put back after."""
-        query, insert = reconciliation.query, reconciliation.insert
+        query, insert, classified = reconciliation.query, reconciliation.insert, reconciliation.classified
         days = getattr(reconciliation, "days", None)
         rebuild = getattr(days, "rebuild", None)
 
@@ -279,13 +281,18 @@ class StepClock:
             with self.timing(REBUILD):
                 return rebuild(*args, **kwargs)
 
-        reconciliation.query, reconciliation.insert = timed_query, timed_insert
+        @contextlib.contextmanager
+        def timed_command(action: str) -> Iterator[None]:  # the module's own statements (INSERT ... SELECT)
+            with self.timing(step_of(action)), classified(action):
+                yield
+
+        reconciliation.query, reconciliation.insert, reconciliation.classified = timed_query, timed_insert, timed_command
         if rebuild is not None:
             days.rebuild = timed_rebuild
         try:
             yield
         finally:
-            reconciliation.query, reconciliation.insert = query, insert
+            reconciliation.query, reconciliation.insert, reconciliation.classified = query, insert, classified
             if rebuild is not None:
                 days.rebuild = rebuild
 
@@ -466,6 +473,8 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
         for sink in stores.values():
             merge_parts(sink)
         out["reconcile"] = measure_reconcile(stores, day, runs)
+        for sink in stores.values():  # the superseded reconciliations' factors go, as each scheduler tick's cleanup does
+            cleanup.collect_garbage(sink.client, None)
         out["views"] = measure_views(stores, day, runs)
     finally:
         for sink in stores.values():
@@ -492,6 +501,8 @@ def measure_again(workdir: Path, pods: int, tenants: int, days: int, runs: int, 
             migrations.migrate(sink.client)
             merge_parts(sink)
         out["reconcile"] = measure_reconcile(stores, day, runs)
+        for sink in stores.values():  # the superseded reconciliations' factors go, as each scheduler tick's cleanup does
+            cleanup.collect_garbage(sink.client, None)
         out["views"] = measure_views(stores, day, runs)
     finally:
         for sink in stores.values():

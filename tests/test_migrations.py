@@ -35,7 +35,7 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
                          "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
                          "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
-                         "0021_bill_index"]
+                         "0021_bill_index", "0022_reconciled_claims"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
                             "ORDER BY table, name").result_rows == schema
@@ -136,7 +136,7 @@ def test_an_upgraded_installation_keeps_every_stored_hour_visible(ch_url, tmp_pa
                                               "0014_daily_resources", "0015_ledger_server_time",
                                               "0016_current_run_views", "0017_focus_bill", "0018_daily_tier",
                                               "0019_reconciliation", "0020_reconciled_daily_tier",
-                                              "0021_bill_index"]
+                                              "0021_bill_index", "0022_reconciled_claims"]
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
         sink.collect_garbage()
         assert {view: sink.query(snapshot.format(view=view, columns=old[view])) for view in views} == before
@@ -165,7 +165,7 @@ def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
         assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views", "0017_focus_bill",
                                               "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
-                                              "0021_bill_index"]
+                                              "0021_bill_index", "0022_reconciled_claims"]
         assert snapshot() == before
         workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")
         assert workload == sink.query(
@@ -264,14 +264,14 @@ def test_upgrading_fills_the_rollup_and_the_metric_points_of_hours_written_befor
         sink = ClickHouseSink(WrittenBefore(client))
         commit(sink, hour_with({"a": 1.0, "b": 2.0}, H0))
         commit(sink, hour_with({"c": 3.0}, H0 + 3600))
-        assert migrations.migrate(client)[-15:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
+        assert migrations.migrate(client)[-16:] == ["0007_backfill_namespace_rollup", "0008_kubecost_metric_points",
                                                     "0009_current_views_join", "0010_run_ledger_refused_collected",
                                                     "0011_allocation_record", "0012_workload_rollup",
                                                     "0013_thanos_load", "0014_daily_resources",
                                                     "0015_ledger_server_time", "0016_current_run_views",
                                                     "0017_focus_bill", "0018_daily_tier", "0019_reconciliation",
                                                     "0020_reconciled_daily_tier",
-                                                    "0021_bill_index"]
+                                                    "0021_bill_index", "0022_reconciled_claims"]
         sink = ClickHouseSink(client)
         commit(sink, hour_with({"a": 0.5}, H0))  # a rerun replaces what the backfills wrote too
         commit(sink, hour_with({"d": 4.0}, H0 + 7200))  # after the upgrade: through the materialized views
@@ -311,7 +311,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert projections and all(r.startswith("ALTER TABLE focus_bill_local ON CLUSTER `prod-1` ")
                                for s in projections for r in render(s, "prod-1"))  # parts are the local tables'
     backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
-    assert len(backfills) == 4 and all(r.endswith(
+    assert len(backfills) == 5 and all(r.endswith(
         "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
         "insert_distributed_sync = 1") for r in backfills)
     assert all(" ON CLUSTER `prod-1` " in r for r in rendered if r not in backfills)
@@ -332,7 +332,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert new_query.startswith("ALTER TABLE k8s_expenses_namespace_hourly_mv ON CLUSTER `prod-1` MODIFY QUERY\nSELECT")
     assert "FROM k8s_expenses_local AS e\n" in new_query and "FROM k8s_expenses " not in new_query
     views = [r for r in rendered if r.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW"))]
-    assert len(views) == 32 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
+    assert len(views) == 34 and all(v.endswith("SETTINGS distributed_product_mode = 'local'") for v in views)
     for name in ("k8s_day_builds", "k8s_expenses_by_day", "k8s_nodes_by_day", "k8s_expenses_namespace_by_day"):
         local = next(r for r in rendered if r.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local "))
         assert "ReplicatedMergeTree(" in local and "PARTITION BY toYYYYMM(day)" in local
@@ -358,7 +358,7 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert [r.split(" ON ")[0] for r in reconciled] == ["ALTER TABLE k8s_expenses_by_day_local",
                                                         "ALTER TABLE k8s_expenses_by_day"]
     assert "CODEC" in reconciled[0] and "CODEC" not in reconciled[1] and "DEFAULT cpu_cost," in reconciled[1]
-    added = [r for r in rendered if "ADD COLUMN IF NOT EXISTS pod_uid" in r]  # 0011: both, the codec on the data
+    added = [r for r in rendered if "ADD COLUMN IF NOT EXISTS pod_uid" in r][:2]  # 0011: both, the codec on the data
     assert [r.split(" ON ")[0] for r in added] == ["ALTER TABLE k8s_expenses_local", "ALTER TABLE k8s_expenses"]
     assert "CODEC" in added[0] and "CODEC" not in added[1]
     alias = [r for r in rendered if "ALIAS cpu_cost + ram_cost + gpu_cost + pv_cost" in r]

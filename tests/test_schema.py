@@ -169,7 +169,8 @@ def test_what_the_sink_writes_is_what_the_tables_declare():
             *(f"{cost}_reconciled" for cost in days.RECONCILED_COSTS), "total_cost_reconciled_exact",
             "cpu_cost_without_usage_reconciled", "ram_cost_without_usage_reconciled", "total_cost_reconciled",
             "cpu_cost_with_usage_reconciled", "ram_cost_with_usage_reconciled"],
-        "k8s_nodes_by_day": ["total_cost"], "k8s_reconciliations": ["computed_at"]}
+        "k8s_nodes_by_day": ["total_cost"], "k8s_reconciliations": ["computed_at"],
+        "k8s_reconciled_factors": ["namespace", "workload_name", "pod", "pod_uid", "pv_reconciled", "pv_matched"]}
     assert ledger.LEDGER_COLUMNS == [c.name for c in schema.columns("k8s_expense_runs") if c.name != "recorded_at"]
     assert writer.METRIC_COLUMNS == ["cloud_account_id", "hour", "metric", "labels", "value", "samples",
                                      "point_json", "run_id"]

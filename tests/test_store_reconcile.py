@@ -22,7 +22,7 @@ from kubecost_worker.devtools.simulation import simulate
 from kubecost_worker.hours import hour_starts
 from kubecost_worker.pipeline import run_hours
 from kubecost_worker.read import allocation, exports, optscale
-from kubecost_worker.store import days, migrations
+from kubecost_worker.store import cleanup, days, migrations, schema
 from kubecost_worker.store.bill import load_bill, source_of
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.jobs.status import summarize
@@ -30,7 +30,7 @@ from kubecost_worker.store.reconcile import (BillSettings, index_bill, match_key
                                              reconciled_days)
 from kubecost_worker.wiring import build_pipeline
 
-from .helpers import ch_client
+from .helpers import ROOT, ch_client
 from .test_store_bill import raw_fields
 
 pytestmark = [pytest.mark.needs_chdb]
@@ -206,6 +206,34 @@ def test_volumes_follow_their_bill_and_lines_of_no_resource_are_reported(reconci
     assert ledger == (4 * 2, 4 * 2, 2)  # 2 billed nodes of 4; an instance and a volume of no resource
 
 
+@end_to_end
+def test_migration_0022_writes_the_claim_rows_each_reconciliation_writes(reconciled):
+    """A store reconciled before 0022 has no claim rows: the migration writes those of every current reconciliation,
+    and the reconciled view answers as from the rows the reconciliations wrote."""
+    client = reconciled["client"]
+    claims = ("SELECT cloud_account_id, cluster_id, toUnixTimestamp(hour), resource, factor, matched, namespace, "
+              "workload_name, pod, pod_uid, pv_reconciled, pv_matched, reconcile_id FROM k8s_reconciled_factors "
+              "WHERE kind = 'claim' ORDER BY ALL")
+    volumes = ("SELECT toUnixTimestamp(hour), namespace, pod, pod_uid, pv_cost FROM k8s_expenses_reconciled_current "
+               "WHERE pv_cost != 0 ORDER BY ALL")
+    written, before, pv_before = client.query(claims).result_rows, node_sums(client), client.query(volumes).result_rows
+    assert written and any(row[11] for row in written)  # pods' volumes matched to their bill
+    backfill, = [s for m in migrations.load_migrations(ROOT / "migrations") if m.name == "reconciled_claims"
+                 for s in m.statements if s.startswith("INSERT")]
+    client.command("ALTER TABLE k8s_reconciled_factors DELETE WHERE kind = 'claim' SETTINGS mutations_sync = 1")
+    assert client.query(claims).result_rows == [] and client.query(volumes).result_rows != pv_before  # at list
+    client.command(schema.as_installed(backfill))
+    again = client.query(claims).result_rows
+    assert [row[:10] + row[11:] for row in again] == [row[:10] + row[11:] for row in written]
+    assert all(close(a[10], b[10]) for a, b in zip(again, written))
+    after, pv_after = node_sums(client), client.query(volumes).result_rows
+    assert set(after) == set(before) and all(close(after[k], before[k]) for k in before)
+    assert [row[:4] for row in pv_after] == [row[:4] for row in pv_before]
+    assert all(close(a[4], b[4]) for a, b in zip(pv_after, pv_before))
+    client.command(schema.as_installed(backfill))  # twice is once
+    assert len(client.query(claims).result_rows) == len(written)
+
+
 def restate(path, hour: int, factor: Decimal, out) -> None:
     """The bill as written, but one instance-hour's EffectiveCost times ``factor``."""
     text = path.read_text().splitlines(keepends=True)
@@ -280,6 +308,19 @@ def test_another_accounts_bill_and_a_load_that_died_before_its_replace_re_reconc
                         ).result_rows[0][0] > 0
     assert reconcile_due(client, BILL, 48, far) == []
     assert node_sums(client) == before
+
+
+@end_to_end
+def test_cleanup_removes_the_factors_of_superseded_reconciliations_only(reconciled):
+    client = reconciled["client"]
+    before = node_sums(client)
+    current = client.query("SELECT count() FROM k8s_reconciled_factors_current").result_rows[0][0]
+    assert client.query("SELECT count() FROM k8s_reconciled_factors").result_rows[0][0] > current  # reconciled again
+    done = cleanup.collect_garbage(client, None)
+    assert done.reconciliations >= 2  # the restated day's first, the rerun day's first
+    assert client.query("SELECT count() FROM k8s_reconciled_factors").result_rows[0][0] == current
+    assert node_sums(client) == before
+    assert cleanup.collect_garbage(client, None, since=done.began_at).reconciliations == 0  # no day changed since
 
 
 class Reader:

@@ -1,6 +1,6 @@
-"""Cleanup: removing the rows of the runs that can no longer become current (superseded, failed, abandoned), and of
-the day builds superseded the same way (``days.py``), which the scheduler runs each tick and ``kubecost-worker gc``
-on demand.
+"""Cleanup: removing the rows of the runs that can no longer become current (superseded, failed, abandoned), of the
+day builds superseded the same way (``days.py``) and the factors of superseded reconciliations with the bill
+(``reconcile.py``), which the scheduler runs each tick and ``kubecost-worker gc`` on demand.
 
 A commit deletes nothing (``writer.py``): the runs it supersedes stay underneath, invisible, until
 ``collect_garbage`` removes them in batches (a delete per table and monthly partition, more when the runs' list
@@ -20,7 +20,7 @@ import structlog
 from clickhouse_connect.driver.binding import format_query_value
 
 from ..hours import now, utc
-from . import days, ledger, schema
+from . import days, ledger, reconcile, schema
 from .client import classified, query
 from .cluster import local_table
 from .ledger import STALE_RUN, RunRecord, RunStatus
@@ -53,6 +53,7 @@ class Collected:
     seconds: float
     began_at: dt.datetime | None = None
     builds: int = 0  # superseded or abandoned day builds whose rows went too
+    reconciliations: int = 0  # superseded reconciliations with the bill whose factors went too
 
 
 def collect_garbage(client: Any, cluster: str | None, since: dt.datetime | None = None,
@@ -81,12 +82,18 @@ def collect_garbage(client: Any, cluster: str | None, since: dt.datetime | None 
     builds = days.obsolete_builds(client, since, began_at - stale_after)
     partitions += remove_listed(client, cluster, builds, days.BUILD_TABLES, days.BUILD_KEY,
                                 lambda batch: days.record_collected(client, batch), "superseded day builds")
-    if obsolete or builds:
-        _await_deletes(client, cluster, (*RUN_TABLES, *days.BUILD_TABLES))
-    done = Collected(len(obsolete), partitions, time.perf_counter() - started, began_at, len(builds))
-    if obsolete or builds:
-        log.info("removed the rows of obsolete runs and builds", runs=done.runs, builds=done.builds,
-                 partitions=done.partitions, seconds=round(done.seconds, 3))
+    # the ledger keeps no record of these: a pass looks again at the days reconciled since the last one
+    superseded = reconcile.superseded_reconciliations(client, since)
+    partitions += remove_listed(client, cluster, superseded, (reconcile.FACTORS,), reconcile.FACTOR_KEY,
+                                lambda batch: None, "superseded reconciliations")
+    if obsolete or builds or superseded:
+        _await_deletes(client, cluster, (*RUN_TABLES, *days.BUILD_TABLES, reconcile.FACTORS))
+    done = Collected(len(obsolete), partitions, time.perf_counter() - started, began_at, len(builds),
+                     len(superseded))
+    if obsolete or builds or superseded:
+        log.info("removed the rows of obsolete runs, builds and reconciliations", runs=done.runs,
+                 builds=done.builds, reconciliations=done.reconciliations, partitions=done.partitions,
+                 seconds=round(done.seconds, 3))
     return done
 
 

@@ -211,6 +211,7 @@ def reconcile_day(client: Any, bill: BillSettings, tenant: str, day: int, day_bi
     if changed and factors:
         insert(client, FACTORS, FACTOR_COLUMNS, _factor_rows(tenant, reconcile_id, factors),
                action=f"writing the factors of {tenant} {utc(day):%Y-%m-%d}")
+        _write_claims(client, tenant, day, reconcile_id)
     summary = _summary(tenant, day, reconcile_id, changed, factors)
     insert(client, LEDGER, LEDGER_COLUMNS, [_ledger_row(summary, bill, day_bill.trigger, inputs, factors)],
            action=f"recording the reconciliation of {tenant} {utc(day):%Y-%m-%d}")
@@ -253,6 +254,48 @@ def _bill_lines(client: Any, bill: BillSettings, day: int, partitions: tuple[tup
             for key, service, category, start, end, cost, count, cluster in rows]
 
 
+def _write_claims(client: Any, tenant: str, day: int, reconcile_id: uuid.UUID) -> None:
+    """The reconciliation's claim rows (k8s_reconciled_factors.sql says what they are), from its node and volume
+    factors just written: for each pod's own row holding volume costs among the day's current rows, its node-hour's
+    factor and the sum of its parts of the volumes (its run's claims) times their volume-hours' factors."""
+    day_of_tenant = ("cloud_account_id = {tenant:String} AND hour >= {first:DateTime('UTC')} "
+                     "AND hour < {last:DateTime('UTC')}")
+
+    def factors(kind: str, prefix: str) -> str:
+        return (f"SELECT hour AS {prefix}_hour, cluster_id AS {prefix}_cluster, resource AS {prefix}_name, "
+                f"factor AS {prefix}_factor, true AS {prefix}_found FROM {FACTORS} WHERE {day_of_tenant} "
+                f"AND reconcile_id = {{reconcile_id:UUID}} AND kind = '{kind}' AND matched")
+
+    sql = f"""
+        INSERT INTO {FACTORS} (cloud_account_id, cluster_id, hour, kind, resource, factor, matched, namespace,
+            workload_name, pod, pod_uid, pv_reconciled, pv_matched, reconcile_id)
+        SELECT {{tenant:String}}, e.cluster_id, e.hour, 'claim', e.node, if(nf.node_found, nf.node_factor, 1.),
+            nf.node_found, e.namespace, e.workload_name, e.pod, e.pod_uid, pv.pv_reconciled, pv.pv_found,
+            {{reconcile_id:UUID}}
+        FROM (SELECT cluster_id, hour, run_id, node, namespace, workload_name, pod, pod_uid FROM k8s_expenses_current
+              WHERE {day_of_tenant} AND container = '' AND pv_cost != 0) AS e
+        LEFT ANY JOIN ({factors('node', 'node')}) AS nf
+            ON e.hour = nf.node_hour AND e.cluster_id = nf.node_cluster AND e.node = nf.node_name
+        LEFT ANY JOIN (
+            SELECT v.hour AS pv_hour, v.run_id AS pv_run_id, v.cluster_id AS pv_cluster,
+                claim.namespace AS pv_namespace, claim.workload_name AS pv_workload_name, claim.pod AS pv_pod,
+                claim.pod_uid AS pv_pod_uid, sum(claim.pv_cost * if(vf.volume_found, vf.volume_factor, 1.))
+                AS pv_reconciled, max(vf.volume_found) AS pv_found
+            FROM k8s_volumes_hourly AS v
+            ARRAY JOIN v.claims AS claim
+            LEFT ANY JOIN ({factors('volume', 'volume')}) AS vf
+                ON v.hour = vf.volume_hour AND v.cluster_id = vf.volume_cluster AND v.volume = vf.volume_name
+            WHERE v.{day_of_tenant}
+            GROUP BY pv_hour, pv_run_id, pv_cluster, pv_namespace, pv_workload_name, pv_pod, pv_pod_uid
+        ) AS pv ON e.hour = pv.pv_hour AND e.run_id = pv.pv_run_id AND e.cluster_id = pv.pv_cluster
+            AND e.namespace = pv.pv_namespace AND e.workload_name = pv.pv_workload_name AND e.pod = pv.pv_pod
+            AND e.pod_uid = pv.pv_pod_uid
+        WHERE nf.node_found OR pv.pv_found"""
+    with classified(f"writing the claims of {tenant} {utc(day):%Y-%m-%d}"):
+        client.command(sql, parameters={"tenant": tenant, "first": utc(day), "last": utc(day + DAY),
+                                        "reconcile_id": reconcile_id})
+
+
 def index_bill(client: Any, source: str) -> None:
     """Record in ``BILL_INDEX`` the periods of the bill lines in ``source`` (a table) by the matching keys of the
     resources they bill."""
@@ -290,6 +333,26 @@ def _ledger_row(summary: DayReconciled, bill: BillSettings, trigger: int, inputs
             inputs, bill.cost, summary.list_cost, summary.modelled_cost, summary.billed_cost, hours[(NODE, True)],
             hours[(NODE, False)], hours[(VOLUME, True)], hours[(VOLUME, False)], summary.unmatched_bill_lines,
             unmatched_cost]
+
+
+FACTOR_KEY = "(cloud_account_id, reconcile_id)"  # what names a reconciliation's rows of FACTORS, for cleanup
+
+
+def superseded_reconciliations(client: Any, since: Any = None) -> list[tuple]:
+    """(tenant, reconcile id, partition) of the reconciliations whose factors cleanup removes: named by the ledger of
+    their tenant-day and no longer its current one, in tenant-days whose ledger changed since ``since`` (the server's
+    clock; None: every day). Such a one never becomes current again (a day found unchanged names its current
+    reconciliation again, no other), and one still writing its factors has no ledger row yet: it is not listed."""
+    changed = ("WHERE (cloud_account_id, bill_day) IN (SELECT cloud_account_id, bill_day FROM k8s_reconciliations "
+               "WHERE computed_at >= {since:DateTime64(6, 'UTC')})") if since else ""
+    return query(client, f"""
+        SELECT r.cloud_account_id, r.reconcile_id, toYYYYMM(r.bill_day)
+        FROM (SELECT DISTINCT cloud_account_id, bill_day, reconcile_id FROM k8s_reconciliations {changed}) AS r
+        INNER JOIN (SELECT cloud_account_id, bill_day, reconcile_id FROM {CURRENT} {changed}) AS current
+            ON r.cloud_account_id = current.cloud_account_id AND r.bill_day = current.bill_day
+        WHERE r.reconcile_id != current.reconcile_id
+        ORDER BY r.cloud_account_id, r.bill_day""", {"since": since} if since else {},
+                 action="finding superseded reconciliations")
 
 
 @dataclass(frozen=True)

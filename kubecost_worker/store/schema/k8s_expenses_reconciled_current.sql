@@ -5,21 +5,21 @@
 -- for bit. A join on the factors readers see: the hourly rows are never rewritten. The joined columns have names of
 -- their own: a name both sides have would come out qualified (e.node).
 --
--- What it costs (bench/reconcile.py, docs/benchmarks.md): the factors are read through the reconciliation rule
--- joined by name, installed inline, rather than through k8s_reconciled_factors_current (a view named in a join is
--- planned as a query of its own); the joins are ANY: each right side holds one row per key (a reconciliation has
--- one factor per resource-hour, and pf is grouped by its key), so ANY answers what ALL would, and ClickHouse stops
--- at the first match; a row's volume claims are those its own run wrote (e.run_id), so their side needs no lookup
--- of the current runs.
+-- One lookup per row (bench/reconcile.py, docs/benchmarks.md: each table a view reads costs ClickHouse 1.5-2 ms of
+-- planning, each join 1-2 ms): a pod's own row holding volume costs (container '', pv_cost > 0) finds its claim row,
+-- which carries its node's factor and its reconciled volume parts, every other row its node-hour's row; both kinds are
+-- factors of the current reconciliation of the tenant-day, read through the reconciliation rule installed inline.
+-- The claim rows are the reconciliation's (store/reconcile.py): a rerun hour keeps the reconciliation of the runs it
+-- replaced until the day is reconciled again, as its node factors do. ANY: the right side holds one row per key.
 CREATE OR REPLACE VIEW k8s_expenses_reconciled_current AS
 SELECT
-    e.* EXCEPT (total_cost_list) REPLACE (
-        e.cpu_cost * if(nf.node_found, nf.node_factor, 1.) AS cpu_cost,
-        e.ram_cost * if(nf.node_found, nf.node_factor, 1.) AS ram_cost,
-        e.gpu_cost * if(nf.node_found, nf.node_factor, 1.) AS gpu_cost,
-        if(pf.pv_found, pf.pv_reconciled, e.pv_cost) AS pv_cost),
-    e.cpu_cost * if(nf.node_found, nf.node_factor, 1.) + e.ram_cost * if(nf.node_found, nf.node_factor, 1.)
-        + e.gpu_cost * if(nf.node_found, nf.node_factor, 1.) + if(pf.pv_found, pf.pv_reconciled, e.pv_cost)
+    e.* EXCEPT (total_cost_list, holds_volumes) REPLACE (
+        e.cpu_cost * if(rf.found, rf.node_factor, 1.) AS cpu_cost,
+        e.ram_cost * if(rf.found, rf.node_factor, 1.) AS ram_cost,
+        e.gpu_cost * if(rf.found, rf.node_factor, 1.) AS gpu_cost,
+        if(rf.pv_found, rf.pv_reconciled, e.pv_cost) AS pv_cost),
+    e.cpu_cost * if(rf.found, rf.node_factor, 1.) + e.ram_cost * if(rf.found, rf.node_factor, 1.)
+        + e.gpu_cost * if(rf.found, rf.node_factor, 1.) + if(rf.pv_found, rf.pv_reconciled, e.pv_cost)
         + e.network_cost + e.lb_cost + e.management_cost AS total_cost,
     e.cpu_cost AS cpu_cost_list,
     e.ram_cost AS ram_cost_list,
@@ -28,42 +28,22 @@ SELECT
     e.total_cost_list AS total_cost_list
 FROM
 (
-    SELECT d.*, d.total_cost AS total_cost_list
+    SELECT d.*, d.total_cost AS total_cost_list, d.container = '' AND d.pv_cost != 0 AS holds_volumes
     FROM k8s_expenses AS d
     INNER JOIN k8s_expense_current_runs AS current
         ON d.cloud_account_id = current.cloud_account_id AND d.hour = current.hour AND d.run_id = current.run_id
 ) AS e
 LEFT ANY JOIN
 (
-    SELECT f.cloud_account_id AS node_account, f.hour AS node_hour, f.cluster_id AS node_cluster,
-        f.resource AS node_name, f.factor AS node_factor, true AS node_found
+    SELECT f.cloud_account_id AS r_account, f.hour AS r_hour, f.cluster_id AS r_cluster, f.resource AS r_node,
+        f.namespace AS r_namespace, f.workload_name AS r_workload_name, f.pod AS r_pod, f.pod_uid AS r_pod_uid,
+        if(f.matched, f.factor, 1.) AS node_factor, f.pv_reconciled AS pv_reconciled, f.pv_matched AS pv_found,
+        true AS found
     FROM k8s_reconciled_factors AS f
     INNER JOIN k8s_current_reconciliations AS latest
         ON f.cloud_account_id = latest.cloud_account_id AND f.reconcile_id = latest.reconcile_id
-    WHERE f.kind = 'node' AND f.matched
-) AS nf ON e.cloud_account_id = nf.node_account AND e.hour = nf.node_hour AND e.cluster_id = nf.node_cluster
-    AND e.node = nf.node_name
-LEFT ANY JOIN
-(
-    SELECT v.cloud_account_id AS pv_account, v.hour AS pv_hour, v.run_id AS pv_run_id, v.cluster_id AS pv_cluster,
-        claim.namespace AS pv_namespace, claim.workload_name AS pv_workload_name, claim.pod AS pv_pod,
-        claim.pod_uid AS pv_pod_uid, '' AS pv_container,
-        sum(claim.pv_cost * if(vf.volume_found, vf.volume_factor, 1.)) AS pv_reconciled,
-        max(vf.volume_found) AS pv_found
-    FROM k8s_volumes_hourly AS v
-    ARRAY JOIN v.claims AS claim
-    LEFT ANY JOIN
-    (
-        SELECT f.cloud_account_id AS volume_account, f.hour AS volume_hour, f.cluster_id AS volume_cluster,
-            f.resource AS volume_name, f.factor AS volume_factor, true AS volume_found
-        FROM k8s_reconciled_factors AS f
-        INNER JOIN k8s_current_reconciliations AS latest
-            ON f.cloud_account_id = latest.cloud_account_id AND f.reconcile_id = latest.reconcile_id
-        WHERE f.kind = 'volume' AND f.matched
-    ) AS vf ON v.cloud_account_id = vf.volume_account AND v.hour = vf.volume_hour
-        AND v.cluster_id = vf.volume_cluster AND v.volume = vf.volume_name
-    GROUP BY pv_account, pv_hour, pv_run_id, pv_cluster, pv_namespace, pv_workload_name, pv_pod, pv_pod_uid
-) AS pf ON e.cloud_account_id = pf.pv_account AND e.hour = pf.pv_hour AND e.run_id = pf.pv_run_id
-    AND e.cluster_id = pf.pv_cluster
-    AND e.namespace = pf.pv_namespace AND e.workload_name = pf.pv_workload_name AND e.pod = pf.pv_pod
-    AND e.pod_uid = pf.pv_pod_uid AND e.container = pf.pv_container;
+    WHERE (f.kind = 'node' AND f.matched) OR f.kind = 'claim'
+) AS rf ON e.cloud_account_id = rf.r_account AND e.hour = rf.r_hour AND e.cluster_id = rf.r_cluster
+    AND e.node = rf.r_node AND if(e.holds_volumes, e.namespace, '') = rf.r_namespace
+    AND if(e.holds_volumes, e.workload_name, '') = rf.r_workload_name AND if(e.holds_volumes, e.pod, '') = rf.r_pod
+    AND if(e.holds_volumes, e.pod_uid, '') = rf.r_pod_uid;
