@@ -462,7 +462,7 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
         say(f"store B: {tenants} tenants x {days} days, filled in {out['filled_s']:.0f} s: "
             + ", ".join(f"{table} {rows:,}" for table, rows in out["filled"].items()))
         with LocalPrometheus(tsdb) as prometheus:
-            config = load_config({"KCW_THANOS_URL": prometheus, "KCW_CLICKHOUSE_URL": url})
+            config = load_config({"KCW_THANOS_URL": prometheus, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}"})
             for name, sink in stores.items():
                 began = time.perf_counter()
                 done = run_hours(wiring.build_pipeline(config, sink), [GOLDEN], hour_starts(day, day + DAY))
