@@ -310,6 +310,9 @@ def test_cluster_mode_renders_replicated_local_tables_distributed_tables_and_on_
     assert len(rendered) == len(statements) + len(tables)  # each table (and change): local and Distributed
     assert projections and all(r.startswith("ALTER TABLE focus_bill_local ON CLUSTER `prod-1` ")
                                for s in projections for r in render(s, "prod-1"))  # parts are the local tables'
+    index = next(r for r in rendered if r.startswith("CREATE TABLE IF NOT EXISTS focus_bill_resources_local "))
+    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/focus_bill_resources_local'" \
+        in index
     backfills = [r for r in rendered if r.startswith("INSERT")]  # INSERT has no ON CLUSTER: every shard at once
     assert len(backfills) == 5 and all(r.endswith(
         "SETTINGS parallel_distributed_insert_select = 2, distributed_product_mode = 'local', "
