@@ -286,7 +286,8 @@ class StepClock:
             with self.timing(step_of(action)), classified(action):
                 yield
 
-        reconciliation.query, reconciliation.insert, reconciliation.classified = timed_query, timed_insert, timed_command
+        reconciliation.query, reconciliation.insert = timed_query, timed_insert
+        reconciliation.classified = timed_command
         if rebuild is not None:
             days.rebuild = timed_rebuild
         try:
@@ -441,8 +442,7 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
     first = first_hour_of_year(days, now)
     assert day_fits(day, days, now), "the golden day must be a whole day past, within the synthetic tenants' days"
     workdir.mkdir(parents=True, exist_ok=True)
-    out: dict = {"pods": pods, "nodes": max(3, pods // 50), "tenants": tenants, "days": days, "runs": runs,
-                 "day": time.strftime("%Y-%m-%d", time.gmtime(day))}
+    out = described(pods, tenants, days, runs, day)
     began = time.perf_counter()
     tsdb, bill = golden_day(workdir, pods, day)
     say(f"golden tenant: {pods:,} pods on {out['nodes']} nodes, {out['day']} (24 hours), simulated in "
@@ -462,7 +462,7 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
         say(f"store B: {tenants} tenants x {days} days, filled in {out['filled_s']:.0f} s: "
             + ", ".join(f"{table} {rows:,}" for table, rows in out["filled"].items()))
         with LocalPrometheus(tsdb) as prometheus:
-            config = load_config({"KCW_THANOS_URL": prometheus, "KCW_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}"})
+            config = load_config({"KCW_THANOS_URL": prometheus, "KCW_CLICKHOUSE_URL": store_url(workdir)})
             for name, sink in stores.items():
                 began = time.perf_counter()
                 done = run_hours(wiring.build_pipeline(config, sink), [GOLDEN], hour_starts(day, day + DAY))
@@ -470,44 +470,53 @@ def measure(workdir: Path, pods: int = 2000, tenants: int = 150, days: int = 365
                 loaded = load_bill(sink.client, [source_of(str(bill))])
                 say(f"store {name}: the golden day through the pipeline and its bill loaded in "
                     f"{time.perf_counter() - began:.0f} s ({done.rows:,} rows; {loaded.line()})")
-        for sink in stores.values():
-            merge_parts(sink)
-        out["reconcile"] = measure_reconcile(stores, day, runs)
-        for sink in stores.values():  # the superseded reconciliations' factors go, as each scheduler tick's cleanup does
-            cleanup.collect_garbage(sink.client, None)
-        out["views"] = measure_views(stores, day, runs)
+        return measured(stores, day, runs, out)
     finally:
         for sink in stores.values():
             sink.close()
-    return out
+
+
+def described(pods: int, tenants: int, days: int, runs: int, day: int) -> dict:
+    return {"pods": pods, "nodes": max(3, pods // 50), "tenants": tenants, "days": days, "runs": runs,
+            "day": time.strftime("%Y-%m-%d", time.gmtime(day))}
+
+
+def store_url(workdir: Path) -> str:
+    return f"chdb://{workdir / 'ch'}"
 
 
 def open_stores(workdir: Path) -> dict[str, ClickHouseSink]:
-    url = f"chdb://{workdir / 'ch'}"
+    url = store_url(workdir)
     big = ClickHouseSink.open(url)
     big.client.command(f"CREATE DATABASE IF NOT EXISTS {GOLDEN_ONLY}")
     return {"A": ClickHouseSink(clickhouse_connect.get_client(dsn=url, database=GOLDEN_ONLY), url=url), "B": big}
+
+
+def measured(stores: dict[str, ClickHouseSink], day: int, runs: int, out: dict) -> dict:
+    """``out`` with the figures of the stores, which hold the golden day and its bill: their parts merged alike, the
+    reconciliation timed, then the views, once cleanup has removed the factors of the reconciliations the timing
+    superseded (as each scheduler tick's cleanup does)."""
+    for sink in stores.values():
+        merge_parts(sink)
+    out["reconcile"] = measure_reconcile(stores, day, runs)
+    for sink in stores.values():
+        cleanup.collect_garbage(sink.client, None)
+    out["views"] = measure_views(stores, day, runs)
+    return out
 
 
 def measure_again(workdir: Path, pods: int, tenants: int, days: int, runs: int, day: int | None) -> dict:
     """The figures again from the stores a ``--keep`` run left in ``workdir``, migrated to this checkout first: the
     same data, the code of now (``--pods``, ``--tenants``, ``--days`` and ``--day`` must be the kept run's)."""
     day = default_day(time.time()) if day is None else day
-    out: dict = {"pods": pods, "nodes": max(3, pods // 50), "tenants": tenants, "days": days, "runs": runs,
-                 "day": time.strftime("%Y-%m-%d", time.gmtime(day))}
     stores = open_stores(workdir)
     try:
         for sink in stores.values():
             migrations.migrate(sink.client)
-            merge_parts(sink)
-        out["reconcile"] = measure_reconcile(stores, day, runs)
-        for sink in stores.values():  # the superseded reconciliations' factors go, as each scheduler tick's cleanup does
-            cleanup.collect_garbage(sink.client, None)
-        out["views"] = measure_views(stores, day, runs)
+        return measured(stores, day, runs, described(pods, tenants, days, runs, day))
     finally:
         for sink in stores.values():
             sink.close()
-    return out
 
 
 def figures(out: dict) -> list[tuple[str, str, str, bool | None]]:

@@ -34,7 +34,8 @@ def test_migrations_apply_once_and_twice_change_nothing(ch_url):
                          "0007_backfill_namespace_rollup", "0008_kubecost_metric_points", "0009_current_views_join",
                          "0010_run_ledger_refused_collected", "0011_allocation_record", "0012_workload_rollup",
                          "0013_thanos_load", "0014_daily_resources", "0015_ledger_server_time",
-                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
+                         "0016_current_run_views", "0017_focus_bill", "0018_daily_tier", "0019_reconciliation",
+                         "0020_reconciled_daily_tier",
                          "0021_bill_index", "0022_reconciled_claims"]
         assert migrations.migrate(client) == []
         assert client.query("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
@@ -164,7 +165,8 @@ def test_an_installation_at_0014_upgrades_with_every_hour_readable_and_equal(ch_
         before = snapshot()
         assert all(before.values()) and len(before["k8s_expenses_current"]) == 6
         assert migrations.migrate(client) == ["0015_ledger_server_time", "0016_current_run_views", "0017_focus_bill",
-                                              "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
+                                              "0018_daily_tier", "0019_reconciliation",
+                                              "0020_reconciled_daily_tier",
                                               "0021_bill_index", "0022_reconciled_claims"]
         assert snapshot() == before
         workload = sink.query("SELECT * FROM k8s_expenses_workload_current ORDER BY ALL")

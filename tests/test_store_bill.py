@@ -375,8 +375,8 @@ def test_the_bill_load_command(tmp_path, simulated):
 
 
 def test_the_index_of_the_bills_periods_is_written_by_each_load_and_by_the_migration_alike(client, simulated):
-    """bill-load indexes the periods it loads by their lines' matching keys (``reconcile.index_bill``); migration 0021 indexes the periods loaded before it with its own copy of that SQL,
-    which must give the same rows."""
+    """bill-load indexes the periods it loads by their lines' matching keys (``reconcile.index_bill``); migration
+    0021 indexes the periods loaded before it with its own copy of that SQL, which must give the same rows."""
     path, _ = simulated
     load(client, SAMPLE)
     load(client, path)

@@ -279,8 +279,7 @@ def foreign(path, out) -> None:
     for number, line in enumerate(text[1:], start=1):
         fields = raw_fields(line.rstrip("\n"))
         fields[at["BillingAccountId"]] = '"999999999999"'
-        fields[at["ResourceId"]] = fields[at["ResourceId"]].replace('"', '"x-', 1) if fields[at["ResourceId"]] != "NULL" \
-            else "NULL"
+        fields[at["ResourceId"]] = fields[at["ResourceId"]].replace('"', '"x-', 1)  # a NULL has no quote: stays
         fields[at["Tags"]] = "NULL"
         text[number] = ",".join(fields) + "\n"
     out.write_text("".join(text))

@@ -314,7 +314,8 @@ def test_hours_written_at_0011_get_their_workload_rollup_from_0012(ch_url, tmp_p
         commit(old_sink, allocation_hour(hour=H0 + 3600, scale=2.0), hour=H0 + 3600)
         assert migrations.migrate(client) == ["0012_workload_rollup", "0013_thanos_load", "0014_daily_resources",
                                               "0015_ledger_server_time", "0016_current_run_views",
-                                              "0017_focus_bill", "0018_daily_tier", "0019_reconciliation", "0020_reconciled_daily_tier",
+                                              "0017_focus_bill", "0018_daily_tier", "0019_reconciliation",
+                                              "0020_reconciled_daily_tier",
                                               "0021_bill_index", "0022_reconciled_claims"]
         sink = ClickHouseSink(client)
         commit(sink, allocation_hour(hour=H0 + 7200, scale=3.0), hour=H0 + 7200)

@@ -6,7 +6,7 @@ and a server; a ``.gz`` file decompressed on the way), a URL is read by the serv
 the server's own credentials). Every file of one load goes into a staging table made ``AS`` the bill table; the
 staging table is checked, then each billing period it holds (a partition: period start, provider, billing account)
 replaces the bill table's with ``REPLACE PARTITION``, and the staging table is dropped. A file that fails anywhere
-before the replacement changes nothing. Just before, the periods are indexed by the resources and clusters they bill
+before the replacement changes nothing. Just before, the periods are indexed by the resources they bill
 (``reconcile.index_bill``), for the reconciliation to find them.
 
 How a bad line fails the load: the staging table's columns get a ``DEFAULT`` that raises (``throwIf``), so a value

@@ -1,8 +1,8 @@
 """ClickHouse cluster mode (``KCW_CLICKHOUSE_CLUSTER=<name>``): the same migrations, rendered for a cluster.
 
 Each ``CREATE TABLE x ... ENGINE = MergeTree`` (or ``ReplacingMergeTree``) becomes a replicated local table
-``x_local ON CLUSTER`` and a Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a tenant's rows, metric
-samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
+``x_local ON CLUSTER`` and a Distributed table ``x`` over it, sharded by tenant (``cityHash64(cloud_account_id)``): a
+tenant's rows, metric samples and ledger live on one shard, so the ``*_current`` views can join them shard-locally
 (``distributed_product_mode = 'local'``). Views and the materialized views are created ``ON CLUSTER``; the
 materialized views read and write the local tables, where inserts land (and a materialized view's new query,
 ``MODIFY QUERY``, reads them too). Column changes (``ALTER TABLE``) go to both, codecs to the local tables only, and
@@ -47,8 +47,8 @@ def render(statement: str, cluster: str | None) -> list[str]:
         sharding = "cityHash64(cloud_account_id)" if "cloud_account_id" in columns else "rand()"
         return [
             f"CREATE TABLE IF NOT EXISTS {name}_local {on} {columns}\n"
-            f"ENGINE = Replicated{kind}MergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}')"
-            f"{rest}",
+            f"ENGINE = Replicated{kind}MergeTree('/clickhouse/tables/{{shard}}/{{database}}/{name}_local', "
+            f"'{{replica}}'){rest}",
             f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local\n"
             f"ENGINE = Distributed({quote_identifier(cluster)}, currentDatabase(), {name}_local, {sharding})",
         ]

@@ -163,21 +163,13 @@ def day_triggers(client: Any, bill: BillSettings, first: int, last: int, tenants
                           f"toUnixTimestamp(BillingPeriodEnd), ProviderName, BillingAccountId FROM {BILL_INDEX} "
                           "WHERE resource_key IN {keys:Array(String)} AND BillingPeriodEnd > {first:DateTime('UTC')} "
                           "AND BillingPeriodStart < {last:DateTime('UTC')} GROUP BY ALL",
-                  {**params, "keys": sorted({key for _, _, key in keys})}, action="looking the resources up in the bill")
+                  {**params, "keys": sorted({key for _, _, key in keys})},
+                  action="looking the resources up in the bill")
     periods_of = defaultdict(set)
     for key, start, end, provider, account in found:
         periods_of[key].add((int(start), int(end), provider, account))
-    partitions = sorted({(start, provider, account) for periods in periods_of.values()
-                         for start, _, provider, account in periods})
-    # the periods' last charge and load, from the bill's projection bill_periods
-    loads = {(int(start), provider, account): (int(charged_to), load) for start, provider, account, charged_to, load
-             in query(client, "SELECT toUnixTimestamp(BillingPeriodStart), ProviderName, BillingAccountId, "
-                              "toUnixTimestamp(max(ChargePeriodEnd)), toString(any(load_id)) "
-                              f"FROM {quoted_table(bill.table)} WHERE {PARTITION_IN} GROUP BY BillingPeriodStart, "
-                              "BillingPeriodEnd, ProviderName, BillingAccountId",
-                              {"partitions": [(utc(start), provider, account) for start, provider, account
-                                              in partitions]}, action="reading the bill's periods")} \
-        if partitions else {}
+    loads = _period_loads(client, bill, {(start, provider, account) for periods in periods_of.values()
+                                         for start, _, provider, account in periods})
     billing = defaultdict(set)
     for tenant, day, key in keys:
         billing[(tenant, int(day))].update((start, provider, account) for start, end, provider, account
@@ -189,6 +181,25 @@ def day_triggers(client: Any, bill: BillSettings, first: int, last: int, tenants
             bills[(tenant, int(day))] = DayBill(
                 tuple(day_partitions), _hash64(int(runs_hash), *sorted(loads[p][1] for p in day_partitions)))
     return bills
+
+
+def _period_loads(client: Any, bill: BillSettings, partitions: set[tuple]) -> dict[tuple, tuple[int, str]]:
+    """Per partition (period start, provider, billing account): the end of its last charge and its load id, from the
+    bill's projection bill_periods."""
+    if not partitions:
+        return {}
+    rows = query(client, "SELECT toUnixTimestamp(BillingPeriodStart), ProviderName, BillingAccountId, "
+                         "toUnixTimestamp(max(ChargePeriodEnd)), toString(any(load_id)) "
+                         f"FROM {quoted_table(bill.table)} WHERE {PARTITION_IN} GROUP BY BillingPeriodStart, "
+                         "BillingPeriodEnd, ProviderName, BillingAccountId",
+                 {"partitions": _partition_values(partitions)}, action="reading the bill's periods")
+    return {(int(start), provider, account): (int(charged_to), load)
+            for start, provider, account, charged_to, load in rows}
+
+
+def _partition_values(partitions: Iterable[tuple]) -> list[tuple]:
+    """``PARTITION_IN``'s parameter: the partitions' (period start, provider, billing account), the start a time."""
+    return [(utc(start), provider, account) for start, provider, account in sorted(partitions)]
 
 
 def _hash64(*parts: object) -> int:
@@ -248,7 +259,7 @@ def _bill_lines(client: Any, bill: BillSettings, day: int, partitions: tuple[tup
             AND ChargePeriodStart >= {{day:DateTime('UTC')}} AND ChargePeriodStart < {{next:DateTime('UTC')}}
             AND ({BILLED_LINES}) AND (key IN {{keys:Array(String)}} OR cluster IN {{clusters:Array(String)}})
         GROUP BY ALL""", {"day": utc(day), "next": utc(day + DAY), "keys": sorted(keys), "clusters": sorted(clusters),
-                          "partitions": [(utc(start), provider, account) for start, provider, account in partitions]},
+                          "partitions": _partition_values(partitions)},
                  action="reading the day's bill lines")
     return [BillLines(key, service, category, int(start), int(end), Decimal(cost), int(count), cluster)
             for key, service, category, start, end, cost, count, cluster in rows]
@@ -285,7 +296,7 @@ def _write_claims(client: Any, tenant: str, day: int, reconcile_id: uuid.UUID) -
             ARRAY JOIN v.claims AS claim
             LEFT ANY JOIN ({factors('volume', 'volume')}) AS vf
                 ON v.hour = vf.volume_hour AND v.cluster_id = vf.volume_cluster AND v.volume = vf.volume_name
-            WHERE v.{day_of_tenant}
+            WHERE {day_of_tenant}
             GROUP BY pv_hour, pv_run_id, pv_cluster, pv_namespace, pv_workload_name, pv_pod, pv_pod_uid
         ) AS pv ON e.hour = pv.pv_hour AND e.run_id = pv.pv_run_id AND e.cluster_id = pv.pv_cluster
             AND e.namespace = pv.pv_namespace AND e.workload_name = pv.pv_workload_name AND e.pod = pv.pv_pod
