@@ -11,7 +11,7 @@ demo: setup
 	$(VENV)/bin/kubecost-worker demo
 
 test: setup rabbitmq
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 bench: setup rabbitmq
 	$(VENV)/bin/python bench/run.py

@@ -97,6 +97,18 @@ def worker_stages(client: thanos.ThanosClient, sink: ClickHouseSink, starts: lis
     return {stage: seconds / len(starts) for stage, seconds in stages.items()}
 
 
+def reaching_the_series(url: str, pid: int, at: float) -> None:
+    """What Prometheus spends finding and opening each series, against reading its hour: one instant sample of
+    every CPU counter, and every sample of its last hour, the answers one number each (a query's cost grows with
+    the series it selects, whatever it then computes of them)."""
+    series = f'container_cpu_usage_seconds_total{{tenant_id="{TENANT}"}}'
+    print("\nPrometheus CPU of one selection of the CPU counters, the last hour:")
+    for what, query in (("the latest sample of each", f"count({series})"),
+                        ("every sample of the hour", f"count(count_over_time({series}[1h]))")):
+        (cpu, _, _), = replayed(url, pid, [("/api/v1/query", {"query": query, "time": f"{at:.3f}"})])
+        print(f"  {cpu:7.3f} s  {what}: {query}")
+
+
 def report(name: str, hours: int, queries: list, stages: dict[str, float]) -> None:
     total = sum(cpu for cpu, _, _ in queries)
     print(f"\n{name}: {len(queries)} requests, Prometheus CPU {total / hours:.3f} s per tenant-hour")
@@ -135,11 +147,12 @@ def main() -> None:
             Recording.sent = []
             stages: Counter = Counter()
             for batch in batches:
-                with cyclic_gc_paused():  # as the pipeline runs an hour
+                with cyclic_gc_paused():  # as the pipeline runs a batch
                     found = worker_stages(client, sink, batch)
                 for stage, seconds in found.items():
                     stages[stage] += seconds * len(batch) / len(starts)
             report(name, len(starts), replayed(url, server.process.pid, Recording.sent), stages)
+        reaching_the_series(url, server.process.pid, last + 3600 - 0.001)
 
 
 if __name__ == "__main__":

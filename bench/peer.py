@@ -1,6 +1,6 @@
 """The worker against its peer, OpenCost, per tenant-hour, on one local Prometheus holding a simulated tenant.
 
-    .venv/bin/python bench/peer.py [--pods 20,200,2000] [--hours 6]
+    .venv/bin/python bench/peer.py [--pods 20,200,2000] [--hours 6] [--repeat 1]
 
 The peer: the query set of OpenCost's ``CostModel.computeAllocation`` for a one-hour window, reproduced from
 pkg/costmodel/allocation.go of opencost/opencost at commit 4ed1bcfe7835b1746a20a1a2a6ee6f1369d0fcbb (the
@@ -19,7 +19,9 @@ counted, so the peer's figures are a lower bound.
 The worker: ``kubecost-worker backfill`` as a subprocess into a fresh embedded ClickHouse (migrated first,
 untimed), hour by hour (``KCW_BATCH_HOURS=1``, the scheduled path) and batched (the defaults, a backfill). Start-up
 is taken off: each backfill's figures less those of the same command over an empty range (one hour, a day before
-the simulated data, into its own fresh path; the median of 3 such runs).
+the simulated data, into its own fresh path; the median of 3 such runs). ``--repeat N``: N rounds of the peer and
+the worker's two runs in turn, each figure the median of the rounds (a machine whose speed drifts moves one round,
+not the median).
 
 Measured for each: wall seconds; the Prometheus process's CPU seconds (utime + stime from /proc/<pid>/stat, before
 and after); the client's CPU seconds (the worker subprocess's, embedded ClickHouse included, from
@@ -218,10 +220,6 @@ def worker(url: str, pid: int, path: Path, start: int, end: int, batch_hours: in
     return figures
 
 
-def median_run(runs: list[dict]) -> dict:
-    return {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in ("wall", "prom", "client")} | {"line": runs[0]["line"]}
-
-
 def less(full: dict, empty: dict) -> dict:
     return {k: full[k] - empty[k] for k in ("wall", "prom", "client")}
 
@@ -239,30 +237,39 @@ def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) 
     return workdir / f"tsdb-{name}"
 
 
-def measure_size(pods: int, hours: int, workdir: Path) -> dict:
+def measure_size(pods: int, hours: int, workdir: Path, repeat: int = 1) -> dict:
+    """The peer and the worker (hour by hour, batched) over ``hours`` hours of ``pods`` pods, ``repeat`` rounds in
+    turn on one Prometheus: each figure the median of the rounds (the machine's speed drifts between rounds)."""
     last = int(time.time()) // 3600 * 3600 - 3600
     first = last - (hours - 1) * 3600
     # from the hour before the first: a counter's increase starts at its last sample before the hour
     tsdb = simulated(workdir, str(pods), pods, first - 3600, hours + 1)
     hour_list = list(range(first, last + 3600, 3600))
     empty_start = first - 86400
-    results = {}
+    rounds = []
     server = LocalPrometheus(tsdb)
     with server as url:
         pid = server.process.pid
         peer(url, pid, hour_list[:1])  # warm-up: Prometheus's first touch of the blocks, untimed
-        say(f"{pods:,} pods: the peer's queries")
-        results["peer"] = peer(url, pid, hour_list)
-        for name, batch in (("hour by hour", 1), ("batched", None)):
-            say(f"{pods:,} pods: the worker {name}")
-            empty = median_run([worker(url, pid, workdir / f"ch-{pods}-{batch}-empty-{i}", empty_start,
-                                       empty_start + 3600, batch) for i in range(EMPTY_RUNS)])
-            full = worker(url, pid, workdir / f"ch-{pods}-{batch}", first, last + 3600, batch)
-            say(f"  {full['line']} (empty range: {empty['line']})")
-            results[name] = less(full, empty)
-            results[name]["raw"] = full
-            results[name]["empty"] = empty
-    return results
+        for k in range(repeat):
+            say(f"{pods:,} pods, round {k + 1} of {repeat}: the peer's queries")
+            results = {"peer": peer(url, pid, hour_list)}
+            for name, batch in (("hour by hour", 1), ("batched", None)):
+                say(f"{pods:,} pods, round {k + 1} of {repeat}: the worker {name}")
+                empty = medians([worker(url, pid, workdir / f"ch-{pods}-{batch}-{k}-empty-{i}", empty_start,
+                                           empty_start + 3600, batch) for i in range(EMPTY_RUNS)])
+                full = worker(url, pid, workdir / f"ch-{pods}-{batch}-{k}", first, last + 3600, batch)
+                say(f"  {full['line']} (empty range: {empty['line']})")
+                results[name] = less(full, empty) | {"raw": full, "empty": empty}
+            rounds.append(results)
+    return {name: medians([r[name] for r in rounds]) for name in rounds[0]}
+
+
+def medians(runs: list[dict]) -> dict:
+    """Each number the median of the runs' (nested ones too); anything else the first run's."""
+    first = runs[0]
+    return {k: (sorted(r[k] for r in runs)[len(runs) // 2] if isinstance(v, (int, float))
+                else medians([r[k] for r in runs]) if isinstance(v, dict) else v) for k, v in first.items()}
 
 
 def say(message: str) -> None:
@@ -312,6 +319,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", default="20,200,2000", help="comma-separated tenant sizes")
     parser.add_argument("--hours", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the peer and the worker in turn; each figure the median of the rounds")
     parser.add_argument("--subquery-label", default="container_name",
                         help="the label of the CPU-maximum subquery's matchers: OpenCost's container_name (at the "
                              "commit read; absent from cAdvisor since Kubernetes 1.16 and from the simulator, so the "
@@ -322,7 +331,7 @@ def main() -> None:
     sizes = [int(s) for s in args.pods.split(",") if s.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-peer-"))
     for size in sizes:
-        report(size, args.hours, measure_size(size, args.hours, workdir))
+        report(size, args.hours, measure_size(size, args.hours, workdir, args.repeat))
     print("\ntargets, ratios to the peer: wall hour by hour <= 1.5, batched <= 0.75; Prometheus CPU hour by hour "
           "<= 1.0, batched <= 0.5; worker CPU (embedded ClickHouse included) batched <= 1.0 x the peer's Prometheus "
           "CPU. The peer's figures are a lower bound (its queries only).")

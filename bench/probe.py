@@ -109,8 +109,8 @@ def main() -> None:
             batch = next_batch(pending, batch_size(config, series))
             pending = pending[len(batch):]
             batches.append(len(batch))
-            for hour in fetch_hours(client.counting(), "tenant_id", tenant, batch, 60):
-                with cyclic_gc_paused():  # for each hour, as the pipeline pauses it
+            with cyclic_gc_paused():  # for the batch, as the pipeline pauses it
+                for hour in fetch_hours(client.counting(), "tenant_id", tenant, batch, 60):
                     hour_input = hour.read()
                     series = sum(len(g) for g in hour_input.series.values())
                     rows += len(compute_hour(hour_input).rows)

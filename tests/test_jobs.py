@@ -117,9 +117,9 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_good_one_is_pr
 
 
 def test_a_range_is_one_batch_and_its_failed_hour_is_retried_as_a_job_of_its_own(cluster, world_factory):
-    """A range of up to KCW_BATCH_HOURS hours is one job and one batch (the tenant's first hour alone, the next two
-    together); a fault in one batched hour fails that hour only, which goes back through the delay queue as a
-    job of one hour, and is then stored like the others (equal to the ground truth)."""
+    """A range of up to KCW_BATCH_HOURS hours is one job and one batch (the tenant not seen yet: sized by its
+    census, asked ahead); a fault in one batched hour fails that hour only, which goes back through the delay
+    queue as a job of one hour, and is then stored like the others (equal to the ground truth)."""
     from .faultproxy import Rewrite, When
 
     def drop_the_last_point(body: dict) -> dict:
@@ -299,8 +299,8 @@ def test_an_input_that_breaks_an_invariant_fails_its_hour_and_is_dead_lettered_a
 
     real = extract.fetch_hour
 
-    def broken_for_the_first_hour(client, label, tenant, start, end, step):
-        hour_input = real(client, label, tenant, start, end, step)
+    def broken_for_the_first_hour(client, label, tenant, start, end, step, **options):
+        hour_input = real(client, label, tenant, start, end, step, **options)
         if start != START:
             return hour_input
         series = {**hour_input.series, "kubecost_cluster_info": [Summary({"id": "c"}, mean=1.0)]}

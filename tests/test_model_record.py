@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from kubecost_worker.model import compute_hour
+from kubecost_worker.model.pods import Services
 from kubecost_worker.model.rows import COST_FIELDS, IDLE
 from kubecost_worker.model.usage import irate_max
 
@@ -128,6 +130,24 @@ def test_the_first_service_by_name_whose_selector_matches_and_its_load_balancer(
     assert (lb.service, lb.workload_kind, lb.container) == ("alpha", "service", "")
     by_service = math.fsum(r.total_cost for r in result.rows if r.service == "alpha")
     assert by_service == pytest.approx(0.2 * 0.04 + 0.025)
+
+
+def test_a_pods_service_looked_up_by_one_selector_label_is_the_first_by_name_of_all_that_match():
+    """``Services`` finds a pod's candidates by one label of each selector: the answer is the one the rule gives
+    checking every Service (first by name, selector not empty, all its labels on the pod), over random selectors
+    and pods that share labels, miss some, or have none."""
+    rng = random.Random(20261206)
+    keys, values = ["app", "tier", "team", "version"], ["a", "b", "c"]
+    labelled = lambda most: {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, most))}
+    services = sorted((f"svc-{i:03d}", labelled(3)) for i in range(120))
+    index = Services(services)
+    matched = 0
+    for _ in range(600):
+        pod = labelled(4)
+        every = next((name for name, selector in services if selector and selector.items() <= pod.items()), "")
+        assert index.selecting(pod) == every
+        matched += every != ""
+    assert 100 < matched < 600  # both outcomes were tried
 
 
 def test_network_classes_add_up_to_the_network_cost_on_the_pods_own_row():

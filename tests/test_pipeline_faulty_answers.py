@@ -14,6 +14,7 @@ on the kind of query it hits, every tenant-hour is run through the proxy, and ei
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
@@ -26,6 +27,7 @@ from kubecost_worker.pipeline import Pipeline, run_hours
 from kubecost_worker.hours import hour_starts
 from kubecost_worker.store import migrations
 from kubecost_worker.store.clickhouse import ClickHouseSink
+from kubecost_worker.source.extract import census
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
 from .helpers import Cluster, ch_client
@@ -336,7 +338,7 @@ def test_the_ledger_records_what_each_hour_asked_of_thanos(store):
 
 
 def test_a_batched_backfill_fails_only_the_hour_a_fault_hits(store):
-    """The batched backfill (the tenant's first hour alone, then its other hours together): a range answer missing
+    """The batched backfill (every hour in one batch, sized by the census asked ahead): a range answer missing
     one series at one hour's point fails that hour, whose stored data stays as it was; the others are stored as
     cleanly as ever. Each hour's ledger record holds its share of the batch's requests: together, every request
     the proxy saw."""
@@ -370,3 +372,69 @@ def test_a_batched_backfill_fails_only_the_hour_a_fault_hits(store):
     (queries,), = store.sink.query("SELECT sum(thanos_queries) FROM k8s_expense_runs WHERE recorded_at > "
                                    "{t:DateTime64(6, 'UTC')} AND status != 'running'", {"t": before})
     assert abs(queries - store.proxy.count) <= HOURS  # the shares are rounded to whole requests
+
+
+def is_census(query: str) -> bool:
+    return query.startswith("label_replace(count(count_over_time(")
+
+
+def census_requests(proxy) -> list[str]:
+    return [path.split("?", 1)[0] for path in proxy.seen if is_census(query_of(path))]
+
+
+def test_a_tenant_not_seen_yet_is_sized_by_its_census_asked_once_ahead(store):
+    """A backfill of a tenant the pipeline has not seen: the census of the hours its first batch may take is asked
+    ahead (one range query), sizes that batch, and the batch takes it instead of asking it again. With room for
+    every hour, one batch; with a memory budget of two hours of the census's series, a batch of two, then the
+    rest sized by the hour last read. The rows are those of the clean run, and every request is in some hour's
+    ledger record."""
+    store.proxy.reset_counts()
+    before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    pipeline = store.pipeline(store.proxy.url)
+    batches = list(pipeline.batches(TENANTS[0], store.hours))
+    assert [[o.status for o in batch] for batch in batches] == [["succeeded"] * HOURS]
+    assert census_requests(store.proxy) == ["/api/v1/query_range"]
+    (queries,), = store.sink.query("SELECT sum(thanos_queries) FROM k8s_expense_runs WHERE recorded_at > "
+                                   "{t:DateTime64(6, 'UTC')} AND status != 'running'", {"t": before})
+    assert abs(queries - store.proxy.count) <= HOURS
+
+    found = census(ThanosClient(ThanosSettings(store.cluster.url)), "tenant_id", TENANTS[0], store.hours, 60)
+    assert 0 < found.series() <= pipeline.series_seen[TENANTS[0]]  # summarised series; the hour read has all
+    store.proxy.reset_counts()
+    tight = Pipeline(dataclasses.replace(store.config, batch_series_hours=2 * found.series() + 1),
+                     store.pipeline(store.proxy.url).thanos, store.sink)
+    batches = list(tight.batches(TENANTS[0], store.hours))
+    assert [len(batch) for batch in batches] == [2, 1]
+    assert all(o.status == "succeeded" for batch in batches for o in batch)
+    # ahead for the batch of two; the last hour, alone, asks its own (an instant query)
+    assert census_requests(store.proxy) == ["/api/v1/query_range", "/api/v1/query"]
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key
+
+
+def test_a_census_that_cannot_be_asked_ahead_sends_the_first_hour_alone(store):
+    """Where the census asked ahead fails (every attempt), the tenant's first hour goes alone and tells the size
+    of the rest, as before the census was asked ahead: every hour stored as cleanly as ever."""
+    failed: list[str] = []
+
+    def the_first_attempts(query: str) -> bool:
+        if is_census(query) and len(failed) < 2:  # the pipeline's client makes 2 attempts
+            failed.append(query)
+            return True
+        return False
+
+    store.proxy.default = When(the_first_attempts, Status(503, {"status": "error", "errorType": "unavailable",
+                                                                "error": "store down"}))
+    try:
+        pipeline = store.pipeline(store.proxy.url)
+        batches = list(pipeline.batches(TENANTS[1], store.hours))
+    finally:
+        store.proxy.default = "pass"
+    assert len(failed) == 2
+    assert [len(batch) for batch in batches] == [1, HOURS - 1]
+    assert all(o.status == "succeeded" for batch in batches for o in batch)
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key

@@ -44,9 +44,9 @@ class ClusterHour:
 
     def by(self, metric: str, *keys: str) -> dict[tuple[str, ...], list[Series | Summary]]:
         grouped: dict[tuple[str, ...], list[Series | Summary]] = defaultdict(list)
+        missing = ("",) * len(keys)  # a missing label reads as ''
         for s in self.of(metric):
-            labels = s.labels
-            grouped[tuple([labels.get(k, "") for k in keys])].append(s)
+            grouped[tuple(map(s.labels.get, keys, missing))].append(s)
         return grouped
 
     def node_gauges(self, metric: str) -> dict[str, list[tuple[float, float]]]:

@@ -94,6 +94,8 @@ def _instances_of_samples(pods: Pods, s: Series | Summary) -> list[Pod]:
 
 def _mean_of(instances: list[Pod], pod: Pod, group: list[Series | Summary]) -> float:
     """Mean of the samples of ``group``'s series that belong to ``pod``; 0 without samples."""
+    if not group:
+        return 0.0
     if len(group) == 1 and isinstance(group[0], Summary) and len(instances) == 1:
         return group[0].mean
     return timeline.mean([x for s in group for x in samples_in(instances, pod, samples_of(s))])
@@ -133,8 +135,12 @@ class PodRows:
             own_labels = self._own_labels(pod)
             kind, name = resolve_workload(self.owners, pod.namespace, pod.name, own_labels)
             self._identities[key] = (kind, name, {**self.namespace_labels.get(pod.namespace, {}), **own_labels},
-                                     selecting_service(self.selectors.get(pod.namespace, ()), own_labels))
+                                     self._service(pod.namespace, own_labels))
         return self._identities[key]
+
+    def _service(self, namespace: str, own_labels: dict[str, str]) -> str:
+        services = self.selectors.get(namespace)
+        return services.selecting(own_labels) if services is not None else ""
 
     def _own_labels(self, pod: Pod) -> dict[str, str]:
         own = self.pod_labels.get((pod.namespace, pod.name, pod.uid))
@@ -144,24 +150,36 @@ class PodRows:
         return own
 
 
-Selectors = dict[str, list[tuple[str, dict[str, str]]]]  # namespace -> [(service, selector)], by service name
+class Services:
+    """A namespace's Services (name, selector), by name, each findable by one label of its selector: a pod's
+    candidates are the Services keyed by one of its labels, not every Service of the namespace (a namespace of
+    hundreds of Services and thousands of pods would otherwise check every pair)."""
+
+    def __init__(self, services: list[tuple[str, dict[str, str]]]):
+        self.services = services
+        self.keyed: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for k, (_, selector) in enumerate(services):
+            if selector:  # an empty selector selects no pod
+                self.keyed[min(selector.items())].append(k)
+
+    def selecting(self, pod_labels: dict[str, str]) -> str:
+        """The first Service by name whose selector is not empty and all of whose labels the pod has; '' for
+        none."""
+        candidates = sorted(k for item in pod_labels.items() for k in self.keyed.get(item, ()))
+        for k in candidates:
+            service, selector = self.services[k]
+            if selector.items() <= pod_labels.items():
+                return service
+        return ""
 
 
-def services_by_namespace(ctx: ClusterHour) -> Selectors:
+def services_by_namespace(ctx: ClusterHour) -> dict[str, Services]:
     """Each Service's selector (the latest ``service_selector_labels`` series of it in the hour), by namespace."""
-    selectors: Selectors = defaultdict(list)
+    selectors: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
     for (ns, service), selector in sorted(ctx.latest_labels(SERVICE_SELECTOR_LABELS, "namespace",
                                                            "service").items()):
         selectors[ns].append((service, selector))
-    return selectors
-
-
-def selecting_service(services: list[tuple[str, dict[str, str]]] | tuple, pod_labels: dict[str, str]) -> str:
-    """The first Service by name whose selector is not empty and all of whose labels the pod has; '' for none."""
-    for service, selector in services:
-        if selector and selector.items() <= pod_labels.items():
-            return service
-    return ""
+    return {ns: Services(services) for ns, services in selectors.items()}
 
 
 Allocated = dict[str, dict[str, list[float]]]  # node -> resource -> [quantity-hours, cost] allocated to pods

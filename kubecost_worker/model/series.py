@@ -147,11 +147,14 @@ NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
 COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL, CONTAINER_CPU_USAGE_SECONDS_TOTAL}
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
+_EMPTY = ("",) * max(map(len, IDENTITY.values()))  # a missing label reads as ''
+
+
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:
     keys = IDENTITY.get(metric)
     if keys is None:
         return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-    return tuple([labels.get(k, "") for k in keys])
+    return tuple(map(labels.get, keys, _EMPTY))
 
 
 def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Summary]:
@@ -160,13 +163,21 @@ def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Su
     The merged series keeps the union of the labels (first non-empty value wins), so a label present on one
     copy only (``uid`` from kube-state-metrics, say) is not lost.
     """
-    groups: dict[tuple[str, ...], list[Series | Summary]] = {}
+    first: dict[tuple[str, ...], Series | Summary] = {}
+    groups: dict[tuple[str, ...], list[Series | Summary]] = {}  # the identities seen more than once
     for s in series:
-        groups.setdefault(identity(metric, s.labels), []).append(s)
+        key = identity(metric, s.labels)
+        if key in first:
+            groups.setdefault(key, [first[key]]).append(s)
+        else:
+            first[key] = s
+    if not groups:  # the usual hour: nothing seen twice
+        return list(first.values())
     merged = []
-    for copies in groups.values():
-        if len(copies) == 1:
-            merged.append(copies[0])
+    for key, one in first.items():
+        copies = groups.get(key)
+        if copies is None:
+            merged.append(one)
             continue
         if any(isinstance(copy, Summary) for copy in copies):
             raise ValueError(f"{metric}: copies of one series summarised; merging them needs their samples")

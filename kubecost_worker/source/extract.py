@@ -61,8 +61,9 @@ IN_HOUR = {CONTAINER_CPU_USAGE_SECONDS_TOTAL: "last", CONTAINER_MEMORY_WORKING_S
 
 
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
-               summarise: bool = True) -> HourInput:
-    """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``."""
+               summarise: bool = True, census: "Census | None" = None) -> HourInput:
+    """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``. A
+    ``census`` covering the hour (``census``) is taken instead of asked again."""
     promql.tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
     if not summarise:
         series, counted = fetch_samples(client, tenant_label, tenant, promql.names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
@@ -71,7 +72,7 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
     if end - start != HOUR:
         raise ValueError("a summarised fetch covers one whole hour")
-    summaries, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step)
+    summaries, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step, census)
     return _completed(client, tenant_label, tenant, start, step, summaries)
 
 
@@ -109,7 +110,8 @@ def read_ahead(fetches: list[HourFetch]) -> Iterator[HourFetch]:
             yield replace(fetch, read=current.result)
 
 
-def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int) -> list[HourFetch]:
+def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int,
+                census: "Census | None" = None) -> list[HourFetch]:
     """The consecutive hours ``starts`` of one tenant, each to be read in its turn as ``fetch_hour`` would read it.
 
     The summaries of all the hours come from one range query each, at a one-hour step (each point is the
@@ -118,16 +120,18 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
     kubecost_* series) and the pods that need theirs are fetched by each hour's ``read``, as for one hour. An hour's
     input is made when it is read and its answers dropped then, so that one hour's series are in memory at a time
     beside the batch's answers. Should the shared queries fail, each hour is fetched on its own, so that its fate
-    is its own. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that
-    are not consecutive."""
+    is its own. A ``census`` asked ahead (``census``, to size the batch) is taken for the hours it covers instead of
+    asked again. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that are not
+    consecutive."""
     promql.tenant_matcher(tenant_label, tenant)
     if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
         raise ValueError("fetch_hours takes consecutive hours")
     own = [client.counting() for _ in starts]
     if len(starts) == 1:  # nothing to share: the hour as fetch_hour fetches it
-        return [_alone(own[0], tenant_label, tenant, starts[0], step)]
+        alone = _alone(own[0], tenant_label, tenant, starts[0], step, census)
+        return [replace(alone, shared=client.load) if census is not None else alone]  # the census its share
     try:
-        summaries = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step)
+        summaries = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step, census)
     except WorkerError:  # a shared query failed: each hour on its own, so that its fate is its own
         return [_alone(hour_client, tenant_label, tenant, start, step) for start, hour_client in zip(starts, own)]
     return [HourFetch(start, partial(_completed, hour_client, tenant_label, tenant, start, step, summary),
@@ -135,8 +139,41 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
             for start, hour_client, summary in zip(starts, own, summaries)]
 
 
-def _alone(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int) -> HourFetch:
-    return HourFetch(start, partial(fetch_hour, client, tenant_label, tenant, start, start + HOUR, step), client.load)
+@dataclass(frozen=True)
+class Census:
+    """The census of consecutive hours, asked ahead of a batch: per hour, the series of each summarised metric
+    with samples in it (``promql.SERIES_IN_HOUR``), the items of its answer as a batch's census query gives them."""
+
+    starts: list[int]
+    per_hour: list[list[_Point]]
+
+    def series(self) -> int:
+        """The summarised series of the fullest hour: what a batch of these hours is sized by."""
+        return max((sum(_count(promql.SERIES_IN_HOUR, i) for i in items) for items in self.per_hour), default=0)
+
+    def of(self, starts: list[int]) -> list[list[_Point]] | None:
+        """The census of ``starts``, where it covers them all."""
+        if not starts or starts[0] not in self.starts or starts[-1] not in self.starts:
+            return None
+        first = self.starts.index(starts[0])
+        return self.per_hour[first:first + len(starts)]
+
+
+def census(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int) -> Census:
+    """The census of the consecutive hours ``starts`` of one tenant: one query (a range query at a one-hour step
+    for several hours), the one a batch of them would ask. Asked ahead, it tells how many hours a batch of a tenant
+    not seen yet may take (``Pipeline``); the batch then takes it from here (``fetch_hours``)."""
+    promql.tenant_matcher(tenant_label, tenant)
+    if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
+        raise ValueError("census takes consecutive hours")
+    batch = _Batch(client, tenant_label, tenant, starts, step)
+    return Census(list(starts), _at_each_hour(batch, _summary_queries(batch).census, HOUR - 0.001, AGGREGATED))
+
+
+def _alone(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int,
+           census: "Census | None" = None) -> HourFetch:
+    return HourFetch(start, partial(fetch_hour, client, tenant_label, tenant, start, start + HOUR, step,
+                                    census=census), client.load)
 
 
 def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int,
@@ -154,7 +191,7 @@ def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int,
 
 
 def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClient], tenant_label: str, tenant: str,
-                            starts: list[int], step: int
+                            starts: list[int], step: int, census: "Census | None" = None
                             ) -> list[Callable[[], _Summarised]]:
     """Per hour of ``starts`` (consecutive), what makes its summaries of the ``SUMMARISABLE`` metrics, its samples
     of the others (asked by that hour's client) and the sample counts the server gave, or raises that hour's error.
@@ -166,7 +203,7 @@ def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClien
     """
     batch = _Batch(client, tenant_label, tenant, starts, step)
     queries = _summary_queries(batch)
-    answers, early_samples = _ask_summaries(batch, queries)
+    answers, early_samples = _ask_summaries(batch, queries, census.of(starts) if census is not None else None)
     return [partial(_hour_summaries, batch, hour_client, queries, answers, early_samples, k)
             for k, hour_client in enumerate(hour_clients)]
 
@@ -261,10 +298,12 @@ class _HourAnswers:
     census: list[_Point]
 
 
-def _ask_summaries(batch: _Batch, queries: _SummaryQueries) -> tuple[_Answers, Future | None]:
-    """Every summary query of the batch, in parallel; with one hour alone, its samples beside them (several:
-    each hour's when its turn comes, as they are small and quick, and only one hour's are held at a time). Raises
-    where a shared query fails: one failing fails every hour (the caller then fetches each on its own)."""
+def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]] | None
+                   ) -> tuple[_Answers, Future | None]:
+    """Every summary query of the batch, in parallel (the census unless given); with one hour alone, its samples
+    beside them (several: each hour's when its turn comes, as they are small and quick, and only one hour's are
+    held at a time). Raises where a shared query fails: one failing fails every hour (the caller then fetches each
+    on its own)."""
     starts = batch.starts
     at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
     with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
@@ -276,12 +315,12 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries) -> tuple[_Answers, F
         counts = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()}
         first = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
         last = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
-        census = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED)
+        counted = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED) if census is None else None
         answers = _Answers({m: future.result() for m, future in means.items()},
                            {m: _tagged({name: f.result() for name, f in futures.items()})
                             for m, futures in usage.items()},
                            {m: future.result() for m, future in counts.items()},
-                           first.result(), last.result(), census.result())
+                           first.result(), last.result(), census if counted is None else counted.result())
         if early_samples is not None:
             early_samples.exception()  # an error of the hour's samples is the hour's: read in its turn
     return answers, early_samples
