@@ -155,9 +155,9 @@ class Pipeline:
         try:
             found = census(client, self.config.tenant_label, tenant, next_batch(pending, self.config.batch_hours),
                            self.config.step_seconds)
+            self.series_seen[tenant] = found.series()  # a count that is no count is a bad answer, as in a batch
         except WorkerError:
             return None
-        self.series_seen[tenant] = found.series()
         return found
 
     def run_hour(self, tenant: str, hour: int, reason: str = "backfill", force: bool = False) -> HourOutcome:

@@ -63,7 +63,7 @@ IN_HOUR = {CONTAINER_CPU_USAGE_SECONDS_TOTAL: "last", CONTAINER_MEMORY_WORKING_S
 def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int, end: int, step: int,
                summarise: bool = True, census: "Census | None" = None) -> HourInput:
     """What the model needs of ``[start, end)`` for one tenant; every series as samples if not ``summarise``. A
-    ``census`` covering the hour (``census``) is taken instead of asked again."""
+    census asked ahead (the function ``census``) that covers the hour is taken instead of asked again."""
     promql.tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
     if not summarise:
         series, counted = fetch_samples(client, tenant_label, tenant, promql.names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
