@@ -10,7 +10,7 @@ from typing import Mapping
 
 from . import timeline
 from .rows import ExpenseRow
-from .series import COUNTERS, LABEL_METRICS, HourInput, Series, Summary, deduplicate
+from .series import COUNTERS, LABEL_METRICS, HourInput, Series, Summary, deduplicate, label_values
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,8 @@ class ClusterHour:
 
     def by(self, metric: str, *keys: str) -> dict[tuple[str, ...], list[Series | Summary]]:
         grouped: dict[tuple[str, ...], list[Series | Summary]] = defaultdict(list)
-        missing = ("",) * len(keys)  # a missing label reads as ''
         for s in self.of(metric):
-            grouped[tuple(map(s.labels.get, keys, missing))].append(s)
+            grouped[label_values(s.labels, keys)].append(s)
         return grouped
 
     def node_gauges(self, metric: str) -> dict[str, list[tuple[float, float]]]:

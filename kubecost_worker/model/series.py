@@ -5,6 +5,7 @@ their de-duplication."""
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
@@ -147,14 +148,16 @@ NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
 COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL, CONTAINER_CPU_USAGE_SECONDS_TOTAL}
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
-_EMPTY = ("",) * max(map(len, IDENTITY.values()))  # a missing label reads as ''
+def label_values(labels: Labels, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of ``keys`` in ``labels``, a missing label read as ''."""
+    return tuple(map(labels.get, keys, repeat("")))
 
 
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:
     keys = IDENTITY.get(metric)
     if keys is None:
         return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-    return tuple(map(labels.get, keys, _EMPTY))
+    return label_values(labels, keys)
 
 
 def deduplicate(metric: str, series: list[Series | Summary]) -> list[Series | Summary]:

@@ -123,9 +123,7 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
     is its own. A ``census`` asked ahead (``census``, to size the batch) is taken for the hours it covers instead of
     asked again. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that are not
     consecutive."""
-    promql.tenant_matcher(tenant_label, tenant)
-    if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
-        raise ValueError("fetch_hours takes consecutive hours")
+    _refuse_unfit(tenant_label, tenant, starts)
     own = [client.counting() for _ in starts]
     if len(starts) == 1:  # nothing to share: the hour as fetch_hour fetches it
         alone = _alone(own[0], tenant_label, tenant, starts[0], step, census)
@@ -163,11 +161,17 @@ def census(client: ThanosClient, tenant_label: str, tenant: str, starts: list[in
     """The census of the consecutive hours ``starts`` of one tenant: one query (a range query at a one-hour step
     for several hours), the one a batch of them would ask. Asked ahead, it tells how many hours a batch of a tenant
     not seen yet may take (``Pipeline``); the batch then takes it from here (``fetch_hours``)."""
-    promql.tenant_matcher(tenant_label, tenant)
-    if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
-        raise ValueError("census takes consecutive hours")
+    _refuse_unfit(tenant_label, tenant, starts)
     batch = _Batch(client, tenant_label, tenant, starts, step)
     return Census(list(starts), _at_each_hour(batch, _summary_queries(batch).census, HOUR - 0.001, AGGREGATED))
+
+
+def _refuse_unfit(tenant_label: str, tenant: str, starts: list[int]) -> None:
+    """What no hour of a batch could get past, refused before any request: a tenant id outside the safe alphabet,
+    hours that are not consecutive."""
+    promql.tenant_matcher(tenant_label, tenant)
+    if any(b - a != HOUR for a, b in zip(starts, starts[1:])):
+        raise ValueError("a batch takes consecutive hours")
 
 
 def _alone(client: ThanosClient, tenant_label: str, tenant: str, start: int, step: int,
@@ -315,12 +319,12 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
         counts = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()}
         first = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
         last = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
-        counted = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED) if census is None else None
+        asked_census = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED) if census is None else None
         answers = _Answers({m: future.result() for m, future in means.items()},
                            {m: _tagged({name: f.result() for name, f in futures.items()})
                             for m, futures in usage.items()},
                            {m: future.result() for m, future in counts.items()},
-                           first.result(), last.result(), census if counted is None else counted.result())
+                           first.result(), last.result(), census if asked_census is None else asked_census.result())
         if early_samples is not None:
             early_samples.exception()  # an error of the hour's samples is the hour's: read in its turn
     return answers, early_samples
