@@ -101,8 +101,11 @@ def test_summarised_equals_sampled_on_the_simulated_tenants(prometheus_from, tmp
             # the pod name reused inside the first hour and the duplicated daemonset series went through samples
             if hour == start:
                 assert all(isinstance(s, Series) for s in summarised.of(RUNNING) if s.labels["pod"] == "cache-0")
-            assert all(isinstance(s, Series) for s in summarised.of("container_cpu_allocation")
-                       if s.labels["namespace"] == "monitoring")
+            # the daemonset's series kube-state-metrics reports too came as samples, its allocations summarised
+            monitoring = {m: {type(s) for s in summarised.of(m) if s.labels["namespace"] == "monitoring"}
+                          for m in (RUNNING, "kube_pod_container_resource_requests", "container_cpu_allocation")}
+            assert monitoring == {RUNNING: {Series}, "kube_pod_container_resource_requests": {Series},
+                                  "container_cpu_allocation": {Summary}}
     assert summarised_pods > 100  # and most pods did not
 
 
@@ -234,6 +237,11 @@ def edge_hour(path: Path) -> Path:
     om.add("kube_pod_container_resource_requests",
            {"namespace": "app", "pod": "copied", "container": "c", "node": "n1", "resource": "cpu", "unit": "core",
             "job": "kube-state-metrics"}, [(t, 0.25) for t, _ in hour if t % 120 == 0])
+    # its owner series alone twice (kube-state-metrics and the cost-model): the copies merged, the rest summarised
+    pod(om, "owned-twice", [t for t, _ in hour])
+    om.add("kube_pod_owner", {"namespace": "app", "pod": "owned-twice", "owner_kind": "ReplicaSet",
+                              "owner_name": "owned-twice-5d8f7c9b4", "owner_is_controller": "true",
+                              "job": "kube-state-metrics"}, [(t, 1.0) for t, _ in hour])
     usage_cases(om)
     return om.write(path)
 
@@ -382,19 +390,26 @@ def test_summarised_equals_sampled_on_the_edge_cases(edge):
     assert rows["edge-ms"].cpu_core_hours == pytest.approx(0.5)  # the 9-core sample 1 ms before the hour is out
 
 
-def test_only_the_pods_a_summary_cannot_describe_come_as_samples(edge):
+def test_only_the_series_a_summary_cannot_describe_come_as_samples(edge):
     _, summarised, _ = edge
     running = kinds(summarised, RUNNING)
     allocation = kinds(summarised, "container_cpu_allocation")
-    for name in ("steady", "aligned", "edge-ms"):
-        assert running[name] is Summary and allocation[name] is Summary, name
-    for name in ("jitter", "late", "early", "stopped"):  # first or last sample not pinned down: running samples
-        assert running[name] is Series and allocation[name] is Summary, name
     requests = kinds(summarised, "kube_pod_container_resource_requests")
-    for name in ("pending", "nan", "gpu", "copied"):  # everything as samples
-        assert allocation[name] is Series and requests[name] is Series, name
-    assert allocation["no-running"] is Series and "no-running" not in running
+    for name in ("steady", "aligned", "edge-ms"):
+        assert running[name] is Summary and allocation[name] is Summary and requests[name] is Summary, name
+    for name in ("jitter", "late", "early", "stopped"):  # first or last sample not pinned down: running samples
+        assert running[name] is Series and allocation[name] is Summary and requests[name] is Summary, name
+    # not one instance in the hour: every series of the pod
+    assert allocation["pending"] is Series and requests["pending"] is Series and running["pending"] is Series
+    assert allocation["no-running"] is Series and requests["no-running"] is Series and "no-running" not in running
+    # one instance: the metric the summary cannot stand for, the pod's others summarised
+    assert allocation["nan"] is Series and requests["nan"] is Summary  # a NaN allocation sample
+    for name in ("gpu", "copied"):  # two request series of one container and resource
+        assert requests[name] is Series and allocation[name] is Summary and running[name] is Summary, name
     assert kinds(summarised, "kube_pod_labels") == {"relabelled": Series, "steady": Summary}
+    owners = kinds(summarised, "kube_pod_owner")
+    assert owners["relabelled"] is Summary and owners["owned-twice"] is Series
+    assert (running["owned-twice"], allocation["owned-twice"], requests["owned-twice"]) == (Summary, Summary, Summary)
 
 
 # -- 3. closed or left-open ranges ----------------------------------------------------------------------------
@@ -543,11 +558,20 @@ def test_only_the_pods_usage_summaries_cannot_describe_come_as_samples(edge):
     # started inside the hour, or the scrape before it missed: the increase counts from the hour's first (its lowest)
     for name in ("started", "gap"):
         assert cpu[name] is Summary and memory[name] is Summary, name
-    for name in ("restarted", "reborn", "nan-cpu", "nan-ws", "twin", "sidecar", "reused", "ghost",
-                 "jittered", "two-ws"):
-        assert memory[name] is Series and cpu.get(name, Series) is Series, name
-        # and the pod's other summarised series with them
+    # not one instance in the hour (a pod name reused, usage of a pod nothing else reports): every series of the pod
+    for name in ("reused", "ghost"):
+        assert memory[name] is Series and cpu[name] is Series, name
         assert all(isinstance(s, Series) for s in summarised.of("container_cpu_allocation")
+                   if s.labels["pod"] == name), name
+    # one instance: the usage metric whose figure the server cannot give (a reset, a NaN, a counter ending before
+    # the hour, two samples in the step before it) or whose series the model merges (copies, two working sets of one
+    # container); the pod's other series summarised
+    samples_of = {"restarted": {CPU_USAGE}, "nan-cpu": {CPU_USAGE}, "sidecar": {CPU_USAGE}, "jittered": {CPU_USAGE},
+                  "nan-ws": {WORKING_SET}, "reborn": {WORKING_SET}, "two-ws": {WORKING_SET},
+                  "twin": {CPU_USAGE, WORKING_SET}}
+    for name, metrics in samples_of.items():
+        assert {m for m, of in ((CPU_USAGE, cpu), (WORKING_SET, memory)) if of.get(name) is Series} == metrics, name
+        assert all(isinstance(s, Summary) for s in summarised.of("container_cpu_allocation")
                    if s.labels["pod"] == name), name
     # cAdvisor's pod cgroup and pause container: in the samples, never in the summarised input
     steady = {s.labels.get("container", "") for s in sampled.of(CPU_USAGE) if s.labels["pod"] == "steady"}

@@ -87,8 +87,8 @@ def samples_in(instances: list[Pod], pod: Pod, samples) -> list[tuple[float, flo
 
 def _instances_of_samples(pods: Pods, s: Series | Summary) -> list[Pod]:
     instances = pods.get((s.labels.get("namespace", ""), s.labels.get("pod", "")), [])
-    if len(instances) == 1:
-        return list(instances)
+    if len(instances) <= 1:
+        return instances  # not changed by the caller
     return [p for p in instances if any(p.contains(t) for t, _ in samples_of(s))]
 
 

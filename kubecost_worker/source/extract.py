@@ -4,9 +4,9 @@ Most of a tenant-hour's samples are pod-level series of which the model takes on
 (``policy.SUMMARISABLE``): the mean of an allocation or request, the first and last positive sample of a running series,
 the labels of an owner or label series, the increase, mean and maximum of cAdvisor's usage series. Prometheus
 computes those figures, so one number per series crosses the network instead of 60 samples. Prices, capacities,
-volumes, the network counter and every ``kubecost_*`` series come as samples. Pods the figures cannot describe
-exactly (``policy.pods_needing_samples``) are fetched again as samples, so the model computes the same numbers
-either way (``tests/test_source_extract.py``).
+volumes, the network counter and every ``kubecost_*`` series come as samples. Series the figures cannot describe
+exactly (``policy.samples_needed``: a pod's series of some metrics, or all of them) are fetched again as samples, so
+the model computes the same numbers either way (``tests/test_source_extract.py``).
 
 Answers are checked for what they claim before the model sees them (``ThanosBadAnswer``, retried and never
 stored): samples are sorted by time where a server sent them out of order, a sample repeated with the same value
@@ -25,7 +25,8 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from operator import itemgetter, lt
+from itertools import chain
+from operator import itemgetter, lt, sub
 from typing import Any, Callable, Iterator
 
 from ..errors import WorkerError
@@ -34,7 +35,7 @@ from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
 from . import promql
 from .policy import (CONTAINER_SUMMARIES, COUNTED_SUMMARIES, SUMMARISABLE, USAGE_SUMMARIES, is_container, pod_of,
-                     pods_needing_samples)
+                     samples_needed)
 from .thanos import ThanosBadAnswer, ThanosClient, ThanosDownsampled, ThanosLoad
 
 # Samples of a series typically further apart than this many scrape steps are not the raw scrape (a missed scrape
@@ -189,8 +190,12 @@ def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     # Pods that started or stopped inside the hour: their running samples pin down when.
     unknown = {pod_of(s) for s in series.get(RUNNING, ()) if s.first is None or s.last is None}
     _replace_pods(series, unknown, (RUNNING,), client, tenant_label, tenant, start, end, step)
-    redo = pods_needing_samples(series, start, end)
-    _replace_pods(series, redo, SUMMARISABLE, client, tenant_label, tenant, start, end, step)
+    # the series the summaries cannot stand for: a query per set of metrics, all of a pod's or some (a few sets)
+    by_metrics: dict[tuple[str, ...], set[tuple[str, str]]] = defaultdict(set)
+    for pod, metrics in samples_needed(series, start, end).items():
+        by_metrics[metrics].add(pod)
+    for metrics, pods in sorted(by_metrics.items()):
+        _replace_pods(series, pods, metrics, client, tenant_label, tenant, start, end, step)
     return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
 
 
@@ -221,6 +226,22 @@ class _Batch:
     tenant: str
     starts: list[int]
     step: int
+    # the model's labels of each series answered, by its label names and values as answered (``labels_of``)
+    known: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
+
+    def labels_of(self, metric: dict[str, str]) -> dict[str, str]:
+        """The model's labels of an answer's series (``_labels``): one dict per series for every answer of the
+        batch, made once, so that a series' figures and times are joined on it (by ``id``) and its hours share it.
+        Kept by its names and values in one flat tuple of interned strings (a tuple per label would cost a large
+        tenant-hour tens of MB). Answered from the batch's threads: ``setdefault`` keeps one dict should two
+        threads make it at once."""
+        labels = self.known.get(tuple(chain.from_iterable(metric.items())))
+        if labels is None:  # the first answer of this series, or the server ordered its labels otherwise there
+            ordered = sorted(metric.items())
+            labels = self.known.setdefault(_interned(chain.from_iterable(ordered)), _labels(metric, self.tenant_label))
+            if list(metric.items()) != ordered:
+                self.known[_interned(chain.from_iterable(metric.items()))] = labels
+        return labels
 
 
 @dataclass(frozen=True)
@@ -338,17 +359,21 @@ def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) 
     pairs are made, and a batch holds nothing but what the model reads."""
     starts = batch.starts
     if len(starts) == 1:
-        return [[(_key(i["metric"], kind, batch.tenant_label), i["value"][1])
+        return [[(_key(i["metric"], kind, batch), i["value"][1])
                  for i in batch.client.query(query, starts[0] + offset) if _is_tenants(i, kind, batch)]]
     per_hour: list[list[_Point]] = [[] for _ in starts]
+    hour_at: dict[Any, int] = {}  # each point's time as answered -> its hour: every series has the same few
     for item in batch.client.query_range(query, starts[0] + offset, starts[-1] + offset, HOUR):
         if not _is_tenants(item, kind, batch):
             continue
-        key = _key(item["metric"], kind, batch.tenant_label)
+        key = _key(item["metric"], kind, batch)
         for point in item["values"]:
             try:
-                k, value = round((float(point[0]) - offset - starts[0]) / HOUR), point[1]
-            except (TypeError, ValueError, IndexError) as exc:
+                k = hour_at.get(point[0])
+                if k is None:
+                    k = hour_at[point[0]] = round((float(point[0]) - offset - starts[0]) / HOUR)
+                value = point[1]
+            except (TypeError, ValueError, LookupError, OverflowError) as exc:
                 raise ThanosBadAnswer(f"{query[:80]}: a point that is not [time, value]: {str(point)[:80]}") from exc
             if not 0 <= k < len(starts):
                 raise ThanosBadAnswer(f"{query[:80]}: a point at {point[0]} outside the hours asked")
@@ -361,13 +386,12 @@ def _is_tenants(item: dict, kind: str, batch: _Batch) -> bool:
     return kind == AGGREGATED or item["metric"].get(batch.tenant_label) == batch.tenant
 
 
-def _key(metric: dict, kind: str, tenant_label: str) -> Any:
+def _key(metric: dict, kind: str, batch: _Batch) -> Any:
     if kind == AGGREGATED:
         return metric
-    labels = _labels(metric, tenant_label)
     if kind == FIGURES:
-        labels.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
-    return labels
+        metric.pop("__name__", None)  # last_over_time keeps it, the other functions drop it
+    return batch.labels_of(metric)
 
 
 def _tagged(figures: dict[str, list[list[_Point]]]) -> list[list[_Point]]:
@@ -417,22 +441,24 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, qu
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
 
 
-def _times(what: str, items: list[_Point]) -> dict[frozenset, float]:
-    """A time per series (its labels as the key), from an answer of ``timestamp``."""
-    return {frozenset(i[0].items()): _value(what, i) for i in items}
+def _times(what: str, items: list[_Point]) -> dict[int, float]:
+    """A time per series (keyed by its labels dict's ``id``: one per series, ``_Batch.labels_of``), from an answer of
+    ``timestamp``."""
+    return {id(i[0]): _value(what, i) for i in items}
 
 
 def _figures(metric: str, items: list[_Point]) -> list[tuple[Summary, bool]]:
     """Several figures of each series from their answers, each item tagged with its figure's name: the summaries
-    and whether each one's series has samples in the hour (what the census counts)."""
-    by_series: dict[frozenset, dict[str, float]] = defaultdict(dict)
+    and whether each one's series has samples in the hour (what the census counts). A series' figures are joined on
+    its labels dict, one per series (``_Batch.labels_of``)."""
+    by_series: dict[int, tuple[dict[str, str], dict[str, float]]] = {}
     for item in items:
         name, labels = item[0]
-        key = frozenset(labels.items())
-        if name in by_series[key]:
+        found = by_series.setdefault(id(labels), (labels, {}))[1]
+        if name in found:
             raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} gives a series twice: {dict(labels)}")
-        by_series[key][name] = _value(f"{metric} {name}", item)
-    return [(_usage(metric, dict(key), found), IN_HOUR[metric] in found) for key, found in by_series.items()]
+        found[name] = _value(f"{metric} {name}", item)
+    return [(_usage(metric, labels, found), IN_HOUR[metric] in found) for labels, found in by_series.values()]
 
 
 def _usage(metric: str, labels: dict[str, str], found: dict[str, float]) -> Summary:
@@ -451,8 +477,7 @@ def _usage(metric: str, labels: dict[str, str], found: dict[str, float]) -> Summ
 
 def _running(labels: dict[str, str], first_times: dict, last_times: dict, start: int) -> Summary:
     """A running series' summary: its first and last positive sample where the server pinned them down."""
-    key = frozenset(labels.items())
-    first, last = first_times.get(key, -1.0), last_times.get(key, -1.0)
+    first, last = first_times.get(id(labels), -1.0), last_times.get(id(labels), -1.0)
     return Summary(labels, first=first if first >= start else None, last=last if last >= start else None)
 
 
@@ -468,13 +493,19 @@ def _replace_pods(series: dict[str, list[Series | Summary]], pods: set[tuple[str
         matchers = promql.names_matcher(list(metrics)) + ", " + promql.matching("pod", pattern)
         for metric, group in fetch_samples(client, tenant_label, tenant, matchers, start, end, step, seen)[0].items():
             fetched[metric].extend(group)  # the hour's sample counts came with the summaries already
+    kept_of: dict[str, list[Series | Summary]] = {}
     for metric in metrics:
-        replaced = {frozenset(s.labels.items()) for s in series.get(metric, ()) if pod_of(s) in pods}
+        kept, replaced = [], set()
+        for s in series.get(metric, ()):
+            if pod_of(s) in pods:
+                replaced.add(frozenset(s.labels.items()))
+            else:
+                kept.append(s)
         if not replaced <= seen[metric]:
             raise ThanosBadAnswer(f"{metric}: the samples of {len(replaced - seen[metric])} of the {len(replaced)} "
                                   "series re-fetched did not come back: an answer is incomplete")
-    for metric in metrics:
-        kept = [s for s in series.get(metric, ()) if pod_of(s) not in pods]
+        kept_of[metric] = kept
+    for metric, kept in kept_of.items():
         # the same pod name in other namespaces; cAdvisor's non-containers as the summaries leave them out
         # in label order whatever the batches: the same input however the pods were split
         kept += sorted((s for s in fetched.get(metric, ()) if pod_of(s) in pods
@@ -494,6 +525,10 @@ def pod_patterns(names: list[str], max_chars: int) -> list[str]:
         else:
             patterns.append(escaped)
     return patterns
+
+
+def _interned(strings) -> tuple[str, ...]:
+    return tuple(map(sys.intern, strings))
 
 
 def _labels(parsed: dict[str, str], tenant_label: str) -> dict[str, str]:
@@ -548,10 +583,11 @@ def check_resolution(series: dict[str, list[Series | Summary]], start: int, end:
         for s in group:
             if len(gaps) >= SPACING_SERIES:
                 break
-            if isinstance(s, Series):
-                times = [t for t, _ in s.samples if start <= t < end]
+            if isinstance(s, Series):  # its samples ascending by time (``_in_order``)
+                times = [t for t, _ in s.samples[bisect.bisect_left(s.samples, (start,)):
+                                                 bisect.bisect_left(s.samples, (end,))]]
                 if len(times) >= 3:
-                    gaps.append(statistics.median(b - a for a, b in zip(times, times[1:])))
+                    gaps.append(statistics.median(map(sub, times[1:], times)))
     if gaps and statistics.median(gaps) > SPACING_TOLERANCE * step:
         raise ThanosDownsampled(f"samples {statistics.median(gaps):.0f} s apart where the scrape step is {step} s: "
                                 "a downsampled block (raw samples gone, or max_source_resolution not honoured) or a "

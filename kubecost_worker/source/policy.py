@@ -3,7 +3,7 @@
 The model reads one figure of most pod-level series (``model/series.py`` names them): a mean, the first and
 last positive sample, the labels, and of cAdvisor's usage series an increase or a mean and a maximum. Where such a
 figure stands exactly for the samples, the source asks Prometheus for it instead of the samples; where it does not
-(``pods_needing_samples``), it fetches those pods' samples, so the model computes the same numbers either way
+(``samples_needed``), it fetches those series' samples, so the model computes the same numbers either way
 (``tests/test_source_extract.py``).
 """
 
@@ -46,28 +46,36 @@ def pod_of(s: Series | Summary) -> tuple[str, str]:
     return s.labels.get("namespace", ""), s.labels.get("pod", "")
 
 
-def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: float,
-                         end: float) -> set[tuple[str, str]]:
-    """``(namespace, pod)`` whose summaries cannot stand for their samples: the source fetches those samples.
+def samples_needed(series: Mapping[str, list[Series | Summary]], start: float,
+                   end: float) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Per ``(namespace, pod)`` whose summaries cannot all stand for their samples, the summarised metrics whose series
+    of it the source fetches as samples (in ``SUMMARISABLE`` order).
 
-    - the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits its samples between
-      instances by time, or takes the running time of a pod without running samples from its allocations;
-    - a series the model would merge or add to another one: copies of one series, two series of one container
-      and resource, two label series of one pod, two working-set series of one container (the model averages
-      their samples together; a restart is a new cgroup ``id``). Two CPU counters of one container stay
+    Every one of them where the pod did not run as exactly one instance (uid) in ``[start, end)``: the model splits
+    all its samples between instances by time, or takes the running time of a pod without running samples from its
+    allocations; likewise a running series summarised without its first or last positive sample. Otherwise only
+    the metrics where one of its series cannot be summarised, as the model reads each metric on its own:
+
+    - a series the model would merge or add to another one: copies of one series (owners' too), two series of one
+      container and resource, two label series of one pod, two working-set series of one container (the model
+      averages their samples together; a restart is a new cgroup ``id``). Two CPU counters of one container stay
       summaries: the model adds their increases and takes the higher maximum, which the summaries give exactly;
     - a mean that is not finite: the model leaves NaN and infinite samples out;
     - a usage figure that is not finite: the source leaves it NaN where the server cannot compute the model's
-      figure (a counter reset, two samples in the step before the hour, a NaN sample...);
-    - a running series summarised without its first or last positive sample.
+      figure (a counter reset, two samples in the step before the hour, a NaN sample...).
+
+    A pod both kube-state-metrics and the cost-model report (its requests, running, owner and label series twice)
+    thus comes with those series as samples, its cAdvisor usage and allocations still summarised.
     """
     instances: dict[tuple[str, str], set[str]] = defaultdict(set)
-    needed: set[tuple[str, str]] = set()
+    whole: set[tuple[str, str]] = set()
     for s in series.get(RUNNING, ()):
         if isinstance(s, Summary) and (s.first is None or s.last is None):
-            needed.add(pod_of(s))
+            whole.add(pod_of(s))
         elif isinstance(s, Summary) or any(start <= t < end and v > 0 for t, v in s.samples):
             instances[pod_of(s)].add(s.labels.get("uid", ""))
+    single = {pod for pod, uids in instances.items() if len(uids) == 1}
+    some: dict[tuple[str, str], set[str]] = defaultdict(set)
     for metric in SUMMARISABLE:
         summarised: dict[tuple, bool] = {}  # key -> whether a series of that key came as a summary
         for s in series.get(metric, ()):
@@ -76,26 +84,33 @@ def pods_needing_samples(series: Mapping[str, list[Series | Summary]], start: fl
             if metric in CONTAINER_SUMMARIES:
                 key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""),
                        resource_kind(labels.get("resource", "cpu")))
-                if is_summary and (not math.isfinite(s.mean) or len(instances.get(pod, ())) != 1):
-                    needed.add(pod)
+                if is_summary:
+                    if pod not in single:
+                        whole.add(pod)
+                    elif not math.isfinite(s.mean):
+                        some[pod].add(metric)
             elif metric in USAGE_SUMMARIES:
                 if not is_container(s):
                     continue  # never a summary, and the model leaves them out
-                if is_summary and (not all(map(math.isfinite, usage_figures(metric, s)))
-                                   or len(instances.get(pod, ())) != 1):
-                    needed.add(pod)
+                if is_summary:
+                    if pod not in single:
+                        whole.add(pod)
+                    elif not all(map(math.isfinite, usage_figures(metric, s))):
+                        some[pod].add(metric)
                 if metric == CONTAINER_MEMORY_WORKING_SET_BYTES:  # not the cgroup id: a container's series average
                     key = (labels.get("cluster_id", ""), *pod, labels.get("container", ""))
                 else:
                     key = (labels.get("cluster_id", ""), *identity(metric, labels))
-            elif metric == RUNNING:
-                key = (labels.get("cluster_id", ""), *identity(metric, labels))
             elif metric in LABEL_METRICS:
                 key = (labels.get("cluster_id", ""), *pod, labels.get("uid", ""))
-            else:
-                continue  # owners: the model reads only their labels, copies and all
+            else:  # running and owner series: copies are merged
+                key = (labels.get("cluster_id", ""), *identity(metric, labels))
             # a second series of one key: the model merges or adds them, which needs their samples
             if key in summarised and (is_summary or summarised[key]):
-                needed.add(pod)
+                some[pod].add(metric)
             summarised[key] = summarised.get(key, False) or is_summary
+    needed = {pod: SUMMARISABLE for pod in whole}
+    for pod, metrics in some.items():
+        if pod not in whole:
+            needed[pod] = tuple(m for m in SUMMARISABLE if m in metrics)
     return needed
