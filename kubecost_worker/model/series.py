@@ -5,8 +5,8 @@ their de-duplication."""
 from __future__ import annotations
 
 import math
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Mapping, NamedTuple
 
 Labels = Mapping[str, str]
@@ -148,6 +148,8 @@ NEEDED_METRICS = sorted([*IDENTITY, *LABEL_METRICS])
 KEPT_PREFIX = "kubecost_"
 COUNTERS = {KUBECOST_POD_NETWORK_EGRESS_BYTES_TOTAL, CONTAINER_CPU_USAGE_SECONDS_TOTAL}
 GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
+
+
 def label_values(labels: Labels, keys: tuple[str, ...]) -> tuple[str, ...]:
     """The values of ``keys`` in ``labels``, a missing label read as ''."""
     return tuple(map(labels.get, keys, repeat("")))

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import WorkerError
 from ..hours import HOUR
+from ..model.cluster import window
 from ..model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL, CONTAINER_MEMORY_WORKING_SET_BYTES, KEPT_PREFIX,
                             NEEDED_METRICS, NOT_CONTAINERS, RUNNING, HourInput, Series, Summary)
 from . import promql
@@ -584,8 +585,7 @@ def check_resolution(series: dict[str, list[Series | Summary]], start: int, end:
             if len(gaps) >= SPACING_SERIES:
                 break
             if isinstance(s, Series):  # its samples ascending by time (``_in_order``)
-                times = [t for t, _ in s.samples[bisect.bisect_left(s.samples, (start,)):
-                                                 bisect.bisect_left(s.samples, (end,))]]
+                times = [t for t, _ in window(s.samples, start, end)]
                 if len(times) >= 3:
                     gaps.append(statistics.median(map(sub, times[1:], times)))
     if gaps and statistics.median(gaps) > SPACING_TOLERANCE * step:
