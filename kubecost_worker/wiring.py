@@ -88,7 +88,24 @@ def read_api(config: Config, sink: ClickHouseSink) -> Any:
     return create_app(ReadClients(config.clickhouse_url), config.cluster_secret, ready=readiness(lambda: sink))
 
 
-def start_api_thread(config: Config, sink: ClickHouseSink) -> Any:
+@dataclass(frozen=True)
+class ApiThread:
+    """The read API served by uvicorn in a thread of this process."""
+
+    server: Any
+    thread: Any
+
+    @property
+    def started(self) -> bool:
+        return self.server.started
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Lets the requests in flight finish and waits for the server's shutdown, which closes its clients."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def start_api_thread(config: Config, sink: ClickHouseSink) -> ApiThread:
     """uvicorn in a thread beside the consumer (it installs no signal handlers off the main thread)."""
     import threading
 
@@ -98,9 +115,10 @@ def start_api_thread(config: Config, sink: ClickHouseSink) -> Any:
 
     server = uvicorn.Server(uvicorn.Config(read_api(config, sink), host=config.api_host, port=config.api_port,
                                            log_level="warning", access_log=False, **server_options()))
-    threading.Thread(target=server.run, name="api", daemon=True).start()
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
     log.info("serving the read API", host=config.api_host, port=config.api_port)
-    return server
+    return ApiThread(server, thread)
 
 
 def serve_health(config: Config, ready: Callable[[], bool]) -> None:

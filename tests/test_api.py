@@ -56,9 +56,7 @@ class Served:
 
     def stop(self):
         self.server.should_exit = True
-        self.thread.join(5)
-        if isinstance(self.reader, ReadClients):
-            self.reader.close()  # chDB opens one path per process: later modules open theirs
+        self.thread.join(5)  # the app's shutdown closes its reader: chDB opens one path per process
 
     def sql(self, sql: str, **params):
         return self.sink.query(sql, params)

@@ -95,12 +95,12 @@ def test_the_read_api_thread_serves_the_store_and_its_readiness(ch_url):
     port = free_port()
     config = config_for(ch_url, KCW_API_PORT=str(port), KCW_CLUSTER_SECRET="wiring-secret")
     sink = wiring.open_sink(config)
-    server = None
+    api = None
     try:
         wiring.apply_schema(sink, config)
-        server = wiring.start_api_thread(config, sink)
+        api = wiring.start_api_thread(config, sink)
         deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
+        while not api.started and time.monotonic() < deadline:
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
@@ -109,9 +109,13 @@ def test_the_read_api_thread_serves_the_store_and_its_readiness(ch_url):
         assert answer.status_code == 200 and answer.json()["total_cost"] == 0
         assert requests.get(f"{base}/metroculus/v2/kubecost_cluster_costs", timeout=10).status_code == 401
     finally:
-        if server is not None:
-            server.should_exit = True
+        if api is not None:
+            api.stop()
         sink.close()
+    # stopped, the API let go of its clients: this process opens another embedded store
+    assert not api.thread.is_alive()
+    other = wiring.open_sink(config_for(ch_url + "-other"))
+    other.close()
 
 
 def test_the_health_server_is_off_at_port_0_and_a_taken_port_is_a_configuration_error():

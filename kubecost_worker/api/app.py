@@ -25,6 +25,7 @@ chunked body, never a shorter valid JSON).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hmac
 import io
@@ -309,11 +310,19 @@ TenantParam = Annotated[str | None, Query(description="cloud account id", json_s
 
 def create_app(reader, cluster_secret: str, ready: Callable[[], bool] = lambda: True) -> FastAPI:
     """``reader`` runs SQL on ClickHouse (the sink's ``ReadClients``: ``query`` returns the rows, ``stream``
-    yields them); ``ready()`` says whether ClickHouse answers with every migration applied (``/readyz``)."""
+    yields them), and is closed when the server shuts down; ``ready()`` says whether ClickHouse answers with every
+    migration applied (``/readyz``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        # chDB binds a process to the path its open clients use: a read API stopped beside a worker lets go of it
+        reader.close()
+
     # redirect_slashes off: a trailing slash is an unknown path (404 OM0002, as Metroculus answers), not a 307
     # before authentication with a Location built from the request's Host header
     app = FastAPI(title="kubecost_worker read API", version="1", openapi_url=f"{PREFIX}/openapi.json",
-                  docs_url=None, redoc_url=None, redirect_slashes=False)
+                  docs_url=None, redoc_url=None, redirect_slashes=False, lifespan=lifespan)
     app.state.reader, app.state.secret, app.state.ready = reader, cluster_secret.encode(), ready
     app.add_middleware(TargetLimit)
     for error_class, handler in ERROR_HANDLERS:

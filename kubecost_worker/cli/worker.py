@@ -64,7 +64,7 @@ def run(ctx: click.Context, serve: bool) -> None:
     finally:
         aps.shutdown(wait=False)
         if api is not None:
-            api.should_exit = True
+            api.stop()
     click.echo(f"run: stopped; {dict(worker.handler.outcomes)}")
 
 
