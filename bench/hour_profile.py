@@ -15,12 +15,14 @@ Prometheus, then for the hours fetched one at a time (``fetch_hour``, the schedu
   however few its rows).
 
 The first figure is what Thanos is asked; the second what this process spends: together, what is left of a
-tenant-hour to make cheaper.
+tenant-hour to make cheaper. Last, the floor of the first (``floor``): the least any exact fetch could ask of
+Prometheus, against the peer's queries (``bench/peer.py``) over the same hours.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -33,16 +35,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer import TENANT, prometheus_cpu, say, simulated  # noqa: E402
+from peer import TENANT, peer, prometheus_cpu, say, simulated  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
+from kubecost_worker.hours import HOUR  # noqa: E402
 from kubecost_worker.model import compute_hour  # noqa: E402
 from kubecost_worker.pipeline import cyclic_gc_paused  # noqa: E402
-from kubecost_worker.source import extract, thanos  # noqa: E402
+from kubecost_worker.source import extract, promql, thanos  # noqa: E402
 from kubecost_worker.store import migrations  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
+from kubecost_worker.source.policy import RUNNING, SUMMARISABLE, USAGE_SUMMARIES  # noqa: E402
 from kubecost_worker.store.ledger import RunRecord  # noqa: E402
 
 REPLAYS = 5
@@ -109,6 +113,41 @@ def reaching_the_series(url: str, pid: int, at: float) -> None:
         print(f"  {cpu:7.3f} s  {what}: {query}")
 
 
+def floor(url: str, pid: int, client: thanos.ThanosClient, starts: list[int]) -> None:
+    """The least Prometheus can spend on what the model needs of the summarised series, against the peer's queries
+    over the same hours: each series in as many answers as it has figures (two for a running series, its first and
+    last positive sample; two for a usage series, its increase or mean and its maximum; one for the others), each
+    answer the cheapest figure (``count_over_time``: every sample read once, one number), and the census. Every
+    figure the model needs is at least that: a series' figure comes in an answer with its labels (PromQL answers
+    no value without them, and labels are what joins a series' figures), and every figure reads the hour's samples.
+    Each query replayed ``REPLAYS`` times."""
+    hour = client.range_selector(HOUR)
+    selected = [extract._summarised_selector("tenant_id", TENANT, m) for m in SUMMARISABLE]
+    twice = [extract._summarised_selector("tenant_id", TENANT, m) for m in (RUNNING, *USAGE_SUMMARIES)]
+    census = extract._summary_queries(extract._Batch(client, "tenant_id", TENANT, starts, 60)).census
+    queries = [*(f"count_over_time({series}[{hour}])" for series in (*selected, *twice)), census]
+    at = HOUR - 0.001
+    alone = [("/api/v1/query", {"query": q, "time": f"{start + at:.3f}"}) for start in starts for q in queries]
+    batched = [("/api/v1/query_range", {"query": q, "start": f"{starts[0] + at:.3f}", "end": f"{starts[-1] + at:.3f}",
+                                        "step": str(HOUR)}) for q in queries]
+    peer_cpu = statistics.median(peer(url, pid, starts)["prom"] for _ in range(3)) / len(starts)
+    print(f"\nThe floor of Prometheus's CPU per tenant-hour (the peer's queries: {peer_cpu:.3f} s, median of 3):")
+    for name, sent, target in (("hour by hour", alone, 1.0), ("batched", batched, 0.5)):
+        found = replayed(url, pid, sent)
+        cpu = sum(c for c, _, _ in found) / len(starts)
+        census_cpu = sum(c for c, _, q in found if q == census) / len(starts)
+        print(f"  {cpu:7.3f} s  {name}: {cpu / peer_cpu:.2f} x the peer's (target <= {target}); the census "
+              f"{census_cpu:.3f} s, the rest {(cpu - census_cpu) / peer_cpu:.2f} x the peer's")
+    # the samples of the metrics never summarised (prices, capacities, kubecost_*), asked per hour: once a batch?
+    sampled = extract._summary_queries(extract._Batch(client, "tenant_id", TENANT, starts, 60)).sampled
+    series = promql.selector("tenant_id", TENANT, matchers=sampled)
+    hourly = [("/api/v1/query", {"query": f"{series}[{HOUR + 60}s]", "time": f"{start + at:.3f}"}) for start in starts]
+    once = [("/api/v1/query", {"query": f"{series}[{len(starts) * HOUR + 60}s]", "time": f"{starts[-1] + at:.3f}"})]
+    per_hour, per_batch = (sum(c for c, _, _ in replayed(url, pid, sent)) / len(starts) for sent in (hourly, once))
+    print(f"  the samples of the metrics never summarised, per tenant-hour: {per_hour:.4f} s asked hour by hour, "
+          f"{per_batch:.4f} s asked once for the {len(starts)} hours")
+
+
 def report(name: str, hours: int, queries: list, stages: dict[str, float]) -> None:
     total = sum(cpu for cpu, _, _ in queries)
     print(f"\n{name}: {len(queries)} requests, Prometheus CPU {total / hours:.3f} s per tenant-hour")
@@ -153,6 +192,7 @@ def main() -> None:
                     stages[stage] += seconds * len(batch) / len(starts)
             report(name, len(starts), replayed(url, server.process.pid, Recording.sent), stages)
         reaching_the_series(url, server.process.pid, last + 3600 - 0.001)
+        floor(url, server.process.pid, client, starts)
 
 
 if __name__ == "__main__":
