@@ -104,11 +104,14 @@ def worker_stages(client: thanos.ThanosClient, sink: ClickHouseSink, starts: lis
 def reaching_the_series(url: str, pid: int, at: float) -> None:
     """What Prometheus spends finding and opening each series, against reading its hour: one instant sample of
     every CPU counter, and every sample of its last hour, the answers one number each (a query's cost grows with
-    the series it selects, whatever it then computes of them)."""
+    the series it selects, whatever it then computes of them); then the same with one number per series, each
+    with its labels (what writing the labels adds)."""
     series = f'container_cpu_usage_seconds_total{{tenant_id="{TENANT}"}}'
     print("\nPrometheus CPU of one selection of the CPU counters, the last hour:")
     for what, query in (("the latest sample of each", f"count({series})"),
-                        ("every sample of the hour", f"count(count_over_time({series}[1h]))")):
+                        ("every sample of the hour", f"count(count_over_time({series}[1h]))"),
+                        ("every sample of the hour, a number and the labels per series",
+                         f"count_over_time({series}[1h])")):
         (cpu, _, _), = replayed(url, pid, [("/api/v1/query", {"query": query, "time": f"{at:.3f}"})])
         print(f"  {cpu:7.3f} s  {what}: {query}")
 
