@@ -34,17 +34,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PORT_ATTEMPTS = 3
+
+
 class LocalPrometheus:
     """``with LocalPrometheus(tsdb_dir) as url: ...`` serves the blocks on a free loopback port."""
 
     def __init__(self, tsdb_dir: Path, port: int | None = None):
         self.tsdb_dir = Path(tsdb_dir)
+        self.fixed_port = port is not None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> str:
+        """Starts Prometheus and waits until it answers. A free port can be taken by another process between
+        ``free_port`` and Prometheus binding it (tests run in several processes): Prometheus then exits, and it
+        starts again on another port, unless the port was given."""
         require_tools()
+        for _ in range(PORT_ATTEMPTS):
+            if self._started():
+                return self.url
+            if self.fixed_port:
+                break
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"prometheus exited with {self.process.returncode}")
+
+    def _started(self) -> bool:
+        """Whether this Prometheus answers on ``self.port``; False where it exited (the port taken)."""
         config = self.tsdb_dir.parent / f"prometheus-{self.port}.yml"
         config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n")
         self.process = subprocess.Popen(
@@ -55,11 +73,14 @@ class LocalPrometheus:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}")
+                return False
             try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self.url
-            except requests.RequestException:
+                # ready, and serving this data directory: not another process's Prometheus on the same port
+                flags = requests.get(f"{self.url}/api/v1/status/flags", timeout=1)
+                if flags.status_code == 200 and flags.json()["data"]["storage.tsdb.path"] == str(self.tsdb_dir) \
+                        and requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return True
+            except (requests.RequestException, ValueError, LookupError):
                 pass
             time.sleep(0.1)
         self.stop()
