@@ -44,9 +44,9 @@ from kubecost_worker.hours import HOUR  # noqa: E402
 from kubecost_worker.model import compute_hour  # noqa: E402
 from kubecost_worker.pipeline import cyclic_gc_paused  # noqa: E402
 from kubecost_worker.source import extract, promql, thanos  # noqa: E402
+from kubecost_worker.source.policy import RUNNING, SUMMARISABLE, USAGE_SUMMARIES  # noqa: E402
 from kubecost_worker.store import migrations  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
-from kubecost_worker.source.policy import RUNNING, SUMMARISABLE, USAGE_SUMMARIES  # noqa: E402
 from kubecost_worker.store.ledger import RunRecord  # noqa: E402
 
 REPLAYS = 5
@@ -127,7 +127,8 @@ def floor(url: str, pid: int, client: thanos.ThanosClient, starts: list[int]) ->
     hour = client.range_selector(HOUR)
     selected = [extract._summarised_selector("tenant_id", TENANT, m) for m in SUMMARISABLE]
     twice = [extract._summarised_selector("tenant_id", TENANT, m) for m in (RUNNING, *USAGE_SUMMARIES)]
-    census = extract._summary_queries(extract._Batch(client, "tenant_id", TENANT, starts, 60)).census
+    batch_queries = extract._summary_queries(extract._Batch(client, "tenant_id", TENANT, starts, 60))
+    census = batch_queries.census
     queries = [*(f"count_over_time({series}[{hour}])" for series in (*selected, *twice)), census]
     at = HOUR - 0.001
     alone = [("/api/v1/query", {"query": q, "time": f"{start + at:.3f}"}) for start in starts for q in queries]
@@ -142,8 +143,7 @@ def floor(url: str, pid: int, client: thanos.ThanosClient, starts: list[int]) ->
         print(f"  {cpu:7.3f} s  {name}: {cpu / peer_cpu:.2f} x the peer's (target <= {target}); the census "
               f"{census_cpu:.3f} s, the rest {(cpu - census_cpu) / peer_cpu:.2f} x the peer's")
     # the samples of the metrics never summarised (prices, capacities, kubecost_*), asked per hour: once a batch?
-    sampled = extract._summary_queries(extract._Batch(client, "tenant_id", TENANT, starts, 60)).sampled
-    series = promql.selector("tenant_id", TENANT, matchers=sampled)
+    series = promql.selector("tenant_id", TENANT, matchers=batch_queries.sampled)
     hourly = [("/api/v1/query", {"query": f"{series}[{HOUR + 60}s]", "time": f"{start + at:.3f}"}) for start in starts]
     once = [("/api/v1/query", {"query": f"{series}[{len(starts) * HOUR + 60}s]", "time": f"{starts[-1] + at:.3f}"})]
     per_hour, per_batch = (sum(c for c, _, _ in replayed(url, pid, sent)) / len(starts) for sent in (hourly, once))

@@ -26,6 +26,7 @@ from kubecost_worker.store.ledger import RunRecord, RunStatus
 from kubecost_worker.hours import now, utc
 from kubecost_worker.store.clickhouse import ClickHouseSink
 from kubecost_worker.store.client import ReadClients
+from kubecost_worker.wiring import ApiThread
 
 from .helpers import pipeline_written
 
@@ -47,16 +48,15 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     **server_options()))  # as `serve` runs it
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        self.api = ApiThread(self.server, threading.Thread(target=self.server.run, daemon=True))
+        self.api.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         assert self.server.started
 
     def stop(self):
-        self.server.should_exit = True
-        self.thread.join(5)  # the app's shutdown closes its reader: chDB opens one path per process
+        self.api.stop(5)  # the app's shutdown closes its reader: chDB opens one path per process
 
     def sql(self, sql: str, **params):
         return self.sink.query(sql, params)

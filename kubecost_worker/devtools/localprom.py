@@ -44,8 +44,11 @@ class LocalPrometheus:
         self.tsdb_dir = Path(tsdb_dir)
         self.fixed_port = port is not None
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> str:
         """Starts Prometheus and waits until it answers. A free port can be taken by another process between
@@ -58,7 +61,6 @@ class LocalPrometheus:
             if self.fixed_port:
                 break
             self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
         raise RuntimeError(f"prometheus exited with {self.process.returncode}")
 
     def _started(self) -> bool:
