@@ -293,9 +293,10 @@ SETTINGS: dict[str, Setting] = {
                 "and the hours of a job a range is split into: what other tenants' jobs wait for at most; "
                 "1: every hour alone."),
         Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "200000",
-                "Memory budget of a batch: its hours x the series of the tenant's last hour, or for a tenant not "
-                "seen yet its census's (a 2,000-pod tenant has about 28,000: 7 hours; each series-hour holds about "
-                "0.6 kB while its batch is read)."),
+                "Memory budget of the batches held at once: a batch's hours x the series of the tenant's last hour, "
+                "or for a tenant not seen yet its census's (a 2,000-pod tenant has about 28,000: 7 hours; each "
+                "series-hour holds about 0.6 kB while its batch is read); the next batch is fetched while one runs "
+                "where both fit."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
         Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),

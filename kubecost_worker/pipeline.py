@@ -17,6 +17,8 @@ import gc
 import math
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -29,7 +31,7 @@ from .hours import HOUR, day_of, utc
 from .model import compute_hour
 from .model.checks import describe, implausible
 from .model.rows import HourResult
-from .source.extract import Census, HourFetch, census, discover_tenants, fetch_hours, read_ahead
+from .source.extract import Census, HourFetch, census, discover_tenants, fetch_hours, read_ahead, read_now
 from .source.thanos import ThanosClient, ThanosLoad
 from .store.clickhouse import ClickHouseSink
 from .store.ledger import SENTINEL_METRICS, CurrentRun, RunRecord, RunStatus, refusal
@@ -62,6 +64,12 @@ def batch_size(config: Config, series: int | None) -> int:
 # Rows of a batch's priced hours held for one write: past this many the hours held are written first, so that a
 # large tenant's batch holds about this many rows at most (a 2,000-pod hour has about 2,900).
 WRITE_ROWS = 20_000
+
+# Batches run between two collections of the cyclic collector's young generations (``Pipeline.in_rounds``, which
+# pauses it): a batch leaves a few hundred objects in cycles (about 200-400 at 200 pods), and with the next batch
+# fetched while one runs the collector is never resumed between them; each collection walks the young objects
+# alive, the next batch's answers among them.
+COLLECT_EVERY = 8
 
 
 # -- one tenant-hour's end ---------------------------------------------------------------------------------------
@@ -110,43 +118,87 @@ class Pipeline:
 
     def batches(self, tenant: str, hours: Sequence[int], reason: str = "backfill",
                 force: bool = False) -> Iterator[list[HourOutcome]]:
-        """Run ``hours`` of ``tenant`` batch by batch, yielding each batch's outcomes as it ends. Each batch is sized
-        when it begins (``next_batch`` by ``batch_size``): by the tenant's last hour read, else by the census of
-        the hours the first batch may take, asked ahead (else the first hour goes alone and sizes the rest); its
-        hours are recorded ``running`` together, then run one at a time, so that one hour's input is in memory at a
-        time. ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``).
-        The daily tier's days of the hours committed are built again once no hour of theirs is left to run (a day
-        of a backfill once, not after each of its batches). Raises only where ClickHouse refuses a batch's first
-        records: no hour of it began."""
-        pending = sorted(hours)
-        committed: list[RunRecord] = []  # succeeded, their days not built again yet
-        # a tenant not seen yet: the census of its first batch's hours, asked ahead, sizes that batch (once: where
-        # it fails, the first hour goes alone and sizes the rest)
-        ahead = tenant not in self.series_seen and len(pending) > 1
-        while pending:
-            client = self.thanos.counting()  # the batch's shared requests, the census asked to size it among them
-            sized_by = self._census_ahead(client, tenant, pending) if ahead else None
-            ahead = False
-            batch = next_batch(pending, self.batch_size(tenant))
-            del pending[:len(batch)]
-            runs = [RunRecord.start(tenant, hour, reason) for hour in batch]
-            self.sink.record(*runs)
-            with cyclic_gc_paused():
-                try:
-                    fetches = fetch_hours(client, self.config.tenant_label, tenant, batch, self.config.step_seconds,
-                                          sized_by)
-                except Exception as exc:  # not one query could be asked: every hour of the batch fails with it
-                    outcomes = [self._failed(run, as_worker_error(exc)) for run in runs]
-                else:
-                    outcomes = self._run_batch(runs, fetches, force)
-                    del fetches  # the batch's answers, emptied, are not held while other batches run
-            committed += [o.record for o in outcomes if o.status == RunStatus.SUCCEEDED]
-            done_before = day_of(pending[0]) if pending else math.inf
-            ready = [r for r in committed if day_of(r.hour) < done_before]
-            if ready:
-                self.sink.rebuild_days(ready)
-                committed = [r for r in committed if day_of(r.hour) >= done_before]
+        """Run ``hours`` of ``tenant`` batch by batch (``in_rounds`` with one tenant), yielding each batch's outcomes
+        as it ends."""
+        for _, outcomes in self.in_rounds([tenant], hours, reason, force):
             yield outcomes
+
+    def in_rounds(self, tenants: Sequence[str], hours: Sequence[int], reason: str = "backfill",
+                  force: bool = False) -> Iterator[tuple[str, list[HourOutcome]]]:
+        """Run ``hours`` of every tenant batch by batch, the tenants in rounds (each its next batch in turn, so that
+        they advance together), yielding each batch's tenant and outcomes as it ends.
+
+        Each batch is sized when it is fetched (``next_batch`` by ``batch_size``): by the tenant's last hour read,
+        else by the census of the hours its first batch may take, asked ahead (else the first hour goes alone and
+        sizes the rest). While a batch is priced and written, the next one in turn is fetched (its shared queries,
+        its first hour read), where both fit the series-hours budget (``_size_ahead``): Thanos answers while this process
+        computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time. ``force``
+        replaces hours even where a run finds markedly less data than stored (``ledger.refusal``). The daily tier's
+        days of the hours committed are built again once no hour of theirs is left to run (a day of a backfill once,
+        not after each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of it
+        began."""
+        turns = deque(_TenantHours(tenant, sorted(hours), sized_by_census=tenant not in self.series_seen and len(hours) > 1)
+                      for tenant in tenants if hours)
+        finished = 0
+        with cyclic_gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as fetcher:
+            upcoming: Future | None = None
+            while turns or upcoming is not None:
+                current = upcoming.result() if upcoming is not None else self._fetch(turns.popleft())
+                if current.tenant_hours.pending:
+                    turns.append(current.tenant_hours)
+                size = self._size_ahead(current, turns[0]) if turns else None
+                upcoming = fetcher.submit(self._fetch, turns.popleft(), size) if size else None
+                outcomes = self._finish(current, reason, force)
+                finished += 1
+                if finished % COLLECT_EVERY == 0:
+                    gc.collect(1)
+                yield current.tenant_hours.tenant, outcomes
+
+    def _size_ahead(self, current: "_Fetched", following: "_TenantHours") -> int | None:
+        """The hours of ``following``'s next batch where it may be fetched while ``current`` runs: both batches
+        within ``KCW_BATCH_SERIES_HOURS`` (hours x the tenant's series, ``batch_size``'s measure), the next at its
+        full size. None where they do not fit, or where its tenant is not seen yet (its census tells its size)."""
+        held, series = self.series_seen.get(current.tenant_hours.tenant), self.series_seen.get(following.tenant)
+        if held is None or series is None or following.sized_by_census:
+            return None
+        size = self.batch_size(following.tenant)
+        return size if held * len(current.hours) + series * size <= self.config.batch_series_hours else None
+
+    def _fetch(self, tenant_hours: "_TenantHours", size: int | None = None) -> "_Fetched":
+        """A tenant's next batch (``size`` hours, else as ``batch_size`` says), its shared queries asked and its
+        first hour read; or the error that kept any of its queries from being asked."""
+        client = self.thanos.counting()  # the batch's shared requests, the census asked to size it among them
+        tenant, pending = tenant_hours.tenant, tenant_hours.pending
+        sized_by = self._census_ahead(client, tenant, pending) if tenant_hours.sized_by_census else None
+        tenant_hours.sized_by_census = False
+        batch = next_batch(pending, size or self.batch_size(tenant))
+        del pending[:len(batch)]
+        try:
+            fetches = fetch_hours(client, self.config.tenant_label, tenant, batch, self.config.step_seconds, sized_by)
+        except Exception as exc:  # not one query could be asked: every hour of the batch fails with it
+            return _Fetched(tenant_hours, batch, [], exc)
+        return _Fetched(tenant_hours, batch, [read_now(fetches[0]), *fetches[1:]])
+
+    def _finish(self, fetched: "_Fetched", reason: str, force: bool) -> list[HourOutcome]:
+        """A fetched batch's turn: its hours recorded ``running``, then run and written (or each failed with the
+        error that kept its queries from being asked); then the days its tenant has no hour left to run in built
+        again."""
+        tenant_hours = fetched.tenant_hours
+        runs = [RunRecord.start(tenant_hours.tenant, hour, reason) for hour in fetched.hours]
+        self.sink.record(*runs)
+        if fetched.error is not None:
+            outcomes = [self._failed(run, as_worker_error(fetched.error)) for run in runs]
+        else:
+            outcomes = self._run_batch(runs, fetched.fetches, force)
+            fetched.fetches.clear()
+        tenant_hours.committed += [o.record for o in outcomes if o.status == RunStatus.SUCCEEDED]
+        del tenant_hours.unfinished[:len(fetched.hours)]
+        done_before = day_of(tenant_hours.unfinished[0]) if tenant_hours.unfinished else math.inf
+        ready = [r for r in tenant_hours.committed if day_of(r.hour) < done_before]
+        if ready:
+            self.sink.rebuild_days(ready)
+            tenant_hours.committed = [r for r in tenant_hours.committed if day_of(r.hour) >= done_before]
+        return outcomes
 
     def _census_ahead(self, client: ThanosClient, tenant: str, pending: Sequence[int]) -> Census | None:
         """The census of the hours a tenant's first batch may take (one query of series counts, which the batch then
@@ -264,6 +316,32 @@ class _Priced:
     seconds: float  # spent pricing it
 
 
+@dataclass
+class _TenantHours:
+    """A tenant's hours in a run of ``Pipeline.in_rounds``: those not fetched yet, those not ended yet (fetched
+    ahead or waiting), and those committed whose days are not built again yet."""
+
+    tenant: str
+    pending: list[int]
+    sized_by_census: bool  # its first batch: a tenant not seen yet, sized by the census of its hours
+    unfinished: list[int] = field(default_factory=list)
+    committed: list[RunRecord] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.unfinished = list(self.pending)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A batch fetched, waiting for its turn: its hours' ``HourFetch``es, or the error that kept any query from
+    being asked."""
+
+    tenant_hours: _TenantHours
+    hours: list[int]
+    fetches: list[HourFetch]
+    error: Exception | None = None
+
+
 def _reported(ended: RunRecord, bound) -> HourOutcome:
     """A refused or committed hour, counted and logged."""
     if ended.status == RunStatus.REFUSED:
@@ -290,9 +368,10 @@ def _measured(run: RunRecord, load: ThanosLoad) -> RunRecord:
 def cyclic_gc_paused():
     """A batch allocates up to millions of objects (parsed JSON, series, rows) that live until it is written; the
     cyclic collector would walk them again and again (a third of the fetch at 2,000 pods) and find nothing to
-    free, since reference counting frees them. Paused for the whole batch, not each hour: resumed between hours,
-    its first collection walked everything the batch still held (the other hours' answers, the hours priced and
-    not yet written), 6 % of a batched backfill's CPU at 2,000 pods. Cycles made meanwhile are collected later."""
+    free, since reference counting frees them. Paused for a whole run of batches (``Pipeline.in_rounds``), not each
+    hour: resumed between hours, its first collection walked everything the batch still held (the other hours'
+    answers, the hours priced and not yet written), 6 % of a batched backfill's CPU at 2,000 pods. The cycles made
+    meanwhile are collected every ``COLLECT_EVERY`` batches and once the run ends."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -337,23 +416,17 @@ class HoursSummary:
 
 def run_hours(pipeline: Pipeline, tenants: list[str], hour_starts: list[int], progress: bool = False,
               force: bool = False) -> HoursSummary:
-    """Every tenant-hour of a backfill, in rounds: each tenant its next batch (``Pipeline.batches``), so that the
+    """Every tenant-hour of a backfill, in rounds: each tenant its next batch (``Pipeline.in_rounds``), so that the
     tenants advance together; a failed tenant-hour is recorded and the others go on."""
     from tqdm import tqdm
 
     summary = HoursSummary(tenant_count=len(tenants), hour_count=len(hour_starts))
     started = time.perf_counter()
-    running = {tenant: pipeline.batches(tenant, hour_starts, "backfill", force) for tenant in tenants}
     with tqdm(total=len(tenants) * len(hour_starts), disable=not progress, unit="tenant-hour",
               file=sys.stderr) as bar:
-        while running:
-            for tenant, batches in list(running.items()):
-                outcomes = next(batches, None)
-                if outcomes is None:
-                    del running[tenant]
-                    continue
-                for outcome in outcomes:
-                    summary.count(outcome)
-                bar.update(len(outcomes))
+        for _, outcomes in pipeline.in_rounds(tenants, hour_starts, "backfill", force):
+            for outcome in outcomes:
+                summary.count(outcome)
+            bar.update(len(outcomes))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -446,6 +447,53 @@ def test_a_census_that_cannot_be_asked_ahead_sends_the_first_hour_alone(store, f
     assert len(failed) == attempts
     assert [len(batch) for batch in batches] == [1, HOURS - 1]
     assert all(o.status == "succeeded" for batch in batches for o in batch)
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key
+
+
+def hour_asked(path: str) -> int | None:
+    """The hour a request asks about: its instant query's time or its range's start (each evaluated inside the hour
+    it is for), else None."""
+    params = parse_qs(urlsplit(path).query)
+    at = params.get("time", params.get("start"))
+    return int(float(at[0]) // 3600 * 3600) if at else None
+
+
+@pytest.mark.parametrize("held", [2, 1])
+def test_the_next_batch_is_fetched_while_one_is_priced_and_written_where_both_fit(store, held):
+    """Hour by hour (batches of one), each hour's requests go out while the hour before it is priced and written
+    where the series-hours budget holds two hours; where it holds one, none goes out before the hour before it is
+    written. Every hour is stored as cleanly as ever either way."""
+    largest = 0  # the most series an hour of the tenant has: the budget that holds one hour, not two
+    probe = store.pipeline(store.cluster.url)
+    for _ in probe.batches(TENANTS[0], store.hours):
+        largest = max(largest, probe.series_seen[TENANTS[0]])
+    budget = {2: 200_000, 1: largest}[held]
+    writes: list[tuple[int, set]] = []  # each hour written, and the hours asked about by then
+
+    def asked() -> set:
+        return {hour_asked(path) for path in list(store.proxy.seen)}
+
+    class Watched(ClickHouseSink):
+        def write_hours(self, hours):
+            (run, *_), = hours
+            if held == 2 and run.hour != store.hours[-1]:  # asked meanwhile: waited for, not raced
+                deadline = time.monotonic() + 10
+                while run.hour + 3600 not in asked() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            writes.append((run.hour, asked()))
+            return super().write_hours(hours)
+
+    store.proxy.reset_counts()
+    config = dataclasses.replace(store.config, batch_hours=1, batch_series_hours=budget)
+    pipeline = Pipeline(config, store.pipeline(store.proxy.url).thanos, Watched(store.sink.client))
+    batches = list(pipeline.batches(TENANTS[0], store.hours))
+    assert [[o.status for o in batch] for batch in batches] == [["succeeded"]] * HOURS
+    assert [hour for hour, _ in writes] == store.hours
+    for hour, asked_by_then in writes:
+        later = {h for h in asked_by_then if h is not None and h > hour}
+        assert later == ({hour + 3600} if held == 2 and hour != store.hours[-1] else set()), (hour, later)
     visible = store.visible()
     for key, rows in store.clean.items():
         assert same_rows(visible[key], rows), key

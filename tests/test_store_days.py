@@ -349,7 +349,8 @@ def test_status_is_a_line_per_tenant_with_ranges_and_a_total(sink):
 @pytest.mark.needs_prometheus
 def test_a_backfill_builds_each_of_its_days_once(tmp_path, ch_url):
     """A backfill's day is built once no hour of it is left to run, not after each of its batches: 26 hours from a
-    midnight, 4 to a batch, build each of the two days once, each summing its hours."""
+    midnight of two tenants in rounds, 4 to a batch (each batch fetched while the one before it runs, the other
+    tenant's from the second round on), build each tenant's two days once, each summing its hours."""
     from kubecost_worker import wiring
     from kubecost_worker.config import load_config
     from kubecost_worker.hours import hour_starts
@@ -358,17 +359,20 @@ def test_a_backfill_builds_each_of_its_days_once(tmp_path, ch_url):
     from .helpers import Cluster
 
     first = int(time.time()) // DAY * DAY - 3 * DAY
-    cluster = Cluster(tmp_path, ["t-b"], first, 26, pods=4, seed=3, step=300)
+    tenants = ["t-b", "t-c"]
+    cluster = Cluster(tmp_path, tenants, first, 26, pods=4, seed=3, step=300)
     try:
         config = load_config({**cluster.worker_env(ch_url), "KCW_BATCH_HOURS": "4", "KCW_STEP_SECONDS": "300"})
         sink = wiring.open_sink(config)
         wiring.apply_schema(sink, config)
-        assert run_hours(wiring.build_pipeline(config, sink), ["t-b"], hour_starts(first, first + 26 * HOUR)).done == 26
-        builds = sink.query("SELECT toUnixTimestamp(toDateTime(day, 'UTC')), count() FROM k8s_day_builds "
-                            "WHERE status = 'built' GROUP BY ALL ORDER BY ALL")
-        assert builds == [(first, 1), (first + DAY, 1)]
+        done = run_hours(wiring.build_pipeline(config, sink), tenants, hour_starts(first, first + 26 * HOUR))
+        assert (done.done, done.failed) == (2 * 26, 0)
+        builds = sink.query("SELECT cloud_account_id, toUnixTimestamp(toDateTime(day, 'UTC')), count() "
+                            "FROM k8s_day_builds WHERE status = 'built' GROUP BY ALL ORDER BY ALL")
+        assert builds == [(t, day, 1) for t in tenants for day in (first, first + DAY)]
         states = days.day_states(sink.client)
-        assert [(s.hours, s.is_current) for _, s in sorted(states.items())] == [(24, True), (2, True)]
+        assert [(key, s.hours, s.is_current) for key, s in sorted(states.items())] == [
+            ((t, day), hours, True) for t in tenants for day, hours in ((first, 24), (first + DAY, 2))]
         sink.close()
     finally:
         cluster.prometheus.stop()

@@ -112,6 +112,17 @@ def read_ahead(fetches: list[HourFetch]) -> Iterator[HourFetch]:
             yield replace(fetch, read=current.result)
 
 
+def read_now(fetch: HourFetch) -> HourFetch:
+    """``fetch`` read here and now (a batch fetched ahead, its first hour with it): its ``read`` then gives the
+    input made, or raises the hour's error, as it would have."""
+    done: Future = Future()
+    try:
+        done.set_result(fetch.read())
+    except Exception as exc:  # the hour's own error: raised when its turn comes
+        done.set_exception(exc)
+    return replace(fetch, read=done.result)
+
+
 def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int,
                 census: "Census | None" = None) -> list[HourFetch]:
     """The consecutive hours ``starts`` of one tenant, each to be read in its turn as ``fetch_hour`` would read it.
