@@ -18,7 +18,9 @@ TENANT_HOURS = Counter("kcw_tenant_hours_total", "Tenant-hours processed, by out
 TENANT_HOUR_FAILURES = Counter("kcw_tenant_hour_failures_total",
                                "Failed tenant-hours, by reason (transient, terminal, unexpected)",
                                ["reason"])
-RUN_SECONDS = Histogram("kcw_run_duration_seconds", "Duration of one tenant-hour run (fetch, compute, write, commit)",
+RUN_SECONDS = Histogram("kcw_run_duration_seconds",
+                        "Duration of one tenant-hour run: the wait for its input (read ahead where it can be), "
+                        "compute, its share of its batch's write and commit",
                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 ROWS_WRITTEN = Counter("kcw_rows_written_total", "k8s_expenses rows written")
 THANOS_SECONDS = Histogram("kcw_thanos_request_seconds", "Latency of Thanos requests", ["endpoint"],
