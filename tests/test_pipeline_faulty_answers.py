@@ -497,3 +497,26 @@ def test_the_next_batch_is_fetched_while_one_is_priced_and_written_where_both_fi
     visible = store.visible()
     for key, rows in store.clean.items():
         assert same_rows(visible[key], rows), key
+
+
+def test_a_tenant_whose_hours_cannot_be_asked_fails_them_and_the_others_go_on(store):
+    """A tenant id outside the safe alphabet, run in rounds beside a good tenant: not one of its queries is sent,
+    each of its hours is recorded failed (terminal, the reason named), and the good tenant's hours are stored as
+    cleanly as ever."""
+    hostile = 'faulty-a"} or vector(1) #'
+    store.proxy.reset_counts()
+    before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
+    time.sleep(0.01)
+    pipeline = store.pipeline(store.proxy.url)
+    ended = [(tenant, [(o.status, o.kind) for o in outcomes])
+             for tenant, outcomes in pipeline.in_rounds([hostile, TENANTS[1]], store.hours, "test")]
+    assert {tenant for tenant, _ in ended} == {hostile, TENANTS[1]}
+    assert [o for tenant, outcomes in ended if tenant == hostile for o in outcomes] == [("failed", "terminal")] * HOURS
+    assert [o for tenant, outcomes in ended if tenant != hostile for o in outcomes] == [("succeeded", None)] * HOURS
+    assert not any('faulty-a"}' in query_of(path) for path in store.proxy.seen)
+    failed = [run for run in store.runs_since(before) if run[0] == hostile]
+    assert [(hour, status) for _, hour, status, _ in failed] == [(h, "failed") for h in store.hours]
+    assert all("safe alphabet" in error for *_, error in failed)
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key
