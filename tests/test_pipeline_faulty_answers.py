@@ -520,3 +520,30 @@ def test_a_tenant_whose_hours_cannot_be_asked_fails_them_and_the_others_go_on(st
     visible = store.visible()
     for key, rows in store.clean.items():
         assert same_rows(visible[key], rows), key
+
+
+def test_an_hour_fetched_ahead_keeps_its_own_fault(store):
+    """Hour by hour with each next hour fetched ahead: a summary answer of the second hour missing half its series
+    fails that hour alone, when its turn comes (its stored data stays as it was); the hours before and after it are
+    stored as cleanly as ever."""
+    second = store.hours[1]
+
+    def halved_in_the_second_hour(body: dict) -> dict:
+        result = body["data"]["result"]
+        if result and second <= float(result[0]["value"][0]) < second + 3600:
+            return halved(body)
+        return body
+
+    store.proxy.default = When(is_summary, Rewrite(halved_in_the_second_hour))
+    try:
+        config = dataclasses.replace(store.config, batch_hours=1)
+        pipeline = Pipeline(config, store.pipeline(store.proxy.url).thanos, store.sink)
+        outcomes = [o for batch in pipeline.batches(TENANTS[0], store.hours) for o in batch]
+    finally:
+        store.proxy.default = "pass"
+    assert [(o.hour, o.status, o.kind) for o in outcomes] == [
+        (hour, "failed", "transient") if hour == second else (hour, "succeeded", None) for hour in store.hours]
+    assert "an answer is incomplete" in outcomes[1].error
+    visible = store.visible()
+    for key, rows in store.clean.items():
+        assert same_rows(visible[key], rows), key
