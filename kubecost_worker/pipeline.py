@@ -131,13 +131,13 @@ class Pipeline:
         Each batch is sized when it is fetched (``next_batch`` by ``batch_size``): by the tenant's last hour read,
         else by the census of the hours its first batch may take, asked ahead (else the first hour goes alone and
         sizes the rest). While a batch is priced and written, the next one in turn is fetched (its shared queries,
-        its first hour read), where both fit the series-hours budget (``_size_ahead``): Thanos answers while this process
-        computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time. ``force``
-        replaces hours even where a run finds markedly less data than stored (``ledger.refusal``). The daily tier's
-        days of the hours committed are built again once no hour of theirs is left to run (a day of a backfill once,
-        not after each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of it
-        began."""
-        turns = deque(_TenantHours(tenant, sorted(hours), sized_by_census=tenant not in self.series_seen and len(hours) > 1)
+        its first hour read), where both fit the series-hours budget (``_size_ahead``): Thanos answers while this
+        process computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time.
+        ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``). The daily
+        tier's days of the hours committed are built again once no hour of theirs is left to run (a day of a backfill
+        once, not after each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of
+        it began."""
+        turns = deque(_TenantHours(tenant, sorted(hours), len(hours) > 1 and tenant not in self.series_seen)
                       for tenant in tenants if hours)
         finished = 0
         with cyclic_gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as fetcher:
@@ -159,7 +159,7 @@ class Pipeline:
         within ``KCW_BATCH_SERIES_HOURS`` (hours x the tenant's series, ``batch_size``'s measure), the next at its
         full size. None where they do not fit, or where its tenant is not seen yet (its census tells its size)."""
         held, series = self.series_seen.get(current.tenant_hours.tenant), self.series_seen.get(following.tenant)
-        if held is None or series is None or following.sized_by_census:
+        if held is None or series is None:
             return None
         size = self.batch_size(following.tenant)
         return size if held * len(current.hours) + series * size <= self.config.batch_series_hours else None
