@@ -8,8 +8,9 @@ Prometheus, then for the hours fetched one at a time (``fetch_hour``, the schedu
 
 - each query the source sent, replayed 5 times one after the other with nothing else running, and the Prometheus
   process's CPU seconds (utime + stime from /proc) it took, per query and in all, per tenant-hour;
-- the worker's own CPU per tenant-hour by stage (``time.process_time``, this process): the batch's summaries (its
-  shared range queries, parsed), each hour's reads (samples, re-fetched pods, summaries made), the model, and the
+- the worker's own CPU per tenant-hour by stage (``time.process_time``, this process): the batch's shared queries
+  (its summaries' range queries and its hours' samples, parsed), each hour's reads (its window of the samples,
+  re-fetched pods, summaries made), the model, and the
   write of the batch's rows into an embedded ClickHouse (one insert per table, the ledger's commit records; each
   insert into a MergeTree table, and each materialized view it feeds, makes a part: about 10 ms in chDB 26.9
   however few its rows).
@@ -56,6 +57,7 @@ class Recording(thanos.ThanosClient):
     """A client that keeps the requests it sent (path and parameters), for replaying."""
 
     sent: list = []
+    shared: set[int] = set()  # the indexes in ``sent`` of a batch's shared requests (asked by ``fetch_hours``)
 
     def _get_once(self, path, params, result_type=None):
         Recording.sent.append((path, dict(params)))
@@ -82,9 +84,11 @@ def kind_of(query: str) -> str:
 def worker_stages(client: thanos.ThanosClient, sink: ClickHouseSink, starts: list[int]) -> dict[str, float]:
     """The worker's CPU seconds per stage for ``starts`` fetched as one batch (or alone, for one hour)."""
     stages: Counter = Counter()
-    began = time.process_time()
+    began, asked = time.process_time(), len(Recording.sent)
     fetches = extract.fetch_hours(client, "tenant_id", TENANT, starts, 60)
-    stages["summaries (shared range queries)"] += time.process_time() - began
+    stages["summaries (shared queries)"] += time.process_time() - began
+    if len(starts) > 1:  # an hour alone shares nothing
+        Recording.shared.update(range(asked, len(Recording.sent)))
     results = []
     for fetch in fetches:
         began = time.process_time()
@@ -154,11 +158,11 @@ def floor(url: str, pid: int, client: thanos.ThanosClient, starts: list[int]) ->
 def report(name: str, hours: int, sent: list, queries: list, stages: dict[str, float]) -> None:
     total = sum(cpu for cpu, _, _ in queries)
     print(f"\n{name}: {len(queries)} requests, Prometheus CPU {total / hours:.3f} s per tenant-hour")
-    # a batch's shared queries are its range queries (none hour by hour); the rest, each hour's own
-    shared = sum(cpu for (path, _), (cpu, _, _) in zip(sent, queries) if path.endswith("query_range"))
+    # a batch's shared queries are those ``fetch_hours`` asks (none hour by hour); the rest, each hour's own
+    shared = sum(cpu for k, (cpu, _, _) in enumerate(queries) if k in Recording.shared)
     if shared:
-        print(f"  of which the batch's shared range queries {shared / hours:.3f} s, each hour's own requests "
-              f"(samples, re-fetched pods) {(total - shared) / hours:.3f} s")
+        print(f"  of which the batch's shared queries {shared / hours:.3f} s, each hour's own requests "
+              f"(re-fetched pods) {(total - shared) / hours:.3f} s")
     by_kind: Counter = Counter()
     answered: Counter = Counter()
     for cpu, size, query in queries:
@@ -191,7 +195,7 @@ def main() -> None:
         extract.fetch_hours(client, "tenant_id", TENANT, starts[:1], 60)[0].read()  # warm-up, untimed
         for name, batches in (("hour by hour", [[s] for s in starts]), ("batched", [starts])):
             say(f"{name}: the worker's stages, then its queries replayed")
-            Recording.sent = []
+            Recording.sent, Recording.shared = [], set()
             stages: Counter = Counter()
             for batch in batches:
                 with cyclic_gc_paused():  # as the pipeline runs a batch

@@ -680,6 +680,38 @@ def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
         assert hour.series == summarised.series and isinstance(before, HourInput)
 
 
+def test_a_bad_sample_in_the_batchs_samples_fails_its_hour_only(edge):
+    """The samples of a batch's hours come in one answer: a sample of the last hour given twice with two values
+    refuses that answer, and each hour is then fetched on its own; the hour before, whose window holds no such
+    sample, is read as it is alone."""
+    from kubecost_worker.source.thanos import ThanosBadAnswer
+
+    client, _, _ = edge
+    contradicted = []
+
+    def contradict_a_sample_of_the_last_hour(body: dict) -> dict:
+        for item in body["data"]["result"]:
+            inside = [p for p in item["values"] if H <= float(p[0]) < H + 3600]
+            if inside:
+                t, value = inside[0]
+                item["values"].append([t, str(float(value) + 1)])
+                contradicted.append(item["metric"]["__name__"])
+                break
+        return body
+
+    hours = [H - 3600, H]
+    with FaultProxy(client.settings.url) as proxy:
+        # the samples of the metrics never summarised (node prices among them), not a re-fetch of some pods' series
+        proxy.default = When(lambda q: "node_cpu_hourly_cost" in q and "pod=~" not in q,
+                             Rewrite(contradict_a_sample_of_the_last_hour))
+        before, hour = fetch_hours(ThanosClient(ThanosSettings(proxy.url, retries=1)), TENANT_LABEL, "t-edge",
+                                   hours, 60)
+        assert before.read().series == fetch_hour(client, TENANT_LABEL, "t-edge", H - 3600, H, 60).series
+        with pytest.raises(ThanosBadAnswer, match="two samples at"):
+            hour.read()
+    assert len(contradicted) == 2  # the batch's answer, then the hour's own; the hour before had none to change
+
+
 # -- 5. the tenant asked, and no other ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=repr)

@@ -74,7 +74,7 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
     if end - start != HOUR:
         raise ValueError("a summarised fetch covers one whole hour")
-    summaries, = _fetch_summarised_hours(client, [client], tenant_label, tenant, [start], step, census)
+    summaries, = _fetch_summarised_hours(client, tenant_label, tenant, [start], step, census)
     return _completed(client, tenant_label, tenant, start, step, summaries)
 
 
@@ -129,10 +129,10 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
 
     The summaries of all the hours come from one range query each, at a one-hour step (each point is the
     instant query of one hour, evaluated where ``fetch_hour`` evaluates it), asked here: a series' labels cross
-    the network once for every hour, and Prometheus finds the series once. Samples (prices, capacities,
-    kubecost_* series) and the pods that need theirs are fetched by each hour's ``read``, as for one hour. An hour's
-    input is made when it is read and its answers dropped then, so that one hour's series are in memory at a time
-    beside the batch's answers. Should the shared queries fail, each hour is fetched on its own, so that its fate
+    the network once for every hour, and Prometheus finds the series once. So do the samples (prices, capacities,
+    kubecost_* series): one request over the hours, each hour's window cut from it. The pods that need their
+    samples are fetched by each hour's ``read``, as for one hour. An hour's input is made when it is read and its
+    answers dropped then, so that one hour's series are in memory at a time beside the batch's answers. Should the shared queries fail, each hour is fetched on its own, so that its fate
     is its own. A ``census`` asked ahead (``census``, to size the batch) is taken for the hours it covers instead of
     asked again. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that are not
     consecutive."""
@@ -142,7 +142,7 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
         alone = _alone(own[0], tenant_label, tenant, starts[0], step, census)
         return [replace(alone, shared=client.load) if census is not None else alone]  # the census its share
     try:
-        summaries = _fetch_summarised_hours(client, own, tenant_label, tenant, starts, step, census)
+        summaries = _fetch_summarised_hours(client, tenant_label, tenant, starts, step, census)
     except WorkerError:  # a shared query failed: each hour on its own, so that its fate is its own
         return [_alone(hour_client, tenant_label, tenant, start, step) for start, hour_client in zip(starts, own)]
     return [HourFetch(start, partial(_completed, hour_client, tenant_label, tenant, start, step, summary),
@@ -211,22 +211,21 @@ def _completed(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
 
 
-def _fetch_summarised_hours(client: ThanosClient, hour_clients: list[ThanosClient], tenant_label: str, tenant: str,
-                            starts: list[int], step: int, census: "Census | None" = None
-                            ) -> list[Callable[[], _Summarised]]:
+def _fetch_summarised_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: list[int], step: int,
+                            census: "Census | None" = None) -> list[Callable[[], _Summarised]]:
     """Per hour of ``starts`` (consecutive), what makes its summaries of the ``SUMMARISABLE`` metrics, its samples
-    of the others (asked by that hour's client) and the sample counts the server gave, or raises that hour's error.
-    Raises where a query all hours share fails.
+    of the others and the sample counts the server gave, or raises that hour's error. Raises where a query all
+    hours share fails.
 
     About a dozen queries whatever the number of hours (instant queries for one hour, range queries at a one-hour
-    step for several), ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once: the server works on several while this
-    process parses. An hour's answers become summaries only when its turn comes, and are dropped then.
+    step for several; the samples of the hours in one request), ``KCW_THANOS_PARALLEL_QUERIES`` in flight at once:
+    the server works on several while this process parses. An hour's answers become summaries, and its window is
+    cut from the samples, only when its turn comes; its answers are dropped then.
     """
     batch = _Batch(client, tenant_label, tenant, starts, step)
     queries = _summary_queries(batch)
-    answers, early_samples = _ask_summaries(batch, queries, census.of(starts) if census is not None else None)
-    return [partial(_hour_summaries, batch, hour_client, queries, answers, early_samples, k)
-            for k, hour_client in enumerate(hour_clients)]
+    answers, samples = _ask_summaries(batch, queries, census.of(starts) if census is not None else None)
+    return [partial(_hour_summaries, batch, queries, answers, samples, k) for k in range(len(starts))]
 
 
 @dataclass(frozen=True)
@@ -336,16 +335,16 @@ class _HourAnswers:
 
 
 def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]] | None
-                   ) -> tuple[_Answers, Future | None]:
-    """Every summary query of the batch, in parallel (the census unless given); with one hour alone, its samples
-    beside them (several: each hour's when its turn comes, as they are small and quick, and only one hour's are
-    held at a time). Raises where a shared query fails: one failing fails every hour (the caller then fetches each
-    on its own)."""
+                   ) -> tuple[_Answers, Future]:
+    """Every summary query of the batch, in parallel (the census unless given), and the samples of its hours beside
+    them (one request, each series' labels made once for all its hours: asked hour by hour, they were a sequential
+    request in each hour's read). Raises where a shared query fails: one failing fails every hour (the caller then
+    fetches each on its own). The samples of one hour alone are its own: their error is raised in its turn."""
     starts = batch.starts
     at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
     with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
-        early_samples = pool.submit(fetch_samples, batch.client, batch.tenant_label, batch.tenant, queries.sampled,
-                                    starts[0], starts[0] + HOUR, batch.step) if len(starts) == 1 else None
+        samples = pool.submit(_samples, batch.client, batch.tenant_label, batch.tenant, queries.sampled, starts[0],
+                              starts[-1] + HOUR, batch.step)
         means = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.means.items()}
         usage = {m: {name: pool.submit(_at_each_hour, batch, q, at_end, FIGURES) for name, q in figures.items()}
                  for m, figures in queries.usage.items()}
@@ -358,9 +357,11 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
                             for m, futures in usage.items()},
                            {m: future.result() for m, future in counts.items()},
                            first.result(), last.result(), census if asked_census is None else asked_census.result())
-        if early_samples is not None:
-            early_samples.exception()  # an error of the hour's samples is the hour's: read in its turn
-    return answers, early_samples
+        if len(starts) == 1:
+            samples.exception()  # read in the hour's turn
+        else:
+            samples.result()
+    return answers, samples
 
 
 def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) -> list[list[_Point]]:
@@ -413,13 +414,12 @@ def _tagged(figures: dict[str, list[list[_Point]]]) -> list[list[_Point]]:
             for k in range(hours)]
 
 
-def _hour_summaries(batch: _Batch, hour_client: ThanosClient, queries: _SummaryQueries, answers: _Answers,
-                    early_samples: Future | None, k: int) -> _Summarised:
+def _hour_summaries(batch: _Batch, queries: _SummaryQueries, answers: _Answers, samples: Future, k: int
+                    ) -> _Summarised:
     """Hour ``k``'s summaries, its answers dropped once read, whether they made summaries or an error."""
     start = batch.starts[k]
     try:
-        sampled = early_samples.result() if early_samples is not None else fetch_samples(
-            hour_client, batch.tenant_label, batch.tenant, queries.sampled, start, start + HOUR, batch.step)
+        sampled = _in_window(samples.result(), start, start + HOUR, batch.step)
         return _summaries(answers.of_hour(k), sampled, start, queries)
     finally:
         answers.drop_hour(k)
@@ -563,10 +563,17 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
     server's range is closed (Prometheus 2) or left-open (Prometheus 3); the window is cut again here.
     ``seen`` (when given) gets the labels of every series of the tenant answered, with or without usable samples.
     """
+    return _in_window(_samples(client, tenant_label, tenant, matchers, start, end, step, seen), start, end, step)
+
+
+_Sampled = list[tuple[str, dict[str, str], list[float], list[float]]]  # (metric, labels, times, values) per series
+
+
+def _samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int, step: int,
+             seen: dict[str, set[frozenset]] | None = None) -> _Sampled:
     query = promql.RAW_SAMPLES.format(series=promql.selector(tenant_label, tenant, matchers=matchers),
                                       seconds=end - start + step)
-    series: dict[str, list[Series]] = defaultdict(list)
-    counted: dict[str, int] = defaultdict(int)
+    found: _Sampled = []
     for item in client.samples(query, end - 0.001):
         labels = dict(item["metric"])
         name = labels.pop("__name__", "")
@@ -574,7 +581,14 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
             continue
         if seen is not None:
             seen[name].add(frozenset(labels.items()))
-        times, values = _in_order(name, item["values"])
+        found.append((name, labels, *_in_order(name, item["values"])))
+    return found
+
+
+def _in_window(found: _Sampled, start: int, end: int, step: int) -> tuple[dict[str, list[Series]], dict[str, int]]:
+    series: dict[str, list[Series]] = defaultdict(list)
+    counted: dict[str, int] = defaultdict(int)
+    for name, labels, times, values in found:
         first, in_hour, last = (bisect.bisect_left(times, t) for t in (start - step, start, end))
         counted[name] += last - in_hour
         samples = list(zip(times[first:last], values[first:last]))
