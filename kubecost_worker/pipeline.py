@@ -220,7 +220,7 @@ class Pipeline:
         return outcome
 
     def _run_batch(self, runs: list[RunRecord], fetches: list[HourFetch], force: bool) -> list[HourOutcome]:
-        """The hours of a batch, priced one at a time (the next one read meanwhile: ``read_ahead``) and written
+        """The hours of a batch, priced one at a time (the next ones read meanwhile: ``read_ahead``) and written
         together (``ClickHouseSink.write_hours``: one insert per table and one ledger insert for the hours priced), in
         writes of at most ``WRITE_ROWS`` rows; the current runs they may replace are looked up once."""
         try:

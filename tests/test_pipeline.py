@@ -1,14 +1,19 @@
-"""The tenant-hour path's pure parts: the one batching rule, a batch's size, a backfill's summary of outcomes."""
+"""The tenant-hour path's pure parts: the one batching rule, a batch's size, a backfill's summary of outcomes, the
+order a batch's hours are read ahead in."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import pytest
 
 from kubecost_worker.config import load_config
 from kubecost_worker.hours import HOUR
 from kubecost_worker.pipeline import HourOutcome, HoursSummary, batch_size, next_batch
+from kubecost_worker.source.extract import READ_AHEAD, HourFetch, read_ahead
+from kubecost_worker.source.thanos import ThanosBadAnswer, ThanosLoad
 from kubecost_worker.store.ledger import RunRecord, RunStatus
 
 H = HOUR
@@ -68,3 +73,36 @@ def test_an_outcome_reads_as_its_record():
     assert (failed.status, failed.hour, failed.kind, failed.error) == (RunStatus.FAILED, T0 + H, "terminal",
                                                                         "rejected")
     assert HourOutcome(run.succeeded(1, 1.0, 1, 1)).kind is None
+
+
+def test_a_batchs_hours_are_read_ahead_in_turn_each_keeping_its_own_error():
+    """``read_ahead``: the hours come in their order; when an hour's turn comes the next ``READ_AHEAD`` are being
+    read (Thanos answers them while it is priced), never more; an hour's error is raised by its own ``read``."""
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def reader(k: int):
+        def read():
+            with lock:
+                started.append(k)
+            if k == 2:
+                raise ThanosBadAnswer("hour 2's own")
+            return k
+        return read
+
+    fetches = [HourFetch(start=k, read=reader(k), own=ThanosLoad()) for k in range(7)]
+    turns = []
+    for k, fetch in enumerate(read_ahead(fetches)):
+        ahead = min(k + READ_AHEAD, len(fetches) - 1)
+        deadline = time.monotonic() + 10
+        while len(started) < ahead + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with lock:
+            assert sorted(started) == list(range(ahead + 1)), (k, started)
+        if k == 2:
+            with pytest.raises(ThanosBadAnswer, match="hour 2's own"):
+                fetch.read()
+        else:
+            assert fetch.read() == k
+        turns.append(fetch.start)
+    assert turns == list(range(7)) and READ_AHEAD > 1

@@ -21,7 +21,7 @@ import math
 import re
 import statistics
 import sys
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -47,6 +47,8 @@ SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, chea
 # A churning 10,000-pod tenant can need the samples of a thousand pods; one regex of all their names would make
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
+
+READ_AHEAD = 3
 
 # What an hour's summary answer holds of each series: a key (the model's labels of the series, shared by the hours
 # of a batch; a usage figure's name with them; an aggregated answer's labels) and its value as the server wrote it.
@@ -97,18 +99,19 @@ class HourFetch:
 
 
 def read_ahead(fetches: list[HourFetch]) -> Iterator[HourFetch]:
-    """The hours of a batch in turn, each one's input read while the one before it is priced: Thanos answers the
-    next hour's queries while this process computes the current one. One hour is read ahead at most, so that two
-    hours' inputs are in memory at a time; an hour's error is still its own, raised by its ``read``."""
+    """The hours of a batch in turn, each one's input read while the ones before it are priced: Thanos answers the
+    next hours' queries while this process computes the current one. ``READ_AHEAD`` hours are read ahead at most,
+    so that as many hours' inputs and one more are in memory at a time; an hour's error is still its own, raised by
+    its ``read``."""
     if len(fetches) < 2:
         yield from fetches
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
-        upcoming = reader.submit(fetches[0].read)
+    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="read-ahead") as reader:
+        upcoming = deque(reader.submit(fetch.read) for fetch in fetches[:READ_AHEAD])
         for k, fetch in enumerate(fetches):
-            current = upcoming
-            if k + 1 < len(fetches):
-                upcoming = reader.submit(fetches[k + 1].read)  # starts once ``current`` is read
+            current = upcoming.popleft()
+            if k + READ_AHEAD < len(fetches):
+                upcoming.append(reader.submit(fetches[k + READ_AHEAD].read))
             yield replace(fetch, read=current.result)
 
 
