@@ -48,6 +48,9 @@ SPACING_SERIES = 2000  # series whose spacing is looked at: plenty to tell, chea
 # a URL of tens of kB, which proxies in front of Thanos refuse (8 kB is a common limit).
 MAX_PATTERN_CHARS = 4000
 
+# A batch's hours read ahead of the one priced (``read_ahead``): an hour's read waits on Prometheus between its
+# requests, and reading several fills those waits; 2 gained a 200-pod backfill 3 % of its wall, 3 gained 5 %, 5
+# no more (docs/benchmarks.md). Each is an hour's input more in memory, within the batch's series-hours.
 READ_AHEAD = 3
 
 # What an hour's summary answer holds of each series: a key (the model's labels of the series, shared by the hours
@@ -70,8 +73,8 @@ def fetch_hour(client: ThanosClient, tenant_label: str, tenant: str, start: int,
     census asked ahead (the function ``census``) that covers the hour is taken instead of asked again."""
     promql.tenant_matcher(tenant_label, tenant)  # refuses an unsafe id before any request
     if not summarise:
-        series, counted = fetch_samples(client, tenant_label, tenant, promql.names_matcher(NEEDED_METRICS, [KEPT_PREFIX]),
-                                        start, end, step)
+        every_series = promql.names_matcher(NEEDED_METRICS, [KEPT_PREFIX])
+        series, counted = fetch_samples(client, tenant_label, tenant, every_series, start, end, step)
         check_resolution(series, start, end, step)
         return HourInput(tenant=tenant, start=start, end=end, step=step, series=series, counted=counted)
     if end - start != HOUR:
@@ -135,10 +138,11 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
     the network once for every hour, and Prometheus finds the series once. So do the samples (prices, capacities,
     kubecost_* series): one request over the hours, each hour's window cut from it. The pods that need their
     samples are fetched by each hour's ``read``, as for one hour. An hour's input is made when it is read and its
-    answers dropped then, so that one hour's series are in memory at a time beside the batch's answers. Should the shared queries fail, each hour is fetched on its own, so that its fate
-    is its own. A ``census`` asked ahead (``census``, to size the batch) is taken for the hours it covers instead of
-    asked again. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours that are not
-    consecutive."""
+    answers dropped then, so that the series of the hours read ahead (``read_ahead``) are in memory beside the
+    batch's answers, not every hour's. Should the shared queries fail, each hour is fetched on its own, so that its
+    fate is its own. A ``census`` asked ahead (``census``, to size the batch) is taken for the hours it covers
+    instead of asked again. Raises only what no hour could get past: a tenant id outside the safe alphabet, hours
+    that are not consecutive."""
     _refuse_unfit(tenant_label, tenant, starts)
     own = [client.counting() for _ in starts]
     if len(starts) == 1:  # nothing to share: the hour as fetch_hour fetches it
@@ -340,9 +344,9 @@ class _HourAnswers:
 def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]] | None
                    ) -> tuple[_Answers, Future]:
     """Every summary query of the batch, in parallel (the census unless given), and the samples of its hours beside
-    them (one request, each series' labels made once for all its hours: asked hour by hour, they were a sequential
-    request in each hour's read). Raises where a shared query fails: one failing fails every hour (the caller then
-    fetches each on its own). The samples of one hour alone are its own: their error is raised in its turn."""
+    them (one request, each series' labels made once for all its hours, and no hour's read waiting on it). Raises
+    where a shared query fails: one failing fails every hour (the caller then fetches each on its own). The samples
+    of one hour alone are its own: their error is raised in its turn."""
     starts = batch.starts
     at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
     with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
@@ -361,9 +365,9 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
                            {m: future.result() for m, future in counts.items()},
                            first.result(), last.result(), census if asked_census is None else asked_census.result())
         if len(starts) == 1:
-            samples.exception()  # read in the hour's turn
+            samples.exception()  # waited for; raised in the hour's turn
         else:
-            samples.result()
+            samples.result()  # a bad sample of one hour: each hour fetched alone, so that it fails that one only
     return answers, samples
 
 
@@ -574,6 +578,8 @@ _Sampled = list[tuple[str, dict[str, str], list[float], list[float]]]  # (metric
 
 def _samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int, step: int,
              seen: dict[str, set[frozenset]] | None = None) -> _Sampled:
+    """The answer of ``fetch_samples``'s request over ``[start - step, end)``: each series of the tenant with its
+    samples in order, not yet cut to an hour."""
     query = promql.RAW_SAMPLES.format(series=promql.selector(tenant_label, tenant, matchers=matchers),
                                       seconds=end - start + step)
     found: _Sampled = []
@@ -589,6 +595,7 @@ def _samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str
 
 
 def _in_window(found: _Sampled, start: int, end: int, step: int) -> tuple[dict[str, list[Series]], dict[str, int]]:
+    """``fetch_samples``'s series and counts of ``[start, end)`` from ``found`` (``_samples`` over it or more)."""
     series: dict[str, list[Series]] = defaultdict(list)
     counted: dict[str, int] = defaultdict(int)
     for name, labels, times, values in found:
