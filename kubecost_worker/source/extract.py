@@ -573,7 +573,8 @@ def fetch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers
     return _in_window(_samples(client, tenant_label, tenant, matchers, start, end, step, seen), start, end, step)
 
 
-_Sampled = list[tuple[str, dict[str, str], list[float], list[float]]]  # (metric, labels, times, values) per series
+# Each series of a samples answer: (metric, labels, samples ascending by time), before it is cut to an hour
+_Sampled = list[tuple[str, dict[str, str], list[tuple[float, float]]]]
 
 
 def _samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, start: int, end: int, step: int,
@@ -590,25 +591,29 @@ def _samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str
             continue
         if seen is not None:
             seen[name].add(frozenset(labels.items()))
-        found.append((name, labels, *_in_order(name, item["values"])))
+        found.append((name, labels, list(zip(*_in_order(name, item["values"])))))
     return found
 
 
 def _in_window(found: _Sampled, start: int, end: int, step: int) -> tuple[dict[str, list[Series]], dict[str, int]]:
-    """``fetch_samples``'s series and counts of ``[start, end)`` from ``found`` (``_samples`` over it or more)."""
+    """``fetch_samples``'s series and counts of ``[start, end)`` from ``found`` (``_samples`` over it or more). Each
+    series' samples are a list of its own; the (time, value) pairs are shared with ``found`` and the other hours."""
     series: dict[str, list[Series]] = defaultdict(list)
     counted: dict[str, int] = defaultdict(int)
-    for name, labels, times, values in found:
-        first, in_hour, last = (bisect.bisect_left(times, t) for t in (start - step, start, end))
+    for name, labels, answered in found:
+        first, in_hour, last = (bisect.bisect_left(answered, t, key=_TIME) for t in (start - step, start, end))
         counted[name] += last - in_hour
-        samples = list(zip(times[first:last], values[first:last]))
+        samples = answered[first:last]
         # NaN and infinite gauge values (a broken exporter) would poison every sum they enter: left out (a finite
         # sum says at C speed that there are none, but for one that overflows)
-        if not math.isfinite(sum(values[first:last])):
+        if not math.isfinite(sum(map(_VALUE, samples))):
             samples = [(t, v) for t, v in samples if math.isfinite(v)]
         if samples:
             series[name].append(Series(labels, samples))
     return dict(series), dict(counted)
+
+
+_TIME, _VALUE = itemgetter(0), itemgetter(1)
 
 
 def check_resolution(series: dict[str, list[Series | Summary]], start: int, end: int, step: int) -> None:
