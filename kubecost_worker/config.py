@@ -295,7 +295,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "200000",
                 "Memory budget of the batches held at once: a batch's hours x the series of the tenant's last hour, "
                 "or for a tenant not seen yet its census's (a 2,000-pod tenant has about 28,000: 7 hours; each "
-                "series-hour holds about 0.6 kB while its batch is read); the next batch is fetched while one runs "
+                "series-hour holds about 0.75 kB while its batch is read); the next batch is fetched while one runs "
                 "where both fit."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
