@@ -600,7 +600,7 @@ def _answered(client: ThanosClient, tenant_label: str, tenant: str, matchers: st
 def _batch_samples(client: ThanosClient, tenant_label: str, tenant: str, matchers: str, starts: list[int],
                    step: int) -> list[tuple[str, dict[str, str], array, array]]:
     """The samples of the consecutive hours ``starts`` from one request, held until each hour is cut from them
-    (``_in_window``): the numbers in arrays, 16 bytes a sample, a quarter of what they take as (time, value) pairs."""
+    (``_in_window``): the numbers in arrays, 16 bytes a sample, a seventh of what a (time, value) pair takes."""
     return [(name, labels, array("d", times), array("d", values)) for name, labels, times, values
             in _answered(client, tenant_label, tenant, matchers, starts[0], starts[-1] + HOUR, step)]
 
