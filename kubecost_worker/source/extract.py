@@ -346,8 +346,8 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
                    ) -> tuple[_Answers, Future]:
     """Every summary query of the batch, in parallel (the census unless given), and the samples of its hours beside
     them (one request, each series' labels made once for all its hours, and no hour's read waiting on it). Raises
-    where a shared query fails: one failing fails every hour (the caller then fetches each on its own). The samples
-    of one hour alone are its own: their error is raised in its turn."""
+    where a shared query fails: one failing fails every hour (the caller then fetches each on its own; an hour alone
+    is asked in its own turn, so the error is its own)."""
     starts = batch.starts
     at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
     with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
@@ -367,10 +367,7 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
                             for m, futures in usage.items()},
                            {m: future.result() for m, future in counts.items()},
                            first.result(), last.result(), census if asked_census is None else asked_census.result())
-        if len(starts) == 1:
-            samples.exception()  # waited for; raised in the hour's turn
-        else:
-            samples.result()  # a bad sample of one hour: each hour fetched alone, so that it fails that one only
+        samples.result()  # in a batch, a bad sample of one hour makes each hour fetched alone: it fails that one only
     return answers, samples
 
 
@@ -612,10 +609,11 @@ def _in_window(found: _Sampled, start: int, end: int, step: int) -> tuple[dict[s
     for name, labels, times, values in found:
         first, in_hour, last = (bisect.bisect_left(times, t) for t in (start - step, start, end))
         counted[name] += last - in_hour
-        samples = list(zip(times[first:last], values[first:last]))
+        in_window = values[first:last]
+        samples = list(zip(times[first:last], in_window))
         # NaN and infinite gauge values (a broken exporter) would poison every sum they enter: left out (a finite
         # sum says at C speed that there are none, but for one that overflows)
-        if not math.isfinite(sum(values[first:last])):
+        if not math.isfinite(sum(in_window)):
             samples = [(t, v) for t, v in samples if math.isfinite(v)]
         if samples:
             series[name].append(Series(labels, samples))
