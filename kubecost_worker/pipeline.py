@@ -43,22 +43,37 @@ log = structlog.get_logger(__name__)
 
 def next_batch(hours: Sequence[int], most: int | None) -> list[int]:
     """The batch sorted ``hours`` begin with: their first hour and the consecutive hours after it, at most ``most``
-    in all (None: no limit). The one batching rule: backfill and the consumer run hours in these batches, the
+    in all (None: no limit). A run of consecutive hours longer than ``most`` is cut in as few batches as ``most``
+    allows, of even sizes (24 hours at most 7: 6, 6, 6, 6, not 7, 7, 7, 3: a batch's shared queries cost about as
+    much for 3 hours as for 7). The one batching rule: backfill and the consumer run hours in these batches, the
     consumer splits a long job into them, the scheduler makes its catch-up ranges of them."""
-    batch = list(hours[:1])
-    while len(batch) < len(hours) and (most is None or len(batch) < most) and hours[len(batch)] == batch[-1] + HOUR:
-        batch.append(hours[len(batch)])
-    return batch
+    run = min(len(hours), 1)
+    while run < len(hours) and hours[run] == hours[run - 1] + HOUR:
+        run += 1
+    if most is not None and run > most:
+        batches = -(-run // most)
+        run = -(-run // batches)
+    return list(hours[:run])
+
+
+# The fewest hours a batch is cut to so that the next is fetched while it runs: a batch's shared queries cost
+# Prometheus nearly as much for a few hours as for many (its series are found once), so short batches pay more
+# than the overlap gains. 24-hour backfills on 2 cores shared with Prometheus: a 1,000-pod tenant's batches of 6
+# fetched ahead took 8-10 % less wall than batches of 14 alone; a 2,000-pod tenant's batches of 3 fetched ahead
+# took 10 % more wall and 40 % more Prometheus CPU than batches of 6 alone (docs/benchmarks.md).
+AHEAD_HOURS = 6
 
 
 def batch_size(config: Config, series: int | None) -> int:
     """Hours a batch may take when the tenant's last hour had ``series`` series (or its census counts that many
-    summarised series: ``Pipeline._census_ahead``): ``KCW_BATCH_HOURS``, fewer where the batch would pass
-    ``KCW_BATCH_SERIES_HOURS``; None (a tenant not seen yet, its census not asked): its first hour goes alone,
-    which tells its size."""
+    summarised series: ``Pipeline._census_ahead``): ``KCW_BATCH_HOURS``, fewer where the batch would pass half of
+    ``KCW_BATCH_SERIES_HOURS``, so that the next batch is fetched while it runs (``Pipeline._size_ahead``); where
+    half the budget holds fewer than ``AHEAD_HOURS``, the whole budget's hours, fetched alone. None (a tenant not
+    seen yet, its census not asked): its first hour goes alone, which tells its size."""
     if series is None:
         return 1
-    return max(1, min(config.batch_hours, config.batch_series_hours // max(series, 1)))
+    hours = config.batch_series_hours // max(series, 1)
+    return max(1, min(config.batch_hours, hours // 2 if hours // 2 >= AHEAD_HOURS else hours))
 
 
 # Rows of a batch's priced hours held for one write: past this many the hours held are written first, so that a
@@ -129,10 +144,9 @@ class Pipeline:
         they advance together), yielding each batch's tenant and outcomes as it ends.
 
         Each batch is sized when it is fetched (``next_batch`` by ``batch_size``): by the tenant's last hour read,
-        else by the census of the hours its first batch may take, asked ahead (else the first hour goes alone and
-        sizes the rest). While a batch is priced and written, the next one in turn is fetched (its shared queries,
-        its first hour read), where both fit the series-hours budget (``_size_ahead``): Thanos answers while this
-        process computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time.
+        else by the census of its first hour, asked ahead (else the first hour goes alone and sizes the rest). While
+        a batch is priced and written, the next one in turn is fetched (its shared queries, its first hour read),
+        where both fit the series-hours budget (``_size_ahead``): Thanos answers while this process computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time.
         ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``). The daily
         tier's days of the hours committed are built again once no hour of theirs is left to run (a day of a backfill
         once, not after each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of
@@ -203,12 +217,12 @@ class Pipeline:
         return outcomes
 
     def _census_ahead(self, client: ThanosClient, tenant: str, pending: Sequence[int]) -> Census | None:
-        """The census of the hours a tenant's first batch may take (one query of series counts, which the batch then
-        takes instead of asking it): what sizes that batch. None where it could not be asked: the first hour then
-        goes alone, and tells the size."""
+        """The census of a tenant's first hour (one query of series counts): what sizes its first batch, which takes
+        it where that batch is the hour alone, and else asks its own with its other queries. One hour, not every hour
+        the batch may take: the census reads each series' samples, and a 10,000-pod tenant's batch is one hour.
+        None where it could not be asked: the first hour then goes alone, and tells the size."""
         try:
-            found = census(client, self.config.tenant_label, tenant, next_batch(pending, self.config.batch_hours),
-                           self.config.step_seconds)
+            found = census(client, self.config.tenant_label, tenant, pending[:1], self.config.step_seconds)
             self.series_seen[tenant] = found.series()  # a count that is no count is a bad answer, as in a batch
         except WorkerError:
             return None
@@ -325,7 +339,7 @@ class _TenantHours:
 
     tenant: str
     pending: list[int]
-    sized_by_census: bool  # its first batch: a tenant not seen yet, sized by the census of its hours
+    sized_by_census: bool  # its first batch: a tenant not seen yet, sized by the census of its first hour
     unfinished: list[int] = field(default_factory=list)
     committed: list[RunRecord] = field(default_factory=list)
 

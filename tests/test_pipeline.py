@@ -11,7 +11,7 @@ import pytest
 
 from kubecost_worker.config import load_config
 from kubecost_worker.hours import HOUR
-from kubecost_worker.pipeline import HourOutcome, HoursSummary, batch_size, next_batch
+from kubecost_worker.pipeline import AHEAD_HOURS, HourOutcome, HoursSummary, batch_size, next_batch
 from kubecost_worker.source.extract import READ_AHEAD, HourFetch, read_ahead
 from kubecost_worker.source.thanos import ThanosBadAnswer, ThanosLoad
 from kubecost_worker.store.ledger import RunRecord, RunStatus
@@ -29,6 +29,7 @@ T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
     ([T0, T0 + H, T0 + 3 * H, T0 + 4 * H], 6, [T0, T0 + H]),  # a gap ends the batch
     ([T0, T0 + 2 * H], None, [T0]),
     ([T0 + k * H for k in range(100)], None, [T0 + k * H for k in range(100)]),  # no limit: the whole run
+    ([], 6, []),
 ])
 def test_a_batch_is_the_consecutive_hours_the_list_begins_with(hours, most, batch):
     assert next_batch(hours, most) == batch
@@ -43,15 +44,41 @@ def test_a_list_is_its_batches_one_after_another():
     assert [[(h - T0) // H for h in batch] for batch in batches] == [[0, 1, 2], [3, 4], [7, 8], [10]]
 
 
+@pytest.mark.parametrize("run, most, sizes", [
+    (24, 7, [6, 6, 6, 6]), (24, 24, [24]), (25, 24, [13, 12]), (30, 7, [6, 6, 6, 6, 6]), (8, 7, [4, 4]),
+    (7, 7, [7]), (5, 1, [1, 1, 1, 1, 1]), (23, 6, [6, 6, 6, 5]),
+])
+def test_a_run_longer_than_a_batch_is_cut_in_as_few_batches_of_even_sizes(run, most, sizes):
+    hours, found = [T0 + k * H for k in range(run)], []
+    while hours:
+        found.append(len(next_batch(hours, most)))
+        hours = hours[found[-1]:]
+    assert found == sizes
+
+
 def test_a_batch_is_sized_by_the_tenants_last_hour():
-    config = load_config({"KCW_BATCH_HOURS": "6", "KCW_BATCH_SERIES_HOURS": "200000"})
+    config = load_config({"KCW_BATCH_HOURS": "24", "KCW_BATCH_SERIES_HOURS": "200000"})
     assert batch_size(config, None) == 1  # not seen yet: its first hour alone tells its size
-    assert batch_size(config, 1_000) == 6  # small: KCW_BATCH_HOURS
-    assert batch_size(config, 40_000) == 5 and batch_size(config, 150_000) == 1  # the memory budget
-    assert batch_size(config, 10_000_000) == 1 and batch_size(config, 0) == 6
-    # the README's 2,000-pod tenant: about 28,000 series, 7 hours where KCW_BATCH_HOURS allows them
-    assert batch_size(load_config({"KCW_BATCH_HOURS": "12"}), 28_000) == 7
+    assert batch_size(config, 1_000) == 24 and batch_size(config, 0) == 24  # small: KCW_BATCH_HOURS
+    # half the budget, so that the next batch is fetched while one runs (the README's 1,000-pod tenant: 7 hours)
+    assert batch_size(config, 7_000) == 14 and batch_size(config, 14_000) == 7 and batch_size(config, 16_000) == 6
+    # where half would hold fewer than AHEAD_HOURS, all of it (the README's 2,000-pod tenant: 7 hours)
+    assert batch_size(config, 17_000) == 11 and batch_size(config, 28_000) == 7 and batch_size(config, 40_000) == 5
+    assert batch_size(config, 150_000) == 1 and batch_size(config, 10_000_000) == 1
+    assert batch_size(load_config({"KCW_BATCH_HOURS": "6"}), 1_000) == 6
     assert batch_size(load_config({"KCW_BATCH_HOURS": "1"}), 10) == 1
+
+
+def test_two_batches_of_a_tenant_fit_the_budget_wherever_each_is_cut_to_half_of_it():
+    """What ``Pipeline._size_ahead`` then finds: a batch sized by ``batch_size`` where half the budget holds
+    ``AHEAD_HOURS`` or more leaves room for the next batch of the same tenant; elsewhere it takes the room of two."""
+    config = load_config({"KCW_BATCH_SERIES_HOURS": "200000"})
+    for series in range(1_000, 200_000, 500):
+        hours = batch_size(config, series)
+        if config.batch_series_hours // series // 2 >= AHEAD_HOURS:
+            assert 2 * hours * series <= config.batch_series_hours, series
+        else:
+            assert 2 * hours * series > config.batch_series_hours, series
 
 
 def test_a_backfill_counts_each_hour_by_how_it_ended():
