@@ -218,9 +218,9 @@ class Pipeline:
 
     def _census_ahead(self, client: ThanosClient, tenant: str, pending: Sequence[int]) -> Census | None:
         """The census of a tenant's first hour (one query of series counts): what sizes its first batch, which takes
-        it where that batch is the hour alone, and else asks its own with its other queries. One hour, not every hour
-        the batch may take: the census reads each series' samples, and a 10,000-pod tenant's batch is one hour.
-        None where it could not be asked: the first hour then goes alone, and tells the size."""
+        it for that hour and asks the census of its other hours with its other queries. One hour, not every hour the
+        batch may take: the census reads each series' samples, and a 10,000-pod tenant's batch is one hour. None
+        where it could not be asked: the first hour then goes alone, and tells the size."""
         try:
             found = census(client, self.config.tenant_label, tenant, pending[:1], self.config.step_seconds)
             self.series_seen[tenant] = found.series()  # a count that is no count is a bad answer, as in a batch

@@ -385,10 +385,10 @@ def census_requests(proxy) -> list[str]:
 
 def test_a_tenant_not_seen_yet_is_sized_by_its_census_asked_once_ahead(store):
     """A backfill of a tenant the pipeline has not seen: the census of its first hour is asked ahead (one instant
-    query) and sizes its first batch, which asks its own census with its other queries (a range query), or takes
-    that one where it is the hour alone. With room for every hour, one batch; with a memory budget of two hours of
-    the census's series, a batch of two, then the rest sized by the hour last read. The rows are those of the clean
-    run, and every request is in some hour's ledger record."""
+    query) and sizes its first batch, which takes it for that hour and asks the census of its other hours with its
+    other queries (a range query for several, an instant query for one). With room for every hour, one batch; with
+    a memory budget of two hours of the census's series, a batch of two, then the rest sized by the hour last read.
+    The rows are those of the clean run, and every request is in some hour's ledger record."""
     store.proxy.reset_counts()
     before = store.sink.query("SELECT now64(6, 'UTC')")[0][0]
     time.sleep(0.01)
@@ -408,8 +408,8 @@ def test_a_tenant_not_seen_yet_is_sized_by_its_census_asked_once_ahead(store):
     batches = list(tight.batches(TENANTS[0], store.hours))
     assert [len(batch) for batch in batches] == [2, 1]
     assert all(o.status == "succeeded" for batch in batches for o in batch)
-    # the first hour's ahead; the batch of two's; the last hour's, alone
-    assert census_requests(store.proxy) == ["/api/v1/query", "/api/v1/query_range", "/api/v1/query"]
+    # the first hour's, ahead; the second's, asked by the batch of two; the last hour's, alone
+    assert census_requests(store.proxy) == ["/api/v1/query", "/api/v1/query", "/api/v1/query"]
     visible = store.visible()
     for key, rows in store.clean.items():
         assert same_rows(visible[key], rows), key

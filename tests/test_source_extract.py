@@ -43,7 +43,7 @@ from kubecost_worker.model.series import (CONTAINER_CPU_USAGE_SECONDS_TOTAL as C
                                          KEPT_PREFIX, NEEDED_METRICS, HourInput, Series, Summary)
 from kubecost_worker.store.ledger import SENTINEL_METRICS
 from kubecost_worker.devtools.simulation import write_simulation
-from kubecost_worker.source.extract import fetch_hour, fetch_hours
+from kubecost_worker.source.extract import census, fetch_hour, fetch_hours
 from kubecost_worker.source.promql import tenant_matcher
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
@@ -638,6 +638,18 @@ def test_the_hand_made_hour_batched_with_its_neighbours(edge):
     assert hour.series == summarised.series and hour.counted == summarised.counted
     assert_same_result(compute_hour(hour), compute_hour(sampled))
     assert isinstance(before, HourInput) and isinstance(after, HourInput)
+
+
+def test_a_census_asked_ahead_is_taken_for_the_first_hours_it_covers_and_the_rest_asked(edge):
+    """A batch given the census of its first hour (``Pipeline`` asks it ahead to size the batch) takes it for that
+    hour and asks the census of the others: the same inputs as a batch that asks every hour's."""
+    client = edge[0]
+    hours = [H - 3600, H, H + 3600]
+    ahead = census(client, TENANT_LABEL, "t-edge", hours[:1], 60)
+    assert ahead.of(hours) == ahead.per_hour and ahead.of(hours[1:]) == [] and ahead.of([H - 7200, *hours]) == []
+    given = [h.read() for h in fetch_hours(client, TENANT_LABEL, "t-edge", hours, 60, ahead)]
+    asked = [h.read() for h in fetch_hours(client, TENANT_LABEL, "t-edge", hours, 60)]
+    assert [(h.series, h.counted) for h in given] == [(h.series, h.counted) for h in asked]
 
 
 def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):

@@ -170,10 +170,11 @@ class Census:
         """The summarised series of the fullest hour: what a batch of these hours is sized by."""
         return max((sum(_count(promql.SERIES_IN_HOUR, i) for i in items) for items in self.per_hour), default=0)
 
-    def of(self, starts: list[int]) -> list[list[_Point]] | None:
-        """The census of ``starts``, where it covers them all."""
-        if not starts or starts[0] not in self.starts or starts[-1] not in self.starts:
-            return None
+    def of(self, starts: list[int]) -> list[list[_Point]]:
+        """The census of the first hours of ``starts`` (consecutive) it covers: none where it does not cover the
+        first."""
+        if not starts or starts[0] not in self.starts:
+            return []
         first = self.starts.index(starts[0])
         return self.per_hour[first:first + len(starts)]
 
@@ -232,7 +233,7 @@ def _fetch_summarised_hours(client: ThanosClient, tenant_label: str, tenant: str
     """
     batch = _Batch(client, tenant_label, tenant, starts, step)
     queries = _summary_queries(batch)
-    answers, samples = _ask_summaries(batch, queries, census.of(starts) if census is not None else None)
+    answers, samples = _ask_summaries(batch, queries, census.of(starts) if census is not None else [])
     return [partial(_hour_summaries, batch, queries, answers, samples, k) for k in range(len(starts))]
 
 
@@ -342,12 +343,12 @@ class _HourAnswers:
     census: list[_Point]
 
 
-def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]] | None
+def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]]
                    ) -> tuple[_Answers, Future]:
-    """Every summary query of the batch, in parallel (the census unless given), and the samples of its hours beside
-    them (one request, each series' labels made once for all its hours, and no hour's read waiting on it). Raises
-    where a shared query fails: one failing fails every hour (the caller then fetches each on its own; an hour alone
-    is asked in its own turn, so the error is its own)."""
+    """Every summary query of the batch, in parallel (the census of the hours after those ``census`` gives), and the
+    samples of its hours beside them (one request, each series' labels made once for all its hours, and no hour's
+    read waiting on it). Raises where a shared query fails: one failing fails every hour (the caller then fetches
+    each on its own; an hour alone is asked in its own turn, so the error is its own)."""
     starts = batch.starts
     at_end, after_first_step = HOUR - 0.001, batch.step - 0.001  # from each hour's start
     with ThreadPoolExecutor(batch.client.settings.parallel_queries) as pool:
@@ -361,12 +362,13 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
         counts = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()}
         first = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
         last = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
-        asked_census = pool.submit(_at_each_hour, batch, queries.census, at_end, AGGREGATED) if census is None else None
+        asked_census = (pool.submit(_at_each_hour, replace(batch, starts=starts[len(census):]), queries.census, at_end,
+                                    AGGREGATED) if len(census) < len(starts) else None)
         answers = _Answers({m: future.result() for m, future in means.items()},
                            {m: _tagged({name: f.result() for name, f in futures.items()})
                             for m, futures in usage.items()},
                            {m: future.result() for m, future in counts.items()},
-                           first.result(), last.result(), census if asked_census is None else asked_census.result())
+                           first.result(), last.result(), census + (asked_census.result() if asked_census else []))
         samples.result()  # in a batch, a bad sample of one hour makes each hour fetched alone: it fails that one only
     return answers, samples
 
