@@ -146,11 +146,11 @@ class Pipeline:
         Each batch is sized when it is fetched (``next_batch`` by ``batch_size``): by the tenant's last hour read,
         else by the census of its first hour, asked ahead (else the first hour goes alone and sizes the rest). While
         a batch is priced and written, the next one in turn is fetched (its shared queries, its first hour read),
-        where both fit the series-hours budget (``_size_ahead``): Thanos answers while this process computes. A batch's hours are recorded ``running`` when its turn comes, then run one at a time.
-        ``force`` replaces hours even where a run finds markedly less data than stored (``ledger.refusal``). The daily
-        tier's days of the hours committed are built again once no hour of theirs is left to run (a day of a backfill
-        once, not after each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of
-        it began."""
+        where both fit the series-hours budget (``_size_ahead``): Thanos answers while this process computes. A
+        batch's hours are recorded ``running`` when its turn comes, then run one at a time. ``force`` replaces hours
+        even where a run finds markedly less data than stored (``ledger.refusal``). The daily tier's days of the
+        hours committed are built again once no hour of theirs is left to run (a day of a backfill once, not after
+        each of its batches). Raises only where ClickHouse refuses a batch's first records: no hour of it began."""
         turns = deque(_TenantHours(tenant, sorted(hours), len(hours) > 1 and tenant not in self.series_seen)
                       for tenant in tenants if hours)
         finished = 0
