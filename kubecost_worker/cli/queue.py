@@ -34,7 +34,8 @@ def rerun(ctx: click.Context, tenants: tuple[str, ...], start: int, end: int, fo
     broker.close()
     hours = len(jobs[0].hour_starts)
     click.echo(f"rerun: published {len(jobs)} job{'s' if len(jobs) > 1 else ''} for {len(jobs) * hours} tenant-hours "
-               f"({len(tenants)} tenants x {hours} hours; consumers split them into jobs of {config.batch_hours} hours)")
+               f"({len(tenants)} tenants x {hours} hours; consumers split them into jobs of at most "
+               f"{config.batch_hours} hours)")
 
 
 @cli.group()
