@@ -73,7 +73,8 @@ def batch_size(config: Config, series: int | None) -> int:
     if series is None:
         return 1
     hours = config.batch_series_hours // max(series, 1)
-    return max(1, min(config.batch_hours, hours // 2 if hours // 2 >= AHEAD_HOURS else hours))
+    half = hours // 2
+    return max(1, min(config.batch_hours, half if half >= AHEAD_HOURS else hours))
 
 
 # Rows of a batch's priced hours held for one write: past this many the hours held are written first, so that a
