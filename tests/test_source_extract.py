@@ -47,7 +47,7 @@ from kubecost_worker.source.extract import census, fetch_hour, fetch_hours
 from kubecost_worker.source.promql import tenant_matcher
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
-from .faultproxy import RESET, FaultProxy, Rewrite, Status, When, partial
+from .faultproxy import RESET, FaultProxy, Rewrite, Status, When, partial, query_of
 from .test_source_thanos import (HOSTILE, SEED, STOP, T0, W_START, WARNINGS, direct, make_client,  # noqa: F401
                                  prom, proxy)  # prom, proxy: the fixtures
 
@@ -690,6 +690,33 @@ def test_a_fault_in_one_batched_hour_fails_that_hour_only(edge):
                              Status(503, {"status": "error", "errorType": "unavailable", "error": "down"}))
         before, hour = (h.read() for h in fetch_hours(proxied, TENANT_LABEL, "t-edge", hours, 60))
         assert hour.series == summarised.series and isinstance(before, HourInput)
+
+
+def test_a_summary_that_is_not_a_number_fails_its_batched_hour_only(edge):
+    """A batch's answers wait for their hours as numbers: a value of the last hour written as no number is that
+    hour's error, raised when it is read, and the hour before is read from the same answers, as it is alone, with
+    no summary asked again."""
+    from kubecost_worker.source.thanos import ThanosBadAnswer
+
+    client, _, _ = edge
+    spoiled = "avg_over_time(container_cpu_allocation"
+
+    def spoil_a_value_of_the_last_hour(body: dict) -> dict:
+        if body["data"]["resultType"] == "matrix":  # the batched answer; an hour fetched alone passes
+            item = next(i for i in body["data"]["result"] if len(i["values"]) == 2)  # a series in both hours
+            item["values"][1] = [item["values"][1][0], "twelve"]
+        return body
+
+    hours = [H - 3600, H]
+    with FaultProxy(client.settings.url) as proxy:
+        proxy.default = When(lambda q: q.startswith(spoiled), Rewrite(spoil_a_value_of_the_last_hour))
+        before, hour = fetch_hours(ThanosClient(ThanosSettings(proxy.url, retries=1)), TENANT_LABEL, "t-edge",
+                                   hours, 60)
+        assert before.read().series == fetch_hour(client, TENANT_LABEL, "t-edge", H - 3600, H, 60).series
+        with pytest.raises(ThanosBadAnswer, match="a value that is not a number: twelve"):
+            hour.read()
+        # the batch's range query only: no hour was fetched on its own
+        assert len([q for q in map(query_of, proxy.seen) if q.startswith(spoiled)]) == 1
 
 
 def test_a_bad_sample_in_the_batchs_samples_fails_its_hour_only(edge):

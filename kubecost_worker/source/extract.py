@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
 from operator import itemgetter, lt, sub
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 from ..errors import WorkerError
 from ..hours import HOUR
@@ -54,10 +54,10 @@ MAX_PATTERN_CHARS = 4000
 # no more (docs/benchmarks.md). Each is an hour's input more in memory, within the batch's series-hours.
 READ_AHEAD = 3
 
-# What an hour's summary answer holds of each series: a key (the model's labels of the series, shared by the hours
-# of a batch; a usage figure's name with them; an aggregated answer's labels) and its value as the server wrote it.
-_Point = tuple[Any, Any]
+# What an hour's summary answer is keyed by (``_Column``): the model's labels of each series, shared by the hours of
+# a batch, or an aggregated answer's labels as answered
 LABELS, FIGURES, AGGREGATED = "labels", "figures", "aggregated"
+T, U = TypeVar("T"), TypeVar("U")
 # An hour's series (summaries and samples) by metric, and the sample counts the server gave
 _Summarised = tuple[dict[str, list[Series | Summary]], dict[str, int]]
 
@@ -161,16 +161,17 @@ def fetch_hours(client: ThanosClient, tenant_label: str, tenant: str, starts: li
 @dataclass(frozen=True)
 class Census:
     """The census of consecutive hours, asked ahead of a batch: per hour, the series of each summarised metric
-    with samples in it (``promql.SERIES_IN_HOUR``), the items of its answer as a batch's census query gives them."""
+    with samples in it (``promql.SERIES_IN_HOUR``), its answer as a batch's census query gives it."""
 
     starts: list[int]
-    per_hour: list[list[_Point]]
+    per_hour: list["_Column"]
 
     def series(self) -> int:
         """The summarised series of the fullest hour: what a batch of these hours is sized by."""
-        return max((sum(_count(promql.SERIES_IN_HOUR, i) for i in items) for items in self.per_hour), default=0)
+        return max((sum(_count(promql.SERIES_IN_HOUR, v) for _, v in column.items()) for column in self.per_hour),
+                   default=0)
 
-    def of(self, starts: list[int]) -> list[list[_Point]]:
+    def of(self, starts: list[int]) -> list["_Column"]:
         """The census of the first hours of ``starts`` (consecutive) it covers: none where it does not cover the
         first."""
         if not starts or starts[0] not in self.starts:
@@ -265,18 +266,36 @@ class _Batch:
 
 
 @dataclass(frozen=True)
-class _SummaryQueries:
-    """``promql``'s templates filled in for one tenant and scrape step: what an hour's summaries ask, by metric."""
+class _PerQuery(Generic[T]):
+    """One thing per summary query, by metric: its PromQL (``_SummaryQueries``), its answer per hour of a batch
+    (``_Answers``) or one hour's answer (``_PerQuery[_Column]``)."""
 
-    means: dict[str, str]
+    means: dict[str, T]
     # a query per figure of the metric: one query of every figure, each tagged with its name (``or`` of
     # ``label_replace``s), cost Prometheus 1.4-1.6x their CPU (tagging and matching every series at every step)
-    usage: dict[str, dict[str, str]]
-    counts: dict[str, str]
-    first_running: str
-    last_running: str
-    census: str
-    sampled: str  # the matchers of the metrics that come as samples
+    usage: dict[str, dict[str, T]]
+    counts: dict[str, T]
+    first_running: T
+    last_running: T
+    census: T
+
+    def map(self, fn: Callable[[T], U]) -> "_PerQuery[U]":
+        return _PerQuery({m: fn(q) for m, q in self.means.items()},
+                         {m: {name: fn(q) for name, q in figures.items()} for m, figures in self.usage.items()},
+                         {m: fn(q) for m, q in self.counts.items()}, fn(self.first_running), fn(self.last_running),
+                         fn(self.census))
+
+    def each(self) -> list[T]:
+        return [*self.means.values(), *(q for figures in self.usage.values() for q in figures.values()),
+                *self.counts.values(), self.first_running, self.last_running, self.census]
+
+
+@dataclass(frozen=True)
+class _SummaryQueries(_PerQuery[str]):
+    """``promql``'s templates filled in for one tenant and scrape step: what an hour's summaries ask, by metric, and
+    the matchers of the metrics that come as samples."""
+
+    sampled: str
 
 
 def _summary_queries(batch: _Batch) -> _SummaryQueries:
@@ -309,42 +328,45 @@ def _summarised_selector(tenant_label: str, tenant: str, metric: str) -> str:
     return promql.selector(tenant_label, tenant, metric)
 
 
-@dataclass
-class _Answers:
-    """Each summary query's answer, per hour of the batch (a list of the hour's pairs per hour)."""
+class _Column:
+    """One hour's answer to a summary query, held until the hour is read: each series' key in a list (``_key``), its
+    value as a float in an array, 16 bytes a series (a batch's hours wait in memory as these; the value as the
+    server wrote it and a (key, value) pair took about 120). A value that is not a number is the hour's error,
+    raised when it is read, as the answer of that hour alone would have raised it."""
 
-    means: dict[str, list[list[_Point]]]
-    usage: dict[str, list[list[_Point]]]
-    counts: dict[str, list[list[_Point]]]
-    first_running: list[list[_Point]]
-    last_running: list[list[_Point]]
-    census: list[list[_Point]]
+    __slots__ = ("keys", "_values", "_error")
 
-    def of_hour(self, k: int) -> "_HourAnswers":
-        return _HourAnswers({m: a[k] for m, a in self.means.items()}, {m: a[k] for m, a in self.usage.items()},
-                            {m: a[k] for m, a in self.counts.items()}, self.first_running[k], self.last_running[k],
-                            self.census[k])
+    def __init__(self, query: str, keys: list, texts: list):
+        self.keys = keys
+        try:
+            self._values, self._error = array("d", map(float, texts)), None
+        except (TypeError, ValueError):
+            bad = next(t for t in texts if not _is_number(t))
+            self._values, self._error = array("d"), f"{query[:80]}: a value that is not a number: {str(bad)[:80]}"
 
-    def drop_hour(self, k: int) -> None:
-        for group in (*self.means.values(), *self.usage.values(), *self.counts.values(), self.first_running,
-                      self.last_running, self.census):
-            group[k] = []
-
-
-@dataclass
-class _HourAnswers:
-    """One hour's items of each summary query."""
-
-    means: dict[str, list[_Point]]
-    usage: dict[str, list[_Point]]
-    counts: dict[str, list[_Point]]
-    first: list[_Point]
-    last: list[_Point]
-    census: list[_Point]
+    def items(self) -> Iterator[tuple[Any, float]]:
+        """Each series' key and value; raises the hour's ``ThanosBadAnswer`` where a value is not a number."""
+        if self._error is not None:
+            raise ThanosBadAnswer(self._error)
+        return zip(self.keys, self._values)
 
 
-def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_Point]]
-                   ) -> tuple[_Answers, Future]:
+_READ = _Column("", [], [])  # what an hour's answer is once read
+
+
+def _is_number(text: Any) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# Each summary query's answer per hour of a batch; an hour's read puts ``_READ`` in its place
+_Answers = _PerQuery[list[_Column]]
+
+
+def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[_Column]) -> tuple[_Answers, Future]:
     """Every summary query of the batch, in parallel (the census of the hours after those ``census`` gives), and the
     samples of its hours beside them (one request, each series' labels made once for all its hours, and no hour's
     read waiting on it). Raises where a shared query fails: one failing fails every hour (the caller then fetches
@@ -356,34 +378,36 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[list[_P
                                starts[0], starts[0] + HOUR, batch.step) if len(starts) == 1 else
                    pool.submit(_batch_samples, batch.client, batch.tenant_label, batch.tenant, queries.sampled, starts,
                                batch.step))
-        means = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.means.items()}
-        usage = {m: {name: pool.submit(_at_each_hour, batch, q, at_end, FIGURES) for name, q in figures.items()}
-                 for m, figures in queries.usage.items()}
-        counts = {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()}
-        first = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
-        last = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
-        asked_census = (pool.submit(_at_each_hour, replace(batch, starts=starts[len(census):]), queries.census, at_end,
-                                    AGGREGATED) if len(census) < len(starts) else None)
-        answers = _Answers({m: future.result() for m, future in means.items()},
-                           {m: _tagged({name: f.result() for name, f in futures.items()})
-                            for m, futures in usage.items()},
-                           {m: future.result() for m, future in counts.items()},
-                           first.result(), last.result(), census + (asked_census.result() if asked_census else []))
+        answers = _PerQuery(
+            {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.means.items()},
+            {m: {name: pool.submit(_at_each_hour, batch, q, at_end, FIGURES) for name, q in figures.items()}
+             for m, figures in queries.usage.items()},
+            {m: pool.submit(_at_each_hour, batch, q, at_end) for m, q in queries.counts.items()},
+            pool.submit(_at_each_hour, batch, queries.first_running, after_first_step),
+            pool.submit(_at_each_hour, batch, queries.last_running, at_end),
+            pool.submit(_census_after, batch, queries.census, at_end, census)).map(Future.result)
         samples.result()  # in a batch, a bad sample of one hour makes each hour fetched alone: it fails that one only
     return answers, samples
 
 
-def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) -> list[list[_Point]]:
-    """The instant vector ``query`` evaluated at ``offset`` into each hour, as (key, value) pairs of the tenant's
-    series: the key is the model's labels of the series (``LABELS``), its figure's name and labels (``FIGURES``),
-    or the answer's labels as they are (``AGGREGATED``: every series, none has a tenant label left). Made here, in
-    the thread that fetched the answer, once per series for all its hours: the parsed answer goes as soon as its
-    pairs are made, and a batch holds nothing but what the model reads."""
+def _census_after(batch: _Batch, query: str, offset: float, census: list[_Column]) -> list[_Column]:
+    """The batch's census: that of its first hours ``census`` gives, then that of the rest asked."""
+    rest = batch.starts[len(census):]
+    return census + (_at_each_hour(replace(batch, starts=rest), query, offset, AGGREGATED) if rest else [])
+
+
+def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) -> list[_Column]:
+    """The instant vector ``query`` evaluated at ``offset`` into each hour, as a column of the tenant's series: the
+    key is the model's labels of the series (``LABELS``; ``FIGURES``, the same of a usage figure's answer), or the
+    answer's labels as they are (``AGGREGATED``: every series, none has a tenant label left). Made here, in the
+    thread that fetched the answer, once per series for all its hours: the parsed answer goes as soon as its
+    columns are made, and a batch holds nothing but what the model reads."""
     starts = batch.starts
     if len(starts) == 1:
-        return [[(_key(i["metric"], kind, batch), i["value"][1])
-                 for i in batch.client.query(query, starts[0] + offset) if _is_tenants(i, kind, batch)]]
-    per_hour: list[list[_Point]] = [[] for _ in starts]
+        items = [i for i in batch.client.query(query, starts[0] + offset) if _is_tenants(i, kind, batch)]
+        return [_Column(query, [_key(i["metric"], kind, batch) for i in items], [i["value"][1] for i in items])]
+    keys: list[list] = [[] for _ in starts]
+    texts: list[list] = [[] for _ in starts]
     hour_at: dict[Any, int] = {}  # each point's time as answered -> its hour: every series has the same few
     for item in batch.client.query_range(query, starts[0] + offset, starts[-1] + offset, HOUR):
         if not _is_tenants(item, kind, batch):
@@ -399,8 +423,9 @@ def _at_each_hour(batch: _Batch, query: str, offset: float, kind: str = LABELS) 
                 raise ThanosBadAnswer(f"{query[:80]}: a point that is not [time, value]: {str(point)[:80]}") from exc
             if not 0 <= k < len(starts):
                 raise ThanosBadAnswer(f"{query[:80]}: a point at {point[0]} outside the hours asked")
-            per_hour[k].append((key, value))
-    return per_hour
+            keys[k].append(key)
+            texts[k].append(value)
+    return [_Column(query, *hour) for hour in zip(keys, texts)]
 
 
 def _is_tenants(item: dict, kind: str, batch: _Batch) -> bool:
@@ -416,13 +441,6 @@ def _key(metric: dict, kind: str, batch: _Batch) -> Any:
     return batch.labels_of(metric)
 
 
-def _tagged(figures: dict[str, list[list[_Point]]]) -> list[list[_Point]]:
-    """The answers of a usage metric's figures, per hour, as one list of items keyed by (figure, labels)."""
-    hours = len(next(iter(figures.values())))
-    return [[((name, labels), value) for name, per_hour in figures.items() for labels, value in per_hour[k]]
-            for k in range(hours)]
-
-
 def _hour_summaries(batch: _Batch, queries: _SummaryQueries, answers: _Answers, samples: Future, k: int
                     ) -> _Summarised:
     """Hour ``k``'s summaries, its answers dropped once read, whether they made summaries or an error."""
@@ -430,22 +448,24 @@ def _hour_summaries(batch: _Batch, queries: _SummaryQueries, answers: _Answers, 
     try:
         sampled = samples.result() if len(batch.starts) == 1 else _in_window(samples.result(), start, start + HOUR,
                                                                               batch.step)
-        return _summaries(answers.of_hour(k), sampled, start, queries)
+        return _summaries(answers.map(itemgetter(k)), sampled, start, queries)
     finally:
-        answers.drop_hour(k)
+        for per_hour in answers.each():
+            per_hour[k] = _READ
 
 
-def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, queries: _SummaryQueries
+def _summaries(answers: _PerQuery[_Column], sampled: tuple[dict, dict], start: int, queries: _SummaryQueries
                ) -> _Summarised:
     """One hour's series and sample counts from its answers (and its samples), checked against its census. A
     series' labels dict is shared by its hours' summaries (never changed)."""
     series: dict[str, list[Series | Summary]] = {
-        m: [Summary(i[0], mean=_value(queries.means[m], i)) for i in answers.means[m]] for m in queries.means}
+        m: [Summary(labels, mean=v) for labels, v in answers.means[m].items()] for m in queries.means}
     usage = {m: _figures(m, answers.usage[m]) for m in queries.usage}
-    counted_series = {m: [(i[0], _count(queries.counts[m], i)) for i in answers.counts[m]] for m in queries.counts}
-    first_times = _times("first running sample", answers.first)
-    last_times = _times("last running sample", answers.last)
-    expected = {i[0]["metric"]: _count(queries.census, i) for i in answers.census if "metric" in i[0]}
+    counted_series = {m: [(labels, _count(queries.counts[m], v)) for labels, v in answers.counts[m].items()]
+                      for m in queries.counts}
+    first_times, last_times = _times(answers.first_running), _times(answers.last_running)
+    expected = {labels["metric"]: _count(queries.census, v) for labels, v in answers.census.items()
+                if "metric" in labels}
     sampled_series, counted = sampled
     in_hour = {m: [s for s, inside in group if inside] for m, group in usage.items()}
     for metric, found in (*series.items(), *counted_series.items(), *in_hour.items()):
@@ -463,23 +483,23 @@ def _summaries(answers: _HourAnswers, sampled: tuple[dict, dict], start: int, qu
     return {**sampled_series, **{m: g for m, g in series.items() if g}}, counted
 
 
-def _times(what: str, items: list[_Point]) -> dict[int, float]:
+def _times(column: _Column) -> dict[int, float]:
     """A time per series (keyed by its labels dict's ``id``: one per series, ``_Batch.labels_of``), from an answer of
     ``timestamp``."""
-    return {id(i[0]): _value(what, i) for i in items}
+    return {id(labels): t for labels, t in column.items()}
 
 
-def _figures(metric: str, items: list[_Point]) -> list[tuple[Summary, bool]]:
-    """Several figures of each series from their answers, each item tagged with its figure's name: the summaries
-    and whether each one's series has samples in the hour (what the census counts). A series' figures are joined on
-    its labels dict, one per series (``_Batch.labels_of``)."""
+def _figures(metric: str, figures: dict[str, _Column]) -> list[tuple[Summary, bool]]:
+    """Several figures of each series from their answers, by figure: the summaries and whether each one's series
+    has samples in the hour (what the census counts). A series' figures are joined on its labels dict, one per
+    series (``_Batch.labels_of``)."""
     by_series: dict[int, tuple[dict[str, str], dict[str, float]]] = {}
-    for item in items:
-        name, labels = item[0]
-        found = by_series.setdefault(id(labels), (labels, {}))[1]
-        if name in found:
-            raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} gives a series twice: {dict(labels)}")
-        found[name] = _value(f"{metric} {name}", item)
+    for name, column in figures.items():
+        for labels, value in column.items():
+            found = by_series.setdefault(id(labels), (labels, {}))[1]
+            if name in found:
+                raise ThanosBadAnswer(f"{metric}: an answer of figure {name!r} gives a series twice: {dict(labels)}")
+            found[name] = value
     return [(_usage(metric, labels, found), IN_HOUR[metric] in found) for labels, found in by_series.values()]
 
 
@@ -667,15 +687,7 @@ def _in_order(name: str, points: list) -> tuple[list[float], list[float]]:
     return [t for t, _ in ordered], [v for _, v in ordered]
 
 
-def _value(query: str, point: _Point) -> float:
-    try:
-        return float(point[1])
-    except (TypeError, ValueError) as exc:
-        raise ThanosBadAnswer(f"{query[:80]}: a value that is not a number: {str(point[1])[:80]}") from exc
-
-
-def _count(query: str, item: _Point) -> int:
-    value = _value(query, item)
+def _count(query: str, value: float) -> int:
     if not (math.isfinite(value) and value >= 0 and value == int(value)):
         raise ThanosBadAnswer(f"{query[:80]}: a count that is not a count: {value!r}")
     return int(value)
