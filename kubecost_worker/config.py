@@ -292,12 +292,12 @@ SETTINGS: dict[str, Setting] = {
                 "Consecutive hours of a tenant whose summaries one range query asks (a backfill, a rerun range), at "
                 "most, and the hours of a job a range is split into: what other tenants' jobs wait for at most; "
                 "1: every hour alone."),
-        Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "200000",
+        Setting("KCW_BATCH_SERIES_HOURS", _parse_positive_int, "650000",
                 "Memory budget of the batches held at once: a batch's hours x the series of the tenant's last hour, "
-                "or for a tenant not seen yet its first hour's census (each series-hour holds about 0.75 kB while "
+                "or for a tenant not seen yet its first hour's census (each series-hour holds about 0.15 kB while "
                 "its batch is read). A batch takes half of it, so that the next is fetched while one runs, unless "
-                "half holds fewer than 6 hours: then all of it, fetched alone (a 1,000-pod tenant has about 14,000 "
-                "series: batches of 7 hours fetched ahead; a 2,000-pod tenant about 28,000: 7 hours alone)."),
+                "half holds fewer than 6 hours: then all of it, fetched alone (a 2,000-pod tenant has about 28,000 "
+                "series: batches of 11-12 hours fetched ahead; a 10,000-pod tenant about 140,000: 4 hours alone)."),
         Setting("KCW_TENANT_LABEL", _parse_tenant_label, "tenant_id", "Label that holds the tenant (cloud account id)."),
         Setting("KCW_TENANTS", _parse_tenants, "", "Comma-separated tenant ids; empty: discover them in Thanos.", ()),
         Setting("KCW_DATA_DIR", str, ".kcw-data", "Directory of the embedded ClickHouse and other local state."),
