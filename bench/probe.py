@@ -10,7 +10,7 @@
         fetch and model of HOURS consecutive hours in batches as a backfill makes them (the first hour alone, then
         batches sized by KCW_BATCH_HOURS and KCW_BATCH_SERIES_HOURS), without the embedded engine
     python bench/probe.py batched THANOS_URL TENANT FIRST_HOUR HOURS
-        the same backfill into embedded ClickHouse (the pipeline's run_hours)
+        the same backfill into embedded ClickHouse (the pipeline's run_hours): peak RSS and peak anonymous memory
     python bench/probe.py backfill THANOS_URL TENANT FIRST_HOUR HOURS PASSES
         a backfill of HOURS hours in one process, then PASSES - 1 reruns of them: RSS after the first hour, after
         the HOURS-th and after the last (the reruns show whether memory still grows once warm)
@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -54,12 +55,17 @@ def peak_rss_mb() -> float:
     return status_kb("VmHWM") / 1024
 
 
+def batch_settings() -> dict[str, str]:
+    """``KCW_BATCH_*`` from the environment, as a worker takes them: the probe's other settings are its own."""
+    return {k: v for k, v in os.environ.items() if k.startswith("KCW_BATCH")}
+
+
 def pipeline(url: str):
     from kubecost_worker import wiring
     from kubecost_worker.config import load_config
 
     ch = f"chdb://{tempfile.mkdtemp(prefix='kcw-probe-')}"
-    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": ch})
+    config = load_config({"KCW_THANOS_URL": url, "KCW_CLICKHOUSE_URL": ch, **batch_settings()})
     pipeline = wiring.build_pipeline(config)
     wiring.apply_schema(pipeline.sink, config)
     return pipeline
@@ -99,9 +105,7 @@ def main() -> None:
         from kubecost_worker.source.thanos import ThanosClient, ThanosSettings
 
         first, hours = int(sys.argv[4]), int(sys.argv[5])
-        import os
-
-        config = load_config({"KCW_THANOS_URL": url, **{k: v for k, v in os.environ.items() if k.startswith("KCW_BATCH")}})
+        config = load_config({"KCW_THANOS_URL": url, **batch_settings()})
         client = ThanosClient(ThanosSettings(url))
         at_rest = peak_rss_mb()
         pending, series, batches, rows = list(range(first, first + hours * 3600, 3600)), None, [], 0
@@ -123,10 +127,11 @@ def main() -> None:
 
         first, hours = int(sys.argv[4]), int(sys.argv[5])
         work = pipeline(url)
+        anon = AnonPeak()
         at_rest = peak_rss_mb()
         done = run_hours(work, [tenant], list(range(first, first + hours * 3600, 3600)))
-        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "done": done.done,
-                          "failed": done.failed}))
+        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "at_rest_mb": at_rest, "anon_peak_mb": anon.peak_kb / 1024,
+                          "done": done.done, "failed": done.failed}))
     elif kind == "backfill":
         first, hours, passes = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         work = pipeline(url)
