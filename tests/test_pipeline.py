@@ -60,11 +60,16 @@ def test_a_batch_is_sized_by_the_tenants_last_hour():
     config = load_config({"KCW_BATCH_HOURS": "24", "KCW_BATCH_SERIES_HOURS": "200000"})
     assert batch_size(config, None) == 1  # not seen yet: its first hour alone tells its size
     assert batch_size(config, 1_000) == 24 and batch_size(config, 0) == 24  # small: KCW_BATCH_HOURS
-    # half the budget, so that the next batch is fetched while one runs (the README's 1,000-pod tenant: 7 hours)
+    # half the budget, so that the next batch is fetched while one runs
     assert batch_size(config, 7_000) == 14 and batch_size(config, 14_000) == 7 and batch_size(config, 16_000) == 6
-    # where half would hold fewer than AHEAD_HOURS, all of it (the README's 2,000-pod tenant: 7 hours)
+    # where half would hold fewer than AHEAD_HOURS, all of it
     assert batch_size(config, 17_000) == 11 and batch_size(config, 28_000) == 7 and batch_size(config, 40_000) == 5
     assert batch_size(config, 150_000) == 1 and batch_size(config, 10_000_000) == 1
+    # the README's tenants at the default budget: 1,000 pods (14,000 series) 23 hours and 2,000 pods (28,000) 11,
+    # fetched ahead; 10,000 pods (140,000) 4 alone
+    default = load_config({})
+    assert batch_size(default, 14_000) == 23 and batch_size(default, 28_000) == 11
+    assert batch_size(default, 140_000) == 4
     assert batch_size(load_config({"KCW_BATCH_HOURS": "6"}), 1_000) == 6
     assert batch_size(load_config({"KCW_BATCH_HOURS": "1"}), 10) == 1
 

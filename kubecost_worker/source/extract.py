@@ -330,9 +330,9 @@ def _summarised_selector(tenant_label: str, tenant: str, metric: str) -> str:
 
 class _Column:
     """One hour's answer to a summary query, held until the hour is read: each series' key in a list (``_key``), its
-    value as a float in an array, 16 bytes a series (a batch's hours wait in memory as these; the value as the
-    server wrote it and a (key, value) pair took about 120). A value that is not a number is the hour's error,
-    raised when it is read, as the answer of that hour alone would have raised it."""
+    value as a float in an array, 16 bytes a series, where the value as the server wrote it in a (key, value) pair
+    would take about 120: a batch's hours wait in memory as these. A value that is not a number is the hour's
+    error, raised when it is read, as the answer of that hour alone would have raised it."""
 
     __slots__ = ("keys", "_values", "_error")
 
