@@ -378,8 +378,9 @@ def _ask_summaries(batch: _Batch, queries: _SummaryQueries, census: list[_Column
                                starts[0], starts[0] + HOUR, batch.step) if len(starts) == 1 else
                    pool.submit(_batch_samples, batch.client, batch.tenant_label, batch.tenant, queries.sampled, starts,
                                batch.step))
-        # the costliest first (the census reads every series' samples, a running time takes three selectors), so
-        # that the batch's last answer is not a long one begun last while Prometheus has cores to spare
+        # the costliest first (the census reads every summarised series, each running time two or three selectors
+        # of the running series, the usage figures the most series), so that the last answer is not a long one
+        # begun last while Prometheus has cores to spare
         census_answers = pool.submit(_census_after, batch, queries.census, at_end, census)
         first_running = pool.submit(_at_each_hour, batch, queries.first_running, after_first_step)
         last_running = pool.submit(_at_each_hour, batch, queries.last_running, at_end)
