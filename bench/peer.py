@@ -14,7 +14,9 @@ the source does); the node-labels query (``GetAllocationNodeLabelsEnabled``, on 
 OpenCost narrows nothing to a tenant: its only label is the cluster (``env.GetPromClusterLabel()``, grouped on);
 here every query's selector carries ``tenant_id="<tenant>"`` and ``tenant_id`` stands for the cluster label.
 Only the queries are sent and their answers parsed (``json``): OpenCost's computation and any storing are not
-counted, so the peer's figures are a lower bound.
+counted, so the peer's figures are a lower bound. The peer accepts gzipped answers, as OpenCost's client does (Go's
+``http.Transport`` asks for them unless told not to; ``NewPrometheusClient`` in pkg/prom/prom.go does not tell it);
+the worker does not by default (``KCW_THANOS_COMPRESSED``).
 
 The worker: ``kubecost-worker backfill`` as a subprocess into a fresh embedded ClickHouse (migrated first,
 untimed), hour by hour (``KCW_BATCH_HOURS=1``, the scheduled path) and batched (the defaults, a backfill). Start-up

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from kubecost_worker.config import load_config
 from kubecost_worker.errors import TerminalError, TransientError
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS
@@ -500,3 +501,21 @@ def test_the_load_counts_every_request_its_bytes_and_its_samples(prom, proxy):
     sibling = parent.counting()
     sibling.range_selector(60)  # the server's kind of range was asked once, by the first client that needed it
     assert sibling.load.queries == 0 and client.load.queries == 4
+
+
+@pytest.mark.parametrize("env, sent_as", [({}, None), ({"KCW_THANOS_COMPRESSED": "false"}, None),
+                                          ({"KCW_THANOS_COMPRESSED": "true"}, "gzip")])
+def test_answers_come_compressed_only_when_asked(prom, env, sent_as):
+    """Prometheus gzips an answer the client accepts gzipped, at its own CPU's cost: by default the client does
+    not accept it (``KCW_THANOS_COMPRESSED``). The answers are the same either way."""
+    client = ThanosClient(ThanosSettings.from_config(load_config({"KCW_THANOS_URL": prom, **env})))
+    encodings = []
+    client.session.hooks["response"].append(lambda r, *_, **__: encodings.append(r.headers.get("Content-Encoding")))
+    matrix = client.query_range("long_series", L0, L0 + 3600, 60)
+    samples = client.samples("long_series[1h]", L0 + 3600)
+    assert encodings == [sent_as, sent_as]
+    assert by_labels(matrix) == by_labels(direct(prom, "/api/v1/query_range", query="long_series", start=L0,
+                                                  end=L0 + 3600, step=60)["result"])
+    assert by_labels(samples) == by_labels(direct(prom, "/api/v1/query", query="long_series[1h]",
+                                                   time=L0 + 3600)["result"])
+    assert len(by_labels(matrix)[next(iter(by_labels(matrix)))]) == 61

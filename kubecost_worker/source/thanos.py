@@ -97,6 +97,7 @@ class ThanosSettings:
     raw_only: bool = True
     retries: int = 5
     parallel_queries: int = 4
+    compressed: bool = False
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 20.0
 
@@ -115,6 +116,7 @@ class ThanosSettings:
             raw_only=config.thanos_raw_only,
             retries=config.thanos_retries,
             parallel_queries=config.thanos_parallel_queries,
+            compressed=config.thanos_compressed,
         )
 
 
@@ -148,6 +150,9 @@ class ThanosClient:
                  range_kind: _RangeKind | None = None):
         self.settings = settings
         self.session = session or requests.Session()
+        # Thanos compresses an answer the client accepts compressed, at its CPU's cost: most of a JSON answer's
+        # bytes are labels, cheap to move inside a cluster (docs/operations.md)
+        self.session.headers["Accept-Encoding"] = "gzip" if settings.compressed else "identity"
         self.session.headers.update(dict(settings.headers))
         if settings.ca_file:
             self.session.verify = settings.ca_file

@@ -106,6 +106,7 @@ KCW_THANOS_RAW_ONLY: {{ $c.thanosRawOnly | toString | quote }}
 KCW_THANOS_PARTIAL_RESPONSE: {{ $c.thanosPartialResponse | toString | quote }}
 KCW_THANOS_RETRIES: {{ $c.thanosRetries | int | toString | quote }}
 KCW_THANOS_PARALLEL_QUERIES: {{ $c.thanosParallelQueries | int | toString | quote }}
+KCW_THANOS_COMPRESSED: {{ $c.thanosCompressed | toString | quote }}
 KCW_BATCH_HOURS: {{ $c.batchHours | int | toString | quote }}
 KCW_BATCH_SERIES_HOURS: {{ $c.batchSeriesHours | int | toString | quote }}
 {{- if .Values.thanosAuth.tokenSecret }}
