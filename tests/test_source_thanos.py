@@ -504,10 +504,12 @@ def test_the_load_counts_every_request_its_bytes_and_its_samples(prom, proxy):
 
 
 @pytest.mark.parametrize("env, sent_as", [({}, None), ({"KCW_THANOS_COMPRESSED": "false"}, None),
-                                          ({"KCW_THANOS_COMPRESSED": "true"}, "gzip")])
+                                          ({"KCW_THANOS_COMPRESSED": "true"}, "gzip"),
+                                          ({"KCW_THANOS_HEADERS": "Accept-Encoding=gzip"}, "gzip")])
 def test_answers_come_compressed_only_when_asked(prom, env, sent_as):
     """Prometheus gzips an answer the client accepts gzipped, at its own CPU's cost: by default the client does
-    not accept it (``KCW_THANOS_COMPRESSED``). The answers are the same either way."""
+    not accept it (``KCW_THANOS_COMPRESSED``; a header the operator sets wins). The answers are the same either
+    way."""
     client = ThanosClient(ThanosSettings.from_config(load_config({"KCW_THANOS_URL": prom, **env})))
     encodings = []
     client.session.hooks["response"].append(lambda r, *_, **__: encodings.append(r.headers.get("Content-Encoding")))
