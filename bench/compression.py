@@ -24,30 +24,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from hour_profile import Recording  # noqa: E402
 from peer import TENANT, prometheus_cpu, say, simulated  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
 from kubecost_worker.hours import HOUR  # noqa: E402
 from kubecost_worker.source.extract import fetch_hours  # noqa: E402
-from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
+from kubecost_worker.source.thanos import ThanosSettings  # noqa: E402
 
 ENCODINGS = ("gzip", "identity")
 
 
 def recorded_requests(url: str, starts: list[int]) -> list[tuple[str, dict]]:
     """The requests of one batch over ``starts``, as the worker sends them (path and parameters)."""
-    sent: list[tuple[str, dict]] = []
-
-    class Recording(ThanosClient):
-        def _request(self, path, params, result_type):
-            sent.append((path, self._params(params)))
-            return super()._request(path, params, result_type)
-
+    Recording.sent, Recording.shared = [], set()
     client = Recording(ThanosSettings(url=url))
     for hour in fetch_hours(client, "tenant_id", TENANT, starts, 60):
         hour.read()
-    return sent
+    return Recording.sent
 
 
 def replayed(url: str, pid: int, sent: list[tuple[str, dict]], rounds: int) -> dict[str, tuple[float, int]]:
