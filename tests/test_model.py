@@ -9,7 +9,7 @@ import pytest
 
 from kubecost_worker.model import HourInput, Series, compute_hour
 from kubecost_worker.model.rows import COST_FIELDS, NETWORK_FIELDS, QUANTITY_FIELDS, REQUEST_FIELDS
-from kubecost_worker.model.series import deduplicate
+from kubecost_worker.model.series import deduplicate, label_values
 from kubecost_worker.model.workload import Owners, resolve_workload
 from kubecost_worker.store.ledger import SENTINEL_METRICS
 
@@ -287,6 +287,31 @@ def test_workload_resolution():
     assert resolve_workload(owners, "ns", "ro-6d7f8-abcde", {}) == ("rollout", "ro")
     assert resolve_workload(owners, "ns", "bare-rs-abcde", {}) == ("replicaset", "bare-rs")
 
+
+
+def test_a_pods_controller_is_its_owner_whatever_the_order_of_its_owner_series():
+    """Two owners of one pod: the controller wins over an owner listed before it; two controllers (a copy from a
+    second exporter), the first in label order, in whichever order the series came."""
+    def owner(pod, kind, name, controller, **more):
+        return s(namespace="ns", pod=pod, owner_kind=kind, owner_name=name, owner_is_controller=controller,
+                 **more)(minutes(0, 60))
+
+    plain = owner("p", "ConfigMap", "cfg", "false")
+    controller = owner("p", "StatefulSet", "db", "true")
+    first_copy = owner("q", "Job", "a", "true", instance="a")
+    second_copy = owner("q", "Job", "b", "true", instance="b")
+    for series in ([plain, controller, second_copy, first_copy], [controller, plain, first_copy, second_copy]):
+        owners = Owners.from_series(series, [], [])
+        assert owners.pod_owner == {("ns", "p"): ("StatefulSet", "db"), ("ns", "q"): ("Job", "a")}
+
+
+def test_label_values_read_a_missing_label_as_empty():
+    labels = {"namespace": "ns", "pod": "p", "container": "c"}
+    assert label_values(labels, ("namespace", "pod", "container")) == ("ns", "p", "c")
+    assert label_values(labels, ("pod",)) == ("p",)
+    assert label_values(labels, ("namespace", "id")) == ("ns", "")
+    assert label_values(labels, ("id",)) == ("",)
+    assert label_values({}, ()) == ()
 
 def test_labels_pod_over_namespace():
     labels = {

@@ -4,10 +4,12 @@ their de-duplication."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Mapping, NamedTuple
+from operator import itemgetter
+from typing import Callable, Mapping, NamedTuple
 
 Labels = Mapping[str, str]
 
@@ -151,8 +153,19 @@ GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 
 
 def label_values(labels: Labels, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The values of ``keys`` in ``labels``, a missing label read as ''."""
-    return tuple(map(labels.get, keys, repeat("")))
+    """The values of ``keys`` in ``labels``, a missing label read as ''. The model groups every series by a few
+    labels, a 2,000-pod hour 40,000 times: read at C speed where all are there, the usual case."""
+    try:
+        return _getter(keys)(labels)
+    except KeyError:
+        return tuple(map(labels.get, keys, repeat("")))
+
+
+@functools.cache
+def _getter(keys: tuple[str, ...]) -> Callable[[Labels], tuple[str, ...]]:
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    return lambda labels: tuple(labels[k] for k in keys)  # itemgetter of one key gives the value, not a tuple
 
 
 def identity(metric: str, labels: Labels) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .series import Series
@@ -23,12 +24,15 @@ class Owners:
     @classmethod
     def from_series(cls, pod_owner: list[Series], replicaset_owner: list[Series], job_owner: list[Series]) -> "Owners":
         owners = cls()
-        # Controllers first, so that a non-controlling owner never shadows the controller.
-        # Then in label order, so that the answer does not depend on the order the series came in.
-        for s in sorted(pod_owner, key=lambda s: (s.labels.get("owner_is_controller") != "true",
-                                                  sorted(s.labels.items()))):
-            key = (s.labels.get("namespace", ""), s.labels.get("pod", ""))
-            owners.pod_owner.setdefault(key, (s.labels.get("owner_kind", ""), s.labels.get("owner_name", "")))
+        of_pod: dict[tuple[str, str], list[Series]] = defaultdict(list)
+        for s in pod_owner:
+            of_pod[(s.labels.get("namespace", ""), s.labels.get("pod", ""))].append(s)
+        for key, group in of_pod.items():
+            # The controller before any other owner, so that a non-controlling owner never shadows it; then the
+            # first in label order, so that the answer does not depend on the order the series came in.
+            owner = group[0] if len(group) == 1 else min(group, key=lambda s: (
+                s.labels.get("owner_is_controller") != "true", sorted(s.labels.items())))
+            owners.pod_owner[key] = (owner.labels.get("owner_kind", ""), owner.labels.get("owner_name", ""))
         for s in replicaset_owner:
             key = (s.labels.get("namespace", ""), s.labels.get("replicaset", ""))
             owners.replicaset_owner.setdefault(key, (s.labels.get("owner_kind", ""), s.labels.get("owner_name", "")))
