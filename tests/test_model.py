@@ -288,7 +288,6 @@ def test_workload_resolution():
     assert resolve_workload(owners, "ns", "bare-rs-abcde", {}) == ("replicaset", "bare-rs")
 
 
-
 def test_a_pods_controller_is_its_owner_whatever_the_order_of_its_owner_series():
     """Two owners of one pod: the controller wins over an owner listed before it; two controllers (a copy from a
     second exporter), the first in label order, in whichever order the series came."""

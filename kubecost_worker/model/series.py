@@ -153,8 +153,8 @@ GPU_RESOURCES = ("nvidia_com_gpu", "nvidia.com/gpu", "gpu")
 
 
 def label_values(labels: Labels, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The values of ``keys`` in ``labels``, a missing label read as ''. The model groups every series by a few
-    labels, a 2,000-pod hour 40,000 times: read at C speed where all are there, the usual case."""
+    """The values of ``keys`` in ``labels``, a missing label read as ''. The model groups series by a few labels
+    about 40,000 times in a 2,000-pod hour: read at C speed where all of them are there, the usual case."""
     try:
         return _getter(keys)(labels)
     except KeyError:
