@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer import TENANT, peer, prometheus_cpu, say, simulated  # noqa: E402
+from peer import TENANT, peer, prometheus_cpu, say, simulated_hours  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
@@ -182,11 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("text", "warning")
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-profile-"))
-    last = int(time.time()) // 3600 * 3600 - 3600
-    first = last - (args.hours - 1) * 3600
-    # from the hour before the first: a counter's increase starts at its last sample before the hour
-    tsdb = simulated(workdir, "profile", args.pods, first - 3600, args.hours + 1)
-    starts = list(range(first, last + 3600, 3600))
+    tsdb, starts = simulated_hours(workdir, "profile", args.pods, args.hours)
     sink = ClickHouseSink.open(f"chdb://{workdir / 'ch'}")  # one embedded store per process
     migrations.migrate(sink.client)
     server = LocalPrometheus(tsdb)
@@ -203,7 +199,7 @@ def main() -> None:
                 for stage, seconds in found.items():
                     stages[stage] += seconds * len(batch) / len(starts)
             report(name, len(starts), Recording.sent, replayed(url, server.process.pid, Recording.sent), stages)
-        reaching_the_series(url, server.process.pid, last + 3600 - 0.001)
+        reaching_the_series(url, server.process.pid, starts[-1] + 3600 - 0.001)
         floor(url, server.process.pid, client, starts)
 
 

@@ -27,26 +27,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 # before peer, which puts this checkout first on the path
 from kubecost_worker import logs  # noqa: E402  isort: skip
-from peer import TENANT, say, simulated  # noqa: E402
+from peer import TENANT, say, simulated_hours  # noqa: E402
 
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
-from kubecost_worker.hours import HOUR  # noqa: E402
 from kubecost_worker.model import compute_hour  # noqa: E402
 from kubecost_worker.pipeline import cyclic_gc_paused  # noqa: E402
-from kubecost_worker.source import extract, thanos  # noqa: E402
+from kubecost_worker.source import extract  # noqa: E402
+from kubecost_worker.wiring import thanos_client  # noqa: E402
 
 
 def fetched_inputs(pods: int, hours: int) -> list:
     """The inputs of ``hours`` simulated hours of ``pods`` pods, read as one batch."""
-    workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-model-"))
-    last = int(time.time()) // HOUR * HOUR - HOUR
-    first = last - (hours - 1) * HOUR
-    # from the hour before the first: a counter's increase starts at its last sample before the hour
-    tsdb = simulated(workdir, "model", pods, first - HOUR, hours + 1)
+    tsdb, starts = simulated_hours(Path(tempfile.mkdtemp(prefix="kcw-bench-model-")), "model", pods, hours)
     with LocalPrometheus(tsdb) as url:
-        client = thanos.ThanosClient(thanos.ThanosSettings.from_config(load_config({"KCW_THANOS_URL": url})))
-        starts = list(range(first, last + HOUR, HOUR))
+        client = thanos_client(load_config({"KCW_THANOS_URL": url}))
         return [fetch.read() for fetch in extract.fetch_hours(client, "tenant_id", TENANT, starts, 60)]
 
 

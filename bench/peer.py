@@ -239,14 +239,19 @@ def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) 
     return workdir / f"tsdb-{name}"
 
 
+def simulated_hours(workdir: Path, name: str, pods: int, hours: int) -> tuple[Path, list[int]]:
+    """``simulated`` for the last ``hours`` closed hours and the hour before the first (a counter's increase starts
+    at its last sample before the hour): the data directory and the hours' starts."""
+    last = int(time.time()) // 3600 * 3600 - 3600
+    first = last - (hours - 1) * 3600
+    return simulated(workdir, name, pods, first - 3600, hours + 1), list(range(first, last + 3600, 3600))
+
+
 def measure_size(pods: int, hours: int, workdir: Path, repeat: int = 1) -> dict:
     """The peer and the worker (hour by hour, batched) over ``hours`` hours of ``pods`` pods, ``repeat`` rounds in
     turn on one Prometheus: each figure the median of the rounds (the machine's speed drifts between rounds)."""
-    last = int(time.time()) // 3600 * 3600 - 3600
-    first = last - (hours - 1) * 3600
-    # from the hour before the first: a counter's increase starts at its last sample before the hour
-    tsdb = simulated(workdir, str(pods), pods, first - 3600, hours + 1)
-    hour_list = list(range(first, last + 3600, 3600))
+    tsdb, hour_list = simulated_hours(workdir, str(pods), pods, hours)
+    first, last = hour_list[0], hour_list[-1]
     empty_start = first - 86400
     rounds = []
     server = LocalPrometheus(tsdb)

@@ -312,6 +312,7 @@ def test_label_values_read_a_missing_label_as_empty():
     assert label_values(labels, ("id",)) == ("",)
     assert label_values({}, ()) == ()
 
+
 def test_labels_pod_over_namespace():
     labels = {
         "kube_namespace_labels": [s(namespace="default", label_team="platform", label_env="prod")(minutes(0, 60))],
