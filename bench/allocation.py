@@ -36,6 +36,7 @@ from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.store.ledger import RunRecord  # noqa: E402
 from kubecost_worker.store import cleanup, days as day_builds  # noqa: E402
@@ -116,7 +117,7 @@ def open_store(store: Path | None, pods: int, days: int):
                                 "WHERE cloud_account_id = {t:String}", {"t": TENANT})[0]
     else:
         workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-allocation-"))
-        last = int(time.time()) // 3600 * 3600 - 3600
+        last = last_closed_hour()
         print(f"simulating {pods} pods for 2 h and backfilling Prometheus...", file=sys.stderr)
         sim = write_simulation(workdir / "sim", [TENANT], last - 3600, 2, nodes=max(3, pods // 50), pods=pods)
         create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")

@@ -43,6 +43,7 @@ from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks, free_port  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
 from kubecost_worker.source.thanos import ThanosClient, ThanosSettings  # noqa: E402
@@ -370,7 +371,7 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("text", "warning")
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-api-"))
-    last = int(time.time()) // 3600 * 3600 - 3600
+    last = last_closed_hour()
     prom_start = last - (args.prom_hours - 1) * 3600
     print(f"simulating {args.pods} pods for {args.prom_hours} h and backfilling Prometheus...", file=sys.stderr)
     sim = write_simulation(workdir / "sim", [TENANT], prom_start, args.prom_hours, nodes=max(3, args.pods // 50),

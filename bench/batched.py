@@ -33,6 +33,7 @@ from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.source.promql import names_matcher  # noqa: E402
@@ -145,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("text", "error")  # the simulated unpriced node warns every hour
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-batched-"))
-    last = args.last if args.tsdb else int(time.time()) // 3600 * 3600 - 3600
+    last = args.last if args.tsdb else last_closed_hour()
     first = last - (args.hours - 1) * 3600
     tsdb = args.tsdb
     if tsdb is None:
@@ -190,7 +191,7 @@ def memory(pods: int, hours: int, workdir: Path) -> None:
     import json
     import subprocess
 
-    last = int(time.time()) // 3600 * 3600 - 3600
+    last = last_closed_hour()
     first = last - (hours - 1) * 3600
     print(f"\nsimulating {pods} pods for {hours + 1} h for the memory figures...", file=sys.stderr)
     sim = write_simulation(workdir / "sim-memory", [TENANT], first - 3600, hours + 1, nodes=max(3, pods // 50),

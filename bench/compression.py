@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
@@ -29,7 +28,7 @@ from peer import TENANT, prometheus_cpu, say, simulated  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
-from kubecost_worker.hours import HOUR  # noqa: E402
+from kubecost_worker.hours import HOUR, last_closed_hour  # noqa: E402
 from kubecost_worker.source.extract import fetch_hours  # noqa: E402
 from kubecost_worker.source.thanos import ThanosSettings  # noqa: E402
 
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     logs.configure("text", "warning")
-    first = int(time.time()) // HOUR * HOUR - (args.hours + 1) * HOUR
+    first = last_closed_hour() - args.hours * HOUR
     starts = [first + k * HOUR for k in range(args.hours)]
     with tempfile.TemporaryDirectory(prefix="kcw-compression-") as workdir:
         for pods in (int(p) for p in args.pods.split(",")):

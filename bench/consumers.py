@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 
 WORKER = Path(sys.executable).parent / "kubecost-worker"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--consumers", default="1,2")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
-    end = int(time.time()) // 3600 * 3600
+    end = last_closed_hour() + 3600
     start = end - args.hours * 3600
     tenants = [f"bench-tenant-{i + 1:03d}" for i in range(args.tenants)]
     # tenant by tenant: promtool holds a whole file's series at once (20 tenants x 200 pods x 24 h in one file

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import simulate  # noqa: E402
@@ -61,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("text", "warning")
     workdir = Path(tempfile.mkdtemp(prefix="kcw-efficiency-"))
-    first = int(time.time()) // 3600 * 3600 - (args.hours + 1) * 3600
+    first = last_closed_hour() - args.hours * 3600
     sim = simulate([TENANT], first, args.hours, nodes=max(3, args.pods // 50), pods=args.pods)
     sim.write_openmetrics(workdir / "metrics.om")
     create_blocks(workdir / "metrics.om", workdir / "tsdb")

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from consumers import WORKER, consumer_env, consumers_running, delete_queues  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 
 BIG = "bench-big-tenant"
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=1)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-fairness-"))
-    last = int(time.time()) // 3600 * 3600 - 3600
+    last = last_closed_hour()
     first = last - (args.hours - 1) * 3600
     small = [f"bench-small-{i + 1:03d}" for i in range(args.small)]
     print(f"simulating {args.small} x {args.small_pods} pods and {args.big_pods} pods for {args.hours + 1} h...",

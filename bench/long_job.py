@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from consumers import AMQP, WORKER, consumer_env, delete_queues  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from tests.faultproxy import FaultProxy, Slow  # noqa: E402
 
 TENANT = "long-job-tenant"
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=30)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-long-"))
-    hour = int(time.time()) // 3600 * 3600 - 3 * 3600
+    hour = last_closed_hour() - 2 * 3600
     sim = write_simulation(workdir / "sim", [TENANT], hour, 1, nodes=3, pods=10)
     create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")
     with LocalPrometheus(workdir / "tsdb") as url, FaultProxy(url, upstream_timeout=60) as proxy:

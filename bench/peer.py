@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 
 TENANT = "bench-tenant"
 WORKER = Path(sys.executable).parent / "kubecost-worker"
@@ -242,7 +243,7 @@ def simulated(workdir: Path, name: str, pods: int, first_hour: int, hours: int) 
 def simulated_hours(workdir: Path, name: str, pods: int, hours: int) -> tuple[Path, list[int]]:
     """``simulated`` for the last ``hours`` closed hours and the hour before the first (a counter's increase starts
     at its last sample before the hour): the data directory and the hours' starts."""
-    last = int(time.time()) // 3600 * 3600 - 3600
+    last = last_closed_hour()
     first = last - (hours - 1) * 3600
     return simulated(workdir, name, pods, first - 3600, hours + 1), list(range(first, last + 3600, 3600))
 

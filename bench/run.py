@@ -55,6 +55,7 @@ import reconcile  # noqa: E402
 
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 from kubecost_worker.pipeline import run_hours  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
 from kubecost_worker.model.series import KEPT_PREFIX, NEEDED_METRICS  # noqa: E402
@@ -157,7 +158,7 @@ def main() -> None:
     logs.configure("text", "warning")
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-"))
-    last = int(time.time()) // 3600 * 3600 - 3600
+    last = last_closed_hour()
     first = last - 23 * 3600
     out: dict = {}
     if wanted("hour_10k") or wanted("memory_10k"):

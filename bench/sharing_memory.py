@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api import fill  # noqa: E402
 from kubecost_worker import logs, wiring  # noqa: E402
 from kubecost_worker.config import load_config  # noqa: E402
+from kubecost_worker.hours import last_closed_hour  # noqa: E402
 
 TENANT = "bench-churning-tenant"
 # the chart's memory limit of the API (api.resources.limits.memory)
@@ -66,7 +67,7 @@ def open_store(store: Path | None, pods: int, days: int) -> tuple[str, int, int,
         from kubecost_worker.pipeline import run_hours
 
         workdir = Path(tempfile.mkdtemp(prefix="kcw-bench-sharing-memory-"))
-        last = int(time.time()) // 3600 * 3600 - 3600
+        last = last_closed_hour()
         print(f"simulating {pods} pods for 2 h and backfilling Prometheus...", file=sys.stderr)
         sim = write_simulation(workdir / "sim", [TENANT], last - 3600, 2, nodes=max(3, pods // 50), pods=pods)
         create_blocks(Path(sim["openmetrics"]), workdir / "tsdb")

@@ -36,7 +36,7 @@ from kubecost_worker.config import load_config  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus, create_blocks  # noqa: E402
 from kubecost_worker.devtools.simulation import write_simulation  # noqa: E402
 from kubecost_worker.jobs.scheduler import CLEANUP_OVERLAP  # noqa: E402
-from kubecost_worker.hours import HOUR, now
+from kubecost_worker.hours import HOUR, last_closed_hour, now
 from kubecost_worker.store.ledger import RunStatus  # noqa: E402
 from kubecost_worker.store import migrations  # noqa: E402
 from kubecost_worker.store.clickhouse import ClickHouseSink  # noqa: E402
@@ -191,7 +191,7 @@ def main() -> None:
     sink = ClickHouseSink.open(f"chdb://{workdir / 'ch'}")
     migrations.migrate(sink.client)
     hours = args.days * 24
-    first = (int(time.time()) // 3600 - hours) * 3600
+    first = last_closed_hour() - (hours - 1) * 3600
     began = time.perf_counter()
     fill(sink, args.tenants, hours, args.rows_per_hour, first)
     rows = sink.query("SELECT count() FROM k8s_expenses")[0][0]

@@ -4,6 +4,7 @@ conversions, and the times an operator or a message may write."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 HOUR = 3600
 DAY = 86400
@@ -15,6 +16,11 @@ def utc(ts: int | float) -> dt.datetime:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def last_closed_hour(at: float | None = None) -> int:
+    """The start of the newest hour that has closed by unix time ``at`` (the clock where not given)."""
+    return int((time.time() if at is None else at) // HOUR * HOUR) - HOUR
 
 
 def iso(ts: int | float) -> str:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from kubecost_worker.store.ledger import COMMIT_DEADLINE, CurrentRun, RunRecord, RunStatus, refusal
-from kubecost_worker.hours import HOUR, hour_starts, iso
+from kubecost_worker.hours import HOUR, hour_starts, iso, last_closed_hour
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 CURRENT = CurrentRun(uuid.UUID(int=1), coverage=1000, rows_written=200)
@@ -60,3 +60,9 @@ def test_hour_starts_are_the_whole_hours_inside_the_range():
     assert hour_starts(T0, T0 + 3 * HOUR) == [T0, T0 + HOUR, T0 + 2 * HOUR]
     assert hour_starts(T0 + 1, T0 + 3 * HOUR - 1) == [T0 + HOUR]
     assert hour_starts(T0, T0) == [] and iso(T0) == "2026-01-01T00:00:00Z"
+
+
+def test_the_last_closed_hour_is_the_newest_that_ended_by_then():
+    assert last_closed_hour(T0 + 10 * HOUR) == T0 + 9 * HOUR  # 10:00: the 09:00 hour has just closed
+    assert last_closed_hour(T0 + 10 * HOUR - 0.001) == T0 + 8 * HOUR
+    assert last_closed_hour(T0 + 10 * HOUR + 59 * 60) == T0 + 9 * HOUR

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from .. import logs
@@ -38,9 +36,9 @@ def demo(workdir: str, tenant_count: int, hours: int, pods: int, nodes: int) -> 
 def simulate(out_dir: str, tenant_count: int, nodes: int, pods: int, hours: int, end: int | None, seed: int) -> None:
     """Write a synthetic multi-tenant cluster as OpenMetrics plus its ground truth."""
     from ..devtools.simulation import write_simulation
-    from ..hours import HOUR
+    from ..hours import HOUR, last_closed_hour
 
-    end = end if end is not None else int(time.time()) // HOUR * HOUR
+    end = end if end is not None else last_closed_hour() + HOUR
     end -= end % HOUR
     tenants = [f"sim-tenant-{i + 1:04d}" for i in range(tenant_count)]
     written = write_simulation(out_dir, tenants, end - hours * HOUR, hours, nodes=nodes, pods=pods, seed=seed)

@@ -16,7 +16,7 @@ from .. import wiring
 from ..config import load_config
 from ..output import format_rows
 from ..pipeline import run_hours
-from ..hours import HOUR, hour_starts
+from ..hours import HOUR, hour_starts, last_closed_hour
 from .accuracy import Accuracy, compare_with_ground_truth, stored_rows
 from .localprom import LocalPrometheus, create_blocks
 from .simulation import write_simulation
@@ -27,7 +27,7 @@ def run_demo(workdir: str | Path, tenant_count: int = 2, hours: int = 24, pods: 
     workdir = Path(workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    end = int(time.time()) // HOUR * HOUR
+    end = last_closed_hour() + HOUR
     start = end - hours * HOUR
     tenants = [f"demo-tenant-{i + 1:04d}" for i in range(tenant_count)]
     echo(f"1/5 simulating {tenant_count} tenants x {nodes} nodes x ~{pods} pods for the last {hours} hours")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..hours import HOUR
+from ..hours import HOUR, last_closed_hour
 from ..store.ledger import HourState
 
 
 def last_due_hour(now: float, lag_minutes: int) -> int:
     """Start of the newest hour that closed at least ``lag_minutes`` before ``now``."""
-    return int((now - lag_minutes * 60) // HOUR * HOUR) - HOUR
+    return last_closed_hour(now - lag_minutes * 60)
 
 
 def catchup_window(now: float, lag_minutes: int, max_catchup_hours: int) -> list[int]:
