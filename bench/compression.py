@@ -24,11 +24,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hour_profile import Recording  # noqa: E402
-from peer import TENANT, prometheus_cpu, say, simulated  # noqa: E402
+from peer import TENANT, prometheus_cpu, say, simulated_hours  # noqa: E402
 
 from kubecost_worker import logs  # noqa: E402
 from kubecost_worker.devtools.localprom import LocalPrometheus  # noqa: E402
-from kubecost_worker.hours import HOUR, last_closed_hour  # noqa: E402
 from kubecost_worker.source.extract import fetch_hours  # noqa: E402
 from kubecost_worker.source.thanos import ThanosSettings  # noqa: E402
 
@@ -67,11 +66,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     logs.configure("text", "warning")
-    first = last_closed_hour() - args.hours * HOUR
-    starts = [first + k * HOUR for k in range(args.hours)]
     with tempfile.TemporaryDirectory(prefix="kcw-compression-") as workdir:
         for pods in (int(p) for p in args.pods.split(",")):
-            tsdb = simulated(Path(workdir), str(pods), pods, first - HOUR, args.hours + 1)
+            tsdb, starts = simulated_hours(Path(workdir), str(pods), pods, args.hours)
             server = LocalPrometheus(tsdb)
             with server as url:
                 sent = recorded_requests(url, starts)
